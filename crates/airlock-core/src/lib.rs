@@ -1,0 +1,16 @@
+//! airlock-core: everything that decides "trust or refuse", with no I/O and no async.
+//!
+//! It takes bytes and a clock value and returns verified values or a typed error. It never opens a
+//! file or a socket: services around it fetch bytes, hand them in and store what it accepted.
+//!
+//! - [`cjson`]: OLPC canonical JSON, byte-compatible with securesystemslib.
+//! - [`crypto`]: keys, signers and verifiers for every signature scheme airlock supports.
+//! - [`tuf`]: TUF 1.0.x metadata model and the client's trusted-metadata state.
+//! - [`tlog`]: transparency-log math and formats (Merkle proofs, signed notes, checkpoints,
+//!   cosignatures, proof bundles, policies).
+#![forbid(unsafe_code)]
+
+pub mod cjson;
+pub mod crypto;
+pub mod tlog;
+pub mod tuf;

@@ -1,0 +1,1 @@
+//! Transparency-log math and C2SP formats.

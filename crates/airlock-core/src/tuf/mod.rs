@@ -1,0 +1,1 @@
+//! TUF 1.0.x metadata and trust logic.
