@@ -47,12 +47,11 @@ pub(crate) fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, CryptoError
 
 pub(crate) fn verify(key: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
     let vk = verifying_key(key)?;
-    let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|e| {
-        CryptoError::MalformedSignature {
+    let sig =
+        ed25519_dalek::Signature::from_slice(sig).map_err(|e| CryptoError::MalformedSignature {
             scheme: SCHEME.into(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     vk.verify_strict(msg, &sig)
         .map_err(|_| CryptoError::BadSignature {
             scheme: SCHEME.into(),

@@ -1,0 +1,6 @@
+//! One module per subcommand; each owns its `Args` and `run`.
+pub mod demo;
+pub mod log;
+pub mod repo;
+pub mod update;
+pub mod witness;
