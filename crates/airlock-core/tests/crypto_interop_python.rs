@@ -101,7 +101,10 @@ fn securesystemslib_signatures_verify_here() {
     }
     // OpenSSL does not normalise S: among 48 signatures (chance of none high: 2^-48) at least
     // one is high-S, and it verified above.
-    assert!(saw_high_s, "expected a high-S ECDSA signature from securesystemslib");
+    assert!(
+        saw_high_s,
+        "expected a high-S ECDSA signature from securesystemslib"
+    );
 }
 
 /// Whether a DER ECDSA P-256 signature has s > n/2.
@@ -158,5 +161,8 @@ fn our_signatures_verify_in_securesystemslib() {
         }
     }
     let out = run_python(&py, PY_VERIFY, &serde_json::to_string(&cases).unwrap());
-    assert_eq!(out.lines().filter(|l| l.starts_with("ok ")).count(), cases.len());
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok ")).count(),
+        cases.len()
+    );
 }
