@@ -166,3 +166,59 @@ fn our_signatures_verify_in_securesystemslib() {
         cases.len()
     );
 }
+
+const PY_LOAD_KEYFILE: &str = r#"
+import json, sys
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from securesystemslib.signer import CryptoSigner, SSlibKey
+cases = json.loads(sys.stdin.read())
+out = []
+for c in cases:
+    try:
+        priv = load_pem_private_key(c["pem"].encode(), c["passphrase"].encode())
+    except Exception as e:
+        raise SystemExit(c["pem"][:0] + "case %d: %r" % (len(out), e))
+    key = SSlibKey.from_crypto(priv.public_key())
+    signer = CryptoSigner(priv, key)
+    out.append({"keyid": key.keyid, "sig": signer.sign(bytes.fromhex(c["msg"])).signature})
+print(json.dumps(out))
+"#;
+
+/// Our encrypted key files (PBES2, scrypt at the interactive cost, AES-256-CBC) load in
+/// pyca/cryptography: the public key it derives has our key id, and what it signs verifies here.
+#[test]
+fn our_encrypted_key_files_load_in_pyca_cryptography() {
+    use airlock_core::crypto::keyfile::{KdfCost, KeyFileEncoding, encode_private_key};
+    let Some(py) = python() else { return };
+    let keys = [
+        PrivateKey::generate(KeyScheme::Ed25519).unwrap(),
+        PrivateKey::generate(KeyScheme::EcdsaP256).unwrap(),
+        PrivateKey::generate_rsa(2048).unwrap(),
+    ];
+    let cases: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            let pem = encode_private_key(
+                k,
+                KeyFileEncoding::Encrypted {
+                    passphrase: "pässwörd".as_bytes(),
+                    cost: KdfCost::Interactive,
+                },
+            )
+            .unwrap();
+            json!({"pem": pem.as_str(), "passphrase": "pässwörd", "msg": hex::encode(MSG)})
+        })
+        .collect();
+    let out = run_python(
+        &py,
+        PY_LOAD_KEYFILE,
+        &serde_json::to_string(&cases).unwrap(),
+    );
+    let results: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(results.len(), keys.len());
+    for (k, r) in keys.iter().zip(&results) {
+        assert_eq!(r["keyid"].as_str().unwrap(), k.public_key().key_id());
+        let sig = hex::decode(r["sig"].as_str().unwrap()).unwrap();
+        k.public_key().verify(MSG, &sig).unwrap();
+    }
+}

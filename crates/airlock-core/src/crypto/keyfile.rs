@@ -21,7 +21,7 @@ use pkcs8::{
     EncodePrivateKey, EncryptedPrivateKeyInfoRef, LineEnding, ObjectIdentifier, PrivateKeyInfoRef,
 };
 use slh_dsa::{ParameterSet, Sha2_128s, SigningKey as SlhSigningKey};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{CryptoError, EcdsaP256Private, Ed25519Private, HybridPrivate, PrivateKey, RsaPrivate};
 
@@ -107,11 +107,11 @@ pub fn encode_private_key(
 ) -> Result<Zeroizing<String>, KeyFileError> {
     let enc_err = |e: pkcs8::Error| KeyFileError::Encode(e.to_string());
     let docs: Vec<SecretDocument> = match key {
-        PrivateKey::Ed25519(k) => vec![k.signing_key().to_pkcs8_der().map_err(enc_err)?],
+        PrivateKey::Ed25519(k) => vec![ed25519_pkcs8_v1(k.signing_key()).map_err(enc_err)?],
         PrivateKey::EcdsaP256(k) => vec![k.signing_key().to_pkcs8_der().map_err(enc_err)?],
         PrivateKey::Rsa(k) => vec![k.private_key().to_pkcs8_der().map_err(enc_err)?],
         PrivateKey::Hybrid(k) => vec![
-            k.ed25519_key().to_pkcs8_der().map_err(enc_err)?,
+            ed25519_pkcs8_v1(k.ed25519_key()).map_err(enc_err)?,
             k.slh_dsa_key().to_pkcs8_der().map_err(enc_err)?,
         ],
     };
@@ -143,6 +143,18 @@ pub fn encode_private_key(
         out.push_str(&pem);
     }
     Ok(out)
+}
+
+/// Ed25519 as RFC 8410 PKCS#8 v1 (seed only, no public key): the form every tool reads
+/// (pyca/cryptography refuses the v2 form with the public key attached).
+fn ed25519_pkcs8_v1(key: &EdSigningKey) -> pkcs8::Result<SecretDocument> {
+    let mut bytes = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let doc = bytes.to_pkcs8_der();
+    bytes.secret_key.zeroize();
+    doc
 }
 
 /// One PEM block of a key file.
