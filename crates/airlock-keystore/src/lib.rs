@@ -167,7 +167,7 @@ fn read_fd(fd: i32) -> Result<Zeroizing<String>, String> {
 /// How a private key file is protected.
 #[derive(Clone, Debug)]
 pub enum Protection {
-    /// Encrypted PKCS#8 (PBES2, scrypt + AES-256-CBC). The default.
+    /// Encrypted PKCS#8 (PBES2, scrypt + AES-256-GCM). The default.
     Encrypted {
         passphrase: PassphraseSource,
         cost: KdfCost,
