@@ -204,3 +204,55 @@ fn pyca_encrypted_key_files_import_here() {
         theirs.verify(MSG, &sig).unwrap();
     }
 }
+
+const PY_ED448: &str = r#"
+import json, sys
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey, Ed448PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption, Encoding, PrivateFormat, PublicFormat)
+from cryptography.exceptions import InvalidSignature
+req = json.loads(sys.stdin.read())
+# Verify what airlock signed, and refuse a tampered message.
+pub = Ed448PublicKey.from_public_bytes(bytes.fromhex(req["public"]))
+msg = bytes.fromhex(req["msg"])
+pub.verify(bytes.fromhex(req["sig"]), msg)
+try:
+    pub.verify(bytes.fromhex(req["sig"]), msg + b"x")
+    raise SystemExit("tampered Ed448 message verified")
+except InvalidSignature:
+    pass
+# Sign for airlock, and export the key as encrypted PKCS#8.
+priv = Ed448PrivateKey.generate()
+print(json.dumps({
+    "public": priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex(),
+    "sig": priv.sign(msg).hex(),
+    "pem": priv.private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
+                              BestAvailableEncryption(b"pw")).decode(),
+}))
+"#;
+
+/// Ed448 has no securesystemslib scheme; interop is with pyca/cryptography (OpenSSL) directly:
+/// both directions of signing, and import of its encrypted PKCS#8 key file.
+#[test]
+fn ed448_interop_with_pyca_cryptography() {
+    use airlock_core::crypto::keyfile::decode_private_key;
+    let Some(py) = python() else { return };
+    let ours = PrivateKey::generate(KeyScheme::Ed448).unwrap();
+    let req = json!({
+        "public": ours.public_key().public_str().unwrap(),
+        "msg": hex::encode(MSG),
+        "sig": hex::encode(ours.sign(MSG).unwrap()),
+    });
+    let out = run_python(&py, PY_ED448, &req.to_string());
+    let resp: Value = serde_json::from_str(&out).unwrap();
+    let pem = resp["pem"].as_str().unwrap();
+    let theirs = decode_private_key(pem.as_bytes(), Some(b"pw")).unwrap();
+    assert_eq!(theirs.scheme(), KeyScheme::Ed448);
+    assert_eq!(
+        theirs.public_key().public_str().unwrap(),
+        resp["public"].as_str().unwrap()
+    );
+    let sig = hex::decode(resp["sig"].as_str().unwrap()).unwrap();
+    theirs.public_key().verify(MSG, &sig).unwrap();
+    assert!(theirs.public_key().verify(b"other", &sig).is_err());
+}

@@ -20,6 +20,7 @@ fn keys() -> &'static Vec<PrivateKey> {
             PrivateKey::generate(KeyScheme::EcdsaP256).unwrap(),
             PrivateKey::generate_rsa(2048).unwrap(),
             PrivateKey::generate(KeyScheme::HybridEd25519SlhDsa).unwrap(),
+            PrivateKey::generate(KeyScheme::Ed448).unwrap(),
         ]
     })
 }
@@ -33,6 +34,7 @@ fn other_keys() -> &'static Vec<PrivateKey> {
             PrivateKey::generate(KeyScheme::EcdsaP256).unwrap(),
             PrivateKey::generate_rsa(2048).unwrap(),
             PrivateKey::generate(KeyScheme::HybridEd25519SlhDsa).unwrap(),
+            PrivateKey::generate(KeyScheme::Ed448).unwrap(),
         ]
     })
 }
@@ -298,7 +300,7 @@ fn key_scheme_names_parse() {
         assert_eq!(s.short_name().parse::<KeyScheme>().unwrap(), s);
         assert_eq!(s.scheme_name().parse::<KeyScheme>().unwrap(), s);
     }
-    assert!("ed448".parse::<KeyScheme>().is_err());
+    assert!("ed25519ph".parse::<KeyScheme>().is_err());
 }
 
 // ---- key files ----
