@@ -35,8 +35,7 @@ pub(crate) fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, CryptoError
         .try_into()
         .map_err(|_| malformed_key(format!("{} bytes, expected {PUBLIC_KEY_LENGTH}", raw.len())))?;
     // from_bytes decompresses with an on-curve and torsion-free check and refuses the identity.
-    VerifyingKey::from_bytes(&arr.into())
-        .map_err(|_| malformed_key("not a valid prime-order Ed448 point"))
+    VerifyingKey::from_bytes(&arr).map_err(|_| malformed_key("not a valid prime-order Ed448 point"))
 }
 
 pub(crate) fn verify(key: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
