@@ -585,3 +585,12 @@ fn cbc_would_be_malleable() {
     }
     assert!(silently_different > 0, "expected CBC to be malleable");
 }
+
+/// Key files that went through a Windows editor (CRLF line endings) still decode.
+#[test]
+fn key_file_crlf_accepted() {
+    let pem = encode_private_key(&keys()[0], fast(b"pw")).unwrap();
+    let crlf = pem.replace('\n', "\r\n");
+    let back = decode_private_key(crlf.as_bytes(), Some(b"pw")).unwrap();
+    assert_eq!(back.public_key(), keys()[0].public_key());
+}
