@@ -21,13 +21,12 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use airlock_core::crypto::keyfile::{
-    self, KdfCost, KeyFileEncoding, KeyFileError, MAX_KEY_FILE_LEN,
-};
+use airlock_core::crypto::keyfile::{self, KeyFileEncoding, MAX_KEY_FILE_LEN};
 use airlock_core::crypto::{CryptoError, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
-pub use airlock_core::crypto::keyfile::KdfCost as ScryptCost;
+/// Re-exported so callers need only this crate: the scrypt cost knob and the format errors.
+pub use airlock_core::crypto::keyfile::{KdfCost, KeyFileError};
 
 /// Longest passphrase read from a file descriptor or the environment.
 const MAX_PASSPHRASE_LEN: usize = 4096;
