@@ -320,10 +320,7 @@ impl Fetcher {
                     return Err((
                         FetchError::Redirect {
                             url: current,
-                            reason: format!(
-                                "more than {} redirects",
-                                self.config.max_redirects
-                            ),
+                            reason: format!("more than {} redirects", self.config.max_redirects),
                         },
                         0,
                     ));
@@ -358,7 +355,15 @@ impl Fetcher {
             match status {
                 200 => break response,
                 404 => return Err((FetchError::NotFound { url: current }, 0)),
-                _ => return Err((FetchError::HttpStatus { url: current, status }, 0)),
+                _ => {
+                    return Err((
+                        FetchError::HttpStatus {
+                            url: current,
+                            status,
+                        },
+                        0,
+                    ));
+                }
             }
         };
 
@@ -369,7 +374,13 @@ impl Fetcher {
             .and_then(|v| v.trim().parse::<u64>().ok());
         if announced.is_some_and(|n| n > max_len) {
             // Fail early; a truthful server would send too much, a lying one a truncated body.
-            return Err((FetchError::TooLarge { url: current, max_len }, 0));
+            return Err((
+                FetchError::TooLarge {
+                    url: current,
+                    max_len,
+                },
+                0,
+            ));
         }
         let mut reader = response
             .into_body()
@@ -388,7 +399,13 @@ impl Fetcher {
             };
             let chunk = buf.get(..n).unwrap_or_default();
             if written + n as u64 > max_len {
-                return Err((FetchError::TooLarge { url: current, max_len }, written));
+                return Err((
+                    FetchError::TooLarge {
+                        url: current,
+                        max_len,
+                    },
+                    written,
+                ));
             }
             out.write_all(chunk).map_err(|source| {
                 (
@@ -423,12 +440,12 @@ impl Fetcher {
 
     /// Scheme policy: https always; http only to loopback and only when allowed.
     fn check_url(&self, url: &str) -> Result<(), FetchError> {
-        let uri: ureq::http::Uri = url.parse().map_err(|e: ureq::http::uri::InvalidUri| {
-            FetchError::InvalidUrl {
-                url: url.to_string(),
-                reason: e.to_string(),
-            }
-        })?;
+        let uri: ureq::http::Uri =
+            url.parse()
+                .map_err(|e: ureq::http::uri::InvalidUri| FetchError::InvalidUrl {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?;
         let host = uri.host().ok_or_else(|| FetchError::InvalidUrl {
             url: url.to_string(),
             reason: "no host".into(),
@@ -518,7 +535,10 @@ fn classify(url: &str, error: ureq::Error) -> FetchError {
 }
 
 fn classify_io(url: String, e: io::Error) -> FetchError {
-    if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         return FetchError::Tls {
             url,
             detail: tls.to_string(),

@@ -231,11 +231,10 @@ impl TestCa {
             source,
         })?;
         let sans: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params =
-            CertificateParams::new(sans).map_err(|source| TlsError::Generate {
-                what: "server certificate parameters",
-                source,
-            })?;
+        let mut params = CertificateParams::new(sans).map_err(|source| TlsError::Generate {
+            what: "server certificate parameters",
+            source,
+        })?;
         let mut dn = DistinguishedName::new();
         dn.push(
             DnType::CommonName,
