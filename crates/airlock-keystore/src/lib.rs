@@ -1,3 +1,342 @@
 #![forbid(unsafe_code)]
 //! Key files on disk: encrypted by default (mode 0600), passphrase from a prompt, an environment
 //! variable or a file descriptor.
+//!
+//! The byte format lives in `airlock_core::crypto::keyfile` (encrypted PKCS#8 PEM); this crate
+//! adds the file system (atomic writes, permissions) and passphrase sources. Every error names
+//! the file it concerns.
+//!
+//! ```no_run
+//! use airlock_core::crypto::{KeyScheme, PrivateKey};
+//! use airlock_keystore::{PassphraseSource, Protection, read_private_key, write_private_key};
+//!
+//! let key = PrivateKey::generate(KeyScheme::Ed25519)?;
+//! let pass = PassphraseSource::Env("AIRLOCK_PASSPHRASE".into());
+//! write_private_key("root.key".as_ref(), &key, &Protection::encrypted(pass.clone()))?;
+//! let again = read_private_key("root.key".as_ref(), &pass)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use airlock_core::crypto::keyfile::{self, KeyFileEncoding, MAX_KEY_FILE_LEN};
+use airlock_core::crypto::{CryptoError, PrivateKey, PublicKey};
+use zeroize::Zeroizing;
+
+/// Re-exported so callers need only this crate: the scrypt cost knob and the format errors.
+pub use airlock_core::crypto::keyfile::{KdfCost, KeyFileError};
+
+/// Longest passphrase read from a file descriptor or the environment.
+const MAX_PASSPHRASE_LEN: usize = 4096;
+/// Largest public key file read.
+const MAX_PUBLIC_KEY_FILE_LEN: usize = 64 * 1024;
+
+/// What went wrong, always naming the file (or passphrase source) concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    #[error("key file {path}: {source}")]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        source: KeyFileError,
+    },
+    #[error("key file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("public key file {path}: {reason}")]
+    PublicKey { path: PathBuf, reason: String },
+    #[error("public key file {path}: {source}")]
+    PublicKeyCrypto {
+        path: PathBuf,
+        #[source]
+        source: CryptoError,
+    },
+    #[error("passphrase for {path}: {reason}")]
+    Passphrase { path: PathBuf, reason: String },
+    #[error("{path} already exists; refusing to overwrite a key file")]
+    Exists { path: PathBuf },
+}
+
+/// Where a passphrase comes from.
+#[derive(Clone, Debug)]
+pub enum PassphraseSource {
+    /// Ask on the terminal (rpassword); when writing, ask twice and require a match.
+    Prompt,
+    /// The value of this environment variable (e.g. `AIRLOCK_PASSPHRASE`), for CI.
+    Env(String),
+    /// Read from this already-open file descriptor until newline or EOF, for cron and CI
+    /// (`airlock ... --passphrase-fd 3 3<secret`). Uses `/dev/fd/N`, so it works on Linux and
+    /// macOS.
+    Fd(i32),
+    /// A passphrase the program already holds (tests, or a caller with its own source).
+    Value(Zeroizing<String>),
+}
+
+impl PassphraseSource {
+    /// Obtain the passphrase for `path`. `confirm` asks twice on a prompt (when writing).
+    pub fn obtain(&self, path: &Path, confirm: bool) -> Result<Zeroizing<String>, KeystoreError> {
+        let err = |reason: String| KeystoreError::Passphrase {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let pass = match self {
+            PassphraseSource::Prompt => {
+                let first = Zeroizing::new(
+                    rpassword::prompt_password(format!("Passphrase for {}: ", path.display()))
+                        .map_err(|e| err(format!("cannot read from the terminal: {e}")))?,
+                );
+                if confirm {
+                    let again = Zeroizing::new(
+                        rpassword::prompt_password("Repeat the passphrase: ")
+                            .map_err(|e| err(format!("cannot read from the terminal: {e}")))?,
+                    );
+                    if *first != *again {
+                        return Err(err("the two passphrases differ".into()));
+                    }
+                }
+                first
+            }
+            PassphraseSource::Env(name) => match std::env::var(name) {
+                Ok(v) => Zeroizing::new(v),
+                Err(std::env::VarError::NotPresent) => {
+                    return Err(err(format!("environment variable {name} is not set")));
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(err(format!("environment variable {name} is not UTF-8")));
+                }
+            },
+            PassphraseSource::Fd(fd) => read_fd(*fd).map_err(err)?,
+            PassphraseSource::Value(v) => v.clone(),
+        };
+        if pass.is_empty() {
+            return Err(err("the passphrase is empty".into()));
+        }
+        if pass.len() > MAX_PASSPHRASE_LEN {
+            return Err(err(format!(
+                "the passphrase is longer than {MAX_PASSPHRASE_LEN} bytes"
+            )));
+        }
+        Ok(pass)
+    }
+}
+
+/// Read one line (without its line ending) from file descriptor `fd`.
+fn read_fd(fd: i32) -> Result<Zeroizing<String>, String> {
+    if fd < 0 {
+        return Err(format!("invalid file descriptor {fd}"));
+    }
+    let file = File::open(format!("/dev/fd/{fd}"))
+        .map_err(|e| format!("cannot open file descriptor {fd}: {e}"))?;
+    let mut buf = Zeroizing::new(Vec::new());
+    // Read byte-wise up to the first newline, so that a pipe carrying more than the passphrase
+    // is not consumed past it.
+    let mut byte = [0u8; 1];
+    let mut reader = file;
+    loop {
+        match reader.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => {
+                if byte[0] == b'\n' {
+                    break;
+                }
+                if buf.len() >= MAX_PASSPHRASE_LEN {
+                    return Err(format!(
+                        "more than {MAX_PASSPHRASE_LEN} bytes on file descriptor {fd}"
+                    ));
+                }
+                buf.push(byte[0]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("cannot read file descriptor {fd}: {e}")),
+        }
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    let s =
+        String::from_utf8(buf.to_vec()).map_err(|_| "the passphrase is not UTF-8".to_string())?;
+    Ok(Zeroizing::new(s))
+}
+
+/// How a private key file is protected.
+#[derive(Clone, Debug)]
+pub enum Protection {
+    /// Encrypted PKCS#8 (PBES2, scrypt + AES-256-GCM). The default.
+    Encrypted {
+        passphrase: PassphraseSource,
+        cost: KdfCost,
+    },
+    /// No encryption at all. Only for tests and throw-away demos; never for real keys.
+    PlaintextForTests,
+}
+
+impl Protection {
+    /// Encrypted with the interactive-strength scrypt cost.
+    pub fn encrypted(passphrase: PassphraseSource) -> Self {
+        Protection::Encrypted {
+            passphrase,
+            cost: KdfCost::Interactive,
+        }
+    }
+
+    /// Encrypted with a cheap scrypt cost: keeps test suites fast. Never for real keys.
+    pub fn encrypted_fast_for_tests(passphrase: PassphraseSource) -> Self {
+        Protection::Encrypted {
+            passphrase,
+            cost: KdfCost::InsecureFastForTests,
+        }
+    }
+}
+
+/// Write `key` to `path` (atomically, mode 0600). Refuses to overwrite an existing file, so a
+/// key is never lost by accident.
+pub fn write_private_key(
+    path: &Path,
+    key: &PrivateKey,
+    protection: &Protection,
+) -> Result<(), KeystoreError> {
+    if path.exists() {
+        return Err(KeystoreError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    let kf = |source| KeystoreError::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let pem = match protection {
+        Protection::PlaintextForTests => {
+            keyfile::encode_private_key(key, KeyFileEncoding::PlaintextForTests).map_err(kf)?
+        }
+        Protection::Encrypted { passphrase, cost } => {
+            let pass = passphrase.obtain(path, true)?;
+            keyfile::encode_private_key(
+                key,
+                KeyFileEncoding::Encrypted {
+                    passphrase: pass.as_bytes(),
+                    cost: *cost,
+                },
+            )
+            .map_err(kf)?
+        }
+    };
+    write_atomic(path, pem.as_bytes(), 0o600, false)
+}
+
+/// Read a private key file. The passphrase is obtained only if the file is encrypted.
+pub fn read_private_key(
+    path: &Path,
+    passphrase: &PassphraseSource,
+) -> Result<PrivateKey, KeystoreError> {
+    let kf = |source| KeystoreError::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = read_capped(path, MAX_KEY_FILE_LEN)?;
+    if keyfile::is_encrypted(&bytes).map_err(kf)? {
+        let pass = passphrase.obtain(path, false)?;
+        keyfile::decode_private_key(&bytes, Some(pass.as_bytes())).map_err(kf)
+    } else {
+        keyfile::decode_private_key(&bytes, None).map_err(kf)
+    }
+}
+
+/// Write a public key as TUF JSON (`{"keytype", "scheme", "keyval"}` plus any extra fields),
+/// atomically, mode 0644, replacing an existing file.
+pub fn write_public_key(path: &Path, key: &PublicKey) -> Result<(), KeystoreError> {
+    let mut json = serde_json::to_vec_pretty(key).map_err(|e| KeystoreError::PublicKey {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    json.push(b'\n');
+    write_atomic(path, &json, 0o644, true)
+}
+
+/// Read a TUF JSON public key and check its key material parses for its scheme.
+pub fn read_public_key(path: &Path) -> Result<PublicKey, KeystoreError> {
+    let bytes = read_capped(path, MAX_PUBLIC_KEY_FILE_LEN)?;
+    let key: PublicKey = serde_json::from_slice(&bytes).map_err(|e| KeystoreError::PublicKey {
+        path: path.to_path_buf(),
+        reason: format!("not a TUF public key JSON object: {e}"),
+    })?;
+    key.validate()
+        .map_err(|source| KeystoreError::PublicKeyCrypto {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(key)
+}
+
+fn read_capped(path: &Path, cap: usize) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
+    let io = |source| KeystoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut buf = Zeroizing::new(Vec::new());
+    let cap_u64 = u64::try_from(cap).unwrap_or(u64::MAX);
+    file.take(cap_u64.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    if buf.len() > cap {
+        return Err(KeystoreError::KeyFile {
+            path: path.to_path_buf(),
+            source: KeyFileError::TooLarge,
+        });
+    }
+    Ok(buf)
+}
+
+/// Write `bytes` to `path` atomically (an existing file is replaced only if `replace`): a
+/// temporary file in the same directory (created with
+/// `mode` from the start, so a secret is never readable by others even briefly), fsync,
+/// rename over `path`, fsync the directory.
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    replace: bool,
+) -> Result<(), KeystoreError> {
+    let io = |source| KeystoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".airlock-tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut tmp = builder.tempfile_in(&dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    if replace {
+        tmp.persist(path).map_err(|e| io(e.error))?;
+    } else {
+        // No-clobber rename: two writers racing for one name never overwrite each other's key.
+        tmp.persist_noclobber(path).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                KeystoreError::Exists {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                io(e.error)
+            }
+        })?;
+    }
+    #[cfg(unix)]
+    File::open(&dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(())
+}
