@@ -24,7 +24,7 @@ pub enum UpdateError {
     BadTrustedRoot {
         path: PathBuf,
         #[source]
-        source: TrustError,
+        source: Box<TrustError>,
     },
     /// A metadata download failed (the transport error names the URL).
     #[error("downloading {role} metadata failed: {source}")]
@@ -39,7 +39,7 @@ pub enum UpdateError {
         role: String,
         url: String,
         #[source]
-        source: TrustError,
+        source: Box<TrustError>,
     },
     /// The delegation search could not go on.
     #[error("looking up target {target:?}: {reason}")]

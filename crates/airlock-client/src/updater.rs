@@ -84,17 +84,17 @@ impl Updater {
         let trusted = TrustedSet::new(root_bytes, Utc::now()).map_err(|source| {
             UpdateError::BadTrustedRoot {
                 path: metadata_dir.join("root.json"),
-                source,
+                source: Box::new(source),
             }
         })?;
         let store = MetadataStore::open(metadata_dir)?;
         // A new trust anchor makes every other stored role meaningless.
-        for entry in std::fs::read_dir(store.dir()).map_err(|source| {
-            crate::store::StoreError::Read {
+        for entry in
+            std::fs::read_dir(store.dir()).map_err(|source| crate::store::StoreError::Read {
                 path: store.dir().to_path_buf(),
                 source,
-            }
-        })? {
+            })?
+        {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -115,14 +115,16 @@ impl Updater {
             check_url("targets base URL", url)?;
         }
         let store = MetadataStore::open(&config.metadata_dir)?;
-        let root_bytes = store.load("root")?.ok_or_else(|| UpdateError::NotInitialised {
-            dir: config.metadata_dir.clone(),
-        })?;
+        let root_bytes = store
+            .load("root")?
+            .ok_or_else(|| UpdateError::NotInitialised {
+                dir: config.metadata_dir.clone(),
+            })?;
         let reference_time = Utc::now();
         let trusted = TrustedSet::new(&root_bytes, reference_time).map_err(|source| {
             UpdateError::BadTrustedRoot {
                 path: store.path_of("root"),
-                source,
+                source: Box::new(source),
             }
         })?;
         Ok(Self {
@@ -194,7 +196,11 @@ impl Updater {
     fn refused(role: &str, url: &str) -> impl FnOnce(TrustError) -> UpdateError {
         let role = role.to_string();
         let url = url.to_string();
-        move |source| UpdateError::Refused { role, url, source }
+        move |source| UpdateError::Refused {
+            role,
+            url,
+            source: Box::new(source),
+        }
     }
 
     /// TUF 5.3: fetch N+1.root.json until the repository has none (404), at most
@@ -237,10 +243,10 @@ impl Updater {
     /// TUF 5.4: the stored timestamp (if it still verifies) is the base for the rollback check;
     /// the new one is stored only when the core accepted it and its version is new.
     fn load_timestamp(&mut self) -> Result<(), UpdateError> {
-        if let Some(bytes) = self.store.load("timestamp")? {
-            if let Err(e) = self.trusted.load_cached_timestamp(&bytes) {
-                tracing::info!("stored timestamp not used as rollback baseline: {e}");
-            }
+        if let Some(bytes) = self.store.load("timestamp")?
+            && let Err(e) = self.trusted.load_cached_timestamp(&bytes)
+        {
+            tracing::info!("stored timestamp not used as rollback baseline: {e}");
         }
         let url = self.metadata_url("timestamp", None);
         let bytes = self.fetch_metadata("timestamp", &url, self.config.limits.timestamp_max_len)?;
@@ -335,7 +341,10 @@ impl Updater {
     /// Find `target_path` by the pre-order depth-first search of TUF 5.6.7: roles in delegation
     /// order, a terminating delegation ends the search, at most `max_delegations` roles visited.
     /// Refreshes first if no targets role is trusted yet. `Ok(None)` when no role lists it.
-    pub fn get_target_info(&mut self, target_path: &str) -> Result<Option<TargetInfo>, UpdateError> {
+    pub fn get_target_info(
+        &mut self,
+        target_path: &str,
+    ) -> Result<Option<TargetInfo>, UpdateError> {
         if self.trusted.targets().is_none() {
             self.refresh()?;
         }
@@ -469,12 +478,12 @@ impl Updater {
     ) -> Result<(), UpdateError> {
         let url = self.target_url(info)?;
         tracing::debug!("downloading target {:?} from {url}", info.path);
-        target::download(&self.config.fetcher, &url, &info.file, dest, progress).map_err(
-            |source| UpdateError::Target {
+        target::download(&self.config.fetcher, &url, &info.file, dest, progress).map_err(|source| {
+            UpdateError::Target {
                 target: info.path.clone(),
                 source,
-            },
-        )
+            }
+        })
     }
 
     /// [`Updater::download_target_with_progress`] without progress reports.

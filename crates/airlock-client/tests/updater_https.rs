@@ -65,7 +65,12 @@ fn refresh_and_download_stores_exactly_the_bytes_received() {
     let stored = client.stored();
     assert_eq!(
         stored.keys().collect::<Vec<_>>(),
-        vec!["root.json", "snapshot.json", "targets.json", "timestamp.json"]
+        vec![
+            "root.json",
+            "snapshot.json",
+            "targets.json",
+            "timestamp.json"
+        ]
     );
     assert_eq!(stored["root.json"], repo.read_raw("metadata/1.root.json"));
     assert_eq!(
@@ -148,7 +153,10 @@ fn second_run_uses_stored_metadata_and_cached_target() {
     let (_, downloaded) = second
         .fetch_target("payload.bin", &dest, &mut |_, _| {})
         .expect("cached");
-    assert!(!downloaded, "a matching file on disk must not be downloaded again");
+    assert!(
+        !downloaded,
+        "a matching file on disk must not be downloaded again"
+    );
     // Nothing changed upstream: the root probe (404), timestamp; snapshot and targets come
     // from the store.
     assert_eq!(second.fetcher().request_count() - before, 2);

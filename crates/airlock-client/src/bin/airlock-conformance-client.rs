@@ -98,7 +98,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let [root_file] = cli.positional.as_slice() else {
                 return Err("init takes exactly one argument: TRUSTED_ROOT".into());
             };
-            let bytes = std::fs::read(root_file).map_err(|e| format!("reading {root_file}: {e}"))?;
+            let bytes =
+                std::fs::read(root_file).map_err(|e| format!("reading {root_file}: {e}"))?;
             let root = Updater::init(metadata_dir, &bytes).map_err(|e| e.to_string())?;
             tracing::info!(
                 "initialised {} with trusted root version {}",
@@ -129,7 +130,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 tracing::info!(
                     "{}: {} ({} bytes, listed by {})",
                     info.path,
-                    if downloaded { "downloaded" } else { "already cached" },
+                    if downloaded {
+                        "downloaded"
+                    } else {
+                        "already cached"
+                    },
                     info.file.length,
                     info.role
                 );

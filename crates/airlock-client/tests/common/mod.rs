@@ -145,7 +145,7 @@ impl TestRepo {
     /// Rotate the root keys: the next root version lists `new_keys` (threshold 1 per key count
     /// given) and is signed by the old keys AND the new ones.
     pub fn rotate_root_keys(&mut self, new_keys: Vec<PrivateKey>, threshold: u64) {
-        let old_keys = std::mem::replace(&mut self.root_keys, Vec::new());
+        let old_keys = std::mem::take(&mut self.root_keys);
         let old_ids: Vec<String> = self.root.signed.roles["root"].keyids.clone();
         for id in old_ids {
             self.root.signed.remove_key("root", &id);
@@ -187,7 +187,9 @@ impl TestRepo {
         if role == "targets" {
             &mut self.targets
         } else {
-            self.delegated.get_mut(role).expect("no such delegated role")
+            self.delegated
+                .get_mut(role)
+                .expect("no such delegated role")
         }
     }
 
@@ -261,10 +263,10 @@ impl TestRepo {
             &format!("metadata/{version}.{}.json", encode_role_name(role)),
             &bytes,
         );
-        self.snapshot
-            .signed
-            .meta
-            .insert(format!("{role}.json"), MetaFile::with_bytes(version, &bytes));
+        self.snapshot.signed.meta.insert(
+            format!("{role}.json"),
+            MetaFile::with_bytes(version, &bytes),
+        );
     }
 
     /// Sign and write the snapshot at its current version and a timestamp for it.
@@ -275,10 +277,10 @@ impl TestRepo {
         let bytes = self.snapshot.to_canonical_bytes().expect("snapshot bytes");
         let version = self.snapshot.signed.version;
         self.write_raw(&format!("metadata/{version}.snapshot.json"), &bytes);
-        self.timestamp
-            .signed
-            .meta
-            .insert("snapshot.json".into(), MetaFile::with_bytes(version, &bytes));
+        self.timestamp.signed.meta.insert(
+            "snapshot.json".into(),
+            MetaFile::with_bytes(version, &bytes),
+        );
         self.write_timestamp();
     }
 
@@ -287,7 +289,10 @@ impl TestRepo {
         let keys = std::mem::take(&mut self.timestamp_keys);
         Self::sign(&mut self.timestamp, &keys);
         self.timestamp_keys = keys;
-        let bytes = self.timestamp.to_canonical_bytes().expect("timestamp bytes");
+        let bytes = self
+            .timestamp
+            .to_canonical_bytes()
+            .expect("timestamp bytes");
         self.write_raw("metadata/timestamp.json", &bytes);
     }
 
@@ -296,7 +301,11 @@ impl TestRepo {
     pub fn publish(&mut self) {
         let dirty: Vec<String> = std::mem::take(&mut self.dirty).into_iter().collect();
         for role in dirty {
-            let written = self.snapshot.signed.meta.contains_key(&format!("{role}.json"));
+            let written = self
+                .snapshot
+                .signed
+                .meta
+                .contains_key(&format!("{role}.json"));
             if written {
                 self.role_mut(&role).signed.version += 1;
             }
