@@ -4,12 +4,16 @@
 //! - [`keys`]: signed-note keys: key IDs, vkeys, skeys (Ed25519 0x01, cosignature/v1 0x04).
 //! - [`note`]: signed notes (c2sp.org/signed-note).
 //! - [`checkpoint`]: checkpoints (c2sp.org/tlog-checkpoint) and opening cosigned ones.
+//! - [`proof`]: offline proof bundles (c2sp.org/tlog-proof@v1).
+//! - [`policy`]: trust policies (c2sp.org/tlog-policy) and quorum evaluation.
 //! - [`cosignature`]: witness cosignatures (c2sp.org/tlog-cosignature, cosignature/v1).
 pub mod checkpoint;
 pub mod cosignature;
 pub mod keys;
 pub mod merkle;
 pub mod note;
+pub mod policy;
+pub mod proof;
 
 pub use checkpoint::{Checkpoint, CheckpointError, VerifiedCheckpoint, open_checkpoint};
 pub use cosignature::{Cosignature, CosignatureError, CosignatureSigner};
@@ -20,3 +24,5 @@ pub use merkle::{
     verify_inclusion,
 };
 pub use note::{Note, NoteError, Signature, VerifiedSignature};
+pub use policy::{AcceptedCheckpoint, Policy, PolicyCheckError, PolicyError, Quorum};
+pub use proof::{ProofBundle, ProofError};
