@@ -6,6 +6,7 @@
 //! - [`checkpoint`]: checkpoints (c2sp.org/tlog-checkpoint) and opening cosigned ones.
 //! - [`proof`]: offline proof bundles (c2sp.org/tlog-proof@v1).
 //! - [`policy`]: trust policies (c2sp.org/tlog-policy) and quorum evaluation.
+//! - [`verifier`]: client-side verification with persisted state (a client is its own witness).
 //! - [`cosignature`]: witness cosignatures (c2sp.org/tlog-cosignature, cosignature/v1).
 pub mod checkpoint;
 pub mod cosignature;
@@ -14,6 +15,7 @@ pub mod merkle;
 pub mod note;
 pub mod policy;
 pub mod proof;
+pub mod verifier;
 
 pub use checkpoint::{Checkpoint, CheckpointError, VerifiedCheckpoint, open_checkpoint};
 pub use cosignature::{Cosignature, CosignatureError, CosignatureSigner};
@@ -26,3 +28,6 @@ pub use merkle::{
 pub use note::{Note, NoteError, Signature, VerifiedSignature};
 pub use policy::{AcceptedCheckpoint, Policy, PolicyCheckError, PolicyError, Quorum};
 pub use proof::{ProofBundle, ProofError};
+pub use verifier::{
+    LogVerifier, VerifiedCheckpointUpdate, VerifiedEntry, VerifierState, VerifyError,
+};
