@@ -83,6 +83,10 @@ struct RunArgs {
     /// its fsyncs.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     tmpfs_variant: bool,
+    /// Run only the clients whose name contains one of these words (e.g. `airlock`), for
+    /// profiling; the document is not meant to be written from such a run.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn main() -> Result<()> {
@@ -417,6 +421,9 @@ fn run(args: RunArgs) -> Result<()> {
         p.dir_root = Some(tmpfs);
         peers.insert(1, p);
     }
+    if !args.only.is_empty() {
+        peers.retain(|p| args.only.iter().any(|w| p.name.contains(w.as_str())));
+    }
 
     let mut bench = Bench {
         self_exe,
@@ -506,6 +513,33 @@ fn run(args: RunArgs) -> Result<()> {
                 None
             };
             let i = row(&mut rows, report::C_BIG, report::CURL);
+            rows[i].samples.push(Sample {
+                usage,
+                requests,
+                error,
+            });
+            // The same download made durable, as airlock-client makes every file it keeps:
+            // curl, then `sync FILE` (coreutils: fsync of that one file).
+            std::fs::remove_file(&out).with_context(|| format!("removing {}", out.display()))?;
+            let script = "curl -sS --fail --cacert \"$1\" -o \"$2\" \"$3\" && sync \"$2\"";
+            let curl_sync = vec![
+                OsString::from("sh"),
+                "-c".into(),
+                script.into(),
+                "sh".into(),
+                bench.ca_file.clone().into_os_string(),
+                out.clone().into_os_string(),
+                url.clone().into(),
+            ];
+            let (usage, requests, log) = bench.measure(&curl_sync)?;
+            let error = if usage.code != Some(0) {
+                Some(last_line(&log))
+            } else if !holds_file_of_len(dir.path(), big.target_len) {
+                Some("curl wrote a file of the wrong length".into())
+            } else {
+                None
+            };
+            let i = row(&mut rows, report::C_BIG, report::CURL_SYNC);
             rows[i].samples.push(Sample {
                 usage,
                 requests,
