@@ -49,7 +49,7 @@ pub enum Misbehaviour {
         bytes: Option<Vec<u8>>,
         interval: Duration,
     },
-    /// Answer 200 with `Content-Length: 1000`, then send nothing.
+    /// Answer 200 (chunked), then send nothing.
     StallBody,
     /// Never answer.
     StallHead,
@@ -134,11 +134,10 @@ fn respond(m: Misbehaviour) -> Response {
             .into_response()
         }
         Misbehaviour::Drip { bytes, interval } => drip(bytes, interval).into_response(),
-        Misbehaviour::StallBody => (
-            [(header::CONTENT_LENGTH, "1000")],
-            Body::from_stream(futures_util::stream::pending::<Result<Bytes, Infallible>>()),
-        )
-            .into_response(),
+        Misbehaviour::StallBody => {
+            Body::from_stream(futures_util::stream::pending::<Result<Bytes, Infallible>>())
+                .into_response()
+        }
         // Handled before a response is built; never reached.
         Misbehaviour::StallHead => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Misbehaviour::Status(code) => StatusCode::from_u16(code)
