@@ -13,12 +13,14 @@
 //! | [`cosignature`] | c2sp.org/tlog-cosignature (cosignature/v1, Ed25519) | [`Cosignature`], [`CosignatureSigner`] |
 //! | [`proof`] | c2sp.org/tlog-proof@v1 | [`ProofBundle`] |
 //! | [`policy`] | c2sp.org/tlog-policy | [`Policy`], [`AcceptedCheckpoint`] |
+//! | [`tiles`] | c2sp.org/tlog-tiles coordinates, paths, entry bundles | [`TileId`], [`TileReader`], [`TileHashReader`], [`encode_entry_bundle`], [`parse_entry_bundle`] |
 //! | [`verifier`] | client verification with persisted state | [`LogVerifier`], [`VerifierState`], [`VerifyError`], [`SplitView`] |
 //!
 //! Who uses what:
-//! - **Log server**: keeps hashes by [`NodeId`] (level, index) in its tiles and implements
-//!   [`HashReader`] over them; [`tree_root`], [`inclusion_proof`] and [`consistency_proof`]
-//!   then read only the nodes they need. It signs with [`Checkpoint::sign`] (a [`NoteSigner`]
+//! - **Log server**: stores tiles ([`TileId::path`], [`TileId::all_in_tree`]) and entry
+//!   bundles, and reads them back through [`TileHashReader`] (over any [`TileReader`]), a
+//!   [`HashReader`]; [`tree_root`], [`inclusion_proof`] and [`consistency_proof`] then read
+//!   only the nodes they need. It signs with [`Checkpoint::sign`] (a [`NoteSigner`]
 //!   of [`KeyAlgorithm::Ed25519`] named after the origin), adds witness cosignatures with
 //!   [`Note::add_signature`], and serves [`ProofBundle::to_bytes`].
 //! - **Witness**: [`open_checkpoint`] with the log's [`NoteVerifier`],
@@ -27,8 +29,8 @@
 //! - **Client**: [`Policy::parse`], [`ProofBundle::parse`], then
 //!   [`LogVerifier::verify_entry`] with its stored [`VerifierState`]; persist the returned state.
 //!
-//! Hashes are [`Hash`](type@Hash) = `[u8; 32]` throughout; a byte string of another length is refused
-//! wherever text is parsed, so it never reaches the math.
+//! Hashes are [`Hash`](type@Hash) = `[u8; 32]` throughout; a byte string of another length is
+//! refused wherever text is parsed, so it never reaches the math.
 pub mod checkpoint;
 pub mod cosignature;
 pub mod keys;
@@ -36,6 +38,7 @@ pub mod merkle;
 pub mod note;
 pub mod policy;
 pub mod proof;
+pub mod tiles;
 pub mod verifier;
 
 pub use checkpoint::{Checkpoint, CheckpointError, VerifiedCheckpoint, open_checkpoint};
@@ -55,6 +58,10 @@ pub use policy::{
     PolicyWitness, Quorum,
 };
 pub use proof::{PROOF_HEADER, ProofBundle, ProofError};
+pub use tiles::{
+    MAX_BUNDLE_ENTRY, TILE_HEIGHT, TILE_WIDTH, TileError, TileHashReader, TileId, TileReader,
+    encode_entry_bundle, encode_tile_index, parse_entry_bundle,
+};
 pub use verifier::{
     LogVerifier, SplitView, VerifiedCheckpointUpdate, VerifiedEntry, VerifierState, VerifyError,
 };
