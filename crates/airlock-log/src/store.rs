@@ -165,7 +165,7 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Atomic durable write of one file: temp, fsync, rename, fsync the directory.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
     write_file_unsynced_dir(path, data)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }

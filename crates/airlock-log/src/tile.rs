@@ -288,7 +288,7 @@ impl HashReader for TileHashReader<'_> {
                     self.size
                 ))
             })?;
-            if !cache.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(id) {
                 let hashes = self.source.tile_hashes(id)?;
                 if hashes.len() != usize::from(id.width) {
                     return Err(MerkleError::BadRequest(format!(
@@ -297,7 +297,7 @@ impl HashReader for TileHashReader<'_> {
                         id.width
                     )));
                 }
-                cache.insert(id, hashes);
+                slot.insert(hashes);
             }
             let hashes = cache.get(&id).map(Vec::as_slice).unwrap_or(&[]);
             let slice = hashes.get(start..start + count as usize).ok_or_else(|| {
