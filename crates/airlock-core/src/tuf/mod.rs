@@ -38,6 +38,8 @@ pub mod delegation;
 pub mod hashes;
 pub mod metadata;
 pub mod roles;
+pub mod search;
+pub mod trusted;
 pub mod verify;
 
 pub use delegation::{
@@ -50,5 +52,10 @@ pub use metadata::{
 pub use roles::{
     MetaFile, RoleKeys, Root, SNAPSHOT_META, Snapshot, TOP_LEVEL_ROLES, TargetFile, Targets,
     Timestamp,
+};
+pub use search::{MAX_DELEGATIONS, SearchError, SearchStep, TargetSearch};
+pub use trusted::{
+    CachedSnapshot, DEFAULT_MAX_ROOT_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES, DEFAULT_MAX_TARGETS_BYTES,
+    DEFAULT_MAX_TIMESTAMP_BYTES, MAX_ROOT_ROTATIONS, TimestampUpdate, TrustError, TrustedSet,
 };
 pub use verify::{Authority, ThresholdError};
