@@ -380,12 +380,20 @@ fn cve_duplicate_signatures_or_keyids_do_not_meet_a_threshold() {
     let p = repo.publish();
     let mut ts = Metadata::<Timestamp>::from_bytes(&p.timestamp).unwrap();
     let sig = ts.signatures[0].clone();
-    ts.signatures.push(sig.clone());
+    // The same key id signing twice: the envelope is malformed (python-tuf refuses it too,
+    // tuf-conformance test_duplicate_sig_keyids).
+    let mut twice = ts.clone();
+    twice.signatures.push(sig.clone());
+    let mut t = TrustedSet::new(&p.root, now()).unwrap();
+    let err = t
+        .update_timestamp(&twice.to_canonical_bytes().unwrap())
+        .unwrap_err();
+    assert!(matches!(&err, TrustError::Metadata(_)), "{err}");
+    // The same key under a second key id: counted once.
     ts.signatures.push(airlock_core::tuf::Signature {
         keyid: "alias".into(),
         ..sig
     });
-    let mut t = TrustedSet::new(&p.root, now()).unwrap();
     let err = t
         .update_timestamp(&ts.to_canonical_bytes().unwrap())
         .unwrap_err();

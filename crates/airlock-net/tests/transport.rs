@@ -142,6 +142,7 @@ fn certificate_from_another_ca_is_refused() {
         .unwrap_err();
     assert!(matches!(err, FetchError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains(&server.url("/hello")), "{err}");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 }
 
 #[test]

@@ -189,6 +189,15 @@ impl<T: Role> Metadata<T> {
         signed.validate()?;
         let signatures: Vec<Signature> = serde_json::from_value(signatures_value)
             .map_err(|e| MetadataError::malformed(role, format!("signatures: {e}")))?;
+        // As python-tuf: a key id signing twice makes the whole envelope malformed (one key
+        // must never look like two toward a threshold, and a client must not pick one).
+        let mut keyids = std::collections::BTreeSet::new();
+        if let Some(dup) = signatures.iter().find(|s| !keyids.insert(s.keyid.as_str())) {
+            return Err(MetadataError::malformed(
+                role,
+                format!("key id {} signs more than once", dup.keyid),
+            ));
+        }
         let unrecognized = envelope.into_iter().collect();
         Ok(Parsed {
             metadata: Metadata {
@@ -344,6 +353,25 @@ type_tag!(TargetsType, "targets");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyid_signing_twice_is_malformed() {
+        use crate::tuf::Targets;
+        let expires = expiry::parse("2030-01-01T00:00:00Z").unwrap();
+        let mut md = Metadata::new(Targets::new(1, expires));
+        let sig = |keyid: &str| Signature {
+            keyid: keyid.into(),
+            sig: "00".into(),
+            unrecognized: BTreeMap::new(),
+        };
+        md.signatures = vec![sig("a"), sig("b")];
+        let ok = md.to_canonical_bytes().unwrap();
+        assert!(Metadata::<Targets>::parse(&ok).is_ok());
+        md.signatures.push(sig("a"));
+        let dup = md.to_canonical_bytes().unwrap();
+        let err = Metadata::<Targets>::parse(&dup).unwrap_err();
+        assert!(err.to_string().contains("signs more than once"), "{err}");
+    }
 
     #[test]
     fn spec_versions() {
