@@ -97,6 +97,9 @@ pub struct Published {
     pub cosigned_by: Vec<String>,
 }
 
+/// Bodies up to this size are read fully before being refused as too large.
+const OVERSIZE_READ_LIMIT: usize = 1 << 20;
+
 type Ack = oneshot::Sender<Result<u64, String>>;
 
 enum Msg {
@@ -287,9 +290,11 @@ impl Log {
             .route("/checkpoint", get(checkpoint_handler))
             .route("/tile/{*path}", get(tile_handler))
             .route("/proof/{index}", get(proof_handler))
-            // Let bodies one byte over the limit through so the handler answers with its own
-            // one-line reason; anything larger is cut off by axum with 413.
-            .layer(DefaultBodyLimit::max(MAX_ENTRY_SIZE + 1))
+            // Read bodies up to 1 MiB so that the handler answers an oversized entry with its
+            // own one-line 413 after the client has sent it all (closing the connection
+            // mid-upload would look like a network failure to the client). Larger bodies are
+            // cut off by axum with a 413.
+            .layer(DefaultBodyLimit::max(OVERSIZE_READ_LIMIT))
             .with_state(self.clone())
     }
 

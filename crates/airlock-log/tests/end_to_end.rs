@@ -3,7 +3,9 @@
 
 use airlock_core::tlog::{KeyAlgorithm, NoteSigner, open_checkpoint};
 use airlock_log::testbed::LocalTransparency;
-use airlock_log::{SIGNATURE_HEADER, sign_submission, verify_bundle};
+use std::time::Duration;
+
+use airlock_log::{HttpClient, SIGNATURE_HEADER, sign_submission, verify_bundle};
 
 #[test]
 fn entry_is_logged_cosigned_and_proven_offline() {
@@ -164,7 +166,9 @@ fn bad_submissions_get_4xx_and_change_nothing() {
     ];
     for (what, headers, body, want) in cases {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let resp = net.client.post(&url, &h, body, 4096).unwrap();
+        // A fresh connection per case: the server may close one after refusing a large body.
+        let client = HttpClient::new(Some(&net.ca_pem), false, Duration::from_secs(10)).unwrap();
+        let resp = client.post(&url, &h, body, 4096).unwrap();
         assert_eq!(resp.status, want, "{what}: {}", resp.reason());
         assert!(!resp.reason().is_empty(), "{what}: no reason given");
         assert_eq!(
@@ -177,7 +181,8 @@ fn bad_submissions_get_4xx_and_change_nothing() {
         );
     }
     // Wrong method / path do not write either.
-    assert_eq!(net.client.get(&url, 4096).unwrap().status, 405);
+    let client = HttpClient::new(Some(&net.ca_pem), false, Duration::from_secs(10)).unwrap();
+    assert_eq!(client.get(&url, 4096).unwrap().status, 405);
     assert_eq!(state(&net), before);
     // And the log still works.
     assert_eq!(net.submit(b"second").unwrap(), 1);
