@@ -389,3 +389,58 @@ fn uninitialised_directory_is_a_clear_error() {
     let err = Updater::new(https.config(dir.path())).expect_err("no root");
     assert!(matches!(err, UpdateError::NotInitialised { .. }), "{err}");
 }
+
+/// Interop: a repository written by python-tuf's repository API (tuf.api.metadata), with a
+/// terminating path delegation and TAP 15 succinct hash bins, served over HTTPS.
+#[test]
+fn updates_from_a_repository_written_by_python_tuf() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let repo_dir = tempfile::tempdir().expect("tempdir");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/python_tuf_repo.py"
+    );
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .arg(repo_dir.path())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python-tuf repository script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&out.stdout).expect("published targets");
+    assert_eq!(published.len(), 3);
+
+    let https = HttpsRepo::serve(repo_dir.path());
+    let root = std::fs::read(repo_dir.path().join("metadata/1.root.json")).expect("root");
+    let client = Client::new(&https, &root);
+    let mut updater = client.updater();
+    updater
+        .refresh()
+        .expect("refresh from python-tuf repository");
+    for (path, hex_content) in &published {
+        let dest = Updater::local_target_path(&client.target_dir(), path);
+        let (info, downloaded) = updater
+            .fetch_target(path, &dest, &mut |_, _| {})
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(downloaded);
+        assert_eq!(info.file.hashes.len(), 2, "sha256 and sha512 both checked");
+        assert_eq!(
+            hex::encode(std::fs::read(&dest).expect("read")),
+            *hex_content
+        );
+    }
+    let stored = client.stored();
+    // Exactly the bytes python-tuf wrote, and only the one hash bin the lookup needed.
+    assert_eq!(
+        stored["docs.json"],
+        std::fs::read(repo_dir.path().join("metadata/1.docs.json")).expect("docs")
+    );
+    let bins: Vec<&String> = stored.keys().filter(|k| k.starts_with("bin-")).collect();
+    assert_eq!(bins.len(), 1, "{bins:?}");
+}
