@@ -167,58 +167,92 @@ fn our_signatures_verify_in_securesystemslib() {
     );
 }
 
-const PY_LOAD_KEYFILE: &str = r#"
+const PY_EXPORT_KEYFILE: &str = r#"
 import json, sys
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from securesystemslib.signer import CryptoSigner, SSlibKey
-cases = json.loads(sys.stdin.read())
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption, Encoding, PrivateFormat)
+from securesystemslib.signer import CryptoSigner
 out = []
-for c in cases:
-    try:
-        priv = load_pem_private_key(c["pem"].encode(), c["passphrase"].encode())
-    except Exception as e:
-        raise SystemExit(c["pem"][:0] + "case %d: %r" % (len(out), e))
-    key = SSlibKey.from_crypto(priv.public_key())
-    signer = CryptoSigner(priv, key)
-    out.append({"keyid": key.keyid, "sig": signer.sign(bytes.fromhex(c["msg"])).signature})
+for signer in [CryptoSigner.generate_ed25519(), CryptoSigner.generate_ecdsa(),
+               CryptoSigner.generate_rsa()]:
+    pem = signer._private_key.private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption("pässwörd".encode()))
+    out.append({"pem": pem.decode(), "keyid": signer.public_key.keyid,
+                "key": signer.public_key.to_dict()})
 print(json.dumps(out))
 "#;
 
-/// Our encrypted key files (PBES2, scrypt at the interactive cost, AES-256-CBC) load in
-/// pyca/cryptography: the public key it derives has our key id, and what it signs verifies here.
+/// Keys exported by pyca/cryptography (securesystemslib's backend) as encrypted PKCS#8 (PBES2,
+/// PBKDF2, AES-256-CBC) import here: same public key, same key id, and they sign.
 #[test]
-fn our_encrypted_key_files_load_in_pyca_cryptography() {
-    use airlock_core::crypto::keyfile::{KdfCost, KeyFileEncoding, encode_private_key};
+fn pyca_encrypted_key_files_import_here() {
+    use airlock_core::crypto::keyfile::{decode_private_key, is_encrypted};
     let Some(py) = python() else { return };
-    let keys = [
-        PrivateKey::generate(KeyScheme::Ed25519).unwrap(),
-        PrivateKey::generate(KeyScheme::EcdsaP256).unwrap(),
-        PrivateKey::generate_rsa(2048).unwrap(),
-    ];
-    let cases: Vec<Value> = keys
-        .iter()
-        .map(|k| {
-            let pem = encode_private_key(
-                k,
-                KeyFileEncoding::Encrypted {
-                    passphrase: "pässwörd".as_bytes(),
-                    cost: KdfCost::Interactive,
-                },
-            )
-            .unwrap();
-            json!({"pem": pem.as_str(), "passphrase": "pässwörd", "msg": hex::encode(MSG)})
-        })
-        .collect();
-    let out = run_python(
-        &py,
-        PY_LOAD_KEYFILE,
-        &serde_json::to_string(&cases).unwrap(),
-    );
-    let results: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(results.len(), keys.len());
-    for (k, r) in keys.iter().zip(&results) {
-        assert_eq!(r["keyid"].as_str().unwrap(), k.public_key().key_id());
-        let sig = hex::decode(r["sig"].as_str().unwrap()).unwrap();
-        k.public_key().verify(MSG, &sig).unwrap();
+    let out = run_python(&py, PY_EXPORT_KEYFILE, "");
+    let entries: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(entries.len(), 3);
+    for e in &entries {
+        let pem = e["pem"].as_str().unwrap();
+        assert!(is_encrypted(pem.as_bytes()).unwrap());
+        assert!(decode_private_key(pem.as_bytes(), Some("wrong".as_bytes())).is_err());
+        let k = decode_private_key(pem.as_bytes(), Some("pässwörd".as_bytes()))
+            .unwrap_or_else(|err| panic!("{}: {err}", e["key"]["keytype"]));
+        let theirs: PublicKey = serde_json::from_value(e["key"].clone()).unwrap();
+        assert_eq!(k.public_key(), &theirs);
+        assert_eq!(k.public_key().key_id(), e["keyid"].as_str().unwrap());
+        let sig = k.sign(MSG).unwrap();
+        theirs.verify(MSG, &sig).unwrap();
     }
+}
+
+const PY_ED448: &str = r#"
+import json, sys
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey, Ed448PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption, Encoding, PrivateFormat, PublicFormat)
+from cryptography.exceptions import InvalidSignature
+req = json.loads(sys.stdin.read())
+# Verify what airlock signed, and refuse a tampered message.
+pub = Ed448PublicKey.from_public_bytes(bytes.fromhex(req["public"]))
+msg = bytes.fromhex(req["msg"])
+pub.verify(bytes.fromhex(req["sig"]), msg)
+try:
+    pub.verify(bytes.fromhex(req["sig"]), msg + b"x")
+    raise SystemExit("tampered Ed448 message verified")
+except InvalidSignature:
+    pass
+# Sign for airlock, and export the key as encrypted PKCS#8.
+priv = Ed448PrivateKey.generate()
+print(json.dumps({
+    "public": priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex(),
+    "sig": priv.sign(msg).hex(),
+    "pem": priv.private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
+                              BestAvailableEncryption(b"pw")).decode(),
+}))
+"#;
+
+/// Ed448 has no securesystemslib scheme; interop is with pyca/cryptography (OpenSSL) directly:
+/// both directions of signing, and import of its encrypted PKCS#8 key file.
+#[test]
+fn ed448_interop_with_pyca_cryptography() {
+    use airlock_core::crypto::keyfile::decode_private_key;
+    let Some(py) = python() else { return };
+    let ours = PrivateKey::generate(KeyScheme::Ed448).unwrap();
+    let req = json!({
+        "public": ours.public_key().public_str().unwrap(),
+        "msg": hex::encode(MSG),
+        "sig": hex::encode(ours.sign(MSG).unwrap()),
+    });
+    let out = run_python(&py, PY_ED448, &req.to_string());
+    let resp: Value = serde_json::from_str(&out).unwrap();
+    let pem = resp["pem"].as_str().unwrap();
+    let theirs = decode_private_key(pem.as_bytes(), Some(b"pw")).unwrap();
+    assert_eq!(theirs.scheme(), KeyScheme::Ed448);
+    assert_eq!(
+        theirs.public_key().public_str().unwrap(),
+        resp["public"].as_str().unwrap()
+    );
+    let sig = hex::decode(resp["sig"].as_str().unwrap()).unwrap();
+    theirs.public_key().verify(MSG, &sig).unwrap();
+    assert!(theirs.public_key().verify(b"other", &sig).is_err());
 }

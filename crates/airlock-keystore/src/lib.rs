@@ -21,13 +21,12 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use airlock_core::crypto::keyfile::{
-    self, KdfCost, KeyFileEncoding, KeyFileError, MAX_KEY_FILE_LEN,
-};
+use airlock_core::crypto::keyfile::{self, KeyFileEncoding, MAX_KEY_FILE_LEN};
 use airlock_core::crypto::{CryptoError, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
-pub use airlock_core::crypto::keyfile::KdfCost as ScryptCost;
+/// Re-exported so callers need only this crate: the scrypt cost knob and the format errors.
+pub use airlock_core::crypto::keyfile::{KdfCost, KeyFileError};
 
 /// Longest passphrase read from a file descriptor or the environment.
 const MAX_PASSPHRASE_LEN: usize = 4096;
@@ -167,7 +166,7 @@ fn read_fd(fd: i32) -> Result<Zeroizing<String>, String> {
 /// How a private key file is protected.
 #[derive(Clone, Debug)]
 pub enum Protection {
-    /// Encrypted PKCS#8 (PBES2, scrypt + AES-256-CBC). The default.
+    /// Encrypted PKCS#8 (PBES2, scrypt + AES-256-GCM). The default.
     Encrypted {
         passphrase: PassphraseSource,
         cost: KdfCost,

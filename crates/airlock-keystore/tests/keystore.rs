@@ -240,3 +240,23 @@ fn empty_passphrase_refused() {
     assert!(matches!(err, KeystoreError::Passphrase { .. }));
     assert!(!path.exists());
 }
+
+/// The file-descriptor source also reads from a pipe (what CI secret plumbing usually hands
+/// over), stopping at the newline.
+#[test]
+fn passphrase_from_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipe.key");
+    let k = PrivateKey::generate(KeyScheme::Ed25519).unwrap();
+    write_private_key(
+        &path,
+        &k,
+        &Protection::encrypted_fast_for_tests(value("piped secret")),
+    )
+    .unwrap();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    writer.write_all(b"piped secret\r\n").unwrap();
+    drop(writer);
+    let back = read_private_key(&path, &PassphraseSource::Fd(reader.as_raw_fd())).unwrap();
+    assert_eq!(back.public_key(), k.public_key());
+}

@@ -155,7 +155,8 @@ impl HybridPrivate {
         let (sk_prf, pk_seed) = rest.split_at(16);
         let slh = SlhSigningKey::<Sha2_128s>::slh_keygen_internal(sk_seed, sk_prf, pk_seed);
         seeds.zeroize();
-        Self::from_parts(ed, slh)
+        // Freshly derived from its seeds: no need to recompute the public key.
+        Self::assemble(ed, slh)
     }
 
     /// Combine two halves read from a key file. The SLH-DSA key's public half is recomputed
@@ -165,7 +166,7 @@ impl HybridPrivate {
         ed: EdSigningKey,
         slh: SlhSigningKey<Sha2_128s>,
     ) -> Result<Self, CryptoError> {
-        let bytes = slh.to_bytes();
+        let bytes = zeroize::Zeroizing::new(slh.to_vec());
         let (sk_seed, rest) = bytes.split_at(16);
         let (sk_prf, pk) = rest.split_at(16);
         let (pk_seed, _) = pk.split_at(16);
@@ -177,6 +178,11 @@ impl HybridPrivate {
                 "SLH-DSA private key does not match its public key",
             ));
         }
+        Self::assemble(ed, slh)
+    }
+
+    fn assemble(ed: EdSigningKey, slh: SlhSigningKey<Sha2_128s>) -> Result<Self, CryptoError> {
+        let slh_vk: &SlhVerifyingKey<Sha2_128s> = slh.as_ref();
         let mut keyval = BTreeMap::new();
         keyval.insert(
             KEYVAL_ED25519.to_string(),

@@ -2,13 +2,17 @@
 //! and writes the files and obtains passphrases).
 //!
 //! Format: PKCS#8 in PEM. By default every block is `ENCRYPTED PRIVATE KEY`: PKCS#8
-//! `EncryptedPrivateKeyInfo` with PBES2, scrypt as the KDF and AES-256-CBC as the cipher
-//! (RFC 8018, RFC 7914), which OpenSSL and most tools read. A plaintext `PRIVATE KEY` form exists
+//! `EncryptedPrivateKeyInfo` with PBES2 (RFC 8018), scrypt (RFC 7914) as the KDF and AES-256-GCM
+//! (RFC 5084 parameters) as the cipher. GCM rather than the more common CBC because it is
+//! authenticated: a modified file is refused instead of decrypting to a different key (with CBC,
+//! flipping ciphertext bits yields a valid but different Ed25519 seed; a test shows it). Reading
+//! also accepts PBES2 with AES-CBC and PBKDF2 or scrypt, so keys exported by OpenSSL or
+//! pyca/cryptography (securesystemslib) can be imported. A plaintext `PRIVATE KEY` form exists
 //! only through [`KeyFileEncoding::PlaintextForTests`].
 //!
 //! One key per block, in the algorithm's standard PKCS#8 encoding: Ed25519 (RFC 8410), P-256
 //! (`id-ecPublicKey` with the `prime256v1` parameter, RFC 5915 inside), RSA (`rsaEncryption`,
-//! PKCS#1 inside), SLH-DSA-SHA2-128s (FIPS 205 OID). A hybrid key is two blocks in one file: the
+//! PKCS#1 inside), SLH-DSA-SHA2-128s (FIPS 205 OID), Ed448 (RFC 8410). A hybrid key is two blocks in one file: the
 //! Ed25519 key, then the SLH-DSA key, each encrypted separately with the same passphrase.
 //!
 //! Decoding never panics: garbage, truncation, a wrong passphrase, an unsupported algorithm or
@@ -23,13 +27,17 @@ use pkcs8::{
 use slh_dsa::{ParameterSet, Sha2_128s, SigningKey as SlhSigningKey};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{CryptoError, EcdsaP256Private, Ed25519Private, HybridPrivate, PrivateKey, RsaPrivate};
+use super::{
+    CryptoError, EcdsaP256Private, Ed448Private, Ed25519Private, HybridPrivate, PrivateKey,
+    RsaPrivate,
+};
 
 const LABEL_ENCRYPTED: &str = "ENCRYPTED PRIVATE KEY";
 const LABEL_PLAIN: &str = "PRIVATE KEY";
 
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_ED448: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.113");
 const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// Largest scrypt memory (128 * r * N * p bytes) a key file may ask for: 1 GiB. Our files use
@@ -94,7 +102,7 @@ impl KdfCost {
 /// How a private key is protected in its file.
 #[derive(Clone, Copy, Debug)]
 pub enum KeyFileEncoding<'a> {
-    /// PBES2 (scrypt + AES-256-CBC) with this passphrase.
+    /// PBES2 (scrypt + AES-256-GCM) with this passphrase.
     Encrypted { passphrase: &'a [u8], cost: KdfCost },
     /// No encryption. Only for tests and throw-away demos.
     PlaintextForTests,
@@ -114,6 +122,7 @@ pub fn encode_private_key(
             ed25519_pkcs8_v1(k.ed25519_key()).map_err(enc_err)?,
             k.slh_dsa_key().to_pkcs8_der().map_err(enc_err)?,
         ],
+        PrivateKey::Ed448(k) => vec![ed448_pkcs8_v1(k).map_err(enc_err)?],
     };
     let mut out = Zeroizing::new(String::new());
     for doc in docs {
@@ -123,13 +132,13 @@ pub fn encode_private_key(
                 .map_err(|e| KeyFileError::Encode(e.to_string()))?,
             KeyFileEncoding::Encrypted { passphrase, cost } => {
                 let mut salt = [0u8; 16];
-                let mut iv = [0u8; 16];
+                let mut nonce = [0u8; 12];
                 getrandom::fill(&mut salt)
-                    .and_then(|()| getrandom::fill(&mut iv))
+                    .and_then(|()| getrandom::fill(&mut nonce))
                     .map_err(|e| KeyFileError::Encode(format!("randomness: {e}")))?;
                 let scrypt = pkcs5::scrypt::Params::new(cost.log_n(), 8, 1)
                     .map_err(|e| KeyFileError::Encode(format!("scrypt parameters: {e}")))?;
-                let params = pbes2::Parameters::generate_scrypt_aes256cbc(scrypt, &salt, iv)
+                let params = pbes2::Parameters::scrypt_aes256gcm(scrypt, &salt, nonce)
                     .map_err(|e| KeyFileError::Encode(e.to_string()))?;
                 let info = PrivateKeyInfoRef::try_from(doc.as_bytes()).map_err(enc_err)?;
                 let encrypted = info
@@ -155,6 +164,25 @@ fn ed25519_pkcs8_v1(key: &EdSigningKey) -> pkcs8::Result<SecretDocument> {
     let doc = bytes.to_pkcs8_der();
     bytes.secret_key.zeroize();
     doc
+}
+
+/// Ed448 as RFC 8410 PKCS#8 v1: `privateKey` is an OCTET STRING holding the DER OCTET STRING
+/// of the 57-byte secret.
+fn ed448_pkcs8_v1(key: &Ed448Private) -> pkcs8::Result<SecretDocument> {
+    use pkcs8::der::Encode;
+    let mut inner = Zeroizing::new(vec![0x04, 57]);
+    let mut seed = key.seed();
+    inner.extend_from_slice(&seed);
+    seed.zeroize();
+    let info = PrivateKeyInfoRef::new(
+        pkcs8::AlgorithmIdentifierRef {
+            oid: OID_ED448,
+            parameters: None,
+        },
+        pkcs8::der::asn1::OctetStringRef::new(&inner)?,
+    );
+    let der = Zeroizing::new(info.to_der()?);
+    Ok(SecretDocument::try_from(der.as_slice())?)
 }
 
 /// One PEM block of a key file.
@@ -293,6 +321,7 @@ enum Part {
     Ecdsa(p256::ecdsa::SigningKey),
     Rsa(Box<rsa::PrivateKey>),
     SlhDsa(Box<SlhSigningKey<Sha2_128s>>),
+    Ed448(Box<ed448_goldilocks::SigningKey>),
 }
 
 fn decode_pkcs8(der: &[u8]) -> Result<Part, KeyFileError> {
@@ -304,6 +333,10 @@ fn decode_pkcs8(der: &[u8]) -> Result<Part, KeyFileError> {
         EdSigningKey::try_from(info)
             .map(Part::Ed25519)
             .map_err(|e| bad("Ed25519", e.to_string()))
+    } else if oid == OID_ED448 {
+        ed448_goldilocks::SigningKey::try_from(info)
+            .map(|k| Part::Ed448(Box::new(k)))
+            .map_err(|e| bad("Ed448", e.to_string()))
     } else if oid == OID_EC_PUBLIC_KEY {
         // Checks the curve parameter is P-256 and the scalar is in range.
         let secret =
@@ -351,6 +384,7 @@ pub fn decode_private_key(
                 Part::Ecdsa(_) => "ECDSA P-256",
                 Part::Rsa(_) => "RSA",
                 Part::SlhDsa(_) => "SLH-DSA-SHA2-128s",
+                Part::Ed448(_) => "Ed448",
             })
             .collect::<Vec<_>>()
             .join(" + ")
@@ -365,10 +399,20 @@ pub fn decode_private_key(
             PrivateKey::EcdsaP256(EcdsaP256Private::from_signing_key(k)?)
         }
         (Some(Part::Rsa(k)), None, None) => PrivateKey::Rsa(RsaPrivate::from_private(*k)?),
+        (Some(Part::Ed448(k)), None, None) => PrivateKey::Ed448(Ed448Private::from_signing_key(*k)),
         (Some(Part::Ed25519(ed)), Some(Part::SlhDsa(slh)), None) => {
             PrivateKey::Hybrid(HybridPrivate::from_parts(ed, *slh)?)
         }
         _ => return Err(KeyFileError::BadCombination(what)),
     };
     Ok(key)
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    pub(crate) fn ed25519_pkcs8(k: &Ed25519Private) -> SecretDocument {
+        ed25519_pkcs8_v1(k.signing_key()).unwrap()
+    }
 }

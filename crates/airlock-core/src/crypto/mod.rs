@@ -12,6 +12,7 @@
 //!   at least 2048 bits.
 //! - `ed25519-slh-dsa-sha2-128s` (both fields): hybrid Ed25519 + SLH-DSA-SHA2-128s, valid only
 //!   when both halves verify.
+//! - `ed448` / `ed448`: RFC 8032 Ed448 (airlock's names; no other TUF implementation reads it).
 //!
 //! Interface contract used by the rest of the workspace (keep it stable):
 //! - `PublicKey::{verify, key_id}`
@@ -26,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 mod ecdsa;
 mod ed25519;
+mod ed448;
 mod hybrid;
 pub mod keyfile;
 mod rsa;
@@ -34,6 +36,7 @@ mod rsa;
 mod tests;
 
 pub use ecdsa::EcdsaP256Private;
+pub use ed448::Ed448Private;
 pub use ed25519::Ed25519Private;
 pub use hybrid::{CONTEXT as HYBRID_CONTEXT, HybridPrivate, SIGNATURE_LEN as HYBRID_SIGNATURE_LEN};
 pub use rsa::{MIN_RSA_BITS, RsaPrivate};
@@ -49,6 +52,8 @@ pub mod names {
     pub const RSA_SCHEME: &str = "rsassa-pss-sha256";
     /// Keytype and scheme of airlock's hybrid post-quantum key.
     pub const HYBRID: &str = "ed25519-slh-dsa-sha2-128s";
+    /// Keytype and scheme of Ed448 keys (airlock's names).
+    pub const ED448: &str = "ed448";
 }
 
 /// Why a signature did not verify or a key could not be used.
@@ -113,6 +118,7 @@ impl PublicKey {
             (ECDSA_KEYTYPE | ECDSA_KEYTYPE_LEGACY, ECDSA_SCHEME) => Some(KeyScheme::EcdsaP256),
             (RSA_KEYTYPE, RSA_SCHEME) => Some(KeyScheme::RsaPssSha256),
             (HYBRID, HYBRID) => Some(KeyScheme::HybridEd25519SlhDsa),
+            (ED448, ED448) => Some(KeyScheme::Ed448),
             _ => None,
         }
     }
@@ -132,6 +138,7 @@ impl PublicKey {
             KeyScheme::EcdsaP256 => ecdsa::verifying_key(self).map(|_| ()),
             KeyScheme::RsaPssSha256 => rsa::verifying_key(self).map(|_| ()),
             KeyScheme::HybridEd25519SlhDsa => hybrid::verifying_keys(self).map(|_| ()),
+            KeyScheme::Ed448 => ed448::verifying_key(self).map(|_| ()),
         }
     }
 
@@ -142,6 +149,7 @@ impl PublicKey {
             KeyScheme::EcdsaP256 => ecdsa::verify(self, msg, sig),
             KeyScheme::RsaPssSha256 => rsa::verify(self, msg, sig),
             KeyScheme::HybridEd25519SlhDsa => hybrid::verify(self, msg, sig),
+            KeyScheme::Ed448 => ed448::verify(self, msg, sig),
         }
     }
 }
@@ -157,15 +165,18 @@ pub enum KeyScheme {
     RsaPssSha256,
     /// Hybrid Ed25519 + SLH-DSA-SHA2-128s: both halves must verify.
     HybridEd25519SlhDsa,
+    /// Ed448 (RFC 8032). Not readable by other TUF implementations.
+    Ed448,
 }
 
 impl KeyScheme {
     /// Every scheme, in a stable order.
-    pub const ALL: [KeyScheme; 4] = [
+    pub const ALL: [KeyScheme; 5] = [
         KeyScheme::Ed25519,
         KeyScheme::EcdsaP256,
         KeyScheme::RsaPssSha256,
         KeyScheme::HybridEd25519SlhDsa,
+        KeyScheme::Ed448,
     ];
 
     /// The TUF `keytype` of keys generated for this scheme.
@@ -175,6 +186,7 @@ impl KeyScheme {
             KeyScheme::EcdsaP256 => names::ECDSA_KEYTYPE,
             KeyScheme::RsaPssSha256 => names::RSA_KEYTYPE,
             KeyScheme::HybridEd25519SlhDsa => names::HYBRID,
+            KeyScheme::Ed448 => names::ED448,
         }
     }
 
@@ -185,16 +197,18 @@ impl KeyScheme {
             KeyScheme::EcdsaP256 => names::ECDSA_SCHEME,
             KeyScheme::RsaPssSha256 => names::RSA_SCHEME,
             KeyScheme::HybridEd25519SlhDsa => names::HYBRID,
+            KeyScheme::Ed448 => names::ED448,
         }
     }
 
-    /// Short name for command lines: `ed25519`, `ecdsa`, `rsa`, `hybrid`.
+    /// Short name for command lines: `ed25519`, `ecdsa`, `rsa`, `hybrid`, `ed448`.
     pub fn short_name(self) -> &'static str {
         match self {
             KeyScheme::Ed25519 => "ed25519",
             KeyScheme::EcdsaP256 => "ecdsa",
             KeyScheme::RsaPssSha256 => "rsa",
             KeyScheme::HybridEd25519SlhDsa => "hybrid",
+            KeyScheme::Ed448 => "ed448",
         }
     }
 }
@@ -207,15 +221,17 @@ impl std::fmt::Display for KeyScheme {
 
 impl std::str::FromStr for KeyScheme {
     type Err = String;
-    /// Accepts the short names (`ed25519`, `ecdsa`, `rsa`, `hybrid`) and the TUF scheme names.
+    /// Accepts the short names (`ed25519`, `ecdsa`, `rsa`, `hybrid`, `ed448`) and the TUF scheme
+    /// names.
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "ed25519" => Ok(KeyScheme::Ed25519),
             "ecdsa" | names::ECDSA_SCHEME => Ok(KeyScheme::EcdsaP256),
             "rsa" | names::RSA_SCHEME => Ok(KeyScheme::RsaPssSha256),
             "hybrid" | names::HYBRID => Ok(KeyScheme::HybridEd25519SlhDsa),
+            "ed448" => Ok(KeyScheme::Ed448),
             other => Err(format!(
-                "unknown key scheme {other:?}: expected ed25519, ecdsa, rsa or hybrid"
+                "unknown key scheme {other:?}: expected ed25519, ecdsa, rsa, hybrid or ed448"
             )),
         }
     }
@@ -235,6 +251,7 @@ pub enum PrivateKey {
     EcdsaP256(EcdsaP256Private),
     Rsa(RsaPrivate),
     Hybrid(HybridPrivate),
+    Ed448(Ed448Private),
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -255,6 +272,7 @@ impl PrivateKey {
             KeyScheme::EcdsaP256 => Ok(PrivateKey::EcdsaP256(EcdsaP256Private::generate()?)),
             KeyScheme::RsaPssSha256 => Self::generate_rsa(rsa::DEFAULT_RSA_BITS),
             KeyScheme::HybridEd25519SlhDsa => Ok(PrivateKey::Hybrid(HybridPrivate::generate()?)),
+            KeyScheme::Ed448 => Ok(PrivateKey::Ed448(Ed448Private::generate()?)),
         }
     }
 
@@ -269,6 +287,7 @@ impl PrivateKey {
             PrivateKey::EcdsaP256(_) => KeyScheme::EcdsaP256,
             PrivateKey::Rsa(_) => KeyScheme::RsaPssSha256,
             PrivateKey::Hybrid(_) => KeyScheme::HybridEd25519SlhDsa,
+            PrivateKey::Ed448(_) => KeyScheme::Ed448,
         }
     }
 }
@@ -280,6 +299,7 @@ impl Signer for PrivateKey {
             PrivateKey::EcdsaP256(k) => k.public_key(),
             PrivateKey::Rsa(k) => k.public_key(),
             PrivateKey::Hybrid(k) => k.public_key(),
+            PrivateKey::Ed448(k) => k.public_key(),
         }
     }
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -288,6 +308,7 @@ impl Signer for PrivateKey {
             PrivateKey::EcdsaP256(k) => k.sign(msg),
             PrivateKey::Rsa(k) => k.sign(msg),
             PrivateKey::Hybrid(k) => k.sign(msg),
+            PrivateKey::Ed448(k) => k.sign(msg),
         }
     }
 }

@@ -20,6 +20,7 @@ fn keys() -> &'static Vec<PrivateKey> {
             PrivateKey::generate(KeyScheme::EcdsaP256).unwrap(),
             PrivateKey::generate_rsa(2048).unwrap(),
             PrivateKey::generate(KeyScheme::HybridEd25519SlhDsa).unwrap(),
+            PrivateKey::generate(KeyScheme::Ed448).unwrap(),
         ]
     })
 }
@@ -33,6 +34,7 @@ fn other_keys() -> &'static Vec<PrivateKey> {
             PrivateKey::generate(KeyScheme::EcdsaP256).unwrap(),
             PrivateKey::generate_rsa(2048).unwrap(),
             PrivateKey::generate(KeyScheme::HybridEd25519SlhDsa).unwrap(),
+            PrivateKey::generate(KeyScheme::Ed448).unwrap(),
         ]
     })
 }
@@ -298,7 +300,7 @@ fn key_scheme_names_parse() {
         assert_eq!(s.short_name().parse::<KeyScheme>().unwrap(), s);
         assert_eq!(s.scheme_name().parse::<KeyScheme>().unwrap(), s);
     }
-    assert!("ed448".parse::<KeyScheme>().is_err());
+    assert!("ed25519ph".parse::<KeyScheme>().is_err());
 }
 
 // ---- key files ----
@@ -453,4 +455,142 @@ fn key_file_excessive_kdf_refused() {
         decode_private_key(pem.as_bytes(), Some(b"pw")),
         Err(KeyFileError::KdfTooExpensive(_))
     ));
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so the no-panic tests are reproducible.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Random signatures of every plausible length, and random key material, never panic and
+/// never verify.
+#[test]
+fn random_inputs_never_panic_or_verify() {
+    for (i, k) in keys().iter().enumerate() {
+        let real_len = signatures()[i].len();
+        for (n, len) in [
+            0,
+            1,
+            63,
+            64,
+            65,
+            70,
+            71,
+            72,
+            255,
+            256,
+            real_len,
+            real_len + 1,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let sig = noise((i * 100 + n) as u64, len);
+            assert!(k.public_key().verify(MSG, &sig).is_err());
+        }
+        // Every single-byte change of a real signature is refused.
+        if k.scheme() != KeyScheme::HybridEd25519SlhDsa {
+            let sig = &signatures()[i];
+            for pos in 0..sig.len() {
+                let mut bad = sig.clone();
+                bad[pos] = bad[pos].wrapping_add(1);
+                assert!(
+                    k.public_key().verify(MSG, &bad).is_err(),
+                    "{} {pos}",
+                    k.scheme()
+                );
+            }
+        }
+    }
+    for seed in 0..64u64 {
+        let text = noise(seed, (seed as usize) * 13);
+        assert!(decode_private_key(&text, Some(b"pw")).is_err());
+        let mut framed = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n".to_vec();
+        framed.extend(base64_of(&noise(seed, 200)));
+        framed.extend(b"\n-----END ENCRYPTED PRIVATE KEY-----\n");
+        assert!(decode_private_key(&framed, Some(b"pw")).is_err());
+    }
+}
+
+fn base64_of(bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(bytes)
+        .into_bytes()
+}
+
+/// Every byte of an encrypted key file changed in turn: an error or (if the change hit only
+/// ignorable PEM text) the same key, never a panic and never a different key. AES-GCM
+/// authenticates the ciphertext; see `cbc_would_be_malleable` for why that matters.
+#[test]
+fn every_byte_of_a_key_file_mutated() {
+    let k = &keys()[0];
+    let pem = encode_private_key(k, fast(b"pw")).unwrap();
+    let bytes = pem.as_bytes();
+    for pos in 0..bytes.len() {
+        let mut bad = bytes.to_vec();
+        bad[pos] ^= 0x04;
+        if let Ok(back) = decode_private_key(&bad, Some(b"pw")) {
+            assert_eq!(back.public_key(), k.public_key(), "byte {pos}");
+        }
+    }
+}
+
+/// Why key files use AES-GCM: with AES-CBC (what OpenSSL writes), changing ciphertext bytes
+/// decrypts to a valid but different Ed25519 key without any error. Reading CBC files stays
+/// possible (for imports); this test documents the weakness that our own format avoids.
+#[test]
+fn cbc_would_be_malleable() {
+    use pkcs8::der::Decode;
+    let PrivateKey::Ed25519(k) = &keys()[0] else {
+        unreachable!()
+    };
+    let doc = super::keyfile::tests_support::ed25519_pkcs8(k);
+    let info = pkcs8::PrivateKeyInfoRef::try_from(doc.as_bytes()).unwrap();
+    let params = pkcs8::pkcs5::pbes2::Parameters::generate_scrypt_aes256cbc(
+        pkcs8::pkcs5::scrypt::Params::new(10, 8, 1).unwrap(),
+        &[7u8; 16],
+        [9u8; 16],
+    )
+    .unwrap();
+    let enc = info.encrypt_with_params(params, b"pw").unwrap();
+    let parsed = pkcs8::EncryptedPrivateKeyInfoRef::from_der(enc.as_bytes()).unwrap();
+    let ct = parsed.encrypted_data.as_bytes().to_vec();
+    let mut silently_different = 0;
+    for pos in 0..ct.len() {
+        let mut bad = ct.clone();
+        bad[pos] ^= 0x01;
+        let tampered = pkcs8::EncryptedPrivateKeyInfoRef {
+            encryption_algorithm: parsed.encryption_algorithm.clone(),
+            encrypted_data: pkcs8::der::asn1::OctetStringRef::new(&bad).unwrap(),
+        };
+        use pkcs8::der::Encode;
+        let der = tampered.to_der().unwrap();
+        let pem =
+            pkcs8::der::pem::encode_string("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF, &der)
+                .unwrap();
+        if let Ok(back) = decode_private_key(pem.as_bytes(), Some(b"pw"))
+            && back.public_key() != keys()[0].public_key()
+        {
+            silently_different += 1;
+        }
+    }
+    assert!(silently_different > 0, "expected CBC to be malleable");
+}
+
+/// Key files that went through a Windows editor (CRLF line endings) still decode.
+#[test]
+fn key_file_crlf_accepted() {
+    let pem = encode_private_key(&keys()[0], fast(b"pw")).unwrap();
+    let crlf = pem.replace('\n', "\r\n");
+    let back = decode_private_key(crlf.as_bytes(), Some(b"pw")).unwrap();
+    assert_eq!(back.public_key(), keys()[0].public_key());
 }

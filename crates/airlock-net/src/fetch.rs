@@ -1,0 +1,602 @@
+//! The blocking HTTPS client every Airlock client uses to download metadata, targets and proofs
+//! from untrusted servers.
+//!
+//! What it defends against, and how:
+//! - *Man in the middle*: HTTPS only (rustls, ring); plain `http://` is refused unless
+//!   [`FetcherConfig::allow_http_loopback`] is set, and even then only for 127.0.0.1, ::1 and
+//!   localhost. Redirects are followed by this module (not by ureq) so every hop passes the same
+//!   check.
+//! - *Endless data*: every download has a byte cap; at most `max_len + 1` bytes are ever read, and
+//!   a longer body is an error. `Content-Length` is only used to fail early when it already
+//!   announces too much; it is never trusted to bound a read.
+//! - *Slow retrieval*: connect timeout, per-read timeout, a timeout for the response head, and a
+//!   minimum average transfer rate enforced once a grace period has passed.
+//! - *Flaky mirrors*: bounded retries with a short doubling backoff on connection failures and
+//!   5xx answers. 4xx answers, TLS failures, oversized or too slow bodies are never retried.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+use crate::tls::{TlsError, root_store_from_pem};
+
+/// Which certificate authorities the client trusts.
+#[derive(Clone, Debug, Default)]
+pub enum Trust {
+    /// The Mozilla root program, as shipped in `webpki-roots`.
+    #[default]
+    WebPki,
+    /// Only the CA certificates in this PEM bundle (e.g. a test CA's `ca.pem`).
+    CaBundlePem(Vec<u8>),
+}
+
+impl Trust {
+    /// Reads a PEM CA bundle from a file.
+    pub fn ca_bundle_file(path: &Path) -> Result<Self, TlsError> {
+        let pem = std::fs::read(path).map_err(|source| TlsError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // Validate now, so a bad file is reported with its name.
+        root_store_from_pem(&pem, &path.display().to_string())?;
+        Ok(Trust::CaBundlePem(pem))
+    }
+}
+
+/// The slow-retrieval rule: after `grace`, the average rate since the request started must stay
+/// at or above `bytes_per_sec`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinRate {
+    pub bytes_per_sec: u64,
+    pub grace: Duration,
+}
+
+/// Settings for a [`Fetcher`]. `Default` gives production values.
+#[derive(Clone, Debug)]
+pub struct FetcherConfig {
+    /// Which CAs to trust. Default: webpki roots.
+    pub trust: Trust,
+    /// Allow `http://` to 127.0.0.1, ::1 and localhost (tests, the conformance client). Default false.
+    pub allow_http_loopback: bool,
+    /// Limit for establishing the connection, TLS handshake included. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Limit for each read from the socket, and for receiving the whole response head. Default 30 s.
+    pub read_timeout: Duration,
+    /// Minimum average transfer rate after a grace period; `None` disables the rule.
+    /// Default: 1024 bytes/s after 10 s.
+    pub min_rate: Option<MinRate>,
+    /// Extra attempts after a connection failure or a 5xx answer. Default 2 (3 attempts in all).
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one. Default 100 ms.
+    pub retry_backoff: Duration,
+    /// Redirects followed per request (each one checked like the original URL). Default 5.
+    pub max_redirects: u32,
+    /// Use a proxy from `HTTPS_PROXY`/`ALL_PROXY`/… (honouring `NO_PROXY`). Default false, so
+    /// that results do not depend on the environment. TLS still runs end to end.
+    pub use_env_proxy: bool,
+    /// The `User-Agent` header. Default `airlock/<version>`.
+    pub user_agent: String,
+}
+
+impl Default for FetcherConfig {
+    fn default() -> Self {
+        Self {
+            trust: Trust::WebPki,
+            allow_http_loopback: false,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            min_rate: Some(MinRate {
+                bytes_per_sec: 1024,
+                grace: Duration::from_secs(10),
+            }),
+            retries: 2,
+            retry_backoff: Duration::from_millis(100),
+            max_redirects: 5,
+            use_env_proxy: false,
+            user_agent: concat!("airlock/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// A failed download. Every variant names the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: not a usable URL: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("{url}: refused: {reason}")]
+    InsecureUrl { url: String, reason: &'static str },
+    #[error("{url}: not found (HTTP 404)")]
+    NotFound { url: String },
+    #[error("{url}: server answered HTTP {status}")]
+    HttpStatus { url: String, status: u16 },
+    #[error("{url}: body is longer than the limit of {max_len} bytes")]
+    TooLarge { url: String, max_len: u64 },
+    #[error(
+        "{url}: transfer too slow: {received} bytes in {:.1} s, below the minimum of {min_bytes_per_sec} bytes/s",
+        elapsed.as_secs_f64()
+    )]
+    TooSlow {
+        url: String,
+        received: u64,
+        elapsed: Duration,
+        min_bytes_per_sec: u64,
+    },
+    #[error("{url}: timed out ({what})")]
+    Timeout { url: String, what: String },
+    #[error("{url}: TLS failure: {detail}")]
+    Tls { url: String, detail: String },
+    #[error("{url}: connection failed: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("{url}: redirect refused: {reason}")]
+    Redirect { url: String, reason: String },
+    #[error("{url}: {detail}")]
+    Transport { url: String, detail: String },
+    #[error("{url}: writing the downloaded body failed: {source}")]
+    Write {
+        url: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FetchError {
+    /// True for HTTP 404: the resource does not exist (e.g. root N+1 when no rotation happened).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FetchError::NotFound { .. })
+    }
+
+    /// The URL the failure concerns.
+    pub fn url(&self) -> &str {
+        match self {
+            FetchError::InvalidUrl { url, .. }
+            | FetchError::InsecureUrl { url, .. }
+            | FetchError::NotFound { url }
+            | FetchError::HttpStatus { url, .. }
+            | FetchError::TooLarge { url, .. }
+            | FetchError::TooSlow { url, .. }
+            | FetchError::Timeout { url, .. }
+            | FetchError::Tls { url, .. }
+            | FetchError::Connect { url, .. }
+            | FetchError::Redirect { url, .. }
+            | FetchError::Transport { url, .. }
+            | FetchError::Write { url, .. } => url,
+        }
+    }
+
+    /// Whether another attempt could succeed: connection failures and 5xx answers.
+    fn is_retryable(&self) -> bool {
+        match self {
+            FetchError::Connect { .. } => true,
+            FetchError::HttpStatus { status, .. } => (500..600).contains(status),
+            _ => false,
+        }
+    }
+}
+
+/// Called as a download progresses with (bytes received so far, `Content-Length` if announced).
+/// The announced length is for display only; it is not trusted.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
+
+/// A blocking HTTPS client with the defences described in the module docs. Cheap to share
+/// between threads (`&Fetcher` is `Send + Sync`); connections are pooled.
+#[derive(Debug)]
+pub struct Fetcher {
+    agent: ureq::Agent,
+    config: FetcherConfig,
+    requests: AtomicU64,
+}
+
+impl Fetcher {
+    /// Builds a client; fails if the CA bundle is not valid PEM or holds no usable certificate.
+    pub fn new(config: FetcherConfig) -> Result<Self, TlsError> {
+        let root_certs = match &config.trust {
+            Trust::WebPki => RootCerts::WebPki,
+            Trust::CaBundlePem(pem) => {
+                let store = crate::tls::certs_from_pem(pem, "CA bundle")?;
+                // Check each one is a usable trust anchor before handing them to ureq.
+                root_store_from_pem(pem, "CA bundle")?;
+                RootCerts::new_with_certs(
+                    &store
+                        .iter()
+                        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                        .collect::<Vec<_>>(),
+                )
+            }
+        };
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(root_certs)
+            .build();
+        let proxy = if config.use_env_proxy {
+            ureq::Proxy::try_from_env()
+        } else {
+            None
+        };
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .https_only(!config.allow_http_loopback)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(proxy)
+            .user_agent(config.user_agent.as_str())
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_per_read(Some(config.read_timeout))
+            .timeout_send_request(Some(config.read_timeout))
+            .timeout_recv_response(Some(config.read_timeout))
+            .build()
+            .new_agent();
+        Ok(Self {
+            agent,
+            config,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// The settings this client was built with.
+    pub fn config(&self) -> &FetcherConfig {
+        &self.config
+    }
+
+    /// Number of HTTP requests sent so far (retries and redirects included).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Downloads `url` into memory. Reads at most `max_len + 1` bytes; a longer body is
+    /// [`FetchError::TooLarge`].
+    pub fn fetch_capped(&self, url: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
+        let mut attempt = 0;
+        loop {
+            let mut body = Vec::new();
+            match self.fetch_once(url, max_len, &mut body, &mut |_, _| {}) {
+                Ok(_) => return Ok(body),
+                Err((e, _)) if e.is_retryable() && attempt < self.config.retries => {
+                    self.backoff(attempt, &e);
+                    attempt += 1;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Streams `url` into `out` (where the caller hashes and stores it), calling `progress` as
+    /// bytes arrive. Reads at most `max_len + 1` bytes; a longer body is
+    /// [`FetchError::TooLarge`], after at most `max_len` bytes went to `out`. Returns the number of
+    /// bytes written. A failed attempt is retried only if nothing was written to `out` yet.
+    pub fn fetch_to_writer(
+        &self,
+        url: &str,
+        max_len: u64,
+        out: &mut dyn Write,
+        progress: Progress<'_>,
+    ) -> Result<u64, FetchError> {
+        let mut attempt = 0;
+        loop {
+            match self.fetch_once(url, max_len, out, progress) {
+                Ok(n) => return Ok(n),
+                Err((e, 0)) if e.is_retryable() && attempt < self.config.retries => {
+                    self.backoff(attempt, &e);
+                    attempt += 1;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32, error: &FetchError) {
+        let wait = self
+            .config
+            .retry_backoff
+            .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX));
+        tracing::debug!("retrying in {wait:?} after: {error}");
+        std::thread::sleep(wait);
+    }
+
+    /// One attempt, redirects included. On failure also returns how many bytes reached `out`.
+    fn fetch_once(
+        &self,
+        url: &str,
+        max_len: u64,
+        out: &mut dyn Write,
+        progress: Progress<'_>,
+    ) -> Result<u64, (FetchError, u64)> {
+        let started = Instant::now();
+        let mut current = url.to_string();
+        let mut redirects = 0;
+        let response = loop {
+            self.check_url(&current).map_err(|e| (e, 0))?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let response = self
+                .agent
+                .get(&current)
+                .call()
+                .map_err(|e| (classify(&current, e), 0))?;
+            let status = response.status().as_u16();
+            if (300..400).contains(&status) && status != 304 {
+                if redirects >= self.config.max_redirects {
+                    return Err((
+                        FetchError::Redirect {
+                            url: current,
+                            reason: format!("more than {} redirects", self.config.max_redirects),
+                        },
+                        0,
+                    ));
+                }
+                let location = response
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        (
+                            FetchError::Redirect {
+                                url: current.clone(),
+                                reason: format!("HTTP {status} without a usable Location header"),
+                            },
+                            0,
+                        )
+                    })?;
+                let next = resolve_location(&current, location).map_err(|reason| {
+                    (
+                        FetchError::Redirect {
+                            url: current.clone(),
+                            reason,
+                        },
+                        0,
+                    )
+                })?;
+                tracing::debug!("{current} redirects to {next}");
+                current = next;
+                redirects += 1;
+                continue;
+            }
+            match status {
+                200 => break response,
+                404 => return Err((FetchError::NotFound { url: current }, 0)),
+                _ => {
+                    return Err((
+                        FetchError::HttpStatus {
+                            url: current,
+                            status,
+                        },
+                        0,
+                    ));
+                }
+            }
+        };
+
+        let announced = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|n| n > max_len) {
+            // Fail early; a truthful server would send too much, a lying one a truncated body.
+            return Err((
+                FetchError::TooLarge {
+                    url: current,
+                    max_len,
+                },
+                0,
+            ));
+        }
+        let mut reader = response
+            .into_body()
+            .into_with_config()
+            .limit(max_len.saturating_add(1))
+            .reader()
+            .take(max_len.saturating_add(1));
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut written: u64 = 0;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err((classify_read(&current, e, max_len), written)),
+            };
+            let chunk = buf.get(..n).unwrap_or_default();
+            if written + n as u64 > max_len {
+                return Err((
+                    FetchError::TooLarge {
+                        url: current,
+                        max_len,
+                    },
+                    written,
+                ));
+            }
+            out.write_all(chunk).map_err(|source| {
+                (
+                    FetchError::Write {
+                        url: current.clone(),
+                        source,
+                    },
+                    written,
+                )
+            })?;
+            written += n as u64;
+            progress(written, announced);
+            if let Some(rule) = self.config.min_rate {
+                let elapsed = started.elapsed();
+                if elapsed > rule.grace
+                    && (written as f64) < rule.bytes_per_sec as f64 * elapsed.as_secs_f64()
+                {
+                    return Err((
+                        FetchError::TooSlow {
+                            url: current,
+                            received: written,
+                            elapsed,
+                            min_bytes_per_sec: rule.bytes_per_sec,
+                        },
+                        written,
+                    ));
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Scheme policy: https always; http only to loopback and only when allowed.
+    fn check_url(&self, url: &str) -> Result<(), FetchError> {
+        let uri: ureq::http::Uri =
+            url.parse()
+                .map_err(|e: ureq::http::uri::InvalidUri| FetchError::InvalidUrl {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?;
+        let host = uri.host().ok_or_else(|| FetchError::InvalidUrl {
+            url: url.to_string(),
+            reason: "no host".into(),
+        })?;
+        match uri.scheme_str() {
+            Some("https") => Ok(()),
+            Some("http") if !self.config.allow_http_loopback => Err(FetchError::InsecureUrl {
+                url: url.to_string(),
+                reason: "plain http is not allowed (use https)",
+            }),
+            Some("http") if is_loopback_host(host) => Ok(()),
+            Some("http") => Err(FetchError::InsecureUrl {
+                url: url.to_string(),
+                reason: "plain http is allowed only to 127.0.0.1, ::1 and localhost",
+            }),
+            _ => Err(FetchError::InvalidUrl {
+                url: url.to_string(),
+                reason: "scheme must be https".into(),
+            }),
+        }
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "[::1]" | "::1" | "localhost")
+}
+
+/// Resolves a `Location` header against the URL that answered with it.
+fn resolve_location(base: &str, location: &str) -> Result<String, String> {
+    if location.contains("://") {
+        return Ok(location.to_string());
+    }
+    let (scheme, rest) = base
+        .split_once("://")
+        .ok_or_else(|| format!("cannot resolve Location {location:?}"))?;
+    if let Some(net_path) = location.strip_prefix("//") {
+        return Ok(format!("{scheme}://{net_path}"));
+    }
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    if location.starts_with('/') {
+        return Ok(format!("{scheme}://{authority}{location}"));
+    }
+    // Relative path: replace the last segment of the base path (query dropped).
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let dir = match path.rfind('/') {
+        Some(i) => path.get(..=i).unwrap_or("/"),
+        None => "/",
+    };
+    Ok(format!("{scheme}://{authority}{dir}{location}"))
+}
+
+/// Maps a ureq error from sending a request / receiving the head to our variants.
+fn classify(url: &str, error: ureq::Error) -> FetchError {
+    let url = url.to_string();
+    match error {
+        ureq::Error::Timeout(t) => FetchError::Timeout {
+            url,
+            what: timeout_name(t),
+        },
+        ureq::Error::Rustls(e) => FetchError::Tls {
+            url,
+            detail: e.to_string(),
+        },
+        ureq::Error::Tls(e) => FetchError::Tls {
+            url,
+            detail: e.to_string(),
+        },
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => FetchError::Connect {
+            url,
+            detail: error.to_string(),
+        },
+        ureq::Error::RequireHttpsOnly(_) => FetchError::InsecureUrl {
+            url,
+            reason: "plain http is not allowed (use https)",
+        },
+        ureq::Error::Io(e) => classify_io(url, e),
+        ureq::Error::BodyExceedsLimit(_) => FetchError::Transport {
+            url,
+            detail: "response too large".into(),
+        },
+        other => FetchError::Transport {
+            url,
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn classify_io(url: String, e: io::Error) -> FetchError {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return FetchError::Tls {
+            url,
+            detail: tls.to_string(),
+        };
+    }
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => FetchError::Timeout {
+            url,
+            what: e.to_string(),
+        },
+        io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::NotConnected
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::AddrNotAvailable
+        | io::ErrorKind::UnexpectedEof => FetchError::Connect {
+            url,
+            detail: e.to_string(),
+        },
+        _ => FetchError::Transport {
+            url,
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// Maps an error from reading the body. Body errors are never connection-level retries: some
+/// bytes may already be consumed, and a server that breaks off mid-body is not "down".
+fn classify_read(url: &str, e: io::Error, max_len: u64) -> FetchError {
+    let url = url.to_string();
+    let inner = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>());
+    match inner {
+        Some(ureq::Error::BodyExceedsLimit(_)) => FetchError::TooLarge { url, max_len },
+        Some(ureq::Error::Timeout(t)) => FetchError::Timeout {
+            url,
+            what: timeout_name(*t),
+        },
+        _ if e.kind() == io::ErrorKind::TimedOut => FetchError::Timeout {
+            url,
+            what: e.to_string(),
+        },
+        _ => FetchError::Transport {
+            url,
+            detail: format!("reading the body: {e}"),
+        },
+    }
+}
+
+fn timeout_name(t: ureq::Timeout) -> String {
+    match t {
+        ureq::Timeout::Connect | ureq::Timeout::Resolve => "connecting".into(),
+        ureq::Timeout::PerRead => "waiting for data".into(),
+        ureq::Timeout::RecvResponse | ureq::Timeout::SendRequest => {
+            "waiting for the response".into()
+        }
+        other => format!("{other:?}"),
+    }
+}
