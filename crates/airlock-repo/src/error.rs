@@ -1,4 +1,7 @@
 //! What can go wrong while publishing, each variant naming the role, file or check concerned.
+//!
+//! Messages carry their cause inline (`{path}: {error}`) rather than as a `source()` chain, so
+//! that printing the chain does not repeat it.
 
 use std::path::PathBuf;
 
@@ -8,11 +11,10 @@ use airlock_keystore::KeystoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{path} is not an airlock repository (no work/airlock-repo.toml); run `airlock repo init` first"
@@ -24,20 +26,12 @@ pub enum RepoError {
     Locked { path: PathBuf },
     #[error("config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
-    #[error("staged metadata {file}: {source}")]
-    Metadata {
-        file: String,
-        #[source]
-        source: MetadataError,
-    },
-    #[error("{0}")]
+    #[error("staged metadata {file}: {error}")]
+    Metadata { file: String, error: MetadataError },
+    #[error(transparent)]
     Keystore(#[from] KeystoreError),
-    #[error("{what}: {source}")]
-    Crypto {
-        what: String,
-        #[source]
-        source: CryptoError,
-    },
+    #[error("{what}: {error}")]
+    Crypto { what: String, error: CryptoError },
     #[error("invalid input: {0}")]
     Invalid(String),
     #[error("unknown role {0:?}")]
@@ -72,10 +66,10 @@ impl RepoError {
         }
     }
 
-    pub(crate) fn metadata(file: impl Into<String>, source: MetadataError) -> Self {
+    pub(crate) fn metadata(file: impl Into<String>, error: MetadataError) -> Self {
         RepoError::Metadata {
             file: file.into(),
-            source,
+            error,
         }
     }
 }

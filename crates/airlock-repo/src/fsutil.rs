@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::RepoError;
 
-pub(crate) fn io_err(path: &Path, source: std::io::Error) -> RepoError {
+pub(crate) fn io_err(path: &Path, error: std::io::Error) -> RepoError {
     RepoError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -132,11 +132,10 @@ pub(crate) fn make_keys(
         match source {
             KeySource::Generate { scheme, count } => {
                 for _ in 0..*count {
-                    let key =
-                        PrivateKey::generate(*scheme).map_err(|source| RepoError::Crypto {
-                            what: format!("generating a {scheme} key for {role}"),
-                            source,
-                        })?;
+                    let key = PrivateKey::generate(*scheme).map_err(|error| RepoError::Crypto {
+                        what: format!("generating a {scheme} key for {role}"),
+                        error,
+                    })?;
                     let public = key.public_key().clone();
                     let keyid = public.key_id();
                     let short = keyid.get(..12).unwrap_or(&keyid);
@@ -170,9 +169,9 @@ pub(crate) fn make_keys(
             }
             KeySource::Public(keys) => {
                 for public in keys {
-                    public.validate().map_err(|source| RepoError::Crypto {
+                    public.validate().map_err(|error| RepoError::Crypto {
                         what: format!("public key for {role}"),
-                        source,
+                        error,
                     })?;
                     let keyid = public.key_id();
                     let short = keyid.get(..12).unwrap_or(&keyid);

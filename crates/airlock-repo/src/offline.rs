@@ -89,9 +89,9 @@ pub fn sign_metadata(
     file: &str,
 ) -> Result<(Vec<u8>, String), RepoError> {
     let (mut value, mut signatures, msg) = envelope_parts(bytes, file)?;
-    let raw = signer.sign(&msg).map_err(|source| RepoError::Crypto {
+    let raw = signer.sign(&msg).map_err(|error| RepoError::Crypto {
         what: format!("signing {file}"),
-        source,
+        error,
     })?;
     let keyid = signer.public_key().key_id();
     signatures.retain(|s| s.keyid != keyid);

@@ -289,7 +289,7 @@ impl Repository {
             .map(|(_, src)| {
                 let r = hash_file(src);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 256 == 0 || n == total {
+                if n.is_multiple_of(256) || n == total {
                     progress(n, total);
                 }
                 r
@@ -425,7 +425,7 @@ impl Repository {
             })?;
             let dest = store.join(hashed_target_path(target, sha));
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % 256 == 0 || n == total {
+            if n.is_multiple_of(256) || n == total {
                 progress(n, total);
             }
             if fs::metadata(&dest).is_ok_and(|m| m.len() == tf.length) {

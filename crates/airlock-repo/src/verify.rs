@@ -161,15 +161,14 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
             );
         }
         let prev = root.as_ref().map(|(r, _)| r.signed.clone());
-        match &prev {
-            Some(p) => c.threshold(
+        if let Some(p) = &prev {
+            c.threshold(
                 &file,
                 &format!("root version {}", p.version),
                 p.authority("root"),
                 &md.signatures,
                 &msg,
-            ),
-            None => {}
+            );
         }
         c.threshold(
             &file,
