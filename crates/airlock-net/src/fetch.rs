@@ -600,3 +600,77 @@ fn timeout_name(t: ureq::Timeout) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_resolution() {
+        let base = "https://h:1/a/b/c.json?q=1";
+        assert_eq!(
+            resolve_location(base, "https://x/y").unwrap(),
+            "https://x/y"
+        );
+        assert_eq!(resolve_location(base, "//m/z").unwrap(), "https://m/z");
+        assert_eq!(resolve_location(base, "/r").unwrap(), "https://h:1/r");
+        assert_eq!(
+            resolve_location(base, "d.json").unwrap(),
+            "https://h:1/a/b/d.json"
+        );
+        assert_eq!(
+            resolve_location("https://h", "d.json").unwrap(),
+            "https://h/d.json"
+        );
+        assert!(resolve_location("nonsense", "d.json").is_err());
+    }
+
+    #[test]
+    fn only_loopback_names_count_as_loopback() {
+        for host in ["127.0.0.1", "[::1]", "localhost"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "127.0.0.2",
+            "localhost.example",
+            "0.0.0.0",
+            "[::]",
+            "10.0.0.1",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn scheme_policy() {
+        let strict = Fetcher::new(FetcherConfig::default()).unwrap();
+        assert!(strict.check_url("https://example.com/x").is_ok());
+        assert!(matches!(
+            strict.check_url("http://127.0.0.1/x"),
+            Err(FetchError::InsecureUrl { .. })
+        ));
+        let loopback = Fetcher::new(FetcherConfig {
+            allow_http_loopback: true,
+            ..FetcherConfig::default()
+        })
+        .unwrap();
+        for ok in [
+            "http://127.0.0.1:8080/x",
+            "http://[::1]:1/x",
+            "http://localhost/x",
+        ] {
+            assert!(loopback.check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1@evil.example/x",
+            "http://evil.example/127.0.0.1",
+            "http://[::ffff:1.2.3.4]/x",
+        ] {
+            assert!(
+                matches!(loopback.check_url(bad), Err(FetchError::InsecureUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -179,7 +179,15 @@ impl TestCa {
         })?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "Airlock test CA");
+        // A distinct name per CA, so that a certificate from another test CA is reported as
+        // "unknown issuer" rather than as a bad signature from a namesake.
+        let id: String = params
+            .key_identifier(&key)
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        dn.push(DnType::CommonName, format!("Airlock test CA {id}"));
         dn.push(DnType::OrganizationName, "Airlock tests");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));

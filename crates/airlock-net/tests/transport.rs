@@ -142,6 +142,7 @@ fn certificate_from_another_ca_is_refused() {
         .unwrap_err();
     assert!(matches!(err, FetchError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains(&server.url("/hello")), "{err}");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 }
 
 #[test]
@@ -688,5 +689,35 @@ for url in sys.argv[2:]:
         String::from_utf8_lossy(&out.stderr).contains("CERTIFICATE_VERIFY_FAILED"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ipv6_loopback_works_for_https_and_allowed_http() {
+    let ca = TestCa::new().unwrap();
+    let id = ca.issue_server_cert(&["::1"]).unwrap();
+    let addr: std::net::SocketAddr = "[::1]:0".parse().unwrap();
+    let server = match ServerHandle::start(addr, test_router(0), Some(&id)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("SKIP ipv6 test: this machine has no ::1 ({e})");
+            return;
+        }
+    };
+    assert!(server.base_url().starts_with("https://[::1]:"));
+    let f = fetcher(trusting(&ca));
+    assert_eq!(
+        f.fetch_capped(&server.url("/hello"), 64).unwrap(),
+        b"hello world"
+    );
+
+    let plain = ServerHandle::start(addr, test_router(0), None).unwrap();
+    let loopback = fetcher(FetcherConfig {
+        allow_http_loopback: true,
+        ..FetcherConfig::default()
+    });
+    assert_eq!(
+        loopback.fetch_capped(&plain.url("/hello"), 64).unwrap(),
+        b"hello world"
     );
 }

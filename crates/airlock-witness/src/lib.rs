@@ -1,1 +1,388 @@
 #![forbid(unsafe_code)]
+//! A C2SP transparency-log witness (c2sp.org/tlog-witness).
+//!
+//! It follows a set of logs (origin and checkpoint keys), remembers the latest checkpoint it
+//! cosigned for each, and cosigns (c2sp.org/tlog-cosignature, cosignature/v1) a new checkpoint
+//! only if it is consistent with that one. `POST /add-checkpoint` answers:
+//!
+//! | status | when |
+//! |---|---|
+//! | 400 | malformed request, or old size larger than the checkpoint's size |
+//! | 403 | no signature by a known key of that log verifies |
+//! | 404 | unknown origin |
+//! | 409 | the old size is not the stored size; body = stored size, `text/x.tlog.size` |
+//! | 422 | the consistency proof does not verify, or same size with a different root |
+//! | 200 | body = the cosignature line(s) |
+//!
+//! (The tlog-witness text of the same-size-different-root case has varied between 409 and 422;
+//! Airlock answers 422, as the project's requirements say: it is a proof failure, and a 409
+//! would invite the log to retry.)
+//!
+//! Check and persist happen under one lock, and the new state is written atomically (temp file,
+//! fsync, rename, fsync the directory) before answering, so two racing requests can never both
+//! advance the stored checkpoint, and a cosigned checkpoint is never forgotten.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+
+use airlock_core::tlog::{
+    Checkpoint, CosignatureSigner, Hash, Note, NoteVerifier, empty_root, open_checkpoint,
+    verify_consistency,
+};
+
+pub mod config;
+
+/// The most consistency proof lines a request may carry (tlog-witness).
+pub const MAX_PROOF_LINES: usize = 63;
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+/// Content type of a 409 answer.
+pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+
+/// Why the witness could not start or persist.
+#[derive(Debug, thiserror::Error)]
+pub enum WitnessError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: stored checkpoint is unreadable: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("followed log {origin:?}: {reason}")]
+    Log { origin: String, reason: String },
+}
+
+/// A log the witness follows.
+#[derive(Debug, Clone)]
+pub struct FollowedLog {
+    pub origin: String,
+    /// The log's Ed25519 checkpoint keys (any one valid signature suffices).
+    pub keys: Vec<NoteVerifier>,
+}
+
+/// The answer to an add-checkpoint request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl WitnessResponse {
+    fn text(status: u16, msg: impl Into<String>) -> Self {
+        let mut body = msg.into().replace('\n', " ");
+        body.push('\n');
+        WitnessResponse {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into_bytes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Stored {
+    size: u64,
+    root: Hash,
+}
+
+/// A witness: key, followed logs, stored state.
+pub struct Witness {
+    signer: CosignatureSigner,
+    logs: HashMap<String, Vec<NoteVerifier>>,
+    state_dir: PathBuf,
+    /// Latest cosigned checkpoint per origin. The lock covers check and persist.
+    state: Mutex<HashMap<String, Stored>>,
+}
+
+fn state_file(dir: &Path, origin: &str) -> PathBuf {
+    dir.join(format!(
+        "log-{}",
+        hex::encode(Sha256::digest(origin.as_bytes()))
+    ))
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WitnessError> {
+    let io = |source| WitnessError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.write_all(data).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(())
+}
+
+/// A parsed add-checkpoint request body.
+struct Request<'a> {
+    old: u64,
+    proof: Vec<Hash>,
+    checkpoint: &'a [u8],
+}
+
+fn parse_decimal(s: &str) -> Option<u64> {
+    let ok =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    if ok { s.parse().ok() } else { None }
+}
+
+fn parse_request(body: &[u8]) -> Result<Request<'_>, &'static str> {
+    let mut rest = body;
+    let next_line = |rest: &mut &[u8]| -> Result<String, &'static str> {
+        let pos = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("a line does not end in a newline")?;
+        let line = std::str::from_utf8(&rest[..pos]).map_err(|_| "a line is not UTF-8")?;
+        *rest = &rest[pos + 1..];
+        Ok(line.to_string())
+    };
+    let first = next_line(&mut rest)?;
+    let old = first
+        .strip_prefix("old ")
+        .and_then(parse_decimal)
+        .ok_or("first line is not 'old <size>'")?;
+    let mut proof = Vec::new();
+    loop {
+        let line = next_line(&mut rest)?;
+        if line.is_empty() {
+            break;
+        }
+        if proof.len() == MAX_PROOF_LINES {
+            return Err("more than 63 consistency proof lines");
+        }
+        let h: Hash = STANDARD
+            .decode(&line)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or("a proof line is not base64 of a 32-byte hash")?;
+        proof.push(h);
+    }
+    Ok(Request {
+        old,
+        proof,
+        checkpoint: rest,
+    })
+}
+
+impl Witness {
+    /// A witness with `signer`, following `logs`, keeping its state in `state_dir` (created if
+    /// needed; state of earlier runs is loaded).
+    pub fn open(
+        signer: CosignatureSigner,
+        logs: Vec<FollowedLog>,
+        state_dir: &Path,
+    ) -> Result<Self, WitnessError> {
+        fs::create_dir_all(state_dir).map_err(|source| WitnessError::Io {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let mut map = HashMap::new();
+        let mut state = HashMap::new();
+        for log in logs {
+            if log.keys.is_empty() {
+                return Err(WitnessError::Log {
+                    origin: log.origin,
+                    reason: "no checkpoint key".into(),
+                });
+            }
+            let path = state_file(state_dir, &log.origin);
+            match fs::read(&path) {
+                Ok(bytes) => {
+                    let corrupt = |reason: String| WitnessError::Corrupt {
+                        path: path.clone(),
+                        reason,
+                    };
+                    let note = Note::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                    let cp =
+                        Checkpoint::parse_text(note.text()).map_err(|e| corrupt(e.to_string()))?;
+                    if cp.origin != log.origin {
+                        return Err(corrupt(format!("holds origin {:?}", cp.origin)));
+                    }
+                    state.insert(
+                        log.origin.clone(),
+                        Stored {
+                            size: cp.size,
+                            root: cp.root_hash,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(WitnessError::Io { path, source }),
+            }
+            map.insert(log.origin, log.keys);
+        }
+        Ok(Witness {
+            signer,
+            logs: map,
+            state_dir: state_dir.to_path_buf(),
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The witness's cosignature verifier key.
+    pub fn verifier(&self) -> NoteVerifier {
+        self.signer.verifier()
+    }
+
+    /// The size of the latest checkpoint cosigned for `origin` (0 if none).
+    pub fn stored_size(&self, origin: &str) -> u64 {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| s.get(origin).map(|s| s.size))
+            .unwrap_or(0)
+    }
+
+    /// Handles an add-checkpoint request body at time `now` (POSIX seconds).
+    pub fn add_checkpoint(&self, body: &[u8], now: u64) -> WitnessResponse {
+        let req = match parse_request(body) {
+            Ok(r) => r,
+            Err(reason) => {
+                return WitnessResponse::text(400, format!("malformed request: {reason}"));
+            }
+        };
+        let note = match Note::parse(req.checkpoint) {
+            Ok(n) => n,
+            Err(e) => return WitnessResponse::text(400, format!("malformed checkpoint: {e}")),
+        };
+        let cp = match Checkpoint::parse_text(note.text()) {
+            Ok(c) => c,
+            Err(e) => return WitnessResponse::text(400, format!("malformed checkpoint: {e}")),
+        };
+        let Some(keys) = self.logs.get(&cp.origin) else {
+            return WitnessResponse::text(404, format!("unknown log origin {:?}", cp.origin));
+        };
+        if !keys
+            .iter()
+            .any(|k| open_checkpoint(req.checkpoint, k, &[]).is_ok())
+        {
+            return WitnessResponse::text(
+                403,
+                format!("no valid signature by a known key of {:?}", cp.origin),
+            );
+        }
+        if req.old > cp.size {
+            return WitnessResponse::text(
+                400,
+                format!(
+                    "old size {} is larger than the checkpoint size {}",
+                    req.old, cp.size
+                ),
+            );
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return WitnessResponse::text(500, "witness state lock poisoned");
+        };
+        let stored = state.get(&cp.origin).cloned().unwrap_or(Stored {
+            size: 0,
+            root: empty_root(),
+        });
+        if req.old != stored.size {
+            return WitnessResponse {
+                status: 409,
+                content_type: SIZE_CONTENT_TYPE,
+                body: format!("{}\n", stored.size).into_bytes(),
+            };
+        }
+        if req.old == cp.size {
+            if cp.root_hash != stored.root {
+                return WitnessResponse::text(
+                    422,
+                    format!(
+                        "checkpoint of size {} has a different root than the one cosigned before",
+                        cp.size
+                    ),
+                );
+            }
+            if !req.proof.is_empty() {
+                return WitnessResponse::text(
+                    422,
+                    "consistency proof must be empty for equal sizes",
+                );
+            }
+        } else if req.old == 0 {
+            if !req.proof.is_empty() {
+                return WitnessResponse::text(422, "consistency proof must be empty from size 0");
+            }
+        } else if let Err(e) =
+            verify_consistency(req.old, cp.size, &req.proof, &stored.root, &cp.root_hash)
+        {
+            tracing::warn!(
+                "log {:?}: refused checkpoint of size {} (possible split view): {e}",
+                cp.origin,
+                cp.size
+            );
+            return WitnessResponse::text(422, format!("consistency proof does not verify: {e}"));
+        }
+        let cosig = match self.signer.cosign_text(note.text(), now) {
+            Ok(c) => c,
+            Err(e) => return WitnessResponse::text(500, format!("cosigning failed: {e}")),
+        };
+        if let Err(e) = write_atomic(&state_file(&self.state_dir, &cp.origin), req.checkpoint) {
+            tracing::error!("{e}");
+            return WitnessResponse::text(500, "could not persist the checkpoint");
+        }
+        state.insert(
+            cp.origin.clone(),
+            Stored {
+                size: cp.size,
+                root: cp.root_hash,
+            },
+        );
+        WitnessResponse {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            body: cosig.to_line().into_bytes(),
+        }
+    }
+
+    /// The HTTP API: `POST /add-checkpoint`.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/add-checkpoint", post(add_checkpoint_handler))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(self)
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn add_checkpoint_handler(State(w): State<Arc<Witness>>, body: Bytes) -> Response {
+    let r = match tokio::task::spawn_blocking(move || w.add_checkpoint(&body, now_secs())).await {
+        Ok(r) => r,
+        Err(_) => WitnessResponse::text(500, "witness task failed"),
+    };
+    (
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, r.content_type)],
+        r.body,
+    )
+        .into_response()
+}

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 /// A SHA-256 Merkle tree hash (leaf, node or root).
 pub type Hash = [u8; 32];
-/// Alias of [`Hash`], for call sites that want to say which hash they mean.
+/// Alias of [`Hash`](type@Hash), for call sites that want to say which hash they mean.
 pub type MerkleHash = Hash;
 
 /// Errors from proof generation and verification. Each names the check that failed.

@@ -1,1 +1,61 @@
-//! TUF 1.0.x metadata and trust logic.
+//! TUF 1.0.x metadata and the client's trust decisions (spec 1.0.34), without I/O.
+//!
+//! # Public API
+//!
+//! Envelope and parsing ([`metadata`]):
+//! - [`Metadata<T>`] `{ signatures, signed: T, unrecognized }`; `Metadata::new(signed)`,
+//!   `Metadata::parse(bytes) -> Parsed<T> { metadata, signed_bytes }` (checks `_type`,
+//!   `spec_version` 1.x, version >= 1 and each role's own rules; not signatures),
+//!   `from_bytes`, `signed_bytes()` (canonical JSON of `signed`: the signed message),
+//!   `to_canonical_bytes()`, `to_pretty_bytes()`, `sign(&dyn Signer, SignMode)`,
+//!   `add_signature(Signature)` (offline signing: replaces one by the same key id).
+//! - [`Signature`] `{ keyid, sig (hex), unrecognized }`; [`SignMode`] `ReplaceAll | Append`.
+//! - [`Role`] trait (`TYPE`, `version()`, `expires()`, `spec_version()`, `is_expired(t)`,
+//!   `validate()`), implemented by [`Root`], [`Timestamp`], [`Snapshot`], [`Targets`].
+//! - [`MetadataError`], [`check_spec_version`], [`SPEC_VERSION`].
+//!
+//! Roles ([`roles`]): [`Root`] (`authority(role)`, `add_key`, `remove_key`), [`RoleKeys`],
+//! [`Timestamp`] (`snapshot_meta()`), [`Snapshot`] (`role_meta(role)`), [`Targets`],
+//! [`MetaFile`] `{ version, length?, hashes? }` (`with_bytes`, `verify_bytes`),
+//! [`TargetFile`] `{ length, hashes, custom? }` (`from_bytes`, `verify_bytes`),
+//! [`TOP_LEVEL_ROLES`]. Every struct keeps unknown fields in `unrecognized`, so parse and
+//! serialize of foreign metadata keeps every field.
+//!
+//! Delegations ([`delegation`]): [`Delegations`] (`authority(role)`,
+//! `roles_for_target(path) -> Vec<ChildRole>`), [`DelegatedRole`] (`covers(path)`),
+//! [`SuccinctRoles`] (`bin_for_target`, `bin_index`, `bin_name`, `bin_names`, `is_bin_name`,
+//! `number_of_bins`, `suffix_len`), [`path_matches`], [`path_hash`].
+//!
+//! Signatures ([`verify`]): [`Authority`] `{ keys, keyids, threshold }` with
+//! `verify(signatures, msg) -> Result<count, ThresholdError>`.
+//!
+//! Hashes ([`hashes`]): [`MultiHasher`] (streaming, every listed hash must match, unknown
+//! algorithms fail), [`verify_all`], [`HashError`].
+//!
+//! Airlock writes `expires` as `YYYY-MM-DDTHH:MM:SSZ` and reads any RFC 3339 time in UTC (`Z`).
+
+pub mod delegation;
+pub mod hashes;
+pub mod metadata;
+pub mod roles;
+pub mod search;
+pub mod trusted;
+pub mod verify;
+
+pub use delegation::{
+    ChildRole, DelegatedRole, Delegations, SuccinctRoles, path_hash, path_matches,
+};
+pub use hashes::{HashError, MultiHasher, SUPPORTED_HASHES, verify_all};
+pub use metadata::{
+    Metadata, MetadataError, Parsed, Role, SPEC_VERSION, SignMode, Signature, check_spec_version,
+};
+pub use roles::{
+    MetaFile, RoleKeys, Root, SNAPSHOT_META, Snapshot, TOP_LEVEL_ROLES, TargetFile, Targets,
+    Timestamp,
+};
+pub use search::{MAX_DELEGATIONS, SearchError, SearchStep, TargetSearch};
+pub use trusted::{
+    CachedSnapshot, DEFAULT_MAX_ROOT_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES, DEFAULT_MAX_TARGETS_BYTES,
+    DEFAULT_MAX_TIMESTAMP_BYTES, MAX_ROOT_ROTATIONS, TimestampUpdate, TrustError, TrustedSet,
+};
+pub use verify::{Authority, ThresholdError};

@@ -1,0 +1,99 @@
+//! Updater settings.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use airlock_core::tuf;
+use airlock_net::Fetcher;
+
+/// How much the client is willing to read and how far it is willing to walk.
+///
+/// The metadata caps bound downloads whose length the trusted metadata does not give (root,
+/// timestamp, and snapshot or targets roles when the listing has no `length`). Defaults are
+/// python-tuf's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `N.root.json` accepted. Default 512,000 (python-tuf's).
+    pub root_max_len: u64,
+    /// Largest `timestamp.json` accepted. Default 16,384.
+    pub timestamp_max_len: u64,
+    /// Largest `snapshot.json` accepted when the timestamp gives no length. Default 2,000,000.
+    pub snapshot_max_len: u64,
+    /// Largest targets role accepted when the snapshot gives no length. Default 5,000,000.
+    pub targets_max_len: u64,
+    /// Root versions fetched per refresh at most. Default 256.
+    pub max_root_rotations: u32,
+    /// Targets roles visited per target lookup at most. Default 32.
+    pub max_delegations: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            root_max_len: tuf::DEFAULT_MAX_ROOT_BYTES,
+            timestamp_max_len: tuf::DEFAULT_MAX_TIMESTAMP_BYTES,
+            snapshot_max_len: tuf::DEFAULT_MAX_SNAPSHOT_BYTES,
+            targets_max_len: tuf::DEFAULT_MAX_TARGETS_BYTES,
+            max_root_rotations: tuf::MAX_ROOT_ROTATIONS,
+            max_delegations: tuf::MAX_DELEGATIONS as u32,
+        }
+    }
+}
+
+/// Where the client keeps its trusted metadata and where it finds the repository.
+#[derive(Clone, Debug)]
+pub struct UpdaterConfig {
+    /// Directory holding the trusted metadata (`root.json` must be there; see
+    /// [`crate::Updater::init`]).
+    pub metadata_dir: PathBuf,
+    /// Base URL of the repository's metadata, e.g. `https://example.org/metadata/`.
+    pub metadata_base_url: String,
+    /// Base URL of the target files; needed only for downloads.
+    pub targets_base_url: Option<String>,
+    /// Size caps and walk limits.
+    pub limits: Limits,
+    /// Download `dir/HASH.name` when the root sets `consistent_snapshot` (default true). Turn off
+    /// only for repositories that publish consistent metadata but plain target names.
+    pub prefix_targets_with_hash: bool,
+    /// The HTTPS transport (CA trust, timeouts, retries) shared with the caller.
+    pub fetcher: Arc<Fetcher>,
+}
+
+impl UpdaterConfig {
+    /// Settings with default limits.
+    pub fn new(
+        metadata_dir: impl Into<PathBuf>,
+        metadata_base_url: impl Into<String>,
+        fetcher: Arc<Fetcher>,
+    ) -> Self {
+        Self {
+            metadata_dir: metadata_dir.into(),
+            metadata_base_url: metadata_base_url.into(),
+            targets_base_url: None,
+            limits: Limits::default(),
+            prefix_targets_with_hash: true,
+            fetcher,
+        }
+    }
+
+    /// Set the base URL of target files.
+    pub fn with_targets_base_url(mut self, url: impl Into<String>) -> Self {
+        self.targets_base_url = Some(url.into());
+        self
+    }
+
+    /// Replace the limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// `url` with exactly one trailing `/`, so that file names can be appended.
+pub(crate) fn with_trailing_slash(url: &str) -> String {
+    if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    }
+}

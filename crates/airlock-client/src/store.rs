@@ -1,0 +1,176 @@
+//! The local metadata directory and atomic file writes.
+//!
+//! The metadata directory holds only the exact bytes the client accepted, one file per role under
+//! its non-versioned name (`root.json`, `timestamp.json`, `snapshot.json`, `targets.json`,
+//! `<role>.json`). Role names are percent-encoded the way python-tuf encodes them
+//! (`urllib.parse.quote(name, safe="")`), so a role called `../x` or `a/b` can never name a file
+//! outside the directory. Temporary files start with `.tmp` and never end in `.json`.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Characters python's `urllib.parse.quote(s, safe="")` leaves alone: letters, digits and `_.-~`.
+const QUOTE_SAFE_NONE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~');
+
+/// Characters python's `urllib.parse.quote(s)` (default `safe="/"`) leaves alone.
+const QUOTE_SAFE_SLASH: &AsciiSet = &QUOTE_SAFE_NONE.remove(b'/');
+
+/// Percent-encode a role name for a URL path segment or a file name (every byte except
+/// letters, digits and `_.-~`).
+pub fn encode_role_name(role: &str) -> String {
+    utf8_percent_encode(role, QUOTE_SAFE_NONE).to_string()
+}
+
+/// Percent-encode a target path for a URL, keeping `/` separators.
+pub fn encode_target_path(path: &str) -> String {
+    utf8_percent_encode(path, QUOTE_SAFE_SLASH).to_string()
+}
+
+/// Percent-encode a whole target path into one file name (no directories are created for
+/// `a/b/c.txt`; it becomes `a%2Fb%2Fc.txt`).
+pub fn encode_target_file_name(path: &str) -> String {
+    utf8_percent_encode(path, QUOTE_SAFE_NONE).to_string()
+}
+
+/// A failed local read or write. Names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The metadata directory of one client.
+#[derive(Clone, Debug)]
+pub struct MetadataStore {
+    dir: PathBuf,
+}
+
+impl MetadataStore {
+    /// Use `dir`, creating it if it does not exist.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Self { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file that holds `role`'s trusted metadata.
+    pub fn path_of(&self, role: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", encode_role_name(role)))
+    }
+
+    /// The stored bytes of `role`, or `None` when there are none.
+    pub fn load(&self, role: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path_of(role);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Read { path, source }),
+        }
+    }
+
+    /// Atomically replace `role`'s file with `bytes`.
+    pub fn store(&self, role: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        write_atomic(&self.path_of(role), bytes)
+    }
+
+    /// Remove `role`'s file, if any (used when a stored file is no longer trusted).
+    pub fn remove(&self, role: &str) -> Result<(), StoreError> {
+        let path = self.path_of(role);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Write { path, source }),
+        }
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename,
+/// fsync of the directory. A reader sees the old file or the new one, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let err = |source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = parent_dir(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    sync_dir(dir).map_err(err)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// fsync a directory so that a rename inside it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_are_encoded_like_python_quote() {
+        assert_eq!(encode_role_name("targets"), "targets");
+        assert_eq!(encode_role_name("?"), "%3F");
+        assert_eq!(encode_role_name("#"), "%23");
+        assert_eq!(encode_role_name("/delegatedrole"), "%2Fdelegatedrole");
+        assert_eq!(encode_role_name("../delegatedrole"), "..%2Fdelegatedrole");
+        assert_eq!(encode_role_name("a b~c_d-e.f"), "a%20b~c_d-e.f");
+        assert_eq!(encode_role_name("é"), "%C3%A9");
+        assert_eq!(encode_target_path("a dir/x?.txt"), "a%20dir/x%3F.txt");
+    }
+
+    #[test]
+    fn store_writes_only_under_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path()).unwrap();
+        store.store("../evil", b"x").unwrap();
+        store.store("root", b"{}").unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["..%2Fevil.json", "root.json"]);
+        assert_eq!(store.load("root").unwrap().as_deref(), Some(&b"{}"[..]));
+        assert_eq!(store.load("snapshot").unwrap(), None);
+        store.remove("root").unwrap();
+        assert_eq!(store.load("root").unwrap(), None);
+    }
+}

@@ -1,0 +1,534 @@
+//! The TUF client workflow (specification 1.0.34, section 5) as a thin driver: fetch bytes,
+//! hand them to [`TrustedSet`] (airlock-core, where every trust decision is made), store what it
+//! accepted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use airlock_core::tuf::{
+    CachedSnapshot, Metadata, Root, SearchStep, TargetFile, TargetSearch, Targets, TimestampUpdate,
+    TrustError, TrustedSet,
+};
+use airlock_net::{FetchError, Fetcher, Progress};
+use chrono::{DateTime, Utc};
+
+use crate::config::{UpdaterConfig, with_trailing_slash};
+use crate::error::UpdateError;
+use crate::store::{MetadataStore, encode_role_name, encode_target_file_name, encode_target_path};
+use crate::target;
+
+/// A target found in trusted metadata: its path, length, hashes and custom data, and the role
+/// that listed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetInfo {
+    /// The TUF target path, e.g. `app/1.2/app.tar.gz`.
+    pub path: String,
+    /// Length, hashes and custom data as the signing role listed them.
+    pub file: TargetFile,
+    /// The targets role that signed for it (`targets` or a delegated role).
+    pub role: String,
+}
+
+/// What a refresh left trusted.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RefreshSummary {
+    pub root_version: u64,
+    /// How many new root versions this refresh accepted.
+    pub roots_rotated: u32,
+    pub timestamp_version: u64,
+    pub snapshot_version: u64,
+    pub targets_version: u64,
+    /// The final root's expiry, RFC 3339.
+    pub expires: String,
+}
+
+/// A TUF updater for one repository and one local metadata directory.
+///
+/// The reference time for every expiry check is taken once, when the updater is created (TUF
+/// 5.1: "the time at which the update began").
+pub struct Updater {
+    config: UpdaterConfig,
+    metadata_base_url: String,
+    store: MetadataStore,
+    trusted: TrustedSet,
+    reference_time: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Updater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updater")
+            .field("metadata_dir", &self.store.dir())
+            .field("metadata_base_url", &self.metadata_base_url)
+            .field("reference_time", &self.reference_time)
+            .finish()
+    }
+}
+
+fn check_url(what: &'static str, url: &str) -> Result<(), UpdateError> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(UpdateError::BadUrl {
+            what,
+            url: url.to_string(),
+        })
+    }
+}
+
+impl Updater {
+    /// Trust `root_bytes` as the initial root: it must parse and carry a threshold of its own
+    /// signatures (its expiry is not checked here; the first refresh checks the final root's).
+    /// The exact bytes are stored as `root.json`, replacing any trusted metadata in the directory.
+    pub fn init(metadata_dir: &Path, root_bytes: &[u8]) -> Result<Root, UpdateError> {
+        let trusted = TrustedSet::new(root_bytes, Utc::now()).map_err(|source| {
+            UpdateError::BadTrustedRoot {
+                path: metadata_dir.join("root.json"),
+                source: Box::new(source),
+            }
+        })?;
+        let store = MetadataStore::open(metadata_dir)?;
+        // A new trust anchor makes every other stored role meaningless.
+        for entry in
+            std::fs::read_dir(store.dir()).map_err(|source| crate::store::StoreError::Read {
+                path: store.dir().to_path_buf(),
+                source,
+            })?
+        {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".json") && name != "root.json" {
+                let path = entry.path();
+                std::fs::remove_file(&path)
+                    .map_err(|source| crate::store::StoreError::Write { path, source })?;
+            }
+        }
+        store.store("root", root_bytes)?;
+        Ok(trusted.root().signed.clone())
+    }
+
+    /// Load the trusted root from `config.metadata_dir`. No network access.
+    pub fn new(config: UpdaterConfig) -> Result<Self, UpdateError> {
+        check_url("metadata base URL", &config.metadata_base_url)?;
+        if let Some(url) = &config.targets_base_url {
+            check_url("targets base URL", url)?;
+        }
+        let store = MetadataStore::open(&config.metadata_dir)?;
+        let root_bytes = store
+            .load("root")?
+            .ok_or_else(|| UpdateError::NotInitialised {
+                dir: config.metadata_dir.clone(),
+            })?;
+        let reference_time = Utc::now();
+        let trusted = TrustedSet::new(&root_bytes, reference_time).map_err(|source| {
+            UpdateError::BadTrustedRoot {
+                path: store.path_of("root"),
+                source: Box::new(source),
+            }
+        })?;
+        Ok(Self {
+            metadata_base_url: with_trailing_slash(&config.metadata_base_url),
+            config,
+            store,
+            trusted,
+            reference_time,
+        })
+    }
+
+    /// The time every expiry is checked against.
+    pub fn reference_time(&self) -> DateTime<Utc> {
+        self.reference_time
+    }
+
+    /// The trust state (trusted root, timestamp, snapshot, targets roles).
+    pub fn trusted(&self) -> &TrustedSet {
+        &self.trusted
+    }
+
+    /// The transport, e.g. for its request counter.
+    pub fn fetcher(&self) -> &Arc<Fetcher> {
+        &self.config.fetcher
+    }
+
+    /// Refresh the top-level metadata: root rotation, timestamp, snapshot, targets (TUF 5.3 to
+    /// 5.6). Delegated roles are loaded later, only when a target lookup needs them.
+    pub fn refresh(&mut self) -> Result<RefreshSummary, UpdateError> {
+        self.load_root()?;
+        self.load_timestamp()?;
+        self.load_snapshot()?;
+        self.load_targets("targets", "root")?;
+        self.summary()
+    }
+
+    fn summary(&self) -> Result<RefreshSummary, UpdateError> {
+        let root = &self.trusted.root().signed;
+        let version = |v: Option<u64>| v.unwrap_or(0);
+        Ok(RefreshSummary {
+            root_version: root.version,
+            roots_rotated: self.trusted.root_rotations(),
+            timestamp_version: version(self.trusted.timestamp().map(|t| t.signed.version)),
+            snapshot_version: version(self.trusted.snapshot().map(|s| s.signed.version)),
+            targets_version: version(self.trusted.targets().map(|t| t.signed.version)),
+            expires: root.expires.to_rfc3339(),
+        })
+    }
+
+    fn metadata_url(&self, role: &str, version: Option<u64>) -> String {
+        let name = encode_role_name(role);
+        match version {
+            Some(v) => format!("{}{v}.{name}.json", self.metadata_base_url),
+            None => format!("{}{name}.json", self.metadata_base_url),
+        }
+    }
+
+    fn fetch_metadata(&self, role: &str, url: &str, max_len: u64) -> Result<Vec<u8>, UpdateError> {
+        tracing::debug!("fetching {role} metadata from {url} (at most {max_len} bytes)");
+        self.config
+            .fetcher
+            .fetch_capped(url, max_len)
+            .map_err(|source| UpdateError::Fetch {
+                role: role.to_string(),
+                source,
+            })
+    }
+
+    fn refused(role: &str, url: &str) -> impl FnOnce(TrustError) -> UpdateError {
+        let role = role.to_string();
+        let url = url.to_string();
+        move |source| UpdateError::Refused {
+            role,
+            url,
+            source: Box::new(source),
+        }
+    }
+
+    /// TUF 5.3: fetch N+1.root.json until the repository has none (404), at most
+    /// `max_root_rotations` times; each new root is checked by the core and stored as received.
+    fn load_root(&mut self) -> Result<(), UpdateError> {
+        let lower = self.trusted.root().signed.version.saturating_add(1);
+        let upper = lower.saturating_add(u64::from(self.config.limits.max_root_rotations));
+        for next in lower..upper {
+            let url = self.metadata_url("root", Some(next));
+            let bytes = match self
+                .config
+                .fetcher
+                .fetch_capped(&url, self.config.limits.root_max_len)
+            {
+                Ok(bytes) => bytes,
+                Err(e) if is_absent(&e) => break,
+                Err(source) => {
+                    return Err(UpdateError::Fetch {
+                        role: "root".into(),
+                        source,
+                    });
+                }
+            };
+            self.trusted
+                .update_root(&bytes)
+                .map_err(Self::refused("root", &url))?;
+            self.store.store("root", &bytes)?;
+        }
+        // TUF 5.3.11: after a timestamp or snapshot key rotation the stored timestamp and
+        // snapshot are deleted, so that a version pushed up with a compromised key cannot block
+        // the repository's recovery (fast-forward attack).
+        if self.trusted.cached_timestamp_and_snapshot_invalid() {
+            tracing::info!("timestamp or snapshot keys rotated: deleting the stored copies");
+            self.store.remove("timestamp")?;
+            self.store.remove("snapshot")?;
+        }
+        Ok(())
+    }
+
+    /// TUF 5.4: the stored timestamp (if it still verifies) is the base for the rollback check;
+    /// the new one is stored only when the core accepted it and its version is new.
+    fn load_timestamp(&mut self) -> Result<(), UpdateError> {
+        if let Some(bytes) = self.store.load("timestamp")?
+            && let Err(e) = self.trusted.load_cached_timestamp(&bytes)
+        {
+            tracing::info!("stored timestamp not used as rollback baseline: {e}");
+        }
+        let url = self.metadata_url("timestamp", None);
+        let bytes = self.fetch_metadata("timestamp", &url, self.config.limits.timestamp_max_len)?;
+        let update = self
+            .trusted
+            .update_timestamp(&bytes)
+            .map_err(Self::refused("timestamp", &url))?;
+        if update == TimestampUpdate::Updated {
+            self.store.store("timestamp", &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// TUF 5.5: a stored snapshot that still matches the timestamp is used as is; otherwise the
+    /// one the timestamp names is fetched (version-prefixed with consistent snapshots).
+    fn load_snapshot(&mut self) -> Result<(), UpdateError> {
+        if let Some(bytes) = self.store.load("snapshot")? {
+            match self.trusted.load_cached_snapshot(&bytes) {
+                Ok(CachedSnapshot::Current) => return Ok(()),
+                Ok(CachedSnapshot::Outdated) => {}
+                Err(e) => tracing::info!("stored snapshot not used: {e}"),
+            }
+        }
+        let (version, length) = match self
+            .trusted
+            .timestamp()
+            .and_then(|t| t.signed.snapshot_meta())
+        {
+            Some(meta) => (meta.version, meta.length),
+            None => (0, None),
+        };
+        let url = self.metadata_url("snapshot", self.consistent().then_some(version));
+        let max_len = length.unwrap_or(self.config.limits.snapshot_max_len);
+        let bytes = self.fetch_metadata("snapshot", &url, max_len)?;
+        self.trusted
+            .update_snapshot(&bytes)
+            .map_err(Self::refused("snapshot", &url))?;
+        self.store.store("snapshot", &bytes)?;
+        Ok(())
+    }
+
+    fn consistent(&self) -> bool {
+        self.trusted.root().signed.consistent_snapshot == Some(true)
+    }
+
+    /// TUF 5.6 (and 5.7 for delegated roles): load `role` as delegated by `delegator`, from the
+    /// store when the stored copy is still what the snapshot lists, else from the repository.
+    fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), UpdateError> {
+        if self.trusted.targets_role(role, delegator).is_some() {
+            return Ok(());
+        }
+        if let Some(bytes) = self.store.load(role)? {
+            match self
+                .trusted
+                .update_delegated_targets(&bytes, role, delegator)
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => tracing::info!("stored {role} not used: {e}"),
+            }
+        }
+        let meta = self
+            .trusted
+            .snapshot()
+            .and_then(|s| s.signed.role_meta(role).cloned());
+        let (version, length) = match &meta {
+            Some(m) => (m.version, m.length),
+            None => (0, None),
+        };
+        let url = self.metadata_url(role, self.consistent().then_some(version));
+        if meta.is_none() {
+            // Without a snapshot entry there is no version to ask for and nothing to check the
+            // bytes against; the core would refuse them anyway.
+            return Err(UpdateError::NotInSnapshot {
+                role: role.to_string(),
+            });
+        }
+        let max_len = length.unwrap_or(self.config.limits.targets_max_len);
+        let bytes = self.fetch_metadata(role, &url, max_len)?;
+        self.trusted
+            .update_delegated_targets(&bytes, role, delegator)
+            .map_err(Self::refused(role, &url))?;
+        self.store.store(role, &bytes)?;
+        Ok(())
+    }
+
+    fn trusted_targets(&self, role: &str, delegator: &str) -> Option<&Targets> {
+        self.trusted
+            .targets_role(role, delegator)
+            .map(|m: &Metadata<Targets>| &m.signed)
+    }
+
+    /// Find `target_path` by the pre-order depth-first search of TUF 5.6.7: roles in delegation
+    /// order, a terminating delegation ends the search, at most `max_delegations` roles visited.
+    /// Refreshes first if no targets role is trusted yet. `Ok(None)` when no role lists it.
+    pub fn get_target_info(
+        &mut self,
+        target_path: &str,
+    ) -> Result<Option<TargetInfo>, UpdateError> {
+        if self.trusted.targets().is_none() {
+            self.refresh()?;
+        }
+        let mut search = TargetSearch::with_max_delegations(
+            target_path,
+            self.config.limits.max_delegations as usize,
+        );
+        loop {
+            let step = search
+                .step(&self.trusted)
+                .map_err(|e| UpdateError::Search {
+                    target: target_path.to_string(),
+                    reason: e.to_string(),
+                })?;
+            match step {
+                SearchStep::NeedRole { role, parent } => self.load_targets(&role, &parent)?,
+                SearchStep::Found { role, target } => {
+                    return Ok(Some(TargetInfo {
+                        path: target_path.to_string(),
+                        file: target,
+                        role,
+                    }));
+                }
+                SearchStep::NotFound => return Ok(None),
+                SearchStep::LimitReached => {
+                    tracing::info!(
+                        "stopped looking for {target_path:?} after {} delegated roles \
+                         (max_delegations)",
+                        self.config.limits.max_delegations
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Every target the trusted metadata lists, delegated ones included as far as the
+    /// delegation limit reaches. Each one is resolved by the same search as
+    /// [`Updater::get_target_info`], so a path listed by a role that is not authorised for it
+    /// is left out. May fetch delegated roles.
+    pub fn list_targets(&mut self) -> Result<Vec<TargetInfo>, UpdateError> {
+        if self.trusted.targets().is_none() {
+            self.refresh()?;
+        }
+        // Collect candidate paths from every reachable role (breadth bounded by the limit).
+        let mut candidates: BTreeSet<String> = BTreeSet::new();
+        let mut queue: Vec<(String, String)> = vec![("targets".into(), "root".into())];
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut visits = 0u32;
+        while let Some((role, delegator)) = queue.pop() {
+            if visits >= self.config.limits.max_delegations {
+                break;
+            }
+            if !seen.insert(role.clone()) {
+                continue;
+            }
+            self.load_targets(&role, &delegator)?;
+            visits += 1;
+            let Some(targets) = self.trusted_targets(&role, &delegator) else {
+                continue;
+            };
+            candidates.extend(targets.targets.keys().cloned());
+            if let Some(d) = &targets.delegations {
+                let mut children: Vec<(String, String)> = Vec::new();
+                if let Some(roles) = &d.roles {
+                    children.extend(roles.iter().map(|r| (r.name.clone(), role.clone())));
+                }
+                if let Some(bins) = &d.succinct_roles {
+                    children.extend(bins.bin_names().map(|n| (n, role.clone())));
+                }
+                children.reverse();
+                queue.extend(children);
+            }
+        }
+        let mut out = Vec::new();
+        for path in candidates {
+            if let Some(info) = self.get_target_info(&path)? {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where [`Updater::download_target`] puts `target_path` inside `target_dir` by default: the
+    /// whole path percent-encoded into one file name (`a/b.txt` becomes `a%2Fb.txt`), so no
+    /// target can name a file outside `target_dir`.
+    pub fn local_target_path(target_dir: &Path, target_path: &str) -> PathBuf {
+        target_dir.join(encode_target_file_name(target_path))
+    }
+
+    /// Is the target already at `dest` with its listed length and hashes?
+    pub fn find_cached_target(&self, info: &TargetInfo, dest: &Path) -> Result<bool, UpdateError> {
+        target::matches_on_disk(dest, &info.file).map_err(|source| UpdateError::Target {
+            target: info.path.clone(),
+            source,
+        })
+    }
+
+    /// The URL a target is downloaded from: `dir/HASH.name` under the targets base URL when the
+    /// trusted root sets `consistent_snapshot`, plain `dir/name` otherwise.
+    pub fn target_url(&self, info: &TargetInfo) -> Result<String, UpdateError> {
+        let base = self
+            .config
+            .targets_base_url
+            .as_deref()
+            .ok_or(UpdateError::NoTargetsBaseUrl)?;
+        let mut path = info.path.clone();
+        if self.consistent() && self.config.prefix_targets_with_hash {
+            // Any listed hash names the file; the first (sha256 before sha512) is used.
+            if let Some(hash) = info.file.hashes.values().next() {
+                path = match info.path.rsplit_once('/') {
+                    Some((dir, name)) => format!("{dir}/{hash}.{name}"),
+                    None => format!("{hash}.{}", info.path),
+                };
+            }
+        }
+        Ok(format!(
+            "{}{}",
+            with_trailing_slash(base),
+            encode_target_path(&path)
+        ))
+    }
+
+    /// Download a target to `dest` (streamed, length-capped, every hash checked, atomic
+    /// rename). `progress` gets (bytes so far, announced length).
+    pub fn download_target_with_progress(
+        &self,
+        info: &TargetInfo,
+        dest: &Path,
+        progress: Progress<'_>,
+    ) -> Result<(), UpdateError> {
+        let url = self.target_url(info)?;
+        tracing::debug!("downloading target {:?} from {url}", info.path);
+        target::download(&self.config.fetcher, &url, &info.file, dest, progress).map_err(|source| {
+            UpdateError::Target {
+                target: info.path.clone(),
+                source,
+            }
+        })
+    }
+
+    /// [`Updater::download_target_with_progress`] without progress reports.
+    pub fn download_target(&self, info: &TargetInfo, dest: &Path) -> Result<(), UpdateError> {
+        self.download_target_with_progress(info, dest, &mut |_, _| {})
+    }
+
+    /// Look up `target_path`, and download it to `dest` unless a file with matching hashes is
+    /// already there. Returns the target and whether it was downloaded.
+    pub fn fetch_target(
+        &mut self,
+        target_path: &str,
+        dest: &Path,
+        progress: Progress<'_>,
+    ) -> Result<(TargetInfo, bool), UpdateError> {
+        let info =
+            self.get_target_info(target_path)?
+                .ok_or_else(|| UpdateError::TargetNotFound {
+                    target: target_path.to_string(),
+                })?;
+        if self.find_cached_target(&info, dest)? {
+            return Ok((info, false));
+        }
+        self.download_target_with_progress(&info, dest, progress)?;
+        Ok((info, true))
+    }
+
+    /// Custom data of every trusted top-level role version, for display.
+    pub fn versions(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        out.insert("root", self.trusted.root().signed.version);
+        if let Some(t) = self.trusted.timestamp() {
+            out.insert("timestamp", t.signed.version);
+        }
+        if let Some(s) = self.trusted.snapshot() {
+            out.insert("snapshot", s.signed.version);
+        }
+        if let Some(t) = self.trusted.targets() {
+            out.insert("targets", t.signed.version);
+        }
+        out
+    }
+}
+
+/// The end of the root chain: 404, or 403 as some object stores answer for missing keys.
+fn is_absent(e: &FetchError) -> bool {
+    e.is_not_found() || matches!(e, FetchError::HttpStatus { status: 403, .. })
+}

@@ -1,0 +1,403 @@
+//! The signed envelope shared by every role: `{"signatures": [...], "signed": {...}}`.
+//!
+//! Parsing goes through a `serde_json::Value` once: the canonical bytes that signatures are
+//! checked against are made from exactly the `signed` object that was received, and the typed
+//! role is read from that same object. What was verified is therefore what is used.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cjson;
+use crate::crypto::{CryptoError, Signer};
+
+/// One signature in a metadata envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The key id, an opaque string chosen by whoever wrote the delegating metadata.
+    pub keyid: String,
+    /// The signature, hex-encoded.
+    pub sig: String,
+    /// Fields this version does not know, kept for a lossless round trip.
+    #[serde(flatten)]
+    pub unrecognized: BTreeMap<String, Value>,
+}
+
+/// A metadata file: signatures over the canonical form of `signed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metadata<T> {
+    pub signatures: Vec<Signature>,
+    pub signed: T,
+    /// Fields this version does not know, kept for a lossless round trip.
+    #[serde(flatten)]
+    pub unrecognized: BTreeMap<String, Value>,
+}
+
+/// Parsed metadata together with the canonical bytes of the `signed` object as received.
+///
+/// Produced by [`Metadata::parse`]; signatures are checked against `signed_bytes`.
+#[derive(Clone, Debug)]
+pub struct Parsed<T> {
+    pub metadata: Metadata<T>,
+    /// Canonical JSON of the received `signed` object: the message the signatures cover.
+    pub signed_bytes: Vec<u8>,
+}
+
+/// What every role's `signed` part offers, whatever the role.
+pub trait Role: Serialize + DeserializeOwned + Clone {
+    /// The `_type` value: `root`, `timestamp`, `snapshot` or `targets`.
+    const TYPE: &'static str;
+    fn spec_version(&self) -> &str;
+    fn version(&self) -> u64;
+    fn expires(&self) -> DateTime<Utc>;
+    /// Checks serde cannot express (thresholds, reserved names, required entries, ...).
+    fn validate(&self) -> Result<(), MetadataError>;
+
+    /// True when `expires` is at or before `reference_time` (the spec: "expires must be higher").
+    fn is_expired(&self, reference_time: DateTime<Utc>) -> bool {
+        self.expires() <= reference_time
+    }
+}
+
+/// How [`Metadata::sign`] treats the signatures already present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignMode {
+    /// Drop every existing signature, then add this one.
+    ReplaceAll,
+    /// Keep the others; a signature by the same key id is replaced.
+    Append,
+}
+
+/// Why bytes are not valid metadata of the expected role.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("{role} metadata is not valid JSON: {reason}")]
+    Json { role: &'static str, reason: String },
+    #[error("{role} metadata: the envelope has no `signed` object or no `signatures` list")]
+    Envelope { role: &'static str },
+    #[error("expected {expected} metadata, but `_type` is {found:?}")]
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("{role} metadata has unsupported spec_version {found:?} (only 1.x is accepted)")]
+    SpecVersion { role: &'static str, found: String },
+    #[error("{role} metadata is malformed: {reason}")]
+    Malformed { role: &'static str, reason: String },
+    #[error("{role} metadata has no canonical form: {source}")]
+    Canonical {
+        role: &'static str,
+        source: cjson::CanonicalError,
+    },
+    #[error("signing {role} metadata failed: {source}")]
+    Sign {
+        role: &'static str,
+        source: CryptoError,
+    },
+}
+
+impl MetadataError {
+    pub(crate) fn malformed(role: &'static str, reason: impl Into<String>) -> Self {
+        MetadataError::Malformed {
+            role,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The spec version airlock writes into new metadata.
+pub const SPEC_VERSION: &str = "1.0.34";
+
+/// Accept `1.x` and `1.x.y` (digits only), as python-tuf does; refuse every other major version.
+pub fn check_spec_version(role: &'static str, found: &str) -> Result<(), MetadataError> {
+    let parts: Vec<&str> = found.split('.').collect();
+    let digits = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if (parts.len() == 2 || parts.len() == 3) && digits && parts.first() == Some(&"1") {
+        Ok(())
+    } else {
+        Err(MetadataError::SpecVersion {
+            role,
+            found: found.to_string(),
+        })
+    }
+}
+
+/// Checks shared by all roles, called from each role's `validate`.
+pub(crate) fn validate_common<T: Role>(signed: &T) -> Result<(), MetadataError> {
+    check_spec_version(T::TYPE, signed.spec_version())?;
+    if signed.version() == 0 {
+        return Err(MetadataError::malformed(
+            T::TYPE,
+            "version must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+impl<T: Role> Metadata<T> {
+    /// A new envelope with no signatures.
+    pub fn new(signed: T) -> Self {
+        Metadata {
+            signatures: Vec::new(),
+            signed,
+            unrecognized: BTreeMap::new(),
+        }
+    }
+
+    /// Parse bytes as metadata of role type `T`, keeping the canonical signed bytes for
+    /// verification. Checks `_type`, spec version and the role's own rules; not signatures.
+    pub fn parse(bytes: &[u8]) -> Result<Parsed<T>, MetadataError> {
+        let role = T::TYPE;
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| MetadataError::Json {
+            role,
+            reason: e.to_string(),
+        })?;
+        let Value::Object(mut envelope) = value else {
+            return Err(MetadataError::Envelope { role });
+        };
+        let signed_value = envelope
+            .remove("signed")
+            .ok_or(MetadataError::Envelope { role })?;
+        let signatures_value = envelope
+            .remove("signatures")
+            .ok_or(MetadataError::Envelope { role })?;
+        // Check `_type` first, so feeding a timestamp where a root is expected names the mix-up.
+        match signed_value.get("_type") {
+            Some(Value::String(t)) if t == role => {}
+            Some(Value::String(t)) => {
+                return Err(MetadataError::WrongType {
+                    expected: role,
+                    found: t.clone(),
+                });
+            }
+            _ => {
+                return Err(MetadataError::WrongType {
+                    expected: role,
+                    found: String::new(),
+                });
+            }
+        }
+        let signed_bytes = cjson::to_vec(&signed_value)
+            .map_err(|source| MetadataError::Canonical { role, source })?;
+        let signed: T = serde_json::from_value(signed_value)
+            .map_err(|e| MetadataError::malformed(role, e.to_string()))?;
+        signed.validate()?;
+        let signatures: Vec<Signature> = serde_json::from_value(signatures_value)
+            .map_err(|e| MetadataError::malformed(role, format!("signatures: {e}")))?;
+        // As python-tuf: a key id signing twice makes the whole envelope malformed (one key
+        // must never look like two toward a threshold, and a client must not pick one).
+        let mut keyids = std::collections::BTreeSet::new();
+        if let Some(dup) = signatures.iter().find(|s| !keyids.insert(s.keyid.as_str())) {
+            return Err(MetadataError::malformed(
+                role,
+                format!("key id {} signs more than once", dup.keyid),
+            ));
+        }
+        let unrecognized = envelope.into_iter().collect();
+        Ok(Parsed {
+            metadata: Metadata {
+                signatures,
+                signed,
+                unrecognized,
+            },
+            signed_bytes,
+        })
+    }
+
+    /// Parse bytes as metadata of role type `T` (see [`Metadata::parse`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MetadataError> {
+        Ok(Self::parse(bytes)?.metadata)
+    }
+
+    /// The canonical JSON of `signed`: the exact message a signature covers.
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, MetadataError> {
+        cjson::to_vec_of(&self.signed).map_err(|source| MetadataError::Canonical {
+            role: T::TYPE,
+            source,
+        })
+    }
+
+    /// The whole envelope as canonical JSON (compact, deterministic).
+    pub fn to_canonical_bytes(&self) -> Result<Vec<u8>, MetadataError> {
+        cjson::to_vec_of(self).map_err(|source| MetadataError::Canonical {
+            role: T::TYPE,
+            source,
+        })
+    }
+
+    /// The whole envelope as indented JSON with sorted keys, for files people may read.
+    pub fn to_pretty_bytes(&self) -> Result<Vec<u8>, MetadataError> {
+        let value = serde_json::to_value(self)
+            .map_err(|e| MetadataError::malformed(T::TYPE, e.to_string()))?;
+        serde_json::to_vec_pretty(&value)
+            .map_err(|e| MetadataError::malformed(T::TYPE, e.to_string()))
+    }
+
+    /// Sign the canonical form of `signed` with `signer` and add the signature.
+    pub fn sign(
+        &mut self,
+        signer: &dyn Signer,
+        mode: SignMode,
+    ) -> Result<&Signature, MetadataError> {
+        let msg = self.signed_bytes()?;
+        let raw = signer.sign(&msg).map_err(|source| MetadataError::Sign {
+            role: T::TYPE,
+            source,
+        })?;
+        let signature = Signature {
+            keyid: signer.public_key().key_id(),
+            sig: hex::encode(raw),
+            unrecognized: BTreeMap::new(),
+        };
+        if mode == SignMode::ReplaceAll {
+            self.signatures.clear();
+        }
+        Ok(self.add_signature(signature))
+    }
+
+    /// Add a signature made elsewhere (offline signing); one by the same key id is replaced.
+    pub fn add_signature(&mut self, signature: Signature) -> &Signature {
+        let index = match self
+            .signatures
+            .iter()
+            .position(|s| s.keyid == signature.keyid)
+        {
+            Some(i) => {
+                self.signatures[i] = signature;
+                i
+            }
+            None => {
+                self.signatures.push(signature);
+                self.signatures.len() - 1
+            }
+        };
+        &self.signatures[index]
+    }
+}
+
+/// `expires` as RFC 3339 in UTC with a `Z` suffix (`2030-01-01T00:00:00Z`).
+///
+/// Reading accepts fractional seconds; an offset other than `Z` is refused so that a timestamp
+/// always means one instant written one way. Writing gives whole seconds unless there is a
+/// fraction, which is what python-tuf and go-tuf write.
+pub(crate) mod expiry {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
+        let shaped =
+            text.len() >= 20 && text.as_bytes().get(10) == Some(&b'T') && text.ends_with('Z');
+        if !shaped {
+            return Err(format!(
+                "expires {text:?} is not RFC 3339 UTC (YYYY-MM-DDTHH:MM:SSZ)"
+            ));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("expires {text:?} is not RFC 3339: {e}"))
+    }
+
+    pub fn format(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(D::Error::custom)
+    }
+}
+
+/// Zero-sized `_type` markers: each serializes as its role's name and refuses any other.
+macro_rules! type_tag {
+    ($name:ident, $text:literal) => {
+        #[doc = concat!("The `_type` marker `\"", $text, "\"`.")]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        pub struct $name;
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str($text)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let found = String::deserialize(d)?;
+                if found == $text {
+                    Ok($name)
+                } else {
+                    Err(serde::de::Error::custom(format!(
+                        "_type is {found:?}, expected {:?}",
+                        $text
+                    )))
+                }
+            }
+        }
+    };
+}
+
+type_tag!(RootType, "root");
+type_tag!(TimestampType, "timestamp");
+type_tag!(SnapshotType, "snapshot");
+type_tag!(TargetsType, "targets");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keyid_signing_twice_is_malformed() {
+        use crate::tuf::Targets;
+        let expires = expiry::parse("2030-01-01T00:00:00Z").unwrap();
+        let mut md = Metadata::new(Targets::new(1, expires));
+        let sig = |keyid: &str| Signature {
+            keyid: keyid.into(),
+            sig: "00".into(),
+            unrecognized: BTreeMap::new(),
+        };
+        md.signatures = vec![sig("a"), sig("b")];
+        let ok = md.to_canonical_bytes().unwrap();
+        assert!(Metadata::<Targets>::parse(&ok).is_ok());
+        md.signatures.push(sig("a"));
+        let dup = md.to_canonical_bytes().unwrap();
+        let err = Metadata::<Targets>::parse(&dup).unwrap_err();
+        assert!(err.to_string().contains("signs more than once"), "{err}");
+    }
+
+    #[test]
+    fn spec_versions() {
+        for ok in ["1.0", "1.0.34", "1.99.0", "1.0.31"] {
+            assert!(check_spec_version("root", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2.0.0", "0.9", "1", "1.0.0.0", "1.x", "", "1..0", " 1.0", "١.0",
+        ] {
+            assert!(check_spec_version("root", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn expiry_format() {
+        let t = expiry::parse("2030-01-02T03:04:05Z").unwrap();
+        assert_eq!(expiry::format(&t), "2030-01-02T03:04:05Z");
+        assert!(expiry::parse("2030-01-02T03:04:05.5Z").is_ok());
+        for bad in [
+            "2030-01-02T03:04:05+01:00",
+            "2030-01-02 03:04:05Z",
+            "2030-01-02",
+            "2030-13-02T03:04:05Z",
+            "garbage",
+        ] {
+            assert!(expiry::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Threshold signature checks: does a delegator's key set sign off on some metadata?
+//!
+//! Counting rules (each one a past CVE in some TUF client):
+//! - only key ids the delegator lists for the role count; a signature by any other key, even one
+//!   the delegator knows for another role, is ignored;
+//! - each listed key id counts at most once, however many signatures carry it;
+//! - each *key* counts at most once, even when listed under several key ids (key ids are opaque
+//!   strings, so two ids may name the same public key);
+//! - a key of a scheme airlock cannot verify, or a key id with no key, never counts;
+//! - a threshold of 0 is never met.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::metadata::Signature;
+use crate::crypto::PublicKey;
+
+/// The keys and threshold one role is given by its delegator (root, or a targets role).
+#[derive(Clone, Copy, Debug)]
+pub struct Authority<'a> {
+    /// The delegator's key table (root `keys` or `delegations.keys`).
+    pub keys: &'a BTreeMap<String, PublicKey>,
+    /// Key ids the delegator lists for this role.
+    pub keyids: &'a [String],
+    pub threshold: u64,
+}
+
+/// The threshold was not met.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{valid} valid signature(s) from distinct authorised keys, threshold is {threshold}")]
+pub struct ThresholdError {
+    pub valid: u64,
+    pub threshold: u64,
+}
+
+impl Authority<'_> {
+    /// Count valid signatures over `msg` and require the threshold. Returns the count.
+    pub fn verify(&self, signatures: &[Signature], msg: &[u8]) -> Result<u64, ThresholdError> {
+        let valid = self.count_valid(signatures, msg);
+        if self.threshold > 0 && valid >= self.threshold {
+            Ok(valid)
+        } else {
+            Err(ThresholdError {
+                valid,
+                threshold: self.threshold,
+            })
+        }
+    }
+
+    /// The number of distinct authorised keys with a valid signature over `msg`.
+    pub fn count_valid(&self, signatures: &[Signature], msg: &[u8]) -> u64 {
+        let mut seen_keyids: BTreeSet<&str> = BTreeSet::new();
+        // Value has no Ord; key lists are short, so a linear scan is fine.
+        let mut seen_keys: Vec<&BTreeMap<String, Value>> = Vec::new();
+        let mut valid = 0u64;
+        for keyid in self.keyids {
+            if !seen_keyids.insert(keyid.as_str()) {
+                continue;
+            }
+            let Some(key) = self.keys.get(keyid) else {
+                continue;
+            };
+            if seen_keys.contains(&&key.keyval) {
+                continue;
+            }
+            let signed_by_key = signatures.iter().filter(|s| &s.keyid == keyid).any(|s| {
+                hex::decode(&s.sig)
+                    .map(|raw| key.verify(msg, &raw).is_ok())
+                    .unwrap_or(false)
+            });
+            if signed_by_key {
+                seen_keys.push(&key.keyval);
+                valid += 1;
+            }
+        }
+        valid
+    }
+}

@@ -1,0 +1,246 @@
+//! The metadata model: signing, threshold counting, and refusal of malformed metadata.
+
+use std::collections::BTreeMap;
+
+use airlock_core::crypto::{KeyScheme, PrivateKey, Signer};
+use airlock_core::tuf::{
+    Authority, MetaFile, Metadata, MetadataError, Root, SignMode, Signature, Timestamp,
+};
+use chrono::{TimeZone, Utc};
+
+fn key() -> PrivateKey {
+    PrivateKey::generate(KeyScheme::Ed25519).unwrap()
+}
+
+fn timestamp() -> Metadata<Timestamp> {
+    let exp = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+    Metadata::new(Timestamp::new(1, exp, MetaFile::new(1)))
+}
+
+fn keys_of(
+    signers: &[&PrivateKey],
+) -> (
+    BTreeMap<String, airlock_core::crypto::PublicKey>,
+    Vec<String>,
+) {
+    let mut keys = BTreeMap::new();
+    let mut ids = Vec::new();
+    for s in signers {
+        let id = s.public_key().key_id();
+        keys.insert(id.clone(), s.public_key().clone());
+        ids.push(id);
+    }
+    (keys, ids)
+}
+
+#[test]
+fn sign_then_verify_threshold() {
+    let (a, b, c) = (key(), key(), key());
+    let (keys, ids) = keys_of(&[&a, &b, &c]);
+    let mut md = timestamp();
+    md.sign(&a, SignMode::ReplaceAll).unwrap();
+    let msg = md.signed_bytes().unwrap();
+    let auth = |threshold| Authority {
+        keys: &keys,
+        keyids: &ids,
+        threshold,
+    };
+    assert_eq!(auth(1).verify(&md.signatures, &msg), Ok(1));
+    assert!(auth(2).verify(&md.signatures, &msg).is_err());
+    md.sign(&b, SignMode::Append).unwrap();
+    assert_eq!(auth(2).verify(&md.signatures, &msg), Ok(2));
+    // Re-signing with the same key replaces, never duplicates.
+    md.sign(&b, SignMode::Append).unwrap();
+    assert_eq!(md.signatures.len(), 2);
+    // ReplaceAll keeps only the new one.
+    md.sign(&c, SignMode::ReplaceAll).unwrap();
+    assert_eq!(md.signatures.len(), 1);
+    // Threshold 0 is never met.
+    assert!(auth(0).verify(&md.signatures, &msg).is_err());
+    // The signatures survive a trip through bytes.
+    let back = Metadata::<Timestamp>::from_bytes(&md.to_canonical_bytes().unwrap()).unwrap();
+    assert_eq!(
+        auth(1).verify(&back.signatures, &back.signed_bytes().unwrap()),
+        Ok(1)
+    );
+    // Changing the signed content breaks the signature.
+    let mut changed = back.clone();
+    changed.signed.version = 2;
+    assert!(
+        auth(1)
+            .verify(&changed.signatures, &changed.signed_bytes().unwrap())
+            .is_err()
+    );
+}
+
+#[test]
+fn duplicate_signatures_and_keyids_count_once() {
+    let (a, b) = (key(), key());
+    let (mut keys, _) = keys_of(&[&a, &b]);
+    let a_id = a.public_key().key_id();
+    let mut md = timestamp();
+    md.sign(&a, SignMode::ReplaceAll).unwrap();
+    let msg = md.signed_bytes().unwrap();
+    // The same signature pasted twice.
+    let mut sigs = md.signatures.clone();
+    sigs.push(sigs[0].clone());
+    let listed_twice = vec![a_id.clone(), a_id.clone()];
+    let auth = Authority {
+        keys: &keys,
+        keyids: &listed_twice,
+        threshold: 2,
+    };
+    assert_eq!(auth.verify(&sigs, &msg).unwrap_err().valid, 1);
+    // The same key under a second key id (key ids are opaque strings).
+    keys.insert("alias".into(), a.public_key().clone());
+    let mut aliased = sigs.clone();
+    aliased.push(Signature {
+        keyid: "alias".into(),
+        ..sigs[0].clone()
+    });
+    let ids = vec![a_id.clone(), "alias".to_string()];
+    let auth = Authority {
+        keys: &keys,
+        keyids: &ids,
+        threshold: 2,
+    };
+    assert_eq!(auth.verify(&aliased, &msg).unwrap_err().valid, 1);
+}
+
+#[test]
+fn unauthorised_unknown_and_garbled_signatures_are_ignored() {
+    let (a, b) = (key(), key());
+    let (keys, _) = keys_of(&[&a, &b]);
+    let mut md = timestamp();
+    md.sign(&b, SignMode::ReplaceAll).unwrap();
+    let msg = md.signed_bytes().unwrap();
+    // b is known in the key table but not listed for this role.
+    let only_a = vec![a.public_key().key_id()];
+    let auth = Authority {
+        keys: &keys,
+        keyids: &only_a,
+        threshold: 1,
+    };
+    assert!(auth.verify(&md.signatures, &msg).is_err());
+    // A listed key id with no key in the table.
+    let ghost = vec!["ghost".to_string()];
+    let auth = Authority {
+        keys: &keys,
+        keyids: &ghost,
+        threshold: 1,
+    };
+    let forged = vec![Signature {
+        keyid: "ghost".into(),
+        sig: "00".into(),
+        unrecognized: BTreeMap::new(),
+    }];
+    assert!(auth.verify(&forged, &msg).is_err());
+    // Non-hex or wrong-key signature bytes under a's id.
+    let ids = vec![a.public_key().key_id()];
+    let auth = Authority {
+        keys: &keys,
+        keyids: &ids,
+        threshold: 1,
+    };
+    let mut wrong = md.signatures.clone();
+    wrong[0].keyid = ids[0].clone();
+    assert!(auth.verify(&wrong, &msg).is_err());
+    wrong[0].sig = "zz".into();
+    assert!(auth.verify(&wrong, &msg).is_err());
+}
+
+fn doc(signed: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"signatures": [], "signed": signed})).unwrap()
+}
+
+#[test]
+fn malformed_metadata_is_refused_with_the_reason() {
+    let ts = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = serde_json::json!({"_type": "timestamp", "spec_version": "1.0.31", "version": 1,
+            "expires": "2030-01-01T00:00:00Z", "meta": {"snapshot.json": {"version": 1}}});
+        f(&mut v);
+        Metadata::<Timestamp>::from_bytes(&doc(v))
+    };
+    assert!(ts(&|_| {}).is_ok());
+    assert!(matches!(
+        ts(&|v| v["_type"] = "root".into()),
+        Err(MetadataError::WrongType { .. })
+    ));
+    assert!(matches!(
+        Metadata::<Root>::from_bytes(&doc(serde_json::json!({"_type": "timestamp"}))),
+        Err(MetadataError::WrongType {
+            expected: "root",
+            ..
+        })
+    ));
+    assert!(matches!(
+        ts(&|v| v["spec_version"] = "2.0.0".into()),
+        Err(MetadataError::SpecVersion { .. })
+    ));
+    assert!(matches!(
+        ts(&|v| v["version"] = 0.into()),
+        Err(MetadataError::Malformed { .. })
+    ));
+    assert!(matches!(
+        ts(&|v| v["version"] = (-1).into()),
+        Err(MetadataError::Malformed { .. })
+    ));
+    assert!(matches!(
+        ts(&|v| v["version"] = serde_json::json!(1.5)),
+        Err(MetadataError::Canonical { .. })
+    ));
+    assert!(matches!(
+        ts(&|v| v["expires"] = "2030-01-01T00:00:00+02:00".into()),
+        Err(MetadataError::Malformed { .. })
+    ));
+    assert!(matches!(
+        ts(&|v| v["meta"] = serde_json::json!({})),
+        Err(MetadataError::Malformed { .. })
+    ));
+    assert!(matches!(
+        ts(&|v| v["meta"]["snapshot.json"]["hashes"] = serde_json::json!({})),
+        Err(MetadataError::Malformed { .. })
+    ));
+    assert!(matches!(
+        Metadata::<Timestamp>::from_bytes(b"[]"),
+        Err(MetadataError::Envelope { .. })
+    ));
+    assert!(matches!(
+        Metadata::<Timestamp>::from_bytes(b"{"),
+        Err(MetadataError::Json { .. })
+    ));
+    // Root needs every top-level role with a threshold of at least 1.
+    let mut root = serde_json::json!({"_type": "root", "spec_version": "1.0", "version": 1,
+        "expires": "2030-01-01T00:00:00Z", "keys": {}, "roles": {}});
+    for r in ["root", "timestamp", "snapshot", "targets"] {
+        root["roles"][r] = serde_json::json!({"keyids": [], "threshold": 1});
+    }
+    assert!(Metadata::<Root>::from_bytes(&doc(root.clone())).is_ok());
+    let mut zero = root.clone();
+    zero["roles"]["snapshot"]["threshold"] = 0.into();
+    assert!(Metadata::<Root>::from_bytes(&doc(zero)).is_err());
+    let mut missing = root;
+    missing["roles"].as_object_mut().unwrap().remove("targets");
+    assert!(Metadata::<Root>::from_bytes(&doc(missing)).is_err());
+}
+
+#[test]
+fn delegation_rules_are_enforced_when_parsing() {
+    use airlock_core::tuf::Targets;
+    let targets = |delegations: serde_json::Value| {
+        Metadata::<Targets>::from_bytes(&doc(serde_json::json!({"_type": "targets",
+            "spec_version": "1.0.34", "version": 1, "expires": "2030-01-01T00:00:00Z",
+            "targets": {}, "delegations": delegations})))
+    };
+    let role = |name: &str| serde_json::json!({"name": name, "keyids": [], "threshold": 1, "terminating": false, "paths": ["*"]});
+    assert!(targets(serde_json::json!({"keys": {}, "roles": [role("a"), role("b")]})).is_ok());
+    assert!(targets(serde_json::json!({"keys": {}, "roles": [role("a"), role("a")]})).is_err());
+    assert!(targets(serde_json::json!({"keys": {}, "roles": [role("targets")]})).is_err());
+    assert!(targets(serde_json::json!({"keys": {}})).is_err());
+    let bins =
+        serde_json::json!({"keyids": [], "threshold": 1, "bit_length": 33, "name_prefix": "b"});
+    assert!(targets(serde_json::json!({"keys": {}, "succinct_roles": bins})).is_err());
+    let mut both = role("a");
+    both["path_hash_prefixes"] = serde_json::json!(["00"]);
+    assert!(targets(serde_json::json!({"keys": {}, "roles": [both]})).is_err());
+}
