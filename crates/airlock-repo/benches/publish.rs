@@ -269,7 +269,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let me = std::env::current_exe()?;
     let python_version = python.as_ref().and_then(|p| {
         Command::new(p)
-            .args(["-c", "import tuf, sys; print(tuf.__version__, sys.version.split()[0])"])
+            .args([
+                "-c",
+                "import tuf, sys; print(tuf.__version__, sys.version.split()[0])",
+            ])
             .output()
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
@@ -287,18 +290,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("{layout}: run {} of {runs}", run + 1);
             counter += 1;
             let out = tmp.path().join(format!("airlock-{counter}"));
-            airlock.push(run_child(Command::new(&me).args(["--child", layout]).arg(&src).arg(&out))?);
+            airlock.push(run_child(
+                Command::new(&me)
+                    .args(["--child", layout])
+                    .arg(&src)
+                    .arg(&out),
+            )?);
             if let Some(py) = &python {
                 for (hashing, list) in [("hash", &mut py_hash), ("nohash", &mut py_nohash)] {
                     counter += 1;
                     let out = tmp.path().join(format!("python-{counter}"));
                     list.push(run_child(
-                        Command::new(py).arg(&script).args([layout, hashing]).arg(&src).arg(&out),
+                        Command::new(py)
+                            .arg(&script)
+                            .args([layout, hashing])
+                            .arg(&src)
+                            .arg(&out),
                     )?);
                 }
             }
         }
-        rows.push((layout, median(airlock), python.as_ref().map(|_| (median(py_hash), median(py_nohash)))));
+        rows.push((
+            layout,
+            median(airlock),
+            python
+                .as_ref()
+                .map(|_| (median(py_hash), median(py_nohash))),
+        ));
     }
 
     let mib = |kib: u64| kib as f64 / 1024.0;
