@@ -390,6 +390,15 @@ impl HttpsRepo {
         HttpsRepo { ca, server, log }
     }
 
+    /// Wrap a server started elsewhere (its requests are not recorded).
+    pub fn from_parts(ca: TestCa, server: ServerHandle) -> Self {
+        HttpsRepo {
+            ca,
+            server,
+            log: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
     /// The paths requested so far, in order (e.g. `/metadata/2.root.json`).
     pub fn requests(&self) -> Vec<String> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
