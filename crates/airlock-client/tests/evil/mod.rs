@@ -173,7 +173,7 @@ pub fn serve(dir: &Path) -> (HttpsRepo, Evil) {
         .issue_server_cert(&["127.0.0.1", "localhost"])
         .expect("server cert");
     let server = ServerHandle::https(app, &identity).expect("start HTTPS server");
-    (HttpsRepo { ca, server }, evil)
+    (HttpsRepo::from_parts(ca, server), evil)
 }
 
 /// A transport for slow-retrieval tests: short read timeout, a minimum rate of 1000 bytes/s
