@@ -24,7 +24,7 @@ use airlock_core::tuf::{
 };
 use airlock_net::{Fetcher, FetcherConfig, ServerHandle, TestCa, Trust, static_dir_router};
 use axum::Router;
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use tempfile::TempDir;
 
 pub fn ed25519() -> PrivateKey {
@@ -65,7 +65,8 @@ impl TestRepo {
     /// Like [`TestRepo::new`]; with `consistent` false the root says so, snapshot and targets
     /// roles are written as plain `role.json` and target files under their plain paths.
     pub fn with_consistent_snapshot(consistent: bool) -> Self {
-        let expires = Utc::now() + ChronoDuration::days(30);
+        // Whole seconds: python-tuf reads only `YYYY-MM-DDTHH:MM:SSZ`.
+        let expires = (Utc::now() + ChronoDuration::days(30)).trunc_subsecs(0);
         let root_keys = vec![ed25519()];
         let timestamp_keys = vec![ed25519()];
         let snapshot_keys = vec![ed25519()];
