@@ -166,6 +166,7 @@ impl Log {
             });
         }
         let sequencer = Sequencer::open(opts.store.clone())?;
+        let recovered_size = sequencer.size();
         let signer = LogSigner(opts.signer);
         let first = sequencer.sign_checkpoint(&signer)?;
         let (submit, rx) = mpsc::channel::<Msg>(1 << 16);
@@ -206,10 +207,21 @@ impl Log {
                 .spawn(move || sequencer_loop(sequencer, signer, rx, pub_tx, max_batch))
                 .map_err(LogError::Thread)?
         };
-        Ok(Log {
+        let log = Log {
             inner,
             threads: Arc::new(Mutex::new(vec![seq_thread, publisher])),
-        })
+        };
+        // Serve nothing before the recovered tree's checkpoint is published (the publisher
+        // gives up on unresponsive witnesses after their timeout).
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        while log.published().is_none_or(|p| p.size < recovered_size) {
+            if std::time::Instant::now() > deadline {
+                log.shutdown();
+                return Err(LogError::Stopped);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(log)
     }
 
     pub fn origin(&self) -> &str {

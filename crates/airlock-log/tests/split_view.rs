@@ -1,0 +1,201 @@
+//! A split view: the log operator (holding the log key) runs two forks of the log and shows one
+//! tree to some parties and another to others. The witness refuses to cosign the second fork,
+//! so its proofs fail a witness quorum, and a client that holds a checkpoint of the first fork
+//! refuses the second fork's checkpoint because no consistency proof can link them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_core::tlog::{
+    CosignatureSigner, KeyAlgorithm, NoteSigner, consistency_proof, open_checkpoint,
+    verify_consistency,
+};
+use airlock_log::sequencer::StoreTileSource;
+use airlock_log::tile::TileHashReader;
+use airlock_log::{
+    FsTileStore, HttpClient, Log, LogOptions, SIGNATURE_HEADER, WitnessEndpoint, sign_submission,
+    verify_bundle,
+};
+use airlock_net::{ServerHandle, TestCa};
+use airlock_witness::{FollowedLog, Witness};
+
+struct Fork {
+    log: Log,
+    server: ServerHandle,
+    store: Arc<FsTileStore>,
+}
+
+fn start_fork(
+    dir: &std::path::Path,
+    log_seed: &[u8; 32],
+    publisher: &NoteSigner,
+    witness: &WitnessEndpoint,
+    client: &HttpClient,
+    ca: &TestCa,
+) -> Fork {
+    let signer =
+        NoteSigner::from_seed("airlock.test/log", KeyAlgorithm::Ed25519, log_seed).unwrap();
+    let store = Arc::new(FsTileStore::open(&dir.join("public"), &dir.join("state")).unwrap());
+    let log = Log::start(LogOptions {
+        signer,
+        store: store.clone(),
+        publishers: vec![publisher.verifier()],
+        witnesses: vec![witness.clone()],
+        witness_client: Some(client.clone()),
+        max_batch: 1024,
+    })
+    .unwrap();
+    let id = ca.issue_server_cert(&["127.0.0.1"]).unwrap();
+    let server = ServerHandle::https(log.router(), &id).unwrap();
+    Fork { log, server, store }
+}
+
+fn submit(f: &Fork, client: &HttpClient, publisher: &NoteSigner, entry: &str) -> u64 {
+    let sig = sign_submission(publisher, f.log.origin(), entry.as_bytes()).unwrap();
+    let r = client
+        .post(
+            &f.server.url("/add"),
+            &[(SIGNATURE_HEADER, &sig)],
+            entry.as_bytes(),
+            1024,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.reason());
+    r.reason().trim().parse().unwrap()
+}
+
+fn wait_size(f: &Fork, size: u64) -> airlock_log::Published {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(f.log.wait_published(size, Duration::from_secs(30)))
+        .expect("checkpoint published")
+}
+
+#[test]
+fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new().unwrap();
+    let client = HttpClient::new(
+        Some(ca.cert_pem().as_bytes()),
+        false,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let log_seed = [42u8; 32];
+    let log_key =
+        NoteSigner::from_seed("airlock.test/log", KeyAlgorithm::Ed25519, &log_seed).unwrap();
+    let publisher = NoteSigner::generate("airlock.test/publisher", KeyAlgorithm::Ed25519).unwrap();
+    let witness = Arc::new(
+        Witness::open(
+            CosignatureSigner::generate("airlock.test/witness").unwrap(),
+            vec![FollowedLog {
+                origin: "airlock.test/log".into(),
+                keys: vec![log_key.verifier()],
+            }],
+            &dir.path().join("witness"),
+        )
+        .unwrap(),
+    );
+    let wid = ca.issue_server_cert(&["127.0.0.1"]).unwrap();
+    let wserver = ServerHandle::https(witness.clone().router(), &wid).unwrap();
+    let endpoint = WitnessEndpoint {
+        verifier: witness.verifier(),
+        url: wserver.base_url(),
+    };
+    let witnesses = [witness.verifier()];
+
+    // Fork A: the tree everyone is meant to see.
+    let a = start_fork(
+        &dir.path().join("a"),
+        &log_seed,
+        &publisher,
+        &endpoint,
+        &client,
+        &ca,
+    );
+    for i in 0..10 {
+        submit(&a, &client, &publisher, &format!("release {i}"));
+    }
+    let pa = wait_size(&a, 10);
+    assert_eq!(pa.cosigned_by, vec!["airlock.test/witness".to_string()]);
+    let held = open_checkpoint(&pa.note, &log_key.verifier(), &witnesses).unwrap();
+    let proof_a = client.get(&a.server.url("/proof/7"), 1 << 20).unwrap().body;
+    verify_bundle(&proof_a, b"release 7", &log_key.verifier(), &witnesses, 1).unwrap();
+
+    // Fork B: same key, same first 5 entries, then a targeted release only some users see.
+    let b = start_fork(
+        &dir.path().join("b"),
+        &log_seed,
+        &publisher,
+        &endpoint,
+        &client,
+        &ca,
+    );
+    for i in 0..5 {
+        submit(&b, &client, &publisher, &format!("release {i}"));
+    }
+    for i in 5..12 {
+        submit(&b, &client, &publisher, &format!("evil release {i}"));
+    }
+    let pb = wait_size(&b, 12);
+    // The witness refused it: B's checkpoint carries no cosignature ...
+    assert!(
+        pb.cosigned_by.is_empty(),
+        "witness cosigned a fork: {:?}",
+        pb.cosigned_by
+    );
+    assert_eq!(witness.stored_size("airlock.test/log"), 10);
+    // ... so a proof of the targeted release fails a quorum of 1 witness, although the log
+    // signature itself is valid.
+    let proof_b = client.get(&b.server.url("/proof/8"), 1 << 20).unwrap().body;
+    verify_bundle(
+        &proof_b,
+        b"evil release 8",
+        &log_key.verifier(),
+        &witnesses,
+        0,
+    )
+    .unwrap();
+    let err = verify_bundle(
+        &proof_b,
+        b"evil release 8",
+        &log_key.verifier(),
+        &witnesses,
+        1,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("cosigned by 0"), "{err}");
+
+    // A client holding A's checkpoint (size 10) is shown B's (size 12): B's log cannot produce
+    // a consistency proof that links them.
+    let bcp = open_checkpoint(&pb.note, &log_key.verifier(), &[]).unwrap();
+    let source = StoreTileSource(&*b.store);
+    let reader = TileHashReader {
+        size: 12,
+        source: &source,
+    };
+    let proof = consistency_proof(&reader, 10, 12).unwrap();
+    let refused = verify_consistency(
+        10,
+        12,
+        &proof,
+        &held.checkpoint.root_hash,
+        &bcp.checkpoint.root_hash,
+    );
+    assert!(refused.is_err(), "client accepted a fork");
+    // While the honest continuation of A is accepted by the same check.
+    submit(&a, &client, &publisher, "release 10");
+    let pa2 = wait_size(&a, 11);
+    let source = StoreTileSource(&*a.store);
+    let reader = TileHashReader {
+        size: 11,
+        source: &source,
+    };
+    let proof = consistency_proof(&reader, 10, 11).unwrap();
+    verify_consistency(10, 11, &proof, &held.checkpoint.root_hash, &pa2.root).unwrap();
+    assert_eq!(pa2.cosigned_by.len(), 1);
+    a.log.shutdown();
+    b.log.shutdown();
+}
