@@ -163,6 +163,12 @@ fn path_hash_prefix_delegation_loads_only_the_matching_role() {
         .fetch_target(target, &dest, &mut |_, _| {})
         .expect("download");
     assert_eq!(info.role, "high");
+    let requests = https.requests();
+    assert!(
+        requests.contains(&"/metadata/1.high.json".to_string()),
+        "{requests:?}"
+    );
+    assert!(!requests.iter().any(|r| r.contains("low")), "{requests:?}");
     let stored = client.stored();
     assert!(stored.contains_key("high.json"));
     assert!(

@@ -29,6 +29,8 @@ pub struct PublishReport {
     pub target_files_copied: u64,
     /// The metadata directory now live.
     pub metadata_dir: String,
+    /// Milliseconds spent copying target files (with their hash check) and `syncfs`.
+    pub copy_targets_ms: u64,
 }
 
 impl Repository {
@@ -106,8 +108,10 @@ impl Repository {
                 .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
         }
         // 2-3. Target files, then one flush of the file system.
+        let copy_started = std::time::Instant::now();
         let copied = self.copy_pending(progress)?;
         fsutil::sync_filesystem(&self.dir.join("published"))?;
+        let copy_targets_ms = copy_started.elapsed().as_millis() as u64;
         // 4. Metadata.
         let mut next = NextGeneration::default();
         if root_changed {
@@ -139,7 +143,7 @@ impl Repository {
             next.write.insert(name.clone(), to_bytes(md, &name)?);
         }
         let signing_root = self.root.signed.clone();
-        let report = self.write_snapshot_and_timestamp(
+        let mut report = self.write_snapshot_and_timestamp(
             &published,
             &signing_root,
             snapshot,
@@ -147,6 +151,7 @@ impl Repository {
             copied,
             changed_roles,
         )?;
+        report.copy_targets_ms = copy_targets_ms;
         // The staged state is now what is published: nothing pending.
         self.pending.clear();
         self.commit()?;
@@ -288,6 +293,7 @@ impl Repository {
             roles_written,
             target_files_copied: copied,
             metadata_dir: dir.display().to_string(),
+            copy_targets_ms: 0,
         })
     }
 }
