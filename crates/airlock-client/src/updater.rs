@@ -114,7 +114,8 @@ impl Updater {
         if let Some(url) = &config.targets_base_url {
             check_url("targets base URL", url)?;
         }
-        let store = MetadataStore::open(&config.metadata_dir)?;
+        // Not `open`: a failing run does not create a directory that was not there.
+        let store = MetadataStore::existing(&config.metadata_dir);
         let root_bytes = store
             .load("root")?
             .ok_or_else(|| UpdateError::NotInitialised {
@@ -511,7 +512,7 @@ impl Updater {
         Ok((info, true))
     }
 
-    /// Custom data of every trusted top-level role version, for display.
+    /// Versions of the trusted top-level roles, for display.
     pub fn versions(&self) -> BTreeMap<&'static str, u64> {
         let mut out = BTreeMap::new();
         out.insert("root", self.trusted.root().signed.version);
