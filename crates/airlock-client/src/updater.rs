@@ -30,6 +30,17 @@ pub struct TargetInfo {
     pub role: String,
 }
 
+/// The result of [`Updater::list_targets_within`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetListing {
+    pub targets: Vec<TargetInfo>,
+    /// Targets roles read (top-level `targets` included).
+    pub roles_visited: u32,
+    /// Delegated roles reachable but not read because of the role limit (0: the list is
+    /// complete).
+    pub roles_not_visited: usize,
+}
+
 /// What a refresh left trusted.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RefreshSummary {
@@ -382,26 +393,36 @@ impl Updater {
         }
     }
 
-    /// Every target the trusted metadata lists, delegated ones included as far as the
-    /// delegation limit reaches. Each one is resolved by the same search as
-    /// [`Updater::get_target_info`], so a path listed by a role that is not authorised for it
-    /// is left out. May fetch delegated roles.
+    /// Every target the trusted metadata lists, delegated ones included as far as
+    /// `max_delegations` roles reach (see [`Updater::list_targets_within`]).
     pub fn list_targets(&mut self) -> Result<Vec<TargetInfo>, UpdateError> {
+        let max = self.config.limits.max_delegations;
+        Ok(self.list_targets_within(max)?.targets)
+    }
+
+    /// Every target listed by the first `max_roles` targets roles (top-level included) in
+    /// pre-order, delegation order. Each path found is resolved by the same search as
+    /// [`Updater::get_target_info`], so a path listed by a role that is not authorised for it is
+    /// left out, and each is reported with the role a download would use. May fetch delegated
+    /// roles; a role that fails its checks fails the listing.
+    pub fn list_targets_within(&mut self, max_roles: u32) -> Result<TargetListing, UpdateError> {
         if self.trusted.targets().is_none() {
             self.refresh()?;
         }
-        // Collect candidate paths from every reachable role (breadth bounded by the limit).
         let mut candidates: BTreeSet<String> = BTreeSet::new();
         let mut queue: Vec<(String, String)> = vec![("targets".into(), "root".into())];
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut visits = 0u32;
-        while let Some((role, delegator)) = queue.pop() {
-            if visits >= self.config.limits.max_delegations {
-                break;
-            }
-            if !seen.insert(role.clone()) {
+        while let Some((role, delegator)) = queue.last().cloned() {
+            if seen.contains(&role) {
+                queue.pop();
                 continue;
             }
+            if visits >= max_roles {
+                break;
+            }
+            queue.pop();
+            seen.insert(role.clone());
             self.load_targets(&role, &delegator)?;
             visits += 1;
             let Some(targets) = self.trusted_targets(&role, &delegator) else {
@@ -420,13 +441,23 @@ impl Updater {
                 queue.extend(children);
             }
         }
-        let mut out = Vec::new();
+        let roles_not_visited = queue
+            .iter()
+            .map(|(r, _)| r)
+            .filter(|r| !seen.contains(*r))
+            .collect::<BTreeSet<_>>()
+            .len();
+        let mut targets = Vec::new();
         for path in candidates {
             if let Some(info) = self.get_target_info(&path)? {
-                out.push(info);
+                targets.push(info);
             }
         }
-        Ok(out)
+        Ok(TargetListing {
+            targets,
+            roles_visited: visits,
+            roles_not_visited,
+        })
     }
 
     /// Where [`Updater::download_target`] puts `target_path` inside `target_dir` by default: the

@@ -482,6 +482,31 @@ fn indefinite_freeze_expired_metadata_is_refused_for_every_role() {
     }
 }
 
+/// The classic freeze: the mirror keeps serving the same files, which were valid when the
+/// client last updated, after they expired. The test waits until the timestamp's expiry has
+/// passed (a wait for a condition, not a timing threshold).
+#[test]
+fn indefinite_freeze_the_same_files_replayed_after_expiry_are_refused() {
+    use chrono::SubsecRound;
+    let mut repo = TestRepo::new();
+    repo.timestamp.signed.expires = (Utc::now() + ChronoDuration::seconds(3)).trunc_subsecs(0);
+    repo.publish();
+    let (https, _evil) = serve(repo.path());
+    let client = Client::new(&https, &repo.initial_root());
+    client.updater().refresh().expect("still fresh");
+    let before = disk(&client);
+    while Utc::now() <= repo.timestamp.signed.expires {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let err = client.updater().refresh().expect_err("frozen");
+    assert!(
+        matches!(refused(&err, "timestamp"), TrustError::Expired { role, .. } if role == "timestamp"),
+        "{err}"
+    );
+    assert_says(&err, &["timestamp", "expired"]);
+    assert_eq!(disk(&client), before);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Malicious mirrors: one mirror's misbehaviour must not stop the client from using a good one.
 
@@ -573,7 +598,34 @@ fn malicious_mirrors_cannot_block_updates_from_a_good_mirror() {
         matches!(fetch_failure(&err, "timestamp"), FetchError::Tls { .. }),
         "{err}"
     );
+    // A redirect loop ends at the redirect limit.
+    evil.set(
+        "/metadata/timestamp.json",
+        Misbehaviour::Redirect("/metadata/timestamp.json".into()),
+    );
+    let err = c.updater().refresh().expect_err("redirect loop");
+    assert!(
+        matches!(
+            fetch_failure(&err, "timestamp"),
+            FetchError::Redirect { .. }
+        ),
+        "{err}"
+    );
+    evil.clear("/metadata/timestamp.json");
+    // A server error for the next root stops the update: it is not read as "no new root"
+    // (which would let a mirror hide a key rotation). 404 and 403 do mean "no new root".
+    evil.set("/metadata/2.root.json", Misbehaviour::Status(500));
+    let err = c.updater().refresh().expect_err("500 for 2.root.json");
+    assert!(
+        matches!(
+            fetch_failure(&err, "root"),
+            FetchError::HttpStatus { status: 500, .. }
+        ),
+        "{err}"
+    );
     assert_eq!(stored_names(&c), vec!["root.json"]);
+    evil.set("/metadata/2.root.json", Misbehaviour::Status(403));
+    c.updater().refresh().expect("403 ends the root chain");
 
     // The good mirror still works for the same client.
     assert!(fetch(&mut via(&good), &client, "app.bin").expect("good mirror"));

@@ -257,3 +257,31 @@ fn role_names_are_percent_encoded_in_urls_and_file_names() {
     // Nothing was created outside the metadata directory.
     assert!(!client.metadata_dir().join("team a").exists());
 }
+
+#[test]
+fn listing_reports_roles_it_did_not_read() {
+    let mut repo = TestRepo::new();
+    repo.add_target("targets", "top.txt", b"top");
+    for i in 0..5 {
+        let role = format!("team{i}");
+        repo.delegate("targets", &role, &[&format!("team{i}/*")], false);
+        repo.add_target(&role, &format!("team{i}/file.txt"), b"file");
+    }
+    repo.publish();
+    let https = HttpsRepo::serve(repo.path());
+    let client = Client::new(&https, &repo.initial_root());
+    let mut updater = client.updater();
+    let partial = updater.list_targets_within(3).expect("list");
+    assert_eq!(partial.roles_visited, 3);
+    assert_eq!(partial.roles_not_visited, 3);
+    let paths: Vec<&str> = partial.targets.iter().map(|t| t.path.as_str()).collect();
+    assert_eq!(paths, vec!["team0/file.txt", "team1/file.txt", "top.txt"]);
+    let full = updater.list_targets_within(100).expect("list");
+    assert_eq!(full.roles_not_visited, 0);
+    assert_eq!(full.targets.len(), 6);
+    assert!(
+        full.targets
+            .iter()
+            .all(|t| t.role == "targets" || t.path.starts_with(&t.role))
+    );
+}

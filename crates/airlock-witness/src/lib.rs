@@ -106,8 +106,9 @@ pub struct Witness {
     signer: CosignatureSigner,
     logs: HashMap<String, Vec<NoteVerifier>>,
     state_dir: PathBuf,
-    /// Latest cosigned checkpoint per origin. The lock covers check and persist.
-    state: Mutex<HashMap<String, Stored>>,
+    /// Latest cosigned checkpoint per followed origin (`None`: never cosigned). Each log has its
+    /// own lock, held across check and persist.
+    state: HashMap<String, Mutex<Option<Stored>>>,
 }
 
 fn state_file(dir: &Path, origin: &str) -> PathBuf {
@@ -199,7 +200,7 @@ impl Witness {
             source,
         })?;
         let mut map = HashMap::new();
-        let mut state = HashMap::new();
+        let mut state: HashMap<String, Mutex<Option<Stored>>> = HashMap::new();
         for log in logs {
             if log.keys.is_empty() {
                 return Err(WitnessError::Log {
@@ -222,13 +223,15 @@ impl Witness {
                     }
                     state.insert(
                         log.origin.clone(),
-                        Stored {
+                        Mutex::new(Some(Stored {
                             size: cp.size,
                             root: cp.root_hash,
-                        },
+                        })),
                     );
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    state.insert(log.origin.clone(), Mutex::new(None));
+                }
                 Err(source) => return Err(WitnessError::Io { path, source }),
             }
             map.insert(log.origin, log.keys);
@@ -237,7 +240,7 @@ impl Witness {
             signer,
             logs: map,
             state_dir: state_dir.to_path_buf(),
-            state: Mutex::new(state),
+            state,
         })
     }
 
@@ -249,9 +252,8 @@ impl Witness {
     /// The size of the latest checkpoint cosigned for `origin` (0 if none).
     pub fn stored_size(&self, origin: &str) -> u64 {
         self.state
-            .lock()
-            .ok()
-            .and_then(|s| s.get(origin).map(|s| s.size))
+            .get(origin)
+            .and_then(|m| m.lock().ok().and_then(|s| s.as_ref().map(|s| s.size)))
             .unwrap_or(0)
     }
 
@@ -292,10 +294,10 @@ impl Witness {
                 ),
             );
         }
-        let Ok(mut state) = self.state.lock() else {
+        let Some(Ok(mut state)) = self.state.get(&cp.origin).map(|m| m.lock()) else {
             return WitnessResponse::text(500, "witness state lock poisoned");
         };
-        let stored = state.get(&cp.origin).cloned().unwrap_or(Stored {
+        let stored = state.clone().unwrap_or(Stored {
             size: 0,
             root: empty_root(),
         });
@@ -344,13 +346,10 @@ impl Witness {
             tracing::error!("{e}");
             return WitnessResponse::text(500, "could not persist the checkpoint");
         }
-        state.insert(
-            cp.origin.clone(),
-            Stored {
-                size: cp.size,
-                root: cp.root_hash,
-            },
-        );
+        *state = Some(Stored {
+            size: cp.size,
+            root: cp.root_hash,
+        });
         WitnessResponse {
             status: 200,
             content_type: "text/plain; charset=utf-8",

@@ -71,7 +71,11 @@ enum Command {
     #[command(
         after_help = "Example:\n  airlock update list\n  airlock update list --json | jq '.[].path'"
     )]
-    List,
+    List {
+        /// Read at most this many targets roles (top-level targets included).
+        #[arg(long, default_value_t = 1024)]
+        max_roles: u32,
+    },
     /// Download and verify targets (skipped when a verified copy is already there).
     #[command(
         after_help = "Example:\n  airlock update download app/1.2/app.tar.gz --out ./downloads"
@@ -199,7 +203,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Init { root } => init(&args, root),
         Command::Refresh => refresh(&args),
-        Command::List => list(&args),
+        Command::List { max_roles } => list(&args, *max_roles),
         Command::Download { targets, out } => download(&args, targets, out.as_deref()),
     }
 }
@@ -260,11 +264,20 @@ fn refresh(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list(args: &Args) -> anyhow::Result<()> {
+fn list(args: &Args, max_roles: u32) -> anyhow::Result<()> {
     let config = ClientConfig::load(&args.dir)?.merged(args);
     let mut updater = updater(args, &config)?;
     updater.refresh().context("refresh failed")?;
-    let targets = updater.list_targets().context("listing targets failed")?;
+    let listing = updater
+        .list_targets_within(max_roles)
+        .context("listing targets failed")?;
+    let targets = &listing.targets;
+    if listing.roles_not_visited > 0 {
+        eprintln!(
+            "note: the list is incomplete: {} delegated role(s) were not read (raise --max-roles)",
+            listing.roles_not_visited
+        );
+    }
     if args.json {
         return print_json(&serde_json::Value::Array(
             targets.iter().map(target_json).collect(),
@@ -275,7 +288,7 @@ fn list(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let width = targets.iter().map(|t| t.path.len()).max().unwrap_or(0);
-    for t in &targets {
+    for t in targets {
         let role = if t.role == "targets" {
             String::new()
         } else {
