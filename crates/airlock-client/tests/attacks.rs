@@ -489,11 +489,24 @@ fn indefinite_freeze_expired_metadata_is_refused_for_every_role() {
 fn indefinite_freeze_the_same_files_replayed_after_expiry_are_refused() {
     use chrono::SubsecRound;
     let mut repo = TestRepo::new();
-    repo.timestamp.signed.expires = (Utc::now() + ChronoDuration::seconds(3)).trunc_subsecs(0);
-    repo.publish();
     let (https, _evil) = serve(repo.path());
     let client = Client::new(&https, &repo.initial_root());
-    client.updater().refresh().expect("still fresh");
+    // A timestamp valid for a few more seconds (more, if this machine is too busy to update
+    // within that).
+    let mut fresh = false;
+    for seconds in [3, 10, 30] {
+        repo.timestamp.signed.expires =
+            (Utc::now() + ChronoDuration::seconds(seconds)).trunc_subsecs(0);
+        repo.publish();
+        match client.updater().refresh() {
+            Ok(_) => {
+                fresh = true;
+                break;
+            }
+            Err(e) => eprintln!("not fresh any more after {seconds} s, retrying: {e}"),
+        }
+    }
+    assert!(fresh, "could not update while the timestamp was fresh");
     let before = disk(&client);
     while Utc::now() <= repo.timestamp.signed.expires {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -825,13 +838,18 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
     repo.publish();
     let (https, evil) = serve(repo.path());
     let client = Client::new(&https, &repo.initial_root());
-    let impatient = || {
+    let impatient = |read_timeout_ms: u64| {
+        let read_timeout = std::time::Duration::from_millis(read_timeout_ms);
         Updater::new(UpdaterConfig {
-            fetcher: impatient_fetcher(&https),
+            fetcher: impatient_fetcher(&https, read_timeout),
             ..client.config.clone()
         })
         .expect("updater")
     };
+    // Drip-fed: a byte every 20 ms never trips a 30 s read timeout, only the minimum rate.
+    const DRIP: u64 = 30_000;
+    // Stalled: nothing ever arrives, only the read timeout can end it.
+    const STALL: u64 = 300;
     let before = disk(&client);
 
     // A timestamp dripped one byte at a time, forever: below the minimum rate.
@@ -840,7 +858,7 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
         interval: std::time::Duration::from_millis(20),
     };
     evil.set("/metadata/timestamp.json", drip);
-    let err = impatient().refresh().expect_err("dripped timestamp");
+    let err = impatient(DRIP).refresh().expect_err("dripped timestamp");
     assert!(
         matches!(fetch_failure(&err, "timestamp"), FetchError::TooSlow { .. }),
         "{err}"
@@ -850,7 +868,7 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
 
     // A snapshot whose head arrives but whose body never does.
     evil.set("/metadata/2.snapshot.json", Misbehaviour::StallBody);
-    let err = impatient().refresh().expect_err("stalled snapshot");
+    let err = impatient(STALL).refresh().expect_err("stalled snapshot");
     assert!(
         matches!(fetch_failure(&err, "snapshot"), FetchError::Timeout { .. }),
         "{err}"
@@ -858,7 +876,7 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
     evil.clear("/metadata/2.snapshot.json");
     // The next root, never answered at all: not taken for "no new root".
     evil.set("/metadata/2.root.json", Misbehaviour::StallHead);
-    let err = impatient().refresh().expect_err("stalled root");
+    let err = impatient(STALL).refresh().expect_err("stalled root");
     assert!(
         matches!(fetch_failure(&err, "root"), FetchError::Timeout { .. }),
         "{err}"
@@ -879,7 +897,7 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
             interval: std::time::Duration::from_millis(20),
         },
     );
-    let err = fetch(&mut impatient(), &client, "big.bin").expect_err("dripped target");
+    let err = fetch(&mut impatient(DRIP), &client, "big.bin").expect_err("dripped target");
     assert!(
         matches!(
             target_failure(&err),
