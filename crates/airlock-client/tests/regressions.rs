@@ -636,3 +636,42 @@ fn cve_2021_41131_role_and_target_names_cannot_escape_their_directories() {
         vec!["..%2F..%2Foutside.bin"]
     );
 }
+
+/// A new root must be signed by a threshold of the trusted root's keys AND of its own: a
+/// rotation signed only by the old keys (the new keys never agreed) and one signed only by the
+/// new keys (the old keys never agreed) are both refused, and root.json stays as it was.
+#[test]
+fn root_rotation_needs_the_old_and_the_new_threshold() {
+    for signed_by in ["old keys only", "new keys only"] {
+        let mut repo = TestRepo::new();
+        let v1 = repo.initial_root();
+        let old_key = copy_key(&repo.root_keys[0]);
+        let new_key = ed25519();
+        repo.rotate_root_keys(vec![copy_key(&new_key)], 1);
+        let signer = if signed_by == "old keys only" {
+            &old_key
+        } else {
+            &new_key
+        };
+        let bytes = signed_bytes(&repo.root, &[signer]);
+        repo.write_raw("metadata/2.root.json", &bytes);
+        let (https, _evil) = serve(repo.path());
+        let client = Client::new(&https, &v1);
+        let err = client.updater().refresh().expect_err(signed_by);
+        let expected_delegator = if signed_by == "old keys only" {
+            "new root v2 itself"
+        } else {
+            "trusted root v1"
+        };
+        assert!(
+            matches!(refused(&err, "root"), TrustError::Signatures { delegator, .. } if delegator == expected_delegator),
+            "{signed_by}: {err}"
+        );
+        assert_says(&err, &[expected_delegator, "/metadata/2.root.json"]);
+        assert_eq!(stored_names(&client), vec!["root.json"]);
+        assert!(
+            client.stored()["root.json"] == v1,
+            "{signed_by}: root v1 kept"
+        );
+    }
+}

@@ -63,6 +63,9 @@ enum Command {
     Init {
         /// The root.json to trust (checked to be signed by its own root keys).
         root: PathBuf,
+        /// Replace a root this directory already trusts (and drop its other metadata).
+        #[arg(long)]
+        force: bool,
     },
     /// Fetch and verify the newest metadata (root rotations, timestamp, snapshot, targets).
     #[command(after_help = "Example:\n  airlock update refresh\n  airlock update refresh --json")]
@@ -201,16 +204,24 @@ fn human_size(n: u64) -> String {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
-        Command::Init { root } => init(&args, root),
+        Command::Init { root, force } => init(&args, root, *force),
         Command::Refresh => refresh(&args),
         Command::List { max_roles } => list(&args, *max_roles),
         Command::Download { targets, out } => download(&args, targets, out.as_deref()),
     }
 }
 
-fn init(args: &Args, root_file: &Path) -> anyhow::Result<()> {
+fn init(args: &Args, root_file: &Path, force: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(root_file)
         .with_context(|| format!("reading trusted root {}", root_file.display()))?;
+    let existing = metadata_dir(&args.dir).join("root.json");
+    if !force && existing.exists() && std::fs::read(&existing).ok().as_deref() != Some(&bytes[..]) {
+        bail!(
+            "{} already trusts a root ({}); pass --force to replace the trust anchor",
+            args.dir.display(),
+            existing.display()
+        );
+    }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let root = Updater::init(&metadata_dir(&args.dir), &bytes)
