@@ -160,6 +160,11 @@ fn second_run_uses_stored_metadata_and_cached_target() {
     // Nothing changed upstream: the root probe (404), timestamp; snapshot and targets come
     // from the store.
     assert_eq!(second.fetcher().request_count() - before, 2);
+    let requests = https.requests();
+    assert_eq!(
+        requests[requests.len() - 2..],
+        ["/metadata/2.root.json", "/metadata/timestamp.json"]
+    );
 
     // A local copy that no longer matches is replaced by a verified download.
     std::fs::write(&dest, b"tampered").expect("tamper");
@@ -189,7 +194,17 @@ fn root_rotation_follows_the_chain_until_404() {
         client.stored()["root.json"],
         repo.read_raw("metadata/3.root.json")
     );
-    // 2.root, 3.root, 4.root (404), timestamp, snapshot, targets.
+    assert_eq!(
+        https.requests(),
+        vec![
+            "/metadata/2.root.json",
+            "/metadata/3.root.json",
+            "/metadata/4.root.json",
+            "/metadata/timestamp.json",
+            "/metadata/1.snapshot.json",
+            "/metadata/1.targets.json",
+        ]
+    );
     assert_eq!(updater.fetcher().request_count(), 6);
 
     // Next run: only the probe for 4.root.json and the timestamp.
@@ -388,4 +403,59 @@ fn uninitialised_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = Updater::new(https.config(dir.path())).expect_err("no root");
     assert!(matches!(err, UpdateError::NotInitialised { .. }), "{err}");
+}
+
+/// Interop: a repository written by python-tuf's repository API (tuf.api.metadata), with a
+/// terminating path delegation and TAP 15 succinct hash bins, served over HTTPS.
+#[test]
+fn updates_from_a_repository_written_by_python_tuf() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let repo_dir = tempfile::tempdir().expect("tempdir");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/python_tuf_repo.py"
+    );
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .arg(repo_dir.path())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python-tuf repository script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&out.stdout).expect("published targets");
+    assert_eq!(published.len(), 3);
+
+    let https = HttpsRepo::serve(repo_dir.path());
+    let root = std::fs::read(repo_dir.path().join("metadata/1.root.json")).expect("root");
+    let client = Client::new(&https, &root);
+    let mut updater = client.updater();
+    updater
+        .refresh()
+        .expect("refresh from python-tuf repository");
+    for (path, hex_content) in &published {
+        let dest = Updater::local_target_path(&client.target_dir(), path);
+        let (info, downloaded) = updater
+            .fetch_target(path, &dest, &mut |_, _| {})
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(downloaded);
+        assert_eq!(info.file.hashes.len(), 2, "sha256 and sha512 both checked");
+        assert_eq!(
+            hex::encode(std::fs::read(&dest).expect("read")),
+            *hex_content
+        );
+    }
+    let stored = client.stored();
+    // Exactly the bytes python-tuf wrote, and only the one hash bin the lookup needed.
+    assert_eq!(
+        stored["docs.json"],
+        std::fs::read(repo_dir.path().join("metadata/1.docs.json")).expect("docs")
+    );
+    let bins: Vec<&String> = stored.keys().filter(|k| k.starts_with("bin-")).collect();
+    assert_eq!(bins.len(), 1, "{bins:?}");
 }

@@ -37,10 +37,15 @@ pub fn to_vec(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     Ok(out)
 }
 
-/// Serialize any `Serialize` value and encode it in canonical form.
+/// Serialize any `Serialize` value straight to canonical form (no intermediate JSON tree).
+///
+/// Gives the same bytes as `to_vec(&serde_json::to_value(value)?)`, faster, except that an
+/// object with the same key twice (possible with `#[serde(flatten)]`) is refused instead of
+/// silently keeping the last one.
 pub fn to_vec_of<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
-    let v = serde_json::to_value(value).map_err(|e| CanonicalError::Serialize(e.to_string()))?;
-    to_vec(&v)
+    let mut out = Vec::with_capacity(4096);
+    value.serialize(ser::Canonical { out: &mut out })?;
+    Ok(out)
 }
 
 /// Parse JSON text and re-encode it in canonical form.
@@ -99,13 +104,556 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
 fn write_string(s: &str, out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    for b in s.bytes() {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
+    // Copy runs between the two escaped bytes in bulk.
+    let mut rest = s.as_bytes();
+    while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+        let (run, tail) = rest.split_at(i);
+        out.extend_from_slice(run);
+        out.push(b'\\');
+        rest = tail;
+        if let Some((&escaped, tail)) = rest.split_first() {
+            out.push(escaped);
+            rest = tail;
         }
-        out.push(b);
     }
+    out.extend_from_slice(rest);
     out.push(b'"');
+}
+
+/// A `serde::Serializer` that writes canonical JSON directly.
+///
+/// Objects are written in the order serde gives their entries, remembering where each entry
+/// lies; if the keys were not already in order (struct fields usually are not, `BTreeMap`s
+/// are), the object's bytes are rearranged once at its end.
+mod ser {
+    use std::borrow::Cow;
+    use std::io::Write as _;
+
+    use serde::ser::{self, Serialize};
+
+    use super::{CanonicalError, write_string};
+
+    impl ser::Error for CanonicalError {
+        fn custom<T: std::fmt::Display>(msg: T) -> Self {
+            CanonicalError::Serialize(msg.to_string())
+        }
+    }
+
+    pub(super) struct Canonical<'a> {
+        pub(super) out: &'a mut Vec<u8>,
+    }
+
+    fn number(out: &mut Vec<u8>, n: impl std::fmt::Display) {
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{n}");
+    }
+
+    impl<'a> ser::Serializer for Canonical<'a> {
+        type Ok = ();
+        type Error = CanonicalError;
+        type SerializeSeq = Seq<'a>;
+        type SerializeTuple = Seq<'a>;
+        type SerializeTupleStruct = Seq<'a>;
+        type SerializeTupleVariant = Seq<'a>;
+        type SerializeMap = Object<'a>;
+        type SerializeStruct = Object<'a>;
+        type SerializeStructVariant = Object<'a>;
+
+        fn serialize_bool(self, v: bool) -> Result<(), CanonicalError> {
+            self.out
+                .extend_from_slice(if v { b"true" } else { b"false" });
+            Ok(())
+        }
+        fn serialize_i8(self, v: i8) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_i16(self, v: i16) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_i32(self, v: i32) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_i64(self, v: i64) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_i128(self, v: i128) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_u8(self, v: u8) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_u16(self, v: u16) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_u32(self, v: u32) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_u64(self, v: u64) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_u128(self, v: u128) -> Result<(), CanonicalError> {
+            number(self.out, v);
+            Ok(())
+        }
+        fn serialize_f32(self, v: f32) -> Result<(), CanonicalError> {
+            Err(CanonicalError::NonInteger(v.to_string()))
+        }
+        fn serialize_f64(self, v: f64) -> Result<(), CanonicalError> {
+            Err(CanonicalError::NonInteger(v.to_string()))
+        }
+        fn serialize_char(self, v: char) -> Result<(), CanonicalError> {
+            write_string(v.encode_utf8(&mut [0u8; 4]), self.out);
+            Ok(())
+        }
+        fn serialize_str(self, v: &str) -> Result<(), CanonicalError> {
+            write_string(v, self.out);
+            Ok(())
+        }
+        fn serialize_bytes(self, v: &[u8]) -> Result<(), CanonicalError> {
+            // As serde_json does: an array of numbers.
+            let mut seq = ser::Serializer::serialize_seq(self, Some(v.len()))?;
+            for b in v {
+                ser::SerializeSeq::serialize_element(&mut seq, b)?;
+            }
+            ser::SerializeSeq::end(seq)
+        }
+        fn serialize_none(self) -> Result<(), CanonicalError> {
+            self.out.extend_from_slice(b"null");
+            Ok(())
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), CanonicalError> {
+            value.serialize(self)
+        }
+        fn serialize_unit(self) -> Result<(), CanonicalError> {
+            self.serialize_none()
+        }
+        fn serialize_unit_struct(self, _name: &'static str) -> Result<(), CanonicalError> {
+            self.serialize_none()
+        }
+        fn serialize_unit_variant(
+            self,
+            _name: &'static str,
+            _index: u32,
+            variant: &'static str,
+        ) -> Result<(), CanonicalError> {
+            self.serialize_str(variant)
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _name: &'static str,
+            value: &T,
+        ) -> Result<(), CanonicalError> {
+            value.serialize(self)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _name: &'static str,
+            _index: u32,
+            variant: &'static str,
+            value: &T,
+        ) -> Result<(), CanonicalError> {
+            self.out.push(b'{');
+            write_string(variant, self.out);
+            self.out.push(b':');
+            value.serialize(Canonical { out: self.out })?;
+            self.out.push(b'}');
+            Ok(())
+        }
+        fn serialize_seq(self, _len: Option<usize>) -> Result<Seq<'a>, CanonicalError> {
+            self.out.push(b'[');
+            Ok(Seq {
+                out: self.out,
+                first: true,
+                close: b"]",
+            })
+        }
+        fn serialize_tuple(self, len: usize) -> Result<Seq<'a>, CanonicalError> {
+            self.serialize_seq(Some(len))
+        }
+        fn serialize_tuple_struct(
+            self,
+            _name: &'static str,
+            len: usize,
+        ) -> Result<Seq<'a>, CanonicalError> {
+            self.serialize_seq(Some(len))
+        }
+        fn serialize_tuple_variant(
+            self,
+            _name: &'static str,
+            _index: u32,
+            variant: &'static str,
+            _len: usize,
+        ) -> Result<Seq<'a>, CanonicalError> {
+            self.out.push(b'{');
+            write_string(variant, self.out);
+            self.out.extend_from_slice(b":[");
+            Ok(Seq {
+                out: self.out,
+                first: true,
+                close: b"]}",
+            })
+        }
+        fn serialize_map(self, _len: Option<usize>) -> Result<Object<'a>, CanonicalError> {
+            Ok(Object::open(self.out, b"}"))
+        }
+        fn serialize_struct(
+            self,
+            _name: &'static str,
+            _len: usize,
+        ) -> Result<Object<'a>, CanonicalError> {
+            Ok(Object::open(self.out, b"}"))
+        }
+        fn serialize_struct_variant(
+            self,
+            _name: &'static str,
+            _index: u32,
+            variant: &'static str,
+            _len: usize,
+        ) -> Result<Object<'a>, CanonicalError> {
+            self.out.push(b'{');
+            write_string(variant, self.out);
+            self.out.push(b':');
+            Ok(Object::open(self.out, b"}}"))
+        }
+    }
+
+    pub(super) struct Seq<'a> {
+        out: &'a mut Vec<u8>,
+        first: bool,
+        close: &'static [u8],
+    }
+
+    impl Seq<'_> {
+        fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+            if !self.first {
+                self.out.push(b',');
+            }
+            self.first = false;
+            value.serialize(Canonical { out: self.out })
+        }
+        fn close(self) -> Result<(), CanonicalError> {
+            self.out.extend_from_slice(self.close);
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeSeq for Seq<'_> {
+        type Ok = ();
+        type Error = CanonicalError;
+        fn serialize_element<T: Serialize + ?Sized>(
+            &mut self,
+            v: &T,
+        ) -> Result<(), CanonicalError> {
+            self.element(v)
+        }
+        fn end(self) -> Result<(), CanonicalError> {
+            self.close()
+        }
+    }
+    impl ser::SerializeTuple for Seq<'_> {
+        type Ok = ();
+        type Error = CanonicalError;
+        fn serialize_element<T: Serialize + ?Sized>(
+            &mut self,
+            v: &T,
+        ) -> Result<(), CanonicalError> {
+            self.element(v)
+        }
+        fn end(self) -> Result<(), CanonicalError> {
+            self.close()
+        }
+    }
+    impl ser::SerializeTupleStruct for Seq<'_> {
+        type Ok = ();
+        type Error = CanonicalError;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CanonicalError> {
+            self.element(v)
+        }
+        fn end(self) -> Result<(), CanonicalError> {
+            self.close()
+        }
+    }
+    impl ser::SerializeTupleVariant for Seq<'_> {
+        type Ok = ();
+        type Error = CanonicalError;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CanonicalError> {
+            self.element(v)
+        }
+        fn end(self) -> Result<(), CanonicalError> {
+            self.close()
+        }
+    }
+
+    /// An object being written: entries go straight to `out`; `entries` remembers each one's
+    /// key and byte range (`"key":value`, without the separating comma).
+    pub(super) struct Object<'a> {
+        out: &'a mut Vec<u8>,
+        body_start: usize,
+        entries: Vec<(Cow<'static, str>, usize, usize)>,
+        in_order: bool,
+        close: &'static [u8],
+    }
+
+    impl<'a> Object<'a> {
+        fn open(out: &'a mut Vec<u8>, close: &'static [u8]) -> Self {
+            out.push(b'{');
+            let body_start = out.len();
+            Object {
+                out,
+                body_start,
+                entries: Vec::new(),
+                in_order: true,
+                close,
+            }
+        }
+
+        fn key(&mut self, key: Cow<'static, str>) {
+            if let Some((last, _, _)) = self.entries.last() {
+                // Strictly increasing byte order is code-point order with no duplicates.
+                if last.as_bytes() >= key.as_bytes() {
+                    self.in_order = false;
+                }
+                self.out.push(b',');
+            }
+            let start = self.out.len();
+            write_string(&key, self.out);
+            self.out.push(b':');
+            self.entries.push((key, start, start));
+        }
+
+        fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+            value.serialize(Canonical { out: self.out })?;
+            let end = self.out.len();
+            match self.entries.last_mut() {
+                Some(entry) => {
+                    entry.2 = end;
+                    Ok(())
+                }
+                None => Err(CanonicalError::Serialize(
+                    "object value without a key".into(),
+                )),
+            }
+        }
+
+        fn close(mut self) -> Result<(), CanonicalError> {
+            if !self.in_order {
+                self.entries
+                    .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                if let Some(w) = self.entries.windows(2).find(|w| w[0].0 == w[1].0) {
+                    return Err(CanonicalError::Serialize(format!(
+                        "object has the key {:?} twice",
+                        w[0].0
+                    )));
+                }
+                let body = self.out.split_off(self.body_start);
+                for (i, (_, start, end)) in self.entries.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    let range = body
+                        .get(start - self.body_start..end - self.body_start)
+                        .ok_or_else(|| CanonicalError::Serialize("object entry lost".into()))?;
+                    self.out.extend_from_slice(range);
+                }
+            }
+            self.out.extend_from_slice(self.close);
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeMap for Object<'_> {
+        type Ok = ();
+        type Error = CanonicalError;
+        fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), CanonicalError> {
+            let key = key.serialize(KeyString)?;
+            self.key(Cow::Owned(key));
+            Ok(())
+        }
+        fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CanonicalError> {
+            self.value(v)
+        }
+        fn end(self) -> Result<(), CanonicalError> {
+            self.close()
+        }
+    }
+    impl ser::SerializeStruct for Object<'_> {
+        type Ok = ();
+        type Error = CanonicalError;
+        fn serialize_field<T: Serialize + ?Sized>(
+            &mut self,
+            key: &'static str,
+            v: &T,
+        ) -> Result<(), CanonicalError> {
+            self.key(Cow::Borrowed(key));
+            self.value(v)
+        }
+        fn end(self) -> Result<(), CanonicalError> {
+            self.close()
+        }
+    }
+    impl ser::SerializeStructVariant for Object<'_> {
+        type Ok = ();
+        type Error = CanonicalError;
+        fn serialize_field<T: Serialize + ?Sized>(
+            &mut self,
+            key: &'static str,
+            v: &T,
+        ) -> Result<(), CanonicalError> {
+            self.key(Cow::Borrowed(key));
+            self.value(v)
+        }
+        fn end(self) -> Result<(), CanonicalError> {
+            self.close()
+        }
+    }
+
+    /// Object keys must be strings (as in JSON); anything else is refused.
+    struct KeyString;
+
+    fn not_a_string() -> CanonicalError {
+        CanonicalError::Serialize("object keys must be strings".into())
+    }
+
+    impl ser::Serializer for KeyString {
+        type Ok = String;
+        type Error = CanonicalError;
+        type SerializeSeq = ser::Impossible<String, CanonicalError>;
+        type SerializeTuple = ser::Impossible<String, CanonicalError>;
+        type SerializeTupleStruct = ser::Impossible<String, CanonicalError>;
+        type SerializeTupleVariant = ser::Impossible<String, CanonicalError>;
+        type SerializeMap = ser::Impossible<String, CanonicalError>;
+        type SerializeStruct = ser::Impossible<String, CanonicalError>;
+        type SerializeStructVariant = ser::Impossible<String, CanonicalError>;
+
+        fn serialize_str(self, v: &str) -> Result<String, CanonicalError> {
+            Ok(v.to_string())
+        }
+        fn serialize_char(self, v: char) -> Result<String, CanonicalError> {
+            Ok(v.to_string())
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _name: &'static str,
+            value: &T,
+        ) -> Result<String, CanonicalError> {
+            value.serialize(self)
+        }
+        fn serialize_unit_variant(
+            self,
+            _name: &'static str,
+            _index: u32,
+            variant: &'static str,
+        ) -> Result<String, CanonicalError> {
+            Ok(variant.to_string())
+        }
+        fn serialize_bool(self, _: bool) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_i8(self, _: i8) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_i16(self, _: i16) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_i32(self, _: i32) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_i64(self, _: i64) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_u8(self, _: u8) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_u16(self, _: u16) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_u32(self, _: u32) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_u64(self, _: u64) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_f32(self, _: f32) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_f64(self, _: f64) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_bytes(self, _: &[u8]) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_none(self) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_unit(self) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<String, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStruct, CanonicalError> {
+            Err(not_a_string())
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, CanonicalError> {
+            Err(not_a_string())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +720,55 @@ mod tests {
             Err(CanonicalError::NonInteger(_))
         ));
         assert!(matches!(canon("{"), Err(CanonicalError::Parse(_))));
+    }
+
+    #[test]
+    fn serializer_matches_the_value_encoder() {
+        let cases = [
+            r#"{"b":[1,-2,true,null],"a":"q\"\\\n\u00e9","A":{}}"#,
+            r#"{"\ud83d\ude00":1,"\uffff":2,"z":{"y":{"x":[{"b":1,"a":[]}]}},"":""}"#,
+            r#"[18446744073709551615,-9223372036854775808,0]"#,
+            r##"{"\"":1,"#":2,"\\":3,"]":4}"##,
+            r#"[[],{},"",null]"#,
+        ];
+        for case in cases {
+            let v: Value = serde_json::from_str(case).unwrap();
+            assert_eq!(to_vec_of(&v).unwrap(), to_vec(&v).unwrap(), "{case}");
+        }
+        assert!(matches!(
+            to_vec_of(&json!([1, 2.5])),
+            Err(CanonicalError::NonInteger(_))
+        ));
+    }
+
+    #[test]
+    fn serializer_sorts_struct_fields_and_refuses_duplicate_keys() {
+        #[derive(serde::Serialize)]
+        struct S {
+            zeta: u8,
+            alpha: Vec<u8>,
+            #[serde(flatten)]
+            rest: std::collections::BTreeMap<String, Value>,
+        }
+        let mut rest = std::collections::BTreeMap::new();
+        rest.insert("mid".to_string(), json!({"q": "\"", "b": null}));
+        let s = S {
+            zeta: 1,
+            alpha: vec![2, 3],
+            rest,
+        };
+        assert_eq!(
+            to_vec_of(&s).unwrap(),
+            br#"{"alpha":[2,3],"mid":{"b":null,"q":"\""},"zeta":1}"#
+        );
+        let mut dup = std::collections::BTreeMap::new();
+        dup.insert("zeta".to_string(), json!(2));
+        let s = S {
+            zeta: 1,
+            alpha: vec![],
+            rest: dup,
+        };
+        assert!(matches!(to_vec_of(&s), Err(CanonicalError::Serialize(_))));
     }
 
     #[test]

@@ -67,6 +67,11 @@ fn matches_securesystemslib_encode_canonical() {
     for (case, want) in cases.iter().zip(expected) {
         let ours = cjson::canonicalize(case.as_bytes()).map(hex::encode).ok();
         assert_eq!(ours, want, "canonical form differs for input {case}");
+        // The direct serializer gives the same bytes as the JSON-tree encoder.
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(case) {
+            let direct = cjson::to_vec_of(&value).map(hex::encode).ok();
+            assert_eq!(direct, want, "serializer differs for input {case}");
+        }
         compared += 1;
     }
     assert!(compared > 100);

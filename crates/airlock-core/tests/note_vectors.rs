@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use airlock_core::tlog::{KeyAlgorithm, Note, NoteSigner, NoteVerifier};
+use airlock_core::tlog::{Checkpoint, KeyAlgorithm, Note, NoteSigner, NoteVerifier};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/notes")
@@ -75,7 +75,15 @@ fn real_sumdb_checkpoint_verifies() {
     let note = Note::parse(&bytes).unwrap();
     note.verify(&[v]).unwrap();
     assert_eq!(note.to_bytes(), bytes);
-    assert!(note.text().starts_with("go.sum database tree\n6476701\n"));
+    let cp = Checkpoint::parse_text(note.text()).unwrap();
+    assert_eq!(cp.origin, "go.sum database tree");
+    assert_eq!(cp.size, 6476701);
+    assert!(cp.extensions.is_empty());
+    assert_eq!(
+        cp.to_text(),
+        note.text(),
+        "checkpoint text round-trips byte for byte"
+    );
     // One flipped character of the text and it no longer verifies.
     let tampered = String::from_utf8(bytes)
         .unwrap()

@@ -1,1 +1,53 @@
 #![forbid(unsafe_code)]
+//! airlock-repo: the publisher's library behind `airlock repo`.
+//!
+//! A [`Repository`] is a directory holding keys, staged metadata and a published static tree
+//! (layout in [`repo`]'s module docs). Commands change the staged state as a whole (a new
+//! generation of `work/`, switched in by one rename) and [`Repository::publish`] switches in a
+//! new generation of `published/metadata` the same way, so a crash or a refused input never
+//! leaves a half-written repository.
+//!
+//! ```no_run
+//! use airlock_repo::{AddOptions, AddSource, InitOptions, KeyProtection, Repository, TargetName};
+//!
+//! let dir = std::path::Path::new("/tmp/my-repo");
+//! let mut repo = Repository::init(dir, &InitOptions::simple(KeyProtection::PlaintextForTests))?;
+//! repo.add_targets(
+//!     &[AddSource { path: "dist/app.tar.gz".into(), target: TargetName::Prefix("app/".into()) }],
+//!     &AddOptions::default(),
+//!     &|_, _| {},
+//! )?;
+//! repo.publish(&|_, _| {})?;
+//! // Serve dir/published: metadata under /metadata/, targets under /targets/.
+//! # Ok::<(), airlock_repo::RepoError>(())
+//! ```
+//!
+//! What it is not: a client (see airlock-client), or a server (`airlock repo serve` hands the
+//! published directory to airlock-net's static file server).
+
+mod config;
+mod delegate;
+mod error;
+mod fsutil;
+mod init;
+mod keys;
+mod offline;
+mod publish;
+pub mod repo;
+mod targets;
+mod verify;
+
+pub use config::{ExpiryConfig, KeyEntry, Period, RepoConfig};
+pub use delegate::{BinDelegation, ChangeReport, PathDelegation, Rotation};
+pub use error::RepoError;
+pub use fsutil::write_atomic;
+pub use init::{InitOptions, RoleKeySpec};
+pub use keys::{KeyProtection, KeySource};
+pub use offline::{ExportedRole, ImportReport, RoleStatus, sign_metadata};
+pub use publish::PublishReport;
+pub use repo::Repository;
+pub use targets::{
+    AddOptions, AddReport, AddSource, TargetCustom, TargetName, check_target_path,
+    hashed_target_path,
+};
+pub use verify::{Problem, VerifyReport, verify_dirs, verify_published};

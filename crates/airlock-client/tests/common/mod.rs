@@ -13,10 +13,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use airlock_client::{Limits, Updater, UpdaterConfig, store::encode_role_name};
+use airlock_client::{Limits, Updater, UpdaterConfig};
 use airlock_core::crypto::{KeyScheme, PrivateKey, Signer};
 use airlock_core::tuf::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, SignMode, Snapshot, TargetFile,
@@ -24,7 +24,7 @@ use airlock_core::tuf::{
 };
 use airlock_net::{Fetcher, FetcherConfig, ServerHandle, TestCa, Trust, static_dir_router};
 use axum::Router;
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use tempfile::TempDir;
 
 pub fn ed25519() -> PrivateKey {
@@ -51,13 +51,22 @@ pub struct TestRepo {
     pub root_history: Vec<Vec<u8>>,
     /// Targets roles changed since the last publish.
     dirty: BTreeSet<String>,
+    /// Consistent snapshots: version-prefixed metadata and hash-prefixed target files.
+    pub consistent: bool,
 }
 
 impl TestRepo {
     /// A repository with one key per top-level role, thresholds 1, empty targets, published as
     /// version 1 of every role.
     pub fn new() -> Self {
-        let expires = Utc::now() + ChronoDuration::days(30);
+        Self::with_consistent_snapshot(true)
+    }
+
+    /// Like [`TestRepo::new`]; with `consistent` false the root says so, snapshot and targets
+    /// roles are written as plain `role.json` and target files under their plain paths.
+    pub fn with_consistent_snapshot(consistent: bool) -> Self {
+        // Whole seconds: python-tuf reads only `YYYY-MM-DDTHH:MM:SSZ`.
+        let expires = (Utc::now() + ChronoDuration::days(30)).trunc_subsecs(0);
         let root_keys = vec![ed25519()];
         let timestamp_keys = vec![ed25519()];
         let snapshot_keys = vec![ed25519()];
@@ -67,6 +76,7 @@ impl TestRepo {
         root.add_key("timestamp", timestamp_keys[0].public_key().clone());
         root.add_key("snapshot", snapshot_keys[0].public_key().clone());
         root.add_key("targets", targets_keys[0].public_key().clone());
+        root.consistent_snapshot = Some(consistent);
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("metadata")).expect("mkdir metadata");
         std::fs::create_dir_all(dir.path().join("targets")).expect("mkdir targets");
@@ -85,6 +95,7 @@ impl TestRepo {
             delegated_keys: BTreeMap::new(),
             root_history: Vec::new(),
             dirty: BTreeSet::new(),
+            consistent,
         };
         repo.write_root();
         repo.write_targets_role("targets");
@@ -202,7 +213,10 @@ impl TestRepo {
 
     /// List `file` for `path` in `role` and serve `data` under every listed hash.
     pub fn add_target_file(&mut self, role: &str, path: &str, file: TargetFile, data: &[u8]) {
-        for hash in file.hashes.values() {
+        if !self.consistent {
+            self.write_raw(&format!("targets/{path}"), data);
+        }
+        for hash in file.hashes.values().filter(|_| self.consistent) {
             let rel = match path.rsplit_once('/') {
                 Some((dir, name)) => format!("targets/{dir}/{hash}.{name}"),
                 None => format!("targets/{hash}.{path}"),
@@ -218,15 +232,24 @@ impl TestRepo {
 
     /// Delegate `paths` from `delegator` to a new role `name` with one fresh key.
     pub fn delegate(&mut self, delegator: &str, name: &str, paths: &[&str], terminating: bool) {
-        let key = ed25519();
-        let keyid = key.public_key().key_id();
         let mut role = DelegatedRole::with_paths(
             name,
-            vec![keyid.clone()],
+            Vec::new(),
             1,
             paths.iter().map(|p| p.to_string()).collect(),
         );
         role.terminating = terminating;
+        self.delegate_role(delegator, role);
+    }
+
+    /// Add `role` (its `keyids` replaced by one fresh key) to `delegator`'s delegations and
+    /// create its empty metadata.
+    pub fn delegate_role(&mut self, delegator: &str, mut role: DelegatedRole) {
+        let key = ed25519();
+        let keyid = key.public_key().key_id();
+        role.keyids = vec![keyid.clone()];
+        let name = role.name.clone();
+        let name = name.as_str();
         let parent = self.role_mut(delegator);
         let delegations = parent
             .signed
@@ -259,10 +282,8 @@ impl TestRepo {
                 self.delegated_keys.insert(other.to_string(), keys);
             }
         }
-        self.write_raw(
-            &format!("metadata/{version}.{}.json", encode_role_name(role)),
-            &bytes,
-        );
+        let rel = self.metadata_name(role, version);
+        self.write_raw(&rel, &bytes);
         self.snapshot.signed.meta.insert(
             format!("{role}.json"),
             MetaFile::with_bytes(version, &bytes),
@@ -276,12 +297,26 @@ impl TestRepo {
         self.snapshot_keys = keys;
         let bytes = self.snapshot.to_canonical_bytes().expect("snapshot bytes");
         let version = self.snapshot.signed.version;
-        self.write_raw(&format!("metadata/{version}.snapshot.json"), &bytes);
+        let rel = self.metadata_name("snapshot", version);
+        self.write_raw(&rel, &bytes);
         self.timestamp.signed.meta.insert(
             "snapshot.json".into(),
             MetaFile::with_bytes(version, &bytes),
         );
         self.write_timestamp();
+    }
+
+    /// Where `role` at `version` is published: `metadata/N.role.json` with consistent
+    /// snapshots, `metadata/role.json` without. The file has the role's plain name, because
+    /// the static server decodes the client's percent-encoded request path (`my%20role` is
+    /// served from `my role`).
+    pub fn metadata_name(&self, role: &str, version: u64) -> String {
+        let name = role;
+        if self.consistent {
+            format!("metadata/{version}.{name}.json")
+        } else {
+            format!("metadata/{name}.json")
+        }
     }
 
     /// Sign and write `metadata/timestamp.json` at its current version.
@@ -317,10 +352,12 @@ impl TestRepo {
     }
 }
 
-/// A test CA and an HTTPS server on 127.0.0.1 serving a directory.
+/// A test CA and an HTTPS server on 127.0.0.1 serving a directory. Every request path is
+/// recorded (see [`HttpsRepo::requests`]).
 pub struct HttpsRepo {
     pub ca: TestCa,
     pub server: ServerHandle,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl HttpsRepo {
@@ -335,9 +372,44 @@ impl HttpsRepo {
         let identity = ca
             .issue_server_cert(&["127.0.0.1", "localhost"])
             .expect("server cert");
-        let app = extra.fallback_service(static_dir_router(dir.to_path_buf()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let recorder = log.clone();
+        let app = extra
+            .fallback_service(static_dir_router(dir.to_path_buf()))
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let recorder = recorder.clone();
+                    async move {
+                        if let Ok(mut log) = recorder.lock() {
+                            log.push(req.uri().path().to_string());
+                        }
+                        next.run(req).await
+                    }
+                },
+            ));
         let server = ServerHandle::https(app, &identity).expect("start HTTPS server");
-        HttpsRepo { ca, server }
+        HttpsRepo { ca, server, log }
+    }
+
+    /// Wrap a server started elsewhere (its requests are not recorded).
+    pub fn from_parts(ca: TestCa, server: ServerHandle) -> Self {
+        HttpsRepo {
+            ca,
+            server,
+            log: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The paths requested so far, in order (e.g. `/metadata/2.root.json`).
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Forget the recorded requests.
+    pub fn clear_requests(&self) {
+        if let Ok(mut log) = self.log.lock() {
+            log.clear();
+        }
     }
 
     pub fn metadata_url(&self) -> String {

@@ -17,10 +17,12 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::checkpoint::{CheckpointError, VerifiedCheckpoint, decode_hash, open_checkpoint};
+use super::checkpoint::{
+    Checkpoint, CheckpointError, VerifiedCheckpoint, decode_hash, open_checkpoint,
+};
 use super::keys::NoteVerifier;
-use super::merkle::{Hash, MerkleError, verify_inclusion};
-use super::note::MAX_NOTE_SIZE;
+use super::merkle::{Hash, HashReader, MerkleError, NodeId, inclusion_proof, verify_inclusion};
+use super::note::{MAX_NOTE_SIZE, Note};
 
 /// First line of every proof.
 pub const PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
@@ -135,6 +137,38 @@ impl ProofBundle {
         })
     }
 
+    /// Build the proof for entry `index` in the tree of a checkpoint (the log side). The
+    /// checkpoint's size and root are read from its note; the proof is checked against that
+    /// root before it is returned, so a log never hands out a bundle that does not verify.
+    pub fn build(
+        reader: &dyn HashReader,
+        index: u64,
+        checkpoint_note: &[u8],
+        extra: Option<Vec<u8>>,
+    ) -> Result<Self, ProofError> {
+        let note = Note::parse(checkpoint_note).map_err(CheckpointError::from)?;
+        let cp = Checkpoint::parse_text(note.text())?;
+        let inclusion = |source| ProofError::Inclusion {
+            index,
+            size: cp.size,
+            source,
+        };
+        let proof = inclusion_proof(reader, index, cp.size).map_err(inclusion)?;
+        let leaf = reader
+            .read_hashes(&[NodeId::new(0, index)])
+            .map_err(inclusion)?
+            .first()
+            .copied()
+            .ok_or_else(|| inclusion(MerkleError::ReaderCount { got: 0, want: 1 }))?;
+        verify_inclusion(&leaf, index, cp.size, &proof, &cp.root_hash).map_err(inclusion)?;
+        Ok(ProofBundle {
+            extra,
+            index,
+            inclusion_proof: proof,
+            checkpoint: checkpoint_note.to_vec(),
+        })
+    }
+
     /// Encode the proof.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut s = format!("{PROOF_HEADER}\n");
@@ -191,7 +225,6 @@ impl ProofBundle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::checkpoint::Checkpoint;
     use crate::tlog::cosignature::CosignatureSigner;
     use crate::tlog::keys::{KeyAlgorithm, NoteSigner};
     use crate::tlog::merkle::{MemoryTree, inclusion_proof, leaf_hash};
@@ -243,6 +276,24 @@ mod tests {
         let mut plain = b.clone();
         plain.extra = None;
         assert_eq!(ProofBundle::parse(&plain.to_bytes()).unwrap(), plain);
+    }
+
+    #[test]
+    fn build_checks_against_the_checkpoint() {
+        let (b, log, _) = setup();
+        let mut t = MemoryTree::new();
+        for i in 0..10u8 {
+            t.push(&[i]);
+        }
+        let built = ProofBundle::build(&t, 6, &b.checkpoint, b.extra.clone()).unwrap();
+        assert_eq!(built, b);
+        assert!(ProofBundle::build(&t, 10, &b.checkpoint, None).is_err());
+        // A checkpoint whose root is not this tree's: the log refuses to hand out the bundle.
+        let wrong = Checkpoint::new("example.com/log", 10, [0; 32])
+            .unwrap()
+            .sign(&log)
+            .unwrap();
+        assert!(ProofBundle::build(&t, 6, &wrong.to_bytes(), None).is_err());
     }
 
     #[test]

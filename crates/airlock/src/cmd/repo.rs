@@ -1,8 +1,820 @@
-//! `airlock repo`.
+//! `airlock repo`: the publisher's tool (a thin layer over the airlock-repo library).
+
+use std::path::{Path, PathBuf};
+
+use airlock_core::crypto::{KeyScheme, PublicKey};
+use airlock_keystore::PassphraseSource;
+use airlock_repo::{
+    AddOptions, AddSource, BinDelegation, ExpiryConfig, InitOptions, KeyProtection, KeySource,
+    PathDelegation, Period, Repository, RoleKeySpec, Rotation, TargetCustom, TargetName,
+};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(
+    about = "Publisher's tool: create, sign and publish a TUF repository",
+    after_help = "Example (a whole release):
+  airlock repo init myrepo --root-keys 3 --root-threshold 2
+  airlock repo -C myrepo add ./dist --prefix app/1.2.0/ --version 1.2.0 --channel stable
+  airlock repo -C myrepo publish
+  airlock repo -C myrepo serve --test-ca-dir ./tls
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("airlock repo: not implemented yet")
+Private keys are encrypted; the passphrase comes from --passphrase-fd, --passphrase-env,
+the AIRLOCK_PASSPHRASE environment variable, or a prompt (in that order)."
+)]
+pub struct Args {
+    /// The repository directory.
+    #[arg(
+        short = 'C',
+        long = "repo",
+        global = true,
+        env = "AIRLOCK_REPO",
+        default_value = "."
+    )]
+    repo: PathBuf,
+    /// Read the key passphrase from this environment variable.
+    #[arg(long, global = true, value_name = "VAR")]
+    passphrase_env: Option<String>,
+    /// Read the key passphrase from this open file descriptor (e.g. `3 3<secret`).
+    #[arg(long, global = true, value_name = "FD")]
+    passphrase_fd: Option<i32>,
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Init(Box<InitArgs>),
+    Add(Box<AddArgs>),
+    Remove(RemoveArgs),
+    Delegate(DelegateArgs),
+    DelegateBins(BinsArgs),
+    Status(StatusArgs),
+    Export(ExportArgs),
+    Sign(SignArgs),
+    Import(ImportArgs),
+    Rotate(Box<RotateArgs>),
+    Bump(BumpArgs),
+    Publish(PublishArgs),
+    Refresh(RefreshArgs),
+    Verify(VerifyArgs),
+    Serve(Box<ServeArgs>),
+}
+
+/// Create a repository: keys for root (offline, with a threshold), targets, snapshot and
+/// timestamp (online), a first root and an empty targets role. Nothing is published yet.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:
+  airlock repo init myrepo --root-keys 3 --root-threshold 2 --root-key-type hybrid \\
+      --key-type ed25519 --timestamp-expiry 1d --snapshot-expiry 7d")]
+struct InitArgs {
+    /// Directory to create (must not exist or be empty).
+    dir: PathBuf,
+    /// Key type for every role unless overridden: ed25519, ecdsa, rsa or hybrid.
+    #[arg(long, default_value = "ed25519")]
+    key_type: KeyScheme,
+    #[arg(long)]
+    root_key_type: Option<KeyScheme>,
+    #[arg(long)]
+    targets_key_type: Option<KeyScheme>,
+    #[arg(long)]
+    snapshot_key_type: Option<KeyScheme>,
+    #[arg(long)]
+    timestamp_key_type: Option<KeyScheme>,
+    #[arg(long, default_value_t = 1)]
+    root_keys: usize,
+    #[arg(long, default_value_t = 1)]
+    root_threshold: u64,
+    #[arg(long, default_value_t = 1)]
+    targets_keys: usize,
+    #[arg(long, default_value_t = 1)]
+    targets_threshold: u64,
+    #[arg(long, default_value_t = 1)]
+    snapshot_keys: usize,
+    #[arg(long, default_value_t = 1)]
+    timestamp_keys: usize,
+    /// Validity of each signed root (s, m, h, d, w).
+    #[arg(long, default_value = "365d")]
+    root_expiry: Period,
+    #[arg(long, default_value = "90d")]
+    targets_expiry: Period,
+    #[arg(long, default_value = "7d")]
+    snapshot_expiry: Period,
+    #[arg(long, default_value = "1d")]
+    timestamp_expiry: Period,
+    /// Validity of delegated roles and hash bins.
+    #[arg(long, default_value = "90d")]
+    delegated_expiry: Period,
+    /// Write private keys unencrypted. For tests and throw-away demos only.
+    #[arg(long)]
+    plaintext_keys: bool,
+}
+
+/// Add files or whole directories as targets (hashed in parallel), with custom metadata.
+#[derive(Parser, Debug)]
+#[command(after_help = "Examples:
+  airlock repo add ./dist --prefix app/1.2.0/ --version 1.2.0 --channel stable \\
+      --source-ref git+https://example.org/app@v1.2.0
+  airlock repo add ./build/app.tar.gz --name app/latest.tar.gz")]
+struct AddArgs {
+    /// Files or directories (walked recursively; symbolic links are refused).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Target path prefix (e.g. `app/1.2.0/`); a directory's files keep their relative paths.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Exact target path, for a single file.
+    #[arg(long, conflicts_with = "prefix")]
+    name: Option<String>,
+    /// Put the targets in this role (default: the role a client would search first).
+    #[arg(long)]
+    role: Option<String>,
+    /// custom.version of each target.
+    #[arg(long)]
+    version: Option<String>,
+    /// custom.channel of each target.
+    #[arg(long)]
+    channel: Option<String>,
+    /// custom.source_ref: where rebuilders find the source.
+    #[arg(long)]
+    source_ref: Option<String>,
+}
+
+/// Remove targets by exact path, or all under a prefix ending in `/`.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock repo remove app/1.1.0/ app/latest.tar.gz")]
+struct RemoveArgs {
+    #[arg(required = true)]
+    targets: Vec<String>,
+}
+
+/// Delegate targets matching path patterns to a new role with its own keys.
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Example:\n  airlock repo delegate docs --path 'docs/*' --path 'docs/*/*' --threshold 1 --terminating"
+)]
+struct DelegateArgs {
+    /// Name of the new role.
+    name: String,
+    /// Glob pattern (`*`, `?` never match `/`); repeatable.
+    #[arg(long = "path", required = true)]
+    paths: Vec<String>,
+    /// The delegating role.
+    #[arg(long, default_value = "targets")]
+    from: String,
+    #[command(flatten)]
+    keys: KeyArgs,
+    #[arg(long)]
+    terminating: bool,
+}
+
+/// Delegate everything under a role to N succinct hash bins (TAP 15).
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock repo delegate-bins --bins 256 --prefix bin")]
+struct BinsArgs {
+    /// Number of bins (a power of two, 2..=65536).
+    #[arg(long)]
+    bins: u64,
+    /// Bin names are PREFIX-00 .. PREFIX-ff.
+    #[arg(long, default_value = "bin")]
+    prefix: String,
+    #[arg(long, default_value = "targets")]
+    from: String,
+    #[command(flatten)]
+    keys: KeyArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct KeyArgs {
+    /// Generate this many keys (ignored when --public-key is given).
+    #[arg(long, default_value_t = 1)]
+    keys: usize,
+    #[arg(long, default_value = "ed25519")]
+    key_type: KeyScheme,
+    /// Use this public key file (TUF JSON) instead of generating; repeatable.
+    #[arg(long = "public-key")]
+    public_keys: Vec<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    threshold: u64,
+    /// Write generated private keys unencrypted (tests only).
+    #[arg(long)]
+    plaintext_keys: bool,
+}
+
+/// Show every staged role: version, published version, signatures, expiry.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock repo -C myrepo status --json")]
+struct StatusArgs {}
+
+/// Publish what is staged: copy new target files, sign a new snapshot and timestamp with the
+/// online keys, and switch the published metadata atomically.
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Example:\n  airlock repo -C myrepo publish && airlock repo -C myrepo verify"
+)]
+struct PublishArgs {}
+
+/// Write a staged role's metadata file for offline signing.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example (root threshold 2 across two machines):
+  airlock repo export root -o root.json         # carry root.json to machine A
+  airlock repo sign --key root-A.key root.json  # on machine A, then on machine B
+  airlock repo import root.json                 # back on the repository machine")]
+struct ExportArgs {
+    role: String,
+    /// Output file (default ROLE.json in the current directory).
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+}
+
+/// Sign a metadata file with one private key file. Needs no repository.
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Example:\n  AIRLOCK_PASSPHRASE=... airlock repo sign --key /media/usb/root-1.key root.json"
+)]
+struct SignArgs {
+    /// The private key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// The metadata file (signed in place unless --out is given).
+    file: PathBuf,
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+}
+
+/// Import signatures from signed metadata files made by `airlock repo sign`.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock repo import root.json targets.json")]
+struct ImportArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// Rotate a role's keys. For root, the new root is signed by the old and the new thresholds.
+#[derive(Parser, Debug)]
+#[command(after_help = "Examples:
+  airlock repo rotate root --generate 3 --threshold 2 --replace   # all-new root keys
+  airlock repo rotate timestamp --generate 1 --replace
+  airlock repo rotate targets --public-key alice.pub.json --remove 4f2a...")]
+struct RotateArgs {
+    /// root, targets, snapshot, timestamp, a delegated role, or a hash-bin prefix.
+    role: String,
+    /// Generate this many new keys.
+    #[arg(long, default_value_t = 0)]
+    generate: usize,
+    #[arg(long, default_value = "ed25519")]
+    key_type: KeyScheme,
+    /// Add this public key (TUF JSON); repeatable.
+    #[arg(long = "public-key")]
+    public_keys: Vec<PathBuf>,
+    /// Drop this key id; repeatable.
+    #[arg(long = "remove")]
+    remove: Vec<String>,
+    /// Drop every old key.
+    #[arg(long)]
+    replace: bool,
+    #[arg(long)]
+    threshold: Option<u64>,
+    #[arg(long)]
+    plaintext_keys: bool,
+}
+
+/// Give a role a new version and expiry date, re-signed.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock repo bump targets && airlock repo publish")]
+struct BumpArgs {
+    role: String,
+}
+
+/// New timestamp (and snapshot) with the online keys: run it from cron.
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Example (crontab, hourly; the passphrase of the online keys on fd 3):
+  0 * * * *  airlock repo -C /srv/repo --passphrase-fd 3 refresh 3</etc/airlock/online-pass"
+)]
+struct RefreshArgs {
+    /// Also make a new snapshot version (done anyway when it would expire first).
+    #[arg(long)]
+    snapshot: bool,
+}
+
+/// Check a published tree as a client would, and list every problem.
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Examples:\n  airlock repo -C myrepo verify\n  airlock repo verify --published /var/www/repo --json"
+)]
+struct VerifyArgs {
+    /// A published directory (holding metadata/ and targets/); default REPO/published.
+    #[arg(long)]
+    published: Option<PathBuf>,
+}
+
+/// Serve the published tree over HTTPS (for tests and small deployments).
+#[derive(Parser, Debug)]
+#[command(after_help = "Examples:
+  airlock repo -C myrepo serve --test-ca-dir ./tls     # clients trust ./tls/ca.pem
+  airlock repo -C myrepo serve --addr 0.0.0.0:8443 --cert fullchain.pem --key key.pem")]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: std::net::SocketAddr,
+    /// Server certificate chain (PEM).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Generate a test CA and server certificate for 127.0.0.1/localhost, written to this dir.
+    #[arg(long, conflicts_with = "cert")]
+    test_ca_dir: Option<PathBuf>,
+    /// Directory to serve; default REPO/published.
+    #[arg(long)]
+    published: Option<PathBuf>,
+}
+
+fn passphrase(args: &Args) -> PassphraseSource {
+    if let Some(fd) = args.passphrase_fd {
+        PassphraseSource::Fd(fd)
+    } else if let Some(var) = &args.passphrase_env {
+        PassphraseSource::Env(var.clone())
+    } else if std::env::var_os("AIRLOCK_PASSPHRASE").is_some() {
+        PassphraseSource::Env("AIRLOCK_PASSPHRASE".into())
+    } else {
+        PassphraseSource::Prompt
+    }
+}
+
+fn open(args: &Args) -> anyhow::Result<Repository> {
+    Ok(Repository::open(&args.repo, Some(passphrase(args)))?)
+}
+
+fn progress_bar(json: bool, what: &'static str) -> indicatif::ProgressBar {
+    if json {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(0);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} files ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what);
+    pb
+}
+
+fn print(json_out: bool, value: serde_json::Value, human: impl FnOnce()) {
+    if json_out {
+        println!("{value}");
+    } else {
+        human();
+    }
+}
+
+fn read_public_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+    paths
+        .iter()
+        .map(|p| airlock_keystore::read_public_key(p).map_err(anyhow::Error::from))
+        .collect()
+}
+
+fn key_source(k: &KeyArgs) -> anyhow::Result<KeySource> {
+    if k.public_keys.is_empty() {
+        Ok(KeySource::Generate {
+            scheme: k.key_type,
+            count: k.keys,
+        })
+    } else {
+        Ok(KeySource::Public(read_public_keys(&k.public_keys)?))
+    }
+}
+
+fn unsigned_note(unsigned: &[String]) {
+    if !unsigned.is_empty() {
+        let shown: Vec<&str> = unsigned.iter().take(5).map(String::as_str).collect();
+        let more = if unsigned.len() > 5 {
+            format!(" and {} more", unsigned.len() - 5)
+        } else {
+            String::new()
+        };
+        println!(
+            "needs signatures (keys not on this machine): {}{more}; see `airlock repo status`",
+            shown.join(", ")
+        );
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let json_out = args.json;
+    match &args.command {
+        Command::Init(a) => {
+            let protection = if a.plaintext_keys {
+                KeyProtection::PlaintextForTests
+            } else {
+                KeyProtection::Encrypted(passphrase(&args))
+            };
+            let spec =
+                |t: Option<KeyScheme>, n, th| RoleKeySpec::new(t.unwrap_or(a.key_type), n, th);
+            let opts = InitOptions {
+                root: spec(a.root_key_type, a.root_keys, a.root_threshold),
+                targets: spec(a.targets_key_type, a.targets_keys, a.targets_threshold),
+                snapshot: spec(a.snapshot_key_type, a.snapshot_keys, a.snapshot_keys as u64),
+                timestamp: spec(
+                    a.timestamp_key_type,
+                    a.timestamp_keys,
+                    a.timestamp_keys as u64,
+                ),
+                expiry: ExpiryConfig {
+                    root: a.root_expiry,
+                    targets: a.targets_expiry,
+                    snapshot: a.snapshot_expiry,
+                    timestamp: a.timestamp_expiry,
+                    delegated: a.delegated_expiry,
+                },
+                protection,
+                now: None,
+            };
+            let repo = Repository::init(&a.dir, &opts)
+                .with_context(|| format!("initialising {}", a.dir.display()))?;
+            let keys: Vec<_> = repo
+                .config()
+                .keys
+                .iter()
+                .map(|k| json!({"keyid": k.keyid, "role": k.role, "scheme": k.scheme, "private": k.private, "public": k.public}))
+                .collect();
+            print(json_out, json!({"repo": a.dir, "keys": keys}), || {
+                println!("created repository {}", a.dir.display());
+                for k in &repo.config().keys {
+                    println!(
+                        "  {:<9} {:<7} {}  {}",
+                        k.role,
+                        k.scheme,
+                        k.keyid.get(..16).unwrap_or(&k.keyid),
+                        k.private.as_deref().unwrap_or("-")
+                    );
+                }
+                println!(
+                    "next: move the root-*.key files to offline storage, add targets, then `airlock repo -C {} publish`",
+                    a.dir.display()
+                );
+            });
+        }
+        Command::Add(a) => {
+            let mut repo = open(&args)?;
+            let target = match &a.name {
+                Some(n) => {
+                    if a.paths.len() != 1 {
+                        bail!("--name gives the target path of exactly one file");
+                    }
+                    TargetName::Exact(n.clone())
+                }
+                None => TargetName::Prefix(a.prefix.clone()),
+            };
+            let sources: Vec<AddSource> = a
+                .paths
+                .iter()
+                .map(|p| AddSource {
+                    path: p.clone(),
+                    target: target.clone(),
+                })
+                .collect();
+            let options = AddOptions {
+                custom: TargetCustom {
+                    version: a.version.clone(),
+                    channel: a.channel.clone(),
+                    source_ref: a.source_ref.clone(),
+                },
+                role: a.role.clone(),
+            };
+            let pb = progress_bar(json_out, "hashing");
+            let report = repo.add_targets(&sources, &options, &|done, total| {
+                pb.set_length(total);
+                pb.set_position(done);
+            })?;
+            pb.finish_and_clear();
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!(
+                    "staged {} target(s), {} bytes, in {} role(s)",
+                    report.added,
+                    report.bytes,
+                    report.roles.len()
+                );
+                unsigned_note(&report.unsigned);
+            });
+        }
+        Command::Remove(a) => {
+            let mut repo = open(&args)?;
+            let (roles, unsigned) = repo.remove_targets(&a.targets)?;
+            print(
+                json_out,
+                json!({"roles": roles, "unsigned": unsigned}),
+                || {
+                    println!("removed from {}", roles.join(", "));
+                    unsigned_note(&unsigned);
+                },
+            );
+        }
+        Command::Delegate(a) => {
+            let mut repo = open(&args)?;
+            let report = repo.delegate_paths(
+                &PathDelegation {
+                    from: a.from.clone(),
+                    name: a.name.clone(),
+                    paths: a.paths.clone(),
+                    keys: key_source(&a.keys)?,
+                    threshold: a.keys.threshold,
+                    terminating: a.terminating,
+                },
+                a.keys.plaintext_keys,
+            )?;
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!("{} now delegates {:?} to {}", a.from, a.paths, a.name);
+                unsigned_note(&report.unsigned);
+            });
+        }
+        Command::DelegateBins(a) => {
+            let mut repo = open(&args)?;
+            let report = repo.delegate_bins(
+                &BinDelegation {
+                    from: a.from.clone(),
+                    bins: a.bins,
+                    name_prefix: a.prefix.clone(),
+                    keys: key_source(&a.keys)?,
+                    threshold: a.keys.threshold,
+                },
+                a.keys.plaintext_keys,
+            )?;
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!(
+                    "{} now delegates to {} hash bins {}-*",
+                    a.from, a.bins, a.prefix
+                );
+                unsigned_note(&report.unsigned);
+            });
+        }
+        Command::Status(_) => {
+            let repo = open(&args)?;
+            let status = repo.status()?;
+            print(json_out, serde_json::to_value(&status)?, || {
+                println!(
+                    "{:<16} {:>8} {:>10} {:>10}  expires",
+                    "role", "version", "published", "signed"
+                );
+                for s in &status {
+                    println!(
+                        "{:<16} {:>8} {:>10} {:>6}/{:<3}  {}{}",
+                        s.role,
+                        s.version,
+                        s.published_version,
+                        s.valid_signatures,
+                        s.threshold,
+                        s.expires,
+                        if s.signed { "" } else { "  NEEDS SIGNATURES" }
+                    );
+                }
+            });
+        }
+        Command::Export(a) => {
+            let repo = open(&args)?;
+            let export = repo.export_role(&a.role)?;
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(&export.file_name));
+            airlock_repo::write_atomic(&out, &export.bytes)?;
+            let mut v = serde_json::to_value(&export)?;
+            v["file"] = json!(out);
+            print(json_out, v, || {
+                println!(
+                    "wrote {} ({} version {}, {} of {} needed signatures present)",
+                    out.display(),
+                    export.role,
+                    export.version,
+                    export.signed_by.len(),
+                    export.threshold
+                );
+                println!("may sign it: {}", export.keyids.join(", "));
+            });
+        }
+        Command::Sign(a) => {
+            let key = airlock_keystore::read_private_key(&a.key, &passphrase(&args))?;
+            let bytes = read_capped(&a.file)?;
+            let (signed, keyid) =
+                airlock_repo::sign_metadata(&bytes, &key, &a.file.display().to_string())?;
+            let out = a.out.clone().unwrap_or_else(|| a.file.clone());
+            airlock_repo::write_atomic(&out, &signed)?;
+            print(json_out, json!({"file": out, "keyid": keyid}), || {
+                println!("signed {} with key {keyid}", out.display());
+            });
+        }
+        Command::Import(a) => {
+            let mut repo = open(&args)?;
+            let mut reports = Vec::new();
+            for f in &a.files {
+                let bytes = read_capped(f)?;
+                reports.push(repo.import_signatures(&bytes, &f.display().to_string())?);
+            }
+            print(json_out, serde_json::to_value(&reports)?, || {
+                for r in &reports {
+                    println!(
+                        "{} version {}: {} new signature(s); {}",
+                        r.role,
+                        r.version,
+                        r.added.len(),
+                        if r.signed {
+                            "threshold met"
+                        } else {
+                            "more signatures needed"
+                        }
+                    );
+                }
+            });
+        }
+        Command::Rotate(a) => {
+            let mut repo = open(&args)?;
+            let add = if !a.public_keys.is_empty() {
+                if a.generate > 0 {
+                    bail!("give either --generate or --public-key, not both");
+                }
+                Some(KeySource::Public(read_public_keys(&a.public_keys)?))
+            } else if a.generate > 0 {
+                Some(KeySource::Generate {
+                    scheme: a.key_type,
+                    count: a.generate,
+                })
+            } else {
+                None
+            };
+            let report = repo.rotate(
+                &Rotation {
+                    role: a.role.clone(),
+                    add,
+                    remove: a.remove.clone(),
+                    replace_all: a.replace,
+                    threshold: a.threshold,
+                },
+                a.plaintext_keys,
+            )?;
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!("rotated {}; changed {}", a.role, report.roles.join(", "));
+                for k in &report.new_keyids {
+                    println!("  new key {k}");
+                }
+                unsigned_note(&report.unsigned);
+            });
+        }
+        Command::Bump(a) => {
+            let mut repo = open(&args)?;
+            let report = repo.bump(&a.role)?;
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!("{} has a new version", a.role);
+                unsigned_note(&report.unsigned);
+            });
+        }
+        Command::Publish(_) => {
+            let mut repo = open(&args)?;
+            let pb = progress_bar(json_out, "copying targets");
+            let report = repo.publish(&|done, total| {
+                pb.set_length(total);
+                pb.set_position(done);
+            })?;
+            pb.finish_and_clear();
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!(
+                    "published root v{}, snapshot v{}, timestamp v{}; {} role file(s) and {} target file(s) written",
+                    report.root_version,
+                    report.snapshot_version,
+                    report.timestamp_version,
+                    report.roles_written.len(),
+                    report.target_files_copied
+                );
+            });
+        }
+        Command::Refresh(a) => {
+            let mut repo = open(&args)?;
+            let report = repo.refresh(a.snapshot)?;
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!(
+                    "timestamp v{} (snapshot v{})",
+                    report.timestamp_version, report.snapshot_version
+                );
+            });
+        }
+        Command::Verify(a) => {
+            let dir = a
+                .published
+                .clone()
+                .unwrap_or_else(|| args.repo.join("published"));
+            if !dir.join("metadata").exists() {
+                bail!(
+                    "{} has no metadata/ directory (nothing published?)",
+                    dir.display()
+                );
+            }
+            let report = airlock_repo::verify_published(&dir, chrono::Utc::now());
+            print(json_out, serde_json::to_value(&report)?, || {
+                for p in &report.problems {
+                    println!("{}: {}: {}", p.file, p.check, p.message);
+                }
+                if report.ok {
+                    println!(
+                        "ok: root v{}, snapshot v{}, timestamp v{}, {} role(s), {} target(s) checked",
+                        report.root_version,
+                        report.snapshot_version,
+                        report.timestamp_version,
+                        report.roles_checked,
+                        report.targets_checked
+                    );
+                }
+            });
+            if !report.ok {
+                bail!(
+                    "{} problem(s) found in {}",
+                    report.problems.len(),
+                    dir.display()
+                );
+            }
+        }
+        Command::Serve(a) => serve(&args, a)?,
+    }
+    Ok(())
+}
+
+/// Read a metadata file given on the command line (at most 64 MiB).
+fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut buf = Vec::new();
+    f.take(64 << 20)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(buf)
+}
+
+fn serve(args: &Args, a: &ServeArgs) -> anyhow::Result<()> {
+    let dir = a
+        .published
+        .clone()
+        .unwrap_or_else(|| args.repo.join("published"));
+    if !dir.join("metadata").exists() {
+        bail!(
+            "{} has no metadata/ directory: run `airlock repo publish` first",
+            dir.display()
+        );
+    }
+    let (identity, ca_file) = match (&a.cert, &a.key, &a.test_ca_dir) {
+        (Some(cert), Some(key), _) => (
+            airlock_net::ServerIdentity::from_pem_files(cert, key)?,
+            None,
+        ),
+        (_, _, Some(ca_dir)) => {
+            std::fs::create_dir_all(ca_dir)
+                .with_context(|| format!("creating {}", ca_dir.display()))?;
+            let ca = airlock_net::TestCa::new()?;
+            let ca_file = ca.write_ca_pem(ca_dir)?;
+            (
+                ca.issue_server_cert(&["127.0.0.1", "localhost"])?,
+                Some(ca_file),
+            )
+        }
+        _ => bail!("give --cert and --key, or --test-ca-dir DIR for a generated test CA"),
+    };
+    let app = airlock_net::static_dir_router(dir.clone());
+    let server = airlock_net::ServerHandle::start(a.addr, app, Some(&identity))?;
+    let base = server.base_url();
+    print(
+        args.json,
+        json!({
+            "url": base,
+            "metadata_url": format!("{base}/metadata/"),
+            "targets_url": format!("{base}/targets/"),
+            "ca_cert": ca_file,
+            "dir": dir,
+        }),
+        || {
+            println!("serving {} at {base}", dir.display());
+            println!("  metadata: {base}/metadata/   targets: {base}/targets/");
+            if let Some(ca) = &ca_file {
+                println!("  clients trust the test CA in {}", ca.display());
+            }
+            println!("press Ctrl-C to stop");
+        },
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    server.shutdown();
+    Ok(())
 }

@@ -1,8 +1,406 @@
-//! `airlock update`.
+//! `airlock update`: the updater client for people and scripts.
+//!
+//! State lives in one directory (`--dir`, default `./airlock-update`):
+//! - `client.toml`: where the repository is (written by `init`, read by the other commands;
+//!   flags override it),
+//! - `metadata/`: the trusted TUF metadata, exactly as received (managed by airlock-client),
+//! - `targets/`: downloads, unless `download --out` says otherwise.
+
+use std::io::IsTerminal;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use airlock_client::{TargetInfo, Updater, UpdaterConfig};
+use airlock_net::{Fetcher, FetcherConfig, Trust};
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+const CONFIG_FILE: &str = "client.toml";
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = "Example:
+  airlock update --dir ~/.app-updates init root.json \\
+      --metadata-url https://updates.example.org/metadata/ \\
+      --targets-url https://updates.example.org/targets/
+  airlock update --dir ~/.app-updates download app-1.2.tar.gz")]
+pub struct Args {
+    /// Client state directory (client.toml, metadata/, targets/).
+    #[arg(
+        long,
+        global = true,
+        env = "AIRLOCK_UPDATE_DIR",
+        default_value = "airlock-update"
+    )]
+    dir: PathBuf,
+    /// Base URL of the repository's metadata (overrides client.toml).
+    #[arg(long, global = true)]
+    metadata_url: Option<String>,
+    /// Base URL of the repository's target files (overrides client.toml).
+    #[arg(long, global = true)]
+    targets_url: Option<String>,
+    /// Trust only the CA certificates in this PEM file instead of the webpki roots.
+    #[arg(long, global = true)]
+    ca_file: Option<PathBuf>,
+    /// Allow plain http:// to 127.0.0.1, ::1 or localhost (tests only).
+    #[arg(long, global = true)]
+    allow_http_loopback: bool,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("airlock update: not implemented yet")
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Trust a root.json obtained out of band, and remember the repository's URLs.
+    #[command(after_help = "Example:
+  airlock update init root.json --metadata-url https://updates.example.org/metadata/ \\
+      --targets-url https://updates.example.org/targets/ --ca-file company-ca.pem")]
+    Init {
+        /// The root.json to trust (checked to be signed by its own root keys).
+        root: PathBuf,
+        /// Replace a root this directory already trusts (and drop its other metadata).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Fetch and verify the newest metadata (root rotations, timestamp, snapshot, targets).
+    #[command(after_help = "Example:\n  airlock update refresh\n  airlock update refresh --json")]
+    Refresh,
+    /// List the targets the trusted metadata offers, delegated ones included.
+    #[command(
+        after_help = "Example:\n  airlock update list\n  airlock update list --json | jq '.[].path'"
+    )]
+    List {
+        /// Read at most this many targets roles (top-level targets included).
+        #[arg(long, default_value_t = 1024)]
+        max_roles: u32,
+    },
+    /// Download and verify targets (skipped when a verified copy is already there).
+    #[command(
+        after_help = "Example:\n  airlock update download app/1.2/app.tar.gz --out ./downloads"
+    )]
+    Download {
+        /// Target paths as the repository lists them.
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// Directory to put the files in (default: <dir>/targets). A target `a/b.txt` is
+        /// stored as `<out>/a/b.txt`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// What `init` remembers in client.toml.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ClientConfig {
+    metadata_url: Option<String>,
+    targets_url: Option<String>,
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_http_loopback: bool,
+}
+
+impl ClientConfig {
+    fn load(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(CONFIG_FILE);
+        let text = toml::to_string(self).context("encoding client.toml")?;
+        airlock_client::store::write_atomic(&path, text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Flags win over the file.
+    fn merged(mut self, args: &Args) -> Self {
+        if args.metadata_url.is_some() {
+            self.metadata_url.clone_from(&args.metadata_url);
+        }
+        if args.targets_url.is_some() {
+            self.targets_url.clone_from(&args.targets_url);
+        }
+        if let Some(ca) = &args.ca_file {
+            // Stored absolute, so later runs from another directory find it.
+            self.ca_file = Some(std::path::absolute(ca).unwrap_or_else(|_| ca.clone()));
+        }
+        self.allow_http_loopback |= args.allow_http_loopback;
+        self
+    }
+}
+
+fn metadata_dir(dir: &Path) -> PathBuf {
+    dir.join("metadata")
+}
+
+fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
+    let metadata_url = config.metadata_url.clone().with_context(|| {
+        format!(
+            "no metadata URL: pass --metadata-url or run `airlock update init` with it \
+             (looked in {})",
+            args.dir.join(CONFIG_FILE).display()
+        )
+    })?;
+    let trust = match &config.ca_file {
+        Some(path) => Trust::ca_bundle_file(path)
+            .with_context(|| format!("loading CA file {}", path.display()))?,
+        None => Trust::WebPki,
+    };
+    let fetcher = Fetcher::new(FetcherConfig {
+        trust,
+        allow_http_loopback: config.allow_http_loopback,
+        ..FetcherConfig::default()
+    })
+    .context("setting up HTTPS")?;
+    let mut cfg = UpdaterConfig::new(metadata_dir(&args.dir), metadata_url, Arc::new(fetcher));
+    if let Some(url) = &config.targets_url {
+        cfg = cfg.with_targets_base_url(url.clone());
+    }
+    Ok(Updater::new(cfg)?)
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn target_json(info: &TargetInfo) -> serde_json::Value {
+    json!({
+        "path": info.path,
+        "length": info.file.length,
+        "hashes": info.file.hashes,
+        "role": info.role,
+        "custom": info.file.custom,
+    })
+}
+
+/// `a/b.txt` under `out`, refusing anything that could leave `out` (`..`, absolute paths).
+fn destination(out: &Path, target: &str) -> anyhow::Result<PathBuf> {
+    let rel = Path::new(target);
+    let ok = !target.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
+    if !ok {
+        bail!(
+            "target path {target:?} cannot be stored safely as a file under {}",
+            out.display()
+        );
+    }
+    Ok(out.join(rel))
+}
+
+fn human_size(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match &args.command {
+        Command::Init { root, force } => init(&args, root, *force),
+        Command::Refresh => refresh(&args),
+        Command::List { max_roles } => list(&args, *max_roles),
+        Command::Download { targets, out } => download(&args, targets, out.as_deref()),
+    }
+}
+
+fn init(args: &Args, root_file: &Path, force: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(root_file)
+        .with_context(|| format!("reading trusted root {}", root_file.display()))?;
+    let existing = metadata_dir(&args.dir).join("root.json");
+    if !force && existing.exists() && std::fs::read(&existing).ok().as_deref() != Some(&bytes[..]) {
+        bail!(
+            "{} already trusts a root ({}); pass --force to replace the trust anchor",
+            args.dir.display(),
+            existing.display()
+        );
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let root = Updater::init(&metadata_dir(&args.dir), &bytes)
+        .with_context(|| format!("{} cannot be used as a trusted root", root_file.display()))?;
+    let config = ClientConfig::load(&args.dir)?.merged(args);
+    config.save(&args.dir)?;
+    if args.json {
+        return print_json(&json!({
+            "dir": args.dir,
+            "root_version": root.version,
+            "root_expires": root.expires.to_rfc3339(),
+            "consistent_snapshot": root.consistent_snapshot.unwrap_or(false),
+            "metadata_url": config.metadata_url,
+            "targets_url": config.targets_url,
+        }));
+    }
+    println!(
+        "Trusting root version {} (expires {}) in {}",
+        root.version,
+        root.expires.format("%Y-%m-%d %H:%M UTC"),
+        args.dir.display()
+    );
+    match &config.metadata_url {
+        Some(url) => println!("Repository metadata: {url}"),
+        None => println!("No --metadata-url yet: give it to `refresh` or run init again with it."),
+    }
+    Ok(())
+}
+
+fn refresh(args: &Args) -> anyhow::Result<()> {
+    let config = ClientConfig::load(&args.dir)?.merged(args);
+    let mut updater = updater(args, &config)?;
+    let summary = updater.refresh().context("refresh failed")?;
+    if args.json {
+        return print_json(&serde_json::to_value(&summary)?);
+    }
+    if summary.roots_rotated > 0 {
+        println!(
+            "Root rotated {} time(s): now trusting root version {}",
+            summary.roots_rotated, summary.root_version
+        );
+    }
+    println!(
+        "Up to date: root v{}, timestamp v{}, snapshot v{}, targets v{} (every signature, \
+         threshold, version and expiry checked)",
+        summary.root_version,
+        summary.timestamp_version,
+        summary.snapshot_version,
+        summary.targets_version
+    );
+    Ok(())
+}
+
+fn list(args: &Args, max_roles: u32) -> anyhow::Result<()> {
+    let config = ClientConfig::load(&args.dir)?.merged(args);
+    let mut updater = updater(args, &config)?;
+    updater.refresh().context("refresh failed")?;
+    let listing = updater
+        .list_targets_within(max_roles)
+        .context("listing targets failed")?;
+    let targets = &listing.targets;
+    if listing.roles_not_visited > 0 {
+        eprintln!(
+            "note: the list is incomplete: {} delegated role(s) were not read (raise --max-roles)",
+            listing.roles_not_visited
+        );
+    }
+    if args.json {
+        return print_json(&serde_json::Value::Array(
+            targets.iter().map(target_json).collect(),
+        ));
+    }
+    if targets.is_empty() {
+        println!("The repository lists no targets.");
+        return Ok(());
+    }
+    let width = targets.iter().map(|t| t.path.len()).max().unwrap_or(0);
+    for t in targets {
+        let role = if t.role == "targets" {
+            String::new()
+        } else {
+            format!("  (signed by {})", t.role)
+        };
+        println!(
+            "{:width$}  {:>10}{role}",
+            t.path,
+            human_size(t.file.length),
+            width = width
+        );
+    }
+    println!("{} target(s)", targets.len());
+    Ok(())
+}
+
+fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Result<()> {
+    let config = ClientConfig::load(&args.dir)?.merged(args);
+    if config.targets_url.is_none() {
+        bail!(
+            "no targets URL: pass --targets-url or run `airlock update init` with it (looked in {})",
+            args.dir.join(CONFIG_FILE).display()
+        );
+    }
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| args.dir.join("targets"));
+    let mut updater = updater(args, &config)?;
+    updater.refresh().context("refresh failed")?;
+    let show_progress = !args.json && std::io::stderr().is_terminal();
+    let mut results = Vec::new();
+    for name in targets {
+        let dest = destination(&out, name)?;
+        let info = updater
+            .get_target_info(name)?
+            .with_context(|| format!("target {name:?} is not listed by the repository"))?;
+        if updater.find_cached_target(&info, &dest)? {
+            if !args.json {
+                println!("{name}: already here and verified ({})", dest.display());
+            }
+            results.push((info, dest, false));
+            continue;
+        }
+        let bar = if show_progress {
+            let bar = ProgressBar::new(info.file.length);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(name.clone());
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let result = updater
+            .download_target_with_progress(&info, &dest, &mut |done, _| bar.set_position(done));
+        bar.finish_and_clear();
+        result.with_context(|| format!("downloading {name:?} failed"))?;
+        if !args.json {
+            let hashes: Vec<&str> = info.file.hashes.keys().map(String::as_str).collect();
+            println!(
+                "{name}: downloaded {} to {} ({} verified)",
+                human_size(info.file.length),
+                dest.display(),
+                hashes.join(", ")
+            );
+        }
+        results.push((info, dest, true));
+    }
+    if args.json {
+        return print_json(&serde_json::Value::Array(
+            results
+                .iter()
+                .map(|(info, dest, downloaded)| {
+                    let mut v = target_json(info);
+                    v["file"] = json!(dest);
+                    v["downloaded"] = json!(downloaded);
+                    v
+                })
+                .collect(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_never_leave_the_output_directory() {
+        let out = Path::new("/tmp/out");
+        assert_eq!(
+            destination(out, "a/b.txt").unwrap(),
+            PathBuf::from("/tmp/out/a/b.txt")
+        );
+        for bad in ["../x", "/etc/passwd", "a/../../x", "", "./a", "a//b/.."] {
+            assert!(destination(out, bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,8 +1,184 @@
-//! `airlock witness`.
+//! `airlock witness`: run a C2SP tlog-witness that cosigns the logs it follows.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use airlock_core::tlog::{CosignatureSigner, KeyAlgorithm, NoteVerifier};
+use airlock_witness::Witness;
+use airlock_witness::config::{LogEntry, WitnessConfig, write_secret_key};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(
+    after_help = "Example:\n  airlock witness init --dir w1 --name witness.example/w1\n  \
+airlock witness add-log --dir w1 --log-key 'example.com/log+1a2b3c4d+AT...'\n  \
+airlock witness serve --dir w1"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("airlock witness: not implemented yet")
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a witness: cosignature key and configuration.
+    #[command(
+        after_help = "Example:\n  airlock witness init --dir w1 --name witness.example/w1 \
+--listen 127.0.0.1:7380"
+    )]
+    Init(InitArgs),
+    /// Follow a log: cosign its checkpoints from now on.
+    #[command(after_help = "Example:\n  airlock witness add-log --dir w1 --log-key \
+'example.com/log+1a2b3c4d+AT...'")]
+    AddLog(AddLogArgs),
+    /// Serve POST /add-checkpoint until interrupted.
+    #[command(after_help = "Example:\n  airlock witness serve --dir w1")]
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct InitArgs {
+    /// Directory for witness.toml, witness.key and state/ (created).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The witness's key name, e.g. witness.example/w1.
+    #[arg(long)]
+    name: String,
+    #[arg(long, default_value = "127.0.0.1:7380")]
+    listen: SocketAddr,
+    /// TLS certificate chain (PEM) to serve HTTPS with.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct AddLogArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    /// The log's checkpoint verifier key; its name is the log's origin.
+    #[arg(long)]
+    log_key: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    /// Override the configured listen address (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Cmd::Init(a) => init(a),
+        Cmd::AddLog(a) => add_log(a),
+        Cmd::Serve(a) => serve(a),
+    }
+}
+
+fn config_path(dir: &Path) -> PathBuf {
+    dir.join("witness.toml")
+}
+
+fn init(a: InitArgs) -> anyhow::Result<()> {
+    let cfg_path = config_path(&a.dir);
+    if cfg_path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite a witness",
+            cfg_path.display()
+        );
+    }
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let signer = CosignatureSigner::generate(&a.name)
+        .with_context(|| format!("{:?} is not a valid key name", a.name))?;
+    write_secret_key(&a.dir.join("witness.key"), &signer.to_skey())?;
+    let cfg = WitnessConfig {
+        key_file: "witness.key".into(),
+        state_dir: "state".into(),
+        listen: a.listen,
+        tls_cert: a.tls_cert.as_deref().map(std::path::absolute).transpose()?,
+        tls_key: a.tls_key.as_deref().map(std::path::absolute).transpose()?,
+        logs: Vec::new(),
+    };
+    cfg.save(&cfg_path)?;
+    let vkey = signer.verifier().to_vkey();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"config": cfg_path, "name": a.name, "witness_key": vkey})
+        );
+    } else {
+        println!("created witness {} in {}", a.name, a.dir.display());
+        println!("witness verifier key: {vkey}");
+    }
+    Ok(())
+}
+
+fn add_log(a: AddLogArgs) -> anyhow::Result<()> {
+    let cfg_path = config_path(&a.dir);
+    let mut cfg = WitnessConfig::load(&cfg_path)?;
+    let v =
+        NoteVerifier::from_vkey(&a.log_key).with_context(|| format!("log key {:?}", a.log_key))?;
+    if v.algorithm() != KeyAlgorithm::Ed25519 {
+        bail!("log key {:?} is not an Ed25519 checkpoint key", a.log_key);
+    }
+    let origin = v.name().to_string();
+    match cfg.logs.iter_mut().find(|l| l.origin == origin) {
+        Some(l) if l.keys.contains(&a.log_key) => {}
+        Some(l) => l.keys.push(a.log_key),
+        None => cfg.logs.push(LogEntry {
+            origin: origin.clone(),
+            keys: vec![a.log_key],
+        }),
+    }
+    cfg.save(&cfg_path)?;
+    println!("following log {origin}");
+    Ok(())
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let cfg_path = config_path(&a.dir);
+    let cfg = WitnessConfig::load(&cfg_path)?;
+    let witness = Arc::new(Witness::open(
+        cfg.signer(&cfg_path)?,
+        cfg.followed(&cfg_path)?,
+        &WitnessConfig::resolve(&cfg_path, &cfg.state_dir),
+    )?);
+    let identity = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(airlock_net::ServerIdentity::from_pem_files(
+            &WitnessConfig::resolve(&cfg_path, c),
+            &WitnessConfig::resolve(&cfg_path, k),
+        )?),
+        _ => None,
+    };
+    let name = witness.verifier().name().to_string();
+    let server = airlock_net::ServerHandle::start(
+        a.listen.unwrap_or(cfg.listen),
+        witness.router(),
+        identity.as_ref(),
+    )?;
+    println!("airlock witness {name} listening on {}", server.base_url());
+    std::io::stdout().flush()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    server.shutdown();
+    Ok(())
 }

@@ -1,0 +1,205 @@
+//! The log's TOML configuration (`log.toml`), e.g.:
+//!
+//! ```toml
+//! key_file = "log.key"               # Ed25519 note signer key (skey), mode 0600
+//! public_dir = "public"              # checkpoint + tiles: publish this directory
+//! state_dir = "state"                # guard, pending batch, lock: never publish
+//! listen = "127.0.0.1:7370"
+//! tls_cert = "tls/cert.pem"          # optional: serve HTTPS
+//! tls_key = "tls/key.pem"
+//! max_batch = 65536
+//! publishers = ["publisher.example+1a2b3c4d+AT..."]   # keys allowed to POST /add
+//! witness_ca = "ca.pem"              # optional: CA bundle for witness HTTPS (default webpki)
+//! witness_timeout_secs = 10
+//!
+//! [[witness]]
+//! key = "witness.example/w1+5e6f7a8b+BA..."
+//! url = "https://witness.example/w1"
+//! ```
+//!
+//! Relative paths are relative to the directory holding the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use airlock_core::tlog::{NoteSigner, NoteVerifier};
+
+use crate::http::HttpClient;
+use crate::service::LogOptions;
+use crate::store::FsTileStore;
+use crate::witnessing::WitnessEndpoint;
+
+/// A configuration problem, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// One witness in the configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WitnessEntry {
+    /// The witness's cosignature/v1 verifier key.
+    pub key: String,
+    /// Submission prefix (`/add-checkpoint` is appended).
+    pub url: String,
+}
+
+fn default_max_batch() -> usize {
+    65_536
+}
+fn default_timeout() -> u64 {
+    10
+}
+
+/// `log.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub key_file: PathBuf,
+    pub public_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    #[serde(default)]
+    pub publishers: Vec<String>,
+    #[serde(default)]
+    pub witness_ca: Option<PathBuf>,
+    #[serde(default = "default_timeout")]
+    pub witness_timeout_secs: u64,
+    #[serde(default, rename = "witness")]
+    pub witnesses: Vec<WitnessEntry>,
+}
+
+impl LogConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| invalid(path, e.message().to_string()))
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).map_err(|e| invalid(path, e.to_string()))?;
+        crate::store::write_atomic(path, text.as_bytes()).map_err(|e| invalid(path, e.to_string()))
+    }
+
+    /// `p` relative to the directory of the configuration file.
+    pub fn resolve(config_path: &Path, p: &Path) -> PathBuf {
+        config_path.parent().unwrap_or(Path::new(".")).join(p)
+    }
+
+    pub fn signer(&self, config_path: &Path) -> Result<NoteSigner, ConfigError> {
+        let path = Self::resolve(config_path, &self.key_file);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        NoteSigner::from_skey(text.trim()).map_err(|e| invalid(&path, e.to_string()))
+    }
+
+    pub fn publishers(&self, config_path: &Path) -> Result<Vec<NoteVerifier>, ConfigError> {
+        self.publishers
+            .iter()
+            .map(|k| {
+                NoteVerifier::from_vkey(k)
+                    .map_err(|e| invalid(config_path, format!("publisher key {k:?}: {e}")))
+            })
+            .collect()
+    }
+
+    pub fn witnesses(&self, config_path: &Path) -> Result<Vec<WitnessEndpoint>, ConfigError> {
+        self.witnesses
+            .iter()
+            .map(|w| {
+                let verifier = NoteVerifier::from_vkey(&w.key)
+                    .map_err(|e| invalid(config_path, format!("witness key {:?}: {e}", w.key)))?;
+                Ok(WitnessEndpoint {
+                    verifier,
+                    url: w.url.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Everything [`crate::Log::start`] needs: opens the store (taking its lock) and reads keys.
+    pub fn log_options(&self, config_path: &Path) -> Result<LogOptions, ConfigError> {
+        let public = Self::resolve(config_path, &self.public_dir);
+        let state = Self::resolve(config_path, &self.state_dir);
+        let store =
+            FsTileStore::open(&public, &state).map_err(|e| invalid(config_path, e.to_string()))?;
+        let witnesses = self.witnesses(config_path)?;
+        let witness_client = if witnesses.is_empty() {
+            None
+        } else {
+            let ca = match &self.witness_ca {
+                Some(p) => {
+                    let p = Self::resolve(config_path, p);
+                    Some(std::fs::read(&p).map_err(|source| ConfigError::Io { path: p, source })?)
+                }
+                None => None,
+            };
+            // Plain http is allowed only for witness URLs the operator wrote as http://
+            // (loopback tests); the client refuses http otherwise.
+            let allow_http = witnesses.iter().any(|w| w.url.starts_with("http://"));
+            Some(
+                HttpClient::new(
+                    ca.as_deref(),
+                    allow_http,
+                    Duration::from_secs(self.witness_timeout_secs.max(1)),
+                )
+                .map_err(|e| invalid(config_path, e.to_string()))?,
+            )
+        };
+        Ok(LogOptions {
+            signer: self.signer(config_path)?,
+            store: Arc::new(store),
+            publishers: self.publishers(config_path)?,
+            witnesses,
+            witness_client,
+            max_batch: self.max_batch,
+        })
+    }
+}
+
+/// Writes a secret key string to a new file with mode 0600 (refuses to overwrite).
+pub fn write_secret_key(path: &Path, skey: &str) -> Result<(), ConfigError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(skey.as_bytes()).map_err(io)?;
+    f.write_all(b"\n").map_err(io)?;
+    f.sync_all().map_err(io)
+}

@@ -1,0 +1,148 @@
+//! A monitor: walks a whole tiled log over HTTP(S), re-derives every hash tile from the entry
+//! bundles, checks each served tile and the root against the signed checkpoint, and checks that
+//! the log still extends the checkpoint seen last time.
+
+use airlock_core::tlog::{
+    Hash, NoteVerifier, VerifiedCheckpoint, leaf_hash, open_checkpoint, root_from_leaf_hashes,
+};
+
+use crate::http::HttpClient;
+use crate::tile::{TILE_WIDTH, TileId, hash_tile_bytes, parse_bundle};
+
+/// What the monitor found wrong. Each names the URL, tile or check.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("{url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error("checkpoint at {url}: {reason}")]
+    Checkpoint { url: String, reason: String },
+    #[error("{tile}: {reason}")]
+    Tile { tile: String, reason: String },
+    #[error("the entries hash to a root other than the checkpoint's (size {size})")]
+    RootMismatch { size: u64 },
+    #[error(
+        "the log no longer extends the checkpoint seen before (size {old_size}): split view or rewritten history"
+    )]
+    Inconsistent { old_size: u64 },
+    #[error("the log shrank from size {old_size} to {new_size}")]
+    Shrunk { old_size: u64, new_size: u64 },
+}
+
+/// The last checkpoint a monitor verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// The result of one walk.
+#[derive(Debug)]
+pub struct MonitorReport {
+    pub checkpoint: VerifiedCheckpoint,
+    /// Entries after the previously seen size, with their indices.
+    pub new_entries: Vec<(u64, Vec<u8>)>,
+    /// Hash tiles and entry bundles fetched and checked.
+    pub tiles_checked: u64,
+}
+
+fn fetch(client: &HttpClient, base: &str, path: &str) -> Result<Vec<u8>, MonitorError> {
+    let url = format!("{}/{path}", base.trim_end_matches('/'));
+    let resp = client
+        .get(&url, 16 << 20)
+        .map_err(|e| MonitorError::Fetch {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+    if resp.status != 200 {
+        return Err(MonitorError::Fetch {
+            url,
+            reason: format!("HTTP {}: {}", resp.status, resp.reason()),
+        });
+    }
+    Ok(resp.body)
+}
+
+/// Walks the log at `base` (see the module docs). `witnesses` are only used to report which
+/// cosignatures verified. `seen` is the checkpoint verified last time, if any.
+pub fn walk(
+    client: &HttpClient,
+    base: &str,
+    log_key: &NoteVerifier,
+    witnesses: &[NoteVerifier],
+    seen: Option<Seen>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<MonitorReport, MonitorError> {
+    let cp_bytes = fetch(client, base, "checkpoint")?;
+    let checkpoint =
+        open_checkpoint(&cp_bytes, log_key, witnesses).map_err(|e| MonitorError::Checkpoint {
+            url: format!("{base}/checkpoint"),
+            reason: e.to_string(),
+        })?;
+    let size = checkpoint.checkpoint.size;
+    if let Some(s) = seen
+        && s.size > size
+    {
+        return Err(MonitorError::Shrunk {
+            old_size: s.size,
+            new_size: size,
+        });
+    }
+    let from = seen.map(|s| s.size).unwrap_or(0);
+    let mut leaves: Vec<Hash> = Vec::with_capacity(size as usize);
+    let mut new_entries = Vec::new();
+    let mut checked = 0u64;
+    let bundles = size.div_ceil(u64::from(TILE_WIDTH));
+    for index in 0..bundles {
+        let width = (size - index * 256).min(256) as u16;
+        let id = TileId::entries(index, width);
+        let data = fetch(client, base, &id.path())?;
+        let entries = parse_bundle(&id, &data).map_err(|e| MonitorError::Tile {
+            tile: id.path(),
+            reason: e.to_string(),
+        })?;
+        for (i, e) in entries.into_iter().enumerate() {
+            let n = index * 256 + i as u64;
+            leaves.push(leaf_hash(&e));
+            if n >= from {
+                new_entries.push((n, e));
+            }
+        }
+        checked += 1;
+        progress(index + 1, bundles);
+    }
+    // Re-derive every hash tile, level by level, and compare with what the log serves.
+    let mut level_hashes = leaves.clone();
+    let mut level: u8 = 0;
+    while !level_hashes.is_empty() {
+        let mut next = Vec::new();
+        for (t, chunk) in level_hashes.chunks(usize::from(TILE_WIDTH)).enumerate() {
+            let id = TileId::hash(level, t as u64, chunk.len() as u16);
+            let served = fetch(client, base, &id.path())?;
+            if served != hash_tile_bytes(chunk) {
+                return Err(MonitorError::Tile {
+                    tile: id.path(),
+                    reason: "served tile differs from the one derived from the entries".into(),
+                });
+            }
+            checked += 1;
+            if chunk.len() == usize::from(TILE_WIDTH) {
+                next.push(root_from_leaf_hashes(chunk));
+            }
+        }
+        level_hashes = next;
+        level += 1;
+    }
+    if root_from_leaf_hashes(&leaves) != checkpoint.checkpoint.root_hash {
+        return Err(MonitorError::RootMismatch { size });
+    }
+    if let Some(s) = seen
+        && root_from_leaf_hashes(&leaves[..s.size as usize]) != s.root
+    {
+        return Err(MonitorError::Inconsistent { old_size: s.size });
+    }
+    Ok(MonitorReport {
+        checkpoint,
+        new_entries,
+        tiles_checked: checked,
+    })
+}

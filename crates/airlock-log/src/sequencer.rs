@@ -1,0 +1,615 @@
+//! The sequencer: appends batches of entries to the tiled tree, durably, and signs checkpoints
+//! only for trees the persisted guard allows.
+//!
+//! A batch from size `N` to `N'` is committed in this order, each step durable before the next:
+//!
+//! 1. the pending record `(N, N')` (so a crash leaves a note of what to discard);
+//! 2. every tile and entry bundle the batch completes or changes;
+//! 3. the guard `(N', root)`, written only after a consistency proof from the previous guard to
+//!    the new tree, generated from the tiles now in storage, verifies;
+//! 4. (by the caller) the signed checkpoint, via [`Sequencer::sign_checkpoint`], which refuses
+//!    to sign any tree other than the one the guard holds.
+//!
+//! Entries are acknowledged after step 3, so an acknowledged entry is in storage. After a crash,
+//! [`Sequencer::open`] finds the guard's tree in storage, checks its root, and deletes whatever an
+//! uncommitted batch may have left behind; the log then continues from the guard. Because the
+//! guard only ever moves to a consistent extension of itself, no two checkpoints this log signs
+//! can be inconsistent, even across crashes and restarts.
+
+use std::sync::Arc;
+
+use airlock_core::tlog::tiles::{TileHashReader, TileReader};
+use airlock_core::tlog::{
+    Hash, MerkleError, consistency_proof, empty_root, leaf_hash, node_hash, root_from_leaf_hashes,
+    verify_consistency,
+};
+
+use crate::store::{Guard, PendingBatch, StoreError, TileStore};
+use crate::tile::{
+    MAX_ENTRY_SIZE, TILE_WIDTH, TileId, TileKind, bundle_bytes, hash_tile_bytes, parse_bundle,
+    parse_hash_tile,
+};
+
+/// Why the sequencer could not open, append or sign.
+#[derive(Debug, thiserror::Error)]
+pub enum SequencerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("log storage is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("guard refused: {0}")]
+    GuardRefused(String),
+    #[error("entry {index} of the batch is {len} bytes, above the limit of {max}")]
+    EntryTooLarge {
+        index: usize,
+        len: usize,
+        max: usize,
+    },
+    #[error("signing the checkpoint failed: {0}")]
+    Signing(String),
+}
+
+/// Produces the signed checkpoint note for a tree. Implemented by the log's note key.
+pub trait CheckpointSigner: Send + Sync {
+    /// The log's origin line.
+    fn origin(&self) -> &str;
+    /// The complete signed note for a checkpoint of `size` leaves with root `root`.
+    fn sign_checkpoint(&self, size: u64, root: &Hash) -> Result<Vec<u8>, String>;
+}
+
+/// A committed batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Index of the batch's first entry.
+    pub first_index: u64,
+    /// Tree size after the batch.
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// The write side of a log. Single writer: it holds the right edge of the tree in memory.
+pub struct Sequencer {
+    store: Arc<dyn TileStore>,
+    size: u64,
+    root: Hash,
+    /// The incomplete (rightmost) tile of each tile level, fewer than 256 hashes each.
+    edge: Vec<Vec<Hash>>,
+    /// Entries of the incomplete entry bundle (as many as `edge[0]` has hashes).
+    bundle: Vec<Vec<u8>>,
+}
+
+/// Which tiles a batch from `from` to `to` writes: full tiles it completes and the partial
+/// tiles of `to` that changed. Used both to write and, after a crash, to delete.
+fn batch_tiles(from: u64, to: u64) -> Vec<TileId> {
+    let mut out = Vec::new();
+    let mut level: u32 = 0;
+    loop {
+        let shift = 8 * level;
+        if shift >= 64 || to >> shift == 0 {
+            break;
+        }
+        let (f, t) = (from >> shift, to >> shift);
+        let mut ids = Vec::new();
+        for index in (f / 256)..(t / 256) {
+            ids.push(index);
+        }
+        for index in ids {
+            out.push(TileId::hash(level as u8, index, TILE_WIDTH));
+            if level == 0 {
+                out.push(TileId::entries(index, TILE_WIDTH));
+            }
+        }
+        let w = (t % 256) as u16;
+        if w > 0 && t != f {
+            out.push(TileId::hash(level as u8, t / 256, w));
+            if level == 0 {
+                out.push(TileId::entries(t / 256, w));
+            }
+        }
+        level += 1;
+    }
+    out
+}
+
+/// Root of a tree whose right edge is `edge` (level 0 first).
+fn root_of_edge(edge: &[Vec<Hash>]) -> Hash {
+    // Perfect subtrees, left to right: highest tile level first; within a level, the binary
+    // decomposition of its width, largest first.
+    let mut parts: Vec<Hash> = Vec::new();
+    for hashes in edge.iter().rev() {
+        let mut start = 0usize;
+        let mut remaining = hashes.len();
+        while remaining > 0 {
+            let chunk = 1usize << (usize::BITS - 1 - remaining.leading_zeros());
+            parts.push(root_from_leaf_hashes(&hashes[start..start + chunk]));
+            start += chunk;
+            remaining -= chunk;
+        }
+    }
+    let mut iter = parts.into_iter().rev();
+    let Some(mut acc) = iter.next() else {
+        return empty_root();
+    };
+    for left in iter {
+        acc = node_hash(&left, &acc);
+    }
+    acc
+}
+
+/// Reads hash tiles from a store for airlock-core's [`TileHashReader`].
+pub struct StoreTileSource<'a>(pub &'a dyn TileStore);
+
+impl TileReader for StoreTileSource<'_> {
+    fn read_tile(&self, tile: &airlock_core::tlog::tiles::TileId) -> Result<Vec<u8>, MerkleError> {
+        let id = TileId::hash(tile.level, tile.index, tile.width);
+        let data = self
+            .0
+            .read_tile(id)
+            .map_err(|e| MerkleError::Reader(Box::new(e)))?
+            .ok_or_else(|| MerkleError::BadRequest(format!("tile {id} is missing from storage")))?;
+        parse_hash_tile(&id, &data).map_err(|e| MerkleError::Reader(Box::new(e)))?;
+        Ok(data)
+    }
+}
+
+impl Sequencer {
+    /// Opens the log in `store`, recovering from any crash: discards an uncommitted batch,
+    /// loads the right edge of the guard's tree and checks that it hashes to the guard's root.
+    pub fn open(store: Arc<dyn TileStore>) -> Result<Self, SequencerError> {
+        let guard = store.read_guard()?.unwrap_or(Guard {
+            size: 0,
+            root: empty_root(),
+        });
+        if let Some(p) = store.read_pending()? {
+            if p.from_size == guard.size && p.to_size > p.from_size {
+                let ids = batch_tiles(p.from_size, p.to_size);
+                tracing::warn!(
+                    "discarding an uncommitted batch (tree size {} to {}): {} tiles",
+                    p.from_size,
+                    p.to_size,
+                    ids.len()
+                );
+                store.delete_tiles(&ids)?;
+            } else if p.to_size != guard.size {
+                return Err(SequencerError::Corrupt(format!(
+                    "pending batch {}..{} does not start or end at the guard's size {}",
+                    p.from_size, p.to_size, guard.size
+                )));
+            }
+            store.write_pending(None)?;
+        }
+        let size = guard.size;
+        let mut edge = Vec::new();
+        let mut level: u32 = 0;
+        while 8 * level < 64 && size >> (8 * level) > 0 {
+            let count = size >> (8 * level);
+            let width = (count % 256) as u16;
+            let hashes = if width == 0 {
+                Vec::new()
+            } else {
+                let id = TileId::hash(level as u8, count / 256, width);
+                let data = store.read_tile(id)?.ok_or_else(|| {
+                    SequencerError::Corrupt(format!(
+                        "tile {id} of the guarded tree (size {size}) is missing"
+                    ))
+                })?;
+                parse_hash_tile(&id, &data).map_err(|e| SequencerError::Corrupt(e.to_string()))?
+            };
+            edge.push(hashes);
+            level += 1;
+        }
+        let bundle = match edge.first() {
+            Some(leaves) if !leaves.is_empty() => {
+                let id = TileId::entries(size / 256, leaves.len() as u16);
+                let data = store.read_tile(id)?.ok_or_else(|| {
+                    SequencerError::Corrupt(format!("entry bundle {id} (size {size}) is missing"))
+                })?;
+                let entries =
+                    parse_bundle(&id, &data).map_err(|e| SequencerError::Corrupt(e.to_string()))?;
+                for (i, (e, h)) in entries.iter().zip(leaves).enumerate() {
+                    if leaf_hash(e) != *h {
+                        return Err(SequencerError::Corrupt(format!(
+                            "entry {} in {id} does not hash to its level-0 tile hash",
+                            i
+                        )));
+                    }
+                }
+                entries
+            }
+            _ => Vec::new(),
+        };
+        let root = root_of_edge(&edge);
+        if root != guard.root {
+            return Err(SequencerError::Corrupt(format!(
+                "the tiles of tree size {size} hash to a root other than the guard's"
+            )));
+        }
+        Ok(Self {
+            store,
+            size,
+            root,
+            edge,
+            bundle,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    pub fn store(&self) -> &Arc<dyn TileStore> {
+        &self.store
+    }
+
+    /// Appends `entries` durably and advances the guard. On error nothing is acknowledged and
+    /// the in-memory state is reloaded from storage by the caller (reopen).
+    pub fn append<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Committed, SequencerError> {
+        for (index, e) in entries.iter().enumerate() {
+            let len = e.as_ref().len();
+            if len > MAX_ENTRY_SIZE {
+                return Err(SequencerError::EntryTooLarge {
+                    index,
+                    len,
+                    max: MAX_ENTRY_SIZE,
+                });
+            }
+        }
+        let from = self.size;
+        if entries.is_empty() {
+            return Ok(Committed {
+                first_index: from,
+                size: from,
+                root: self.root,
+            });
+        }
+        let to = from + entries.len() as u64;
+        self.store.write_pending(Some(&PendingBatch {
+            from_size: from,
+            to_size: to,
+        }))?;
+
+        let mut writes: Vec<(TileId, Vec<u8>)> = Vec::new();
+        if self.edge.is_empty() {
+            self.edge.push(Vec::new());
+        }
+        for e in entries {
+            let e = e.as_ref();
+            self.edge[0].push(leaf_hash(e));
+            self.bundle.push(e.to_vec());
+            self.size += 1;
+            if self.bundle.len() == usize::from(TILE_WIDTH) {
+                let index = (self.size - 1) / 256;
+                writes.push((
+                    TileId::entries(index, TILE_WIDTH),
+                    bundle_bytes(&self.bundle)
+                        .map_err(|e| SequencerError::Corrupt(e.to_string()))?,
+                ));
+                self.bundle.clear();
+            }
+            let mut level = 0usize;
+            while self.edge[level].len() == usize::from(TILE_WIDTH) {
+                let full = std::mem::take(&mut self.edge[level]);
+                let count = self.size >> (8 * level as u32);
+                let index = count / 256 - 1;
+                writes.push((
+                    TileId::hash(level as u8, index, TILE_WIDTH),
+                    hash_tile_bytes(&full),
+                ));
+                if self.edge.len() == level + 1 {
+                    self.edge.push(Vec::new());
+                }
+                self.edge[level + 1].push(root_from_leaf_hashes(&full));
+                level += 1;
+            }
+        }
+        for (level, hashes) in self.edge.iter().enumerate() {
+            let shift = 8 * level as u32;
+            if hashes.is_empty() || from >> shift == to >> shift {
+                continue;
+            }
+            let index = (to >> shift) / 256;
+            let width = hashes.len() as u16;
+            writes.push((
+                TileId::hash(level as u8, index, width),
+                hash_tile_bytes(hashes),
+            ));
+            if level == 0 {
+                writes.push((
+                    TileId::entries(index, width),
+                    bundle_bytes(&self.bundle)
+                        .map_err(|e| SequencerError::Corrupt(e.to_string()))?,
+                ));
+            }
+        }
+        debug_assert_eq!(
+            {
+                let mut a: Vec<_> = writes.iter().map(|(id, _)| *id).collect();
+                a.sort();
+                a
+            },
+            {
+                let mut b = batch_tiles(from, to);
+                b.sort();
+                b
+            }
+        );
+        self.store.write_tiles(&writes)?;
+        let root = root_of_edge(&self.edge);
+        self.advance_guard(to, root)?;
+        self.root = root;
+        Ok(Committed {
+            first_index: from,
+            size: to,
+            root,
+        })
+    }
+
+    /// Moves the guard to `(size, root)` after checking, against the tiles in storage, that this
+    /// tree extends the guarded one.
+    fn advance_guard(&self, size: u64, root: Hash) -> Result<(), SequencerError> {
+        let guard = self.store.read_guard()?.unwrap_or(Guard {
+            size: 0,
+            root: empty_root(),
+        });
+        check_extends(&*self.store, &guard, size, &root)?;
+        self.store.write_guard(&Guard { size, root })?;
+        Ok(())
+    }
+
+    /// Signs the checkpoint of the current tree. Refuses unless the persisted guard holds
+    /// exactly this tree, so only guarded (mutually consistent) trees are ever signed.
+    pub fn sign_checkpoint(
+        &self,
+        signer: &dyn CheckpointSigner,
+    ) -> Result<Vec<u8>, SequencerError> {
+        let guard = self.store.read_guard()?.unwrap_or(Guard {
+            size: 0,
+            root: empty_root(),
+        });
+        if guard.size != self.size || guard.root != self.root {
+            return Err(SequencerError::GuardRefused(format!(
+                "asked to sign size {} but the guard holds size {}",
+                self.size, guard.size
+            )));
+        }
+        signer
+            .sign_checkpoint(guard.size, &guard.root)
+            .map_err(SequencerError::Signing)
+    }
+}
+
+/// Checks that the tree `(size, root)` in `store` is the guarded tree or extends it.
+pub fn check_extends(
+    store: &dyn TileStore,
+    guard: &Guard,
+    size: u64,
+    root: &Hash,
+) -> Result<(), SequencerError> {
+    if size < guard.size {
+        return Err(SequencerError::GuardRefused(format!(
+            "tree size {size} is smaller than the guarded size {}",
+            guard.size
+        )));
+    }
+    if size == guard.size {
+        if *root != guard.root {
+            return Err(SequencerError::GuardRefused(format!(
+                "a different root for the guarded size {size}"
+            )));
+        }
+        return Ok(());
+    }
+    if guard.size == 0 {
+        return Ok(());
+    }
+    let source = StoreTileSource(store);
+    let reader = TileHashReader::new(size, &source);
+    let proof = consistency_proof(&reader, guard.size, size)
+        .map_err(|e| SequencerError::GuardRefused(format!("consistency proof: {e}")))?;
+    verify_consistency(guard.size, size, &proof, &guard.root, root).map_err(|e| {
+        SequencerError::GuardRefused(format!(
+            "tree size {size} is not consistent with the guarded size {}: {e}",
+            guard.size
+        ))
+    })
+}
+
+/// Reads the whole tiles of the tree `size` needed to list entries `[start, end)`.
+pub fn read_entries(
+    store: &dyn TileStore,
+    size: u64,
+    start: u64,
+    end: u64,
+) -> Result<Vec<Vec<u8>>, SequencerError> {
+    let end = end.min(size);
+    let mut out = Vec::new();
+    let mut i = start;
+    while i < end {
+        let index = i / 256;
+        let width = ((size - index * 256).min(256)) as u16;
+        let id = TileId {
+            kind: TileKind::Entries,
+            index,
+            width,
+        };
+        let data = store
+            .read_tile(id)?
+            .ok_or_else(|| SequencerError::Corrupt(format!("entry bundle {id} is missing")))?;
+        let entries =
+            parse_bundle(&id, &data).map_err(|e| SequencerError::Corrupt(e.to_string()))?;
+        let lo = (i - index * 256) as usize;
+        let hi = ((end - index * 256).min(u64::from(width))) as usize;
+        out.extend(entries.into_iter().take(hi).skip(lo));
+        i = index * 256 + hi as u64;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FsTileStore;
+    use airlock_core::tlog::{MemoryTree, inclusion_proof, tree_root, verify_inclusion};
+
+    fn open(dir: &std::path::Path) -> Arc<dyn TileStore> {
+        Arc::new(FsTileStore::open(&dir.join("public"), &dir.join("state")).unwrap())
+    }
+
+    fn entry(i: u64) -> Vec<u8> {
+        format!("entry {i}").into_bytes()
+    }
+
+    #[test]
+    fn appends_match_an_in_memory_tree_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut mem = MemoryTree::new();
+        let mut n = 0u64;
+        for batch in [1u64, 254, 1, 1, 300, 65_536, 7] {
+            let store = open(dir.path());
+            let mut seq = Sequencer::open(store.clone()).unwrap();
+            assert_eq!(seq.size(), n);
+            let entries: Vec<_> = (n..n + batch).map(entry).collect();
+            for e in &entries {
+                mem.push(e);
+            }
+            let c = seq.append(&entries).unwrap();
+            assert_eq!(c.first_index, n);
+            n += batch;
+            assert_eq!(c.size, n);
+            assert_eq!(c.root, mem.root());
+            let src = StoreTileSource(&*store);
+            let reader = TileHashReader::new(n, &src);
+            assert_eq!(tree_root(&reader, n).unwrap(), mem.root());
+            let idx = n / 2;
+            let proof = inclusion_proof(&reader, idx, n).unwrap();
+            verify_inclusion(&leaf_hash(&entry(idx)), idx, n, &proof, &mem.root()).unwrap();
+            assert_eq!(
+                read_entries(&*store, n, idx, idx + 1).unwrap(),
+                vec![entry(idx)]
+            );
+        }
+        assert_eq!(
+            read_entries(&*open_second(dir.path()), n, 0, n)
+                .unwrap()
+                .len() as u64,
+            n
+        );
+    }
+
+    fn open_second(dir: &std::path::Path) -> Arc<dyn TileStore> {
+        open(dir)
+    }
+
+    #[test]
+    fn an_uncommitted_batch_is_discarded_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut seq = Sequencer::open(store.clone()).unwrap();
+        seq.append(&(0..300).map(entry).collect::<Vec<_>>())
+            .unwrap();
+        let guard = store.read_guard().unwrap().unwrap();
+        // Simulate a crash after the tiles of the next batch were written but before the guard.
+        let mut crashed = Sequencer::open(store.clone()).unwrap();
+        let old_guard = guard;
+        crashed
+            .append(&(300..600).map(entry).collect::<Vec<_>>())
+            .unwrap();
+        store.write_guard(&old_guard).unwrap();
+        store
+            .write_pending(Some(&PendingBatch {
+                from_size: 300,
+                to_size: 600,
+            }))
+            .unwrap();
+        drop(crashed);
+        let seq = Sequencer::open(store.clone()).unwrap();
+        assert_eq!(seq.size(), 300);
+        assert_eq!(seq.root(), guard.root);
+        for id in batch_tiles(300, 600) {
+            assert_eq!(store.read_tile(id).unwrap(), None, "{id} left behind");
+        }
+        assert_eq!(store.read_pending().unwrap(), None);
+    }
+
+    #[test]
+    fn the_guard_refuses_a_rewritten_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut seq = Sequencer::open(store.clone()).unwrap();
+        seq.append(&(0..10).map(entry).collect::<Vec<_>>()).unwrap();
+        let guard = store.read_guard().unwrap().unwrap();
+        // Another tree of the same size, or a smaller one, is refused.
+        let mut other = MemoryTree::new();
+        for i in 0..10 {
+            other.push(format!("forged {i}").as_bytes());
+        }
+        assert!(check_extends(&*store, &guard, 10, &other.root()).is_err());
+        assert!(check_extends(&*store, &guard, 9, &guard.root).is_err());
+        // A tree whose stored prefix was rewritten is refused: overwrite tiles with a fork.
+        let dir2 = tempfile::tempdir().unwrap();
+        let store2 = open(dir2.path());
+        let mut fork = Sequencer::open(store2.clone()).unwrap();
+        let c = fork
+            .append(
+                &(0..20)
+                    .map(|i| format!("forged {i}").into_bytes())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        assert!(matches!(
+            check_extends(&*store2, &guard, 20, &c.root),
+            Err(SequencerError::GuardRefused(_))
+        ));
+        // Signing is refused for anything but the guarded tree.
+        struct S;
+        impl CheckpointSigner for S {
+            fn origin(&self) -> &str {
+                "test"
+            }
+            fn sign_checkpoint(&self, size: u64, _: &Hash) -> Result<Vec<u8>, String> {
+                Ok(size.to_string().into_bytes())
+            }
+        }
+        assert_eq!(seq.sign_checkpoint(&S).unwrap(), b"10");
+        store
+            .write_guard(&Guard {
+                size: 11,
+                root: [0; 32],
+            })
+            .unwrap();
+        assert!(matches!(
+            seq.sign_checkpoint(&S),
+            Err(SequencerError::GuardRefused(_))
+        ));
+    }
+
+    #[test]
+    fn a_corrupted_tile_stops_the_log_from_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut seq = Sequencer::open(store.clone()).unwrap();
+        seq.append(&(0..5).map(entry).collect::<Vec<_>>()).unwrap();
+        drop(seq);
+        store
+            .write_tiles(&[(TileId::hash(0, 0, 5), vec![0u8; 160])])
+            .unwrap();
+        assert!(matches!(
+            Sequencer::open(store),
+            Err(SequencerError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn batch_tiles_lists_what_a_batch_writes() {
+        let ids = batch_tiles(255, 257);
+        assert!(ids.contains(&TileId::hash(0, 0, 256)));
+        assert!(ids.contains(&TileId::entries(0, 256)));
+        assert!(ids.contains(&TileId::hash(0, 1, 1)));
+        assert!(ids.contains(&TileId::hash(1, 0, 1)));
+        assert!(!ids.contains(&TileId::hash(0, 0, 255)));
+    }
+}

@@ -1,0 +1,593 @@
+//! The running log: a sequencer thread that batches submissions, a publisher thread that
+//! collects witness cosignatures and publishes the checkpoint, and the HTTP API.
+//!
+//! - `POST /add`: body = entry, header `Airlock-Signature` (see [`crate::auth`]). Answers
+//!   `200` with the entry's index (decimal, newline) once the entry is durable, `400` malformed,
+//!   `401` unauthenticated, `413` too large, `503` if the log cannot write. A refused submission
+//!   changes nothing.
+//! - `GET /checkpoint`, `GET /tile/<L>/<N>[.p/<W>]`, `GET /tile/entries/<N>[.p/<W>]`: as
+//!   c2sp.org/tlog-tiles.
+//! - `GET /proof/<index>`: a c2sp.org/tlog-proof bundle for the entry against the published
+//!   (cosigned) checkpoint; `404` while the entry is not yet in a published checkpoint.
+//!
+//! Entries are acknowledged when durable (after the sequencer's guard is written), before the
+//! checkpoint that includes them is cosigned and published; [`Log::wait_published`] waits for
+//! that.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, mpsc as std_mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use airlock_core::tlog::tiles::{TileHashReader, TileReader};
+use airlock_core::tlog::{
+    Checkpoint, Hash, MerkleError, Note, NoteSigner, NoteVerifier, ProofBundle,
+};
+
+use crate::auth::{AuthError, SIGNATURE_HEADER, verify_submission};
+use crate::http::HttpClient;
+use crate::sequencer::{CheckpointSigner, Sequencer, SequencerError, StoreTileSource};
+use crate::store::{StoreError, TileStore};
+use crate::tile::{MAX_ENTRY_SIZE, TileId, TileKind, parse_hash_tile};
+use crate::witnessing::{WitnessEndpoint, request_cosignature};
+
+/// Why the log could not start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Sequencer(#[from] SequencerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("log key {key:?} must be an Ed25519 note key named after the origin {origin:?}")]
+    Key { key: String, origin: String },
+    #[error("the log is shut down or its sequencer failed")]
+    Stopped,
+    #[error("entry {index} is not in the published checkpoint (size {size}) yet")]
+    NotYetPublished { index: u64, size: u64 },
+    #[error("building the proof: {0}")]
+    Proof(String),
+    #[error("starting a log thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Signs checkpoints with the log's Ed25519 note key.
+pub struct LogSigner(pub NoteSigner);
+
+impl CheckpointSigner for LogSigner {
+    fn origin(&self) -> &str {
+        self.0.name()
+    }
+    fn sign_checkpoint(&self, size: u64, root: &Hash) -> Result<Vec<u8>, String> {
+        let cp = Checkpoint::new(self.0.name(), size, *root).map_err(|e| e.to_string())?;
+        cp.sign(&self.0)
+            .map(|n| n.to_bytes())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Everything a log needs to run.
+pub struct LogOptions {
+    /// The log's checkpoint key; its name is the origin.
+    pub signer: NoteSigner,
+    pub store: Arc<dyn TileStore>,
+    /// Keys allowed to submit entries.
+    pub publishers: Vec<NoteVerifier>,
+    /// Witnesses asked to cosign each new checkpoint.
+    pub witnesses: Vec<WitnessEndpoint>,
+    /// Client used to call witnesses (TLS trust, timeout).
+    pub witness_client: Option<HttpClient>,
+    /// Largest number of entries in one batch.
+    pub max_batch: usize,
+}
+
+/// The checkpoint currently published.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub note: Arc<Vec<u8>>,
+    pub size: u64,
+    pub root: Hash,
+    /// Names of the witnesses whose cosignatures it carries.
+    pub cosigned_by: Vec<String>,
+}
+
+/// Bodies up to this size are read fully before being refused as too large.
+const OVERSIZE_READ_LIMIT: usize = 1 << 20;
+
+type Ack = oneshot::Sender<Result<u64, String>>;
+
+enum Msg {
+    Entry(Vec<u8>, Ack),
+    Stop,
+}
+
+struct Signed {
+    note: Vec<u8>,
+    checkpoint: Checkpoint,
+}
+
+struct Inner {
+    origin: String,
+    log_verifier: NoteVerifier,
+    publishers: Vec<NoteVerifier>,
+    store: Arc<dyn TileStore>,
+    submit: mpsc::Sender<Msg>,
+    published: RwLock<Option<Published>>,
+    published_size: watch::Sender<Option<u64>>,
+    tiles: TileCache,
+}
+
+/// A running log. Cheap to clone; [`Log::shutdown`] stops its threads.
+#[derive(Clone)]
+pub struct Log {
+    inner: Arc<Inner>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+/// Immutable tiles (full or partial: the width is in the name) cached for proof serving.
+struct TileCache {
+    store: Arc<dyn TileStore>,
+    map: Mutex<HashMap<airlock_core::tlog::tiles::TileId, Arc<Vec<u8>>>>,
+}
+
+impl TileReader for TileCache {
+    fn read_tile(&self, tile: &airlock_core::tlog::tiles::TileId) -> Result<Vec<u8>, MerkleError> {
+        if let Ok(map) = self.map.lock()
+            && let Some(h) = map.get(tile)
+        {
+            return Ok(h.as_ref().clone());
+        }
+        let bytes = StoreTileSource(&*self.store).read_tile(tile)?;
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() > 16_384 {
+                map.clear();
+            }
+            map.insert(*tile, Arc::new(bytes.clone()));
+        }
+        Ok(bytes)
+    }
+}
+
+impl Log {
+    /// Recovers the log from its store, signs the checkpoint of the recovered tree and starts the
+    /// sequencer and publisher threads.
+    pub fn start(opts: LogOptions) -> Result<Log, LogError> {
+        let origin = opts.signer.name().to_string();
+        if opts.signer.algorithm() != airlock_core::tlog::KeyAlgorithm::Ed25519 {
+            return Err(LogError::Key {
+                key: opts.signer.verifier().to_vkey(),
+                origin,
+            });
+        }
+        let sequencer = Sequencer::open(opts.store.clone())?;
+        let recovered_size = sequencer.size();
+        let signer = LogSigner(opts.signer);
+        let first = sequencer.sign_checkpoint(&signer)?;
+        let (submit, rx) = mpsc::channel::<Msg>(1 << 16);
+        let (published_size, _) = watch::channel(None);
+        let inner = Arc::new(Inner {
+            origin,
+            log_verifier: signer.0.verifier(),
+            publishers: opts.publishers,
+            store: opts.store.clone(),
+            submit,
+            published: RwLock::new(None),
+            published_size,
+            tiles: TileCache {
+                store: opts.store.clone(),
+                map: Mutex::new(HashMap::new()),
+            },
+        });
+        let (pub_tx, pub_rx) = std_mpsc::channel::<Signed>();
+        let first_cp = Checkpoint::new(&inner.origin, sequencer.size(), sequencer.root())
+            .map_err(|e| LogError::Proof(e.to_string()))?;
+        let _ = pub_tx.send(Signed {
+            note: first,
+            checkpoint: first_cp,
+        });
+        let publisher = {
+            let inner = inner.clone();
+            let witnesses = opts.witnesses;
+            let client = opts.witness_client;
+            std::thread::Builder::new()
+                .name("airlock-log publisher".into())
+                .spawn(move || publisher_loop(inner, witnesses, client, pub_rx))
+                .map_err(LogError::Thread)?
+        };
+        let seq_thread = {
+            let max_batch = opts.max_batch.max(1);
+            std::thread::Builder::new()
+                .name("airlock-log sequencer".into())
+                .spawn(move || sequencer_loop(sequencer, signer, rx, pub_tx, max_batch))
+                .map_err(LogError::Thread)?
+        };
+        let log = Log {
+            inner,
+            threads: Arc::new(Mutex::new(vec![seq_thread, publisher])),
+        };
+        // Serve nothing before the recovered tree's checkpoint is published (the publisher
+        // gives up on unresponsive witnesses after their timeout).
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        while log.published().is_none_or(|p| p.size < recovered_size) {
+            if std::time::Instant::now() > deadline {
+                log.shutdown();
+                return Err(LogError::Stopped);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(log)
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// The log's checkpoint verifier key.
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.inner.log_verifier
+    }
+
+    pub fn store(&self) -> &Arc<dyn TileStore> {
+        &self.inner.store
+    }
+
+    /// Appends an already authenticated entry; resolves with its index once it is durable.
+    pub async fn append(&self, entry: Vec<u8>) -> Result<u64, LogError> {
+        if entry.len() > MAX_ENTRY_SIZE {
+            return Err(LogError::Proof(format!(
+                "entry of {} bytes is above the limit of {MAX_ENTRY_SIZE}",
+                entry.len()
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .submit
+            .send(Msg::Entry(entry, tx))
+            .await
+            .map_err(|_| LogError::Stopped)?;
+        match rx.await {
+            Ok(Ok(i)) => Ok(i),
+            Ok(Err(e)) => {
+                tracing::error!("append failed: {e}");
+                Err(LogError::Stopped)
+            }
+            Err(_) => Err(LogError::Stopped),
+        }
+    }
+
+    /// The published checkpoint, if any yet.
+    pub fn published(&self) -> Option<Published> {
+        self.inner.published.read().ok().and_then(|p| p.clone())
+    }
+
+    /// Waits (up to `timeout`) until a checkpoint of at least `size` entries is published.
+    pub async fn wait_published(&self, size: u64, timeout: Duration) -> Option<Published> {
+        let mut rx = self.inner.published_size.subscribe();
+        let ok = tokio::time::timeout(timeout, rx.wait_for(|s| s.is_some_and(|s| s >= size)))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if ok { self.published() } else { None }
+    }
+
+    /// A tlog-proof bundle for entry `index` against the published checkpoint.
+    pub fn proof_bundle(&self, index: u64) -> Result<Vec<u8>, LogError> {
+        let p = self
+            .published()
+            .ok_or(LogError::NotYetPublished { index, size: 0 })?;
+        if index >= p.size {
+            return Err(LogError::NotYetPublished {
+                index,
+                size: p.size,
+            });
+        }
+        let reader = TileHashReader::new(p.size, &self.inner.tiles);
+        let bundle = ProofBundle::build(&reader, index, &p.note, None)
+            .map_err(|e| LogError::Proof(e.to_string()))?;
+        Ok(bundle.to_bytes())
+    }
+
+    /// The HTTP API.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/add", post(add_handler))
+            .route("/checkpoint", get(checkpoint_handler))
+            .route("/tile/{*path}", get(tile_handler))
+            .route("/proof/{index}", get(proof_handler))
+            // Read bodies up to 1 MiB so that the handler answers an oversized entry with its
+            // own one-line 413 after the client has sent it all (closing the connection
+            // mid-upload would look like a network failure to the client). Larger bodies are
+            // cut off by axum with a 413.
+            .layer(DefaultBodyLimit::max(OVERSIZE_READ_LIMIT))
+            .with_state(self.clone())
+    }
+
+    /// Stops accepting entries, finishes the batch in progress and joins the threads.
+    pub fn shutdown(&self) {
+        let _ = self.inner.submit.try_send(Msg::Stop);
+        let threads: Vec<_> = self
+            .threads
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn sequencer_loop(
+    mut seq: Sequencer,
+    signer: LogSigner,
+    mut rx: mpsc::Receiver<Msg>,
+    publish: std_mpsc::Sender<Signed>,
+    max_batch: usize,
+) {
+    let mut failed = false;
+    loop {
+        let Some(first) = rx.blocking_recv() else {
+            return;
+        };
+        let mut batch: Vec<(Vec<u8>, Ack)> = Vec::new();
+        let mut stop = false;
+        match first {
+            Msg::Entry(e, a) => batch.push((e, a)),
+            Msg::Stop => stop = true,
+        }
+        while !stop && batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(Msg::Entry(e, a)) => batch.push((e, a)),
+                Ok(Msg::Stop) => stop = true,
+                Err(_) => break,
+            }
+        }
+        if failed {
+            for (_, ack) in batch {
+                let _ = ack.send(Err("the log's storage failed; restart it".into()));
+            }
+        } else if !batch.is_empty() {
+            let entries: Vec<&[u8]> = batch.iter().map(|(e, _)| e.as_slice()).collect();
+            let result = seq.append(&entries).and_then(|c| {
+                let note = seq.sign_checkpoint(&signer)?;
+                Ok((c, note))
+            });
+            match result {
+                Ok((c, note)) => {
+                    if let Ok(checkpoint) = Checkpoint::new(signer.origin(), c.size, c.root) {
+                        let _ = publish.send(Signed { note, checkpoint });
+                    }
+                    for (i, (_, ack)) in batch.into_iter().enumerate() {
+                        let _ = ack.send(Ok(c.first_index + i as u64));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("appending a batch of {} entries failed: {e}", batch.len());
+                    for (_, ack) in batch {
+                        let _ = ack.send(Err(format!("the log could not store the entry: {e}")));
+                    }
+                    // Reload from storage: the failed batch is discarded as after a crash.
+                    match Sequencer::open(seq.store().clone()) {
+                        Ok(s) => seq = s,
+                        Err(e) => {
+                            tracing::error!("the log cannot recover its storage: {e}");
+                            failed = true;
+                        }
+                    }
+                }
+            }
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+fn publisher_loop(
+    inner: Arc<Inner>,
+    witnesses: Vec<WitnessEndpoint>,
+    client: Option<HttpClient>,
+    rx: std_mpsc::Receiver<Signed>,
+) {
+    let known: Vec<Mutex<u64>> = witnesses.iter().map(|_| Mutex::new(0)).collect();
+    while let Ok(mut next) = rx.recv() {
+        // Only the newest checkpoint matters.
+        while let Ok(newer) = rx.try_recv() {
+            next = newer;
+        }
+        let mut note_bytes = next.note.clone();
+        let mut cosigned_by = Vec::new();
+        if let (false, Some(client)) = (witnesses.is_empty(), client.as_ref()) {
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = witnesses
+                    .iter()
+                    .zip(&known)
+                    .map(|(w, k)| {
+                        let next = &next;
+                        let inner = &inner;
+                        s.spawn(move || {
+                            let mut size = k.lock().map(|g| *g).unwrap_or(0);
+                            let r = request_cosignature(
+                                client,
+                                w,
+                                &next.checkpoint,
+                                &next.note,
+                                &mut size,
+                                &inner.tiles,
+                            );
+                            if let Ok(mut g) = k.lock() {
+                                *g = size;
+                            }
+                            r
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join()).collect()
+            });
+            if let Ok(mut note) = Note::parse(&next.note) {
+                for (w, r) in witnesses.iter().zip(results) {
+                    match r {
+                        Ok(Ok(cosigs)) => {
+                            for c in cosigs {
+                                let _ = note.add_signature(c.to_signature());
+                            }
+                            cosigned_by.push(w.verifier.name().to_string());
+                        }
+                        Ok(Err(e)) => tracing::warn!("{e}"),
+                        Err(_) => tracing::error!("witness call thread panicked"),
+                    }
+                }
+                note_bytes = note.to_bytes();
+            }
+        }
+        if let Err(e) = inner.store.write_checkpoint(&note_bytes) {
+            tracing::error!("publishing the checkpoint failed: {e}");
+            continue;
+        }
+        let p = Published {
+            note: Arc::new(note_bytes),
+            size: next.checkpoint.size,
+            root: next.checkpoint.root_hash,
+            cosigned_by,
+        };
+        if let Ok(mut slot) = inner.published.write() {
+            *slot = Some(p);
+        }
+        inner
+            .published_size
+            .send_replace(Some(next.checkpoint.size));
+    }
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut m = msg.into();
+    m = m.replace('\n', " ");
+    m.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        m,
+    )
+        .into_response()
+}
+
+async fn add_handler(State(log): State<Log>, headers: HeaderMap, body: Bytes) -> Response {
+    let sig = headers
+        .get(SIGNATURE_HEADER)
+        .map(|v| v.to_str().map_err(|_| ()));
+    let sig = match sig {
+        Some(Err(())) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "malformed Airlock-Signature header: not visible ASCII",
+            );
+        }
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
+    match verify_submission(&log.inner.publishers, &log.inner.origin, &body, sig) {
+        Ok(_) => {}
+        Err(e @ AuthError::TooLarge { .. }) => {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+        }
+        Err(e @ (AuthError::Malformed(_) | AuthError::Empty)) => {
+            return text(StatusCode::BAD_REQUEST, e.to_string());
+        }
+        Err(e) => return text(StatusCode::UNAUTHORIZED, e.to_string()),
+    }
+    match log.append(body.to_vec()).await {
+        Ok(index) => text(StatusCode::OK, index.to_string()),
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn checkpoint_handler(State(log): State<Log>) -> Response {
+    match log.published() {
+        Some(p) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache, max-age=0"),
+            ],
+            p.note.as_ref().clone(),
+        )
+            .into_response(),
+        None => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no checkpoint published yet",
+        ),
+    }
+}
+
+async fn tile_handler(State(log): State<Log>, Path(path): Path<String>) -> Response {
+    let id = match TileId::parse_path(&format!("tile/{path}")) {
+        Ok(id) => id,
+        Err(e) => return text(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    // Only serve what a published checkpoint makes available (nothing an uncommitted batch
+    // might have left behind).
+    let size = log.published().map(|p| p.size).unwrap_or(0);
+    let needed = match id.kind {
+        TileKind::Hash(l) => crate::tile::tile_for(l, id.index, size),
+        TileKind::Entries => crate::tile::tile_for(0, id.index, size),
+    };
+    if needed.is_none_or(|n| id.width > n.width) {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("{id} is not in the published tree"),
+        );
+    }
+    let store = log.inner.store.clone();
+    let read = tokio::task::spawn_blocking(move || store.read_tile(id)).await;
+    match read {
+        Ok(Ok(Some(data))) => {
+            if let TileKind::Hash(_) = id.kind
+                && parse_hash_tile(&id, &data).is_err()
+            {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{id} is corrupt"),
+                );
+            }
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream"),
+                    (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                ],
+                data,
+            )
+                .into_response()
+        }
+        Ok(Ok(None)) => text(StatusCode::NOT_FOUND, format!("{id} not found")),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read task failed"),
+    }
+}
+
+async fn proof_handler(State(log): State<Log>, Path(index): Path<String>) -> Response {
+    let Some(index) = index
+        .parse::<u64>()
+        .ok()
+        .filter(|_| index == "0" || !index.starts_with('0'))
+    else {
+        return text(StatusCode::BAD_REQUEST, "index is not a decimal number");
+    };
+    let l = log.clone();
+    match tokio::task::spawn_blocking(move || l.proof_bundle(index)).await {
+        Ok(Ok(bytes)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            bytes,
+        )
+            .into_response(),
+        Ok(Err(e @ LogError::NotYetPublished { .. })) => text(StatusCode::NOT_FOUND, e.to_string()),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "proof task failed"),
+    }
+}

@@ -1,0 +1,75 @@
+//! What can go wrong while publishing, each variant naming the role, file or check concerned.
+//!
+//! Messages carry their cause inline (`{path}: {error}`) rather than as a `source()` chain, so
+//! that printing the chain does not repeat it.
+
+use std::path::PathBuf;
+
+use airlock_core::crypto::CryptoError;
+use airlock_core::tuf::metadata::MetadataError;
+use airlock_keystore::KeystoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "{path} is not an airlock repository (no work/airlock-repo.toml); run `airlock repo init` first"
+    )]
+    NotARepository { path: PathBuf },
+    #[error("{path} already exists and is not empty; refusing to initialise a repository there")]
+    AlreadyExists { path: PathBuf },
+    #[error("another airlock command holds the lock on {path}")]
+    Locked { path: PathBuf },
+    #[error("config {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("staged metadata {file}: {error}")]
+    Metadata { file: String, error: MetadataError },
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    #[error("{what}: {error}")]
+    Crypto { what: String, error: CryptoError },
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("unknown role {0:?}")]
+    UnknownRole(String),
+    #[error(
+        "role {role} version {version} has {valid} valid signature(s), threshold is {threshold}; \
+         missing signatures from key(s) {missing}: sign offline (`airlock repo export {role}`, \
+         `airlock repo sign`, `airlock repo import`) or make the key files available"
+    )]
+    NotEnoughSignatures {
+        role: String,
+        version: u64,
+        valid: u64,
+        threshold: u64,
+        missing: String,
+    },
+    #[error("target {path:?}: {reason}")]
+    Target { path: String, reason: String },
+    #[error("import {file}: {reason}")]
+    Import { file: String, reason: String },
+}
+
+impl RepoError {
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        RepoError::Invalid(reason.into())
+    }
+
+    pub(crate) fn config(path: &std::path::Path, reason: impl Into<String>) -> Self {
+        RepoError::Config {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn metadata(file: impl Into<String>, error: MetadataError) -> Self {
+        RepoError::Metadata {
+            file: file.into(),
+            error,
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Offline signing: export a staged role, sign the file on a machine that holds only a key file
+//! ([`sign_metadata`], no repository needed), import the signatures back.
+//!
+//! What travels is the metadata file itself (`{"signatures": [...], "signed": {...}}`): the
+//! signer sees exactly what it signs, and several signers can sign the same file in turn (a
+//! threshold above 1 across machines). The message signed is the canonical JSON of `signed`.
+
+use std::collections::BTreeSet;
+
+use airlock_core::cjson;
+use airlock_core::crypto::Signer;
+use airlock_core::tuf::metadata::Signature;
+use serde_json::Value;
+
+use crate::error::RepoError;
+use crate::repo::Repository;
+
+/// A staged role exported for offline signing.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExportedRole {
+    pub role: String,
+    pub version: u64,
+    /// Suggested file name, `ROLE.json`.
+    pub file_name: String,
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    /// Key ids whose signatures count (for root: the new and the published root's keys).
+    pub keyids: Vec<String>,
+    /// Key ids that have signed already.
+    pub signed_by: Vec<String>,
+    pub threshold: u64,
+}
+
+/// Status of one staged role.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RoleStatus {
+    pub role: String,
+    pub version: u64,
+    pub published_version: u64,
+    pub expires: String,
+    pub valid_signatures: u64,
+    pub threshold: u64,
+    /// Meets its thresholds (for a new root: the published root's too).
+    pub signed: bool,
+    /// Changed since the last publish.
+    pub unpublished: bool,
+    /// Authorised key ids without a signature yet.
+    pub missing: Vec<String>,
+}
+
+/// What [`Repository::import_signatures`] did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImportReport {
+    pub role: String,
+    pub version: u64,
+    pub added: Vec<String>,
+    /// Whether the role now meets its thresholds.
+    pub signed: bool,
+}
+
+fn envelope_parts(bytes: &[u8], file: &str) -> Result<(Value, Vec<Signature>, Vec<u8>), RepoError> {
+    let err = |reason: String| RepoError::Import {
+        file: file.to_string(),
+        reason,
+    };
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| err(format!("not JSON: {e}")))?;
+    let signed = value
+        .get("signed")
+        .cloned()
+        .ok_or_else(|| err("no `signed` object".into()))?;
+    let signatures: Vec<Signature> = serde_json::from_value(
+        value
+            .get("signatures")
+            .cloned()
+            .ok_or_else(|| err("no `signatures` list".into()))?,
+    )
+    .map_err(|e| err(format!("malformed signatures: {e}")))?;
+    let msg =
+        cjson::to_vec(&signed).map_err(|e| err(format!("`signed` has no canonical form: {e}")))?;
+    Ok((value, signatures, msg))
+}
+
+/// Sign a metadata file with `signer`: returns the file with the signature added (one by the
+/// same key id is replaced) and the key id. Needs no repository: this is what runs on the
+/// offline machine.
+pub fn sign_metadata(
+    bytes: &[u8],
+    signer: &dyn Signer,
+    file: &str,
+) -> Result<(Vec<u8>, String), RepoError> {
+    let (mut value, mut signatures, msg) = envelope_parts(bytes, file)?;
+    let raw = signer.sign(&msg).map_err(|error| RepoError::Crypto {
+        what: format!("signing {file}"),
+        error,
+    })?;
+    let keyid = signer.public_key().key_id();
+    signatures.retain(|s| s.keyid != keyid);
+    signatures.push(Signature {
+        keyid: keyid.clone(),
+        sig: hex::encode(raw),
+        unrecognized: Default::default(),
+    });
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert(
+            "signatures".into(),
+            serde_json::to_value(&signatures).map_err(|e| RepoError::Import {
+                file: file.to_string(),
+                reason: e.to_string(),
+            })?,
+        );
+    }
+    let mut out = serde_json::to_vec_pretty(&value).map_err(|e| RepoError::Import {
+        file: file.to_string(),
+        reason: e.to_string(),
+    })?;
+    out.push(b'\n');
+    Ok((out, keyid))
+}
+
+impl Repository {
+    fn role_msg(&self, role: &str) -> Result<(Vec<u8>, &Vec<Signature>, u64), RepoError> {
+        if role == "root" {
+            Ok((
+                self.root
+                    .signed_bytes()
+                    .map_err(|e| RepoError::metadata("root.json", e))?,
+                &self.root.signatures,
+                self.root.signed.version,
+            ))
+        } else {
+            let md = self
+                .targets
+                .get(role)
+                .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
+            Ok((
+                md.signed_bytes()
+                    .map_err(|e| RepoError::metadata(format!("{role}.json"), e))?,
+                &md.signatures,
+                md.signed.version,
+            ))
+        }
+    }
+
+    /// Key ids whose signatures count for `role` (root: new and published root keys).
+    fn signing_keyids(&self, role: &str) -> Result<(Vec<String>, u64), RepoError> {
+        let a = self
+            .authority(role)
+            .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
+        let mut ids = a.keyids.to_vec();
+        let threshold = a.threshold;
+        if role == "root"
+            && let Some(old) = self.published_state()?.root
+            && old.signed.version < self.root.signed.version
+            && let Some(a) = old.signed.authority("root")
+        {
+            for k in a.keyids {
+                if !ids.contains(k) {
+                    ids.push(k.clone());
+                }
+            }
+        }
+        Ok((ids, threshold))
+    }
+
+    /// The staged metadata of `role` as a file to carry to an offline signer.
+    pub fn export_role(&self, role: &str) -> Result<ExportedRole, RepoError> {
+        let (keyids, threshold) = self.signing_keyids(role)?;
+        let (bytes, signatures, version) = if role == "root" {
+            (
+                self.root
+                    .to_pretty_bytes()
+                    .map_err(|e| RepoError::metadata("root.json", e))?,
+                &self.root.signatures,
+                self.root.signed.version,
+            )
+        } else {
+            let md = self
+                .targets
+                .get(role)
+                .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
+            (
+                md.to_pretty_bytes()
+                    .map_err(|e| RepoError::metadata(format!("{role}.json"), e))?,
+                &md.signatures,
+                md.signed.version,
+            )
+        };
+        Ok(ExportedRole {
+            role: role.to_string(),
+            version,
+            file_name: format!("{role}.json"),
+            bytes,
+            keyids,
+            signed_by: signatures.iter().map(|s| s.keyid.clone()).collect(),
+            threshold,
+        })
+    }
+
+    /// Import signatures from a signed copy of a staged role. The file's `signed` part must be
+    /// byte-for-byte (canonically) the staged one; every new signature must be by a key
+    /// authorised for the role and must verify, or nothing is imported.
+    pub fn import_signatures(
+        &mut self,
+        bytes: &[u8],
+        file: &str,
+    ) -> Result<ImportReport, RepoError> {
+        let (value, signatures, msg) = envelope_parts(bytes, file)?;
+        let kind = value
+            .get("signed")
+            .and_then(|s| s.get("_type"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut candidates: Vec<String> = Vec::new();
+        match kind.as_str() {
+            "root" => candidates.push("root".into()),
+            "targets" => candidates.extend(self.targets.keys().cloned()),
+            other => {
+                return Err(RepoError::Import {
+                    file: file.into(),
+                    reason: format!(
+                        "_type {other:?}: only root and targets roles are signed offline"
+                    ),
+                });
+            }
+        }
+        let mut role = None;
+        for c in candidates {
+            if self.role_msg(&c)?.0 == msg {
+                role = Some(c);
+                break;
+            }
+        }
+        let role = role.ok_or_else(|| RepoError::Import {
+            file: file.into(),
+            reason: "its `signed` content matches no staged role (was the role changed after it was exported?)".into(),
+        })?;
+        let (keyids, _) = self.signing_keyids(&role)?;
+        let mut keys = self.root.signed.keys.clone();
+        if let Some(parent) = self.delegator_of(&role)
+            && let Some(d) = self
+                .targets
+                .get(parent)
+                .and_then(|m| m.signed.delegations.as_ref())
+        {
+            keys.extend(d.keys.clone());
+        }
+        if let Some(old) = self.published_state()?.root {
+            for (k, v) in old.signed.keys {
+                keys.entry(k).or_insert(v);
+            }
+        }
+        let (_, existing, version) = self.role_msg(&role)?;
+        let have: BTreeSet<(String, String)> = existing
+            .iter()
+            .map(|s| (s.keyid.clone(), s.sig.clone()))
+            .collect();
+        let mut new = Vec::new();
+        for s in signatures {
+            if have.contains(&(s.keyid.clone(), s.sig.clone())) {
+                continue;
+            }
+            let err = |reason: String| RepoError::Import {
+                file: file.into(),
+                reason,
+            };
+            if !keyids.contains(&s.keyid) {
+                return Err(err(format!(
+                    "signature by key {} which may not sign {role}",
+                    s.keyid
+                )));
+            }
+            let key = keys
+                .get(&s.keyid)
+                .ok_or_else(|| err(format!("key {} is not known", s.keyid)))?;
+            let raw = hex::decode(&s.sig)
+                .map_err(|_| err(format!("signature by {} is not hex", s.keyid)))?;
+            key.verify(&msg, &raw)
+                .map_err(|e| err(format!("signature by {} does not verify: {e}", s.keyid)))?;
+            new.push(s);
+        }
+        let added: Vec<String> = new.iter().map(|s| s.keyid.clone()).collect();
+        if role == "root" {
+            for s in new {
+                self.root.add_signature(s);
+            }
+        } else if let Some(md) = self.targets.get_mut(&role) {
+            for s in new {
+                md.add_signature(s);
+            }
+        }
+        self.dirty.insert(role.clone());
+        let published = self.published_state()?;
+        let signed = self.check_signed(&role, &published).is_ok();
+        self.commit()?;
+        Ok(ImportReport {
+            role,
+            version,
+            added,
+            signed,
+        })
+    }
+
+    /// Every staged role with its signature state.
+    pub fn status(&self) -> Result<Vec<RoleStatus>, RepoError> {
+        let published = self.published_state()?;
+        let mut out = Vec::new();
+        let mut roles = vec!["root".to_string()];
+        roles.extend(self.targets.keys().cloned());
+        for role in roles {
+            let (msg, signatures, version) = self.role_msg(&role)?;
+            let (keyids, threshold) = self.signing_keyids(&role)?;
+            let valid = self
+                .authority(&role)
+                .map_or(0, |a| a.count_valid(signatures, &msg));
+            let signed_ids: BTreeSet<&str> = signatures.iter().map(|s| s.keyid.as_str()).collect();
+            let expires = if role == "root" {
+                self.root.signed.expires
+            } else {
+                self.targets
+                    .get(&role)
+                    .map_or(self.now, |m| m.signed.expires)
+            };
+            out.push(RoleStatus {
+                role: role.clone(),
+                version,
+                published_version: published.role_version(&role),
+                expires: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                valid_signatures: valid,
+                threshold,
+                signed: self.check_signed(&role, &published).is_ok(),
+                unpublished: version > published.role_version(&role),
+                missing: keyids
+                    .into_iter()
+                    .filter(|k| !signed_ids.contains(k.as_str()))
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+}

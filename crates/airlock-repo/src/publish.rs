@@ -1,0 +1,299 @@
+//! Publishing: the staged roles, a new snapshot and timestamp, written as a new generation of
+//! `published/metadata` and switched in with one rename.
+//!
+//! Order of work, so that nothing half-done is ever visible: (1) check every signature threshold
+//! (nothing is written if one is short); (2) copy new target files into `published/targets`
+//! (content-addressed names no published metadata refers to yet); (3) `syncfs`; (4) build the new
+//! metadata directory beside the live one (hard links for unchanged files), fsync it; (5) switch
+//! the `metadata` link. A client that reads before the switch sees the old repository, complete;
+//! after it, the new one, complete.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use airlock_core::tuf::metadata::{Metadata, SignMode};
+use airlock_core::tuf::roles::{MetaFile, Root, Snapshot, Timestamp};
+
+use crate::error::RepoError;
+use crate::fsutil::{self, NextGeneration};
+use crate::repo::{PublishedState, Repository, to_bytes};
+
+/// What [`Repository::publish`] or [`Repository::refresh`] wrote.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PublishReport {
+    pub root_version: u64,
+    pub snapshot_version: u64,
+    pub timestamp_version: u64,
+    /// Targets roles written in a new version by this publish.
+    pub roles_written: Vec<String>,
+    /// Target files copied into `published/targets`.
+    pub target_files_copied: u64,
+    /// The metadata directory now live.
+    pub metadata_dir: String,
+    /// Milliseconds spent copying target files (with their hash check) and `syncfs`.
+    pub copy_targets_ms: u64,
+}
+
+impl Repository {
+    /// Sign `md` with the online keys `root` gives `role`, and require its threshold.
+    fn sign_online<T: airlock_core::tuf::metadata::Role>(
+        &mut self,
+        role: &str,
+        md: &mut Metadata<T>,
+        root: &Root,
+    ) -> Result<(), RepoError> {
+        let authority = root
+            .authority(role)
+            .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
+        let keyids = authority.keyids.to_vec();
+        let threshold = authority.threshold;
+        for keyid in &keyids {
+            if let Some(signer) = self.keyring.signer(&self.config, keyid)? {
+                md.sign(signer, SignMode::Append)
+                    .map_err(|e| RepoError::metadata(role, e))?;
+            }
+        }
+        let msg = md
+            .signed_bytes()
+            .map_err(|e| RepoError::metadata(role, e))?;
+        let authority = root
+            .authority(role)
+            .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
+        authority
+            .verify(&md.signatures, &msg)
+            .map_err(|e| RepoError::NotEnoughSignatures {
+                role: role.to_string(),
+                version: md.signed.version(),
+                valid: e.valid,
+                threshold,
+                missing: format!(
+                    "{} (the {role} key is an online key: its file must be on this machine)",
+                    keyids.join(", ")
+                ),
+            })?;
+        Ok(())
+    }
+
+    /// Publish everything staged: check thresholds, copy new target files, write the new
+    /// metadata generation with a new snapshot and timestamp, switch it in atomically.
+    pub fn publish(
+        &mut self,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<PublishReport, RepoError> {
+        let published = self.published_state()?;
+        // 1. Every changed role must meet its thresholds; refuse before writing anything.
+        let root_changed = self.root.signed.version > published.root_version;
+        if root_changed {
+            if published.root_version > 0 && self.root.signed.version != published.root_version + 1
+            {
+                return Err(RepoError::invalid(format!(
+                    "staged root is version {}, the published one {}: a new root must be exactly one version higher",
+                    self.root.signed.version, published.root_version
+                )));
+            }
+            self.check_signed("root", &published)?;
+        }
+        let mut changed_roles = Vec::new();
+        for (role, md) in &self.targets {
+            if md.signed.version > published.role_version(role) {
+                changed_roles.push(role.clone());
+            }
+        }
+        for role in &changed_roles {
+            self.check_signed(role, &published)?;
+        }
+        for role in ["snapshot", "timestamp"] {
+            self.root
+                .signed
+                .authority(role)
+                .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
+        }
+        // 2-3. Target files, then one flush of the file system.
+        let copy_started = std::time::Instant::now();
+        let copied = self.copy_pending(progress)?;
+        fsutil::sync_filesystem(&self.dir.join("published"))?;
+        let copy_targets_ms = copy_started.elapsed().as_millis() as u64;
+        // 4. Metadata.
+        let mut next = NextGeneration::default();
+        if root_changed {
+            let bytes = to_bytes(&self.root, "root.json")?;
+            next.write.insert(
+                format!("{}.root.json", self.root.signed.version),
+                bytes.clone(),
+            );
+            next.write.insert("root.json".into(), bytes);
+        }
+        let mut snapshot = Snapshot::new(
+            published
+                .snapshot
+                .as_ref()
+                .map_or(1, |s| s.signed.version + 1),
+            self.expires_for("snapshot"),
+        );
+        for (role, md) in &self.targets {
+            snapshot
+                .meta
+                .insert(format!("{role}.json"), MetaFile::new(md.signed.version));
+        }
+        for role in &changed_roles {
+            let md = self
+                .targets
+                .get(role)
+                .ok_or_else(|| RepoError::UnknownRole(role.clone()))?;
+            let name = format!("{}.{role}.json", md.signed.version);
+            next.write.insert(name.clone(), to_bytes(md, &name)?);
+        }
+        let signing_root = self.root.signed.clone();
+        let mut report = self.write_snapshot_and_timestamp(
+            &published,
+            &signing_root,
+            snapshot,
+            next,
+            copied,
+            changed_roles,
+        )?;
+        report.copy_targets_ms = copy_targets_ms;
+        // The staged state is now what is published: nothing pending.
+        self.pending.clear();
+        self.commit()?;
+        Ok(report)
+    }
+
+    /// The cron job: a new timestamp (and, with `snapshot`, or when the snapshot would expire
+    /// before the new timestamp, a new snapshot version with the same contents), signed with
+    /// the online keys. Staged but unpublished changes are not published by this.
+    pub fn refresh(&mut self, snapshot: bool) -> Result<PublishReport, RepoError> {
+        let published = self.published_state()?;
+        let Some(old_snapshot) = published.snapshot.clone() else {
+            return Err(RepoError::invalid(
+                "nothing is published yet: run `airlock repo publish` first",
+            ));
+        };
+        // Sign with the keys of the *published* root: a staged rotation is not live yet.
+        let signing_root = published
+            .root
+            .as_ref()
+            .map(|r| r.signed.clone())
+            .ok_or_else(|| RepoError::invalid("published metadata has no root"))?;
+        let ts_expires = self.expires_for("timestamp");
+        let new_snapshot = snapshot || old_snapshot.signed.expires <= ts_expires;
+        let next = NextGeneration::default();
+        if new_snapshot {
+            let mut s = old_snapshot.signed.clone();
+            s.version += 1;
+            s.expires = self.expires_for("snapshot");
+            self.write_snapshot_and_timestamp(&published, &signing_root, s, next, 0, Vec::new())
+        } else {
+            let mut ts = Metadata::new(Timestamp::new(
+                published
+                    .timestamp
+                    .as_ref()
+                    .map_or(1, |t| t.signed.version + 1),
+                ts_expires,
+                published
+                    .timestamp
+                    .as_ref()
+                    .and_then(|t| t.signed.snapshot_meta().cloned())
+                    .ok_or_else(|| {
+                        RepoError::invalid("published timestamp has no snapshot entry")
+                    })?,
+            ));
+            self.sign_online("timestamp", &mut ts, &signing_root)?;
+            let mut next = next;
+            next.write
+                .insert("timestamp.json".into(), to_bytes(&ts, "timestamp.json")?);
+            self.switch(
+                &published,
+                next,
+                &old_snapshot.signed,
+                ts.signed.version,
+                Vec::new(),
+                0,
+            )
+        }
+    }
+
+    fn write_snapshot_and_timestamp(
+        &mut self,
+        published: &PublishedState,
+        signing_root: &Root,
+        snapshot: Snapshot,
+        mut next: NextGeneration,
+        copied: u64,
+        roles_written: Vec<String>,
+    ) -> Result<PublishReport, RepoError> {
+        let mut snap = Metadata::new(snapshot);
+        self.sign_online("snapshot", &mut snap, signing_root)?;
+        let snap_name = format!("{}.snapshot.json", snap.signed.version);
+        let snap_bytes = to_bytes(&snap, &snap_name)?;
+        let mut ts = Metadata::new(Timestamp::new(
+            published
+                .timestamp
+                .as_ref()
+                .map_or(1, |t| t.signed.version + 1),
+            self.expires_for("timestamp"),
+            MetaFile::with_bytes(snap.signed.version, &snap_bytes),
+        ));
+        self.sign_online("timestamp", &mut ts, signing_root)?;
+        next.write.insert(snap_name, snap_bytes);
+        next.write
+            .insert("timestamp.json".into(), to_bytes(&ts, "timestamp.json")?);
+        self.switch(
+            published,
+            next,
+            &snap.signed,
+            ts.signed.version,
+            roles_written,
+            copied,
+        )
+    }
+
+    /// Carry over what readers may still need, then switch the metadata link.
+    fn switch(
+        &mut self,
+        published: &PublishedState,
+        mut next: NextGeneration,
+        snapshot: &Snapshot,
+        timestamp_version: u64,
+        roles_written: Vec<String>,
+        copied: u64,
+    ) -> Result<PublishReport, RepoError> {
+        // Keep: every root version; the files the new snapshot lists; and the files the
+        // previous snapshot listed (a client that read the old timestamp a moment ago).
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        let mut listed: BTreeMap<String, u64> = BTreeMap::new();
+        for (name, meta) in &snapshot.meta {
+            listed.insert(name.clone(), meta.version);
+        }
+        for (name, version) in &listed {
+            wanted.insert(format!("{version}.{name}"));
+        }
+        if let Some(old) = &published.snapshot {
+            for (name, meta) in &old.signed.meta {
+                wanted.insert(format!("{}.{name}", meta.version));
+            }
+            wanted.insert(format!("{}.snapshot.json", old.signed.version));
+        }
+        for name in self.published.current_files()? {
+            let is_root = name == "root.json" || name.ends_with(".root.json");
+            if (is_root || wanted.contains(&name)) && !next.write.contains_key(&name) {
+                next.keep.push(name);
+            }
+        }
+        let root_version = next
+            .write
+            .keys()
+            .filter_map(|n| n.strip_suffix(".root.json")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(published.root_version);
+        let dir = self.published.commit(next)?;
+        Ok(PublishReport {
+            root_version,
+            snapshot_version: snapshot.version,
+            timestamp_version,
+            roles_written,
+            target_files_copied: copied,
+            metadata_dir: dir.display().to_string(),
+            copy_targets_ms: 0,
+        })
+    }
+}

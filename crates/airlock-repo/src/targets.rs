@@ -1,0 +1,508 @@
+//! Adding and removing target files: collecting, hashing (in parallel), routing each target to
+//! the role a client will look in, and copying files into `published/targets` at publish time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use airlock_core::tuf::roles::TargetFile;
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::RepoError;
+use crate::fsutil::io_err;
+use crate::repo::Repository;
+
+/// Custom metadata attached to added targets (in the target's `custom`).
+#[derive(Clone, Debug, Default)]
+pub struct TargetCustom {
+    /// Release version, e.g. `1.4.2`.
+    pub version: Option<String>,
+    /// Release channel, e.g. `stable`.
+    pub channel: Option<String>,
+    /// Where rebuilders find the source, e.g. `git+https://example.org/app@v1.4.2`.
+    pub source_ref: Option<String>,
+}
+
+impl TargetCustom {
+    fn to_value(&self) -> Option<Value> {
+        let mut m = Map::new();
+        for (k, v) in [
+            ("version", &self.version),
+            ("channel", &self.channel),
+            ("source_ref", &self.source_ref),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.to_string(), Value::String(v.clone()));
+            }
+        }
+        (!m.is_empty()).then_some(Value::Object(m))
+    }
+}
+
+/// What to add: a file or a directory (walked recursively), under a target path prefix.
+#[derive(Clone, Debug)]
+pub struct AddSource {
+    pub path: PathBuf,
+    /// Target path of a single file, or the prefix (ending in `/`, or empty) under which a
+    /// directory's files (or a file's name) are listed.
+    pub target: TargetName,
+}
+
+#[derive(Clone, Debug)]
+pub enum TargetName {
+    /// Use this exact target path (files only).
+    Exact(String),
+    /// Prefix + the file name (for a file) or the path relative to the directory.
+    Prefix(String),
+}
+
+/// Options for [`Repository::add_targets`].
+#[derive(Clone, Debug, Default)]
+pub struct AddOptions {
+    pub custom: TargetCustom,
+    /// Put every target in this role instead of the one a client's search would reach first.
+    pub role: Option<String>,
+}
+
+/// What [`Repository::add_targets`] did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AddReport {
+    pub added: usize,
+    pub bytes: u64,
+    /// Roles changed (new versions, re-signed where keys were available).
+    pub roles: Vec<String>,
+    /// Roles that still need signatures (keys offline).
+    pub unsigned: Vec<String>,
+}
+
+/// Check a target path: it becomes a file path under `published/targets`, so it must be
+/// relative, `/`-separated, without empty, `.` or `..` segments, backslashes or control
+/// characters.
+pub fn check_target_path(path: &str) -> Result<(), RepoError> {
+    let bad = |why: &str| RepoError::Target {
+        path: path.to_string(),
+        reason: why.to_string(),
+    };
+    if path.is_empty() || path.len() > 1024 {
+        return Err(bad("must be 1 to 1024 bytes long"));
+    }
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(bad("contains a control character or a backslash"));
+    }
+    for seg in path.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return Err(bad(
+                "has an empty, '.' or '..' segment, or a leading or trailing '/'",
+            ));
+        }
+        if seg.len() > 180 {
+            return Err(bad("has a segment longer than 180 bytes"));
+        }
+    }
+    Ok(())
+}
+
+/// The hash-prefixed file name of a target under `targets/`: `DIR/SHA256.NAME`.
+pub fn hashed_target_path(path: &str, sha256: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/{sha256}.{name}"),
+        None => format!("{sha256}.{path}"),
+    }
+}
+
+/// Collect `(target path, source file)` pairs, refusing duplicates and symbolic links.
+pub(crate) fn collect(sources: &[AddSource]) -> Result<Vec<(String, PathBuf)>, RepoError> {
+    let mut out = Vec::new();
+    for src in sources {
+        let meta = fs::symlink_metadata(&src.path).map_err(|e| io_err(&src.path, e))?;
+        // Absolute paths, so that `publish` finds the files whatever its working directory.
+        let base = fs::canonicalize(&src.path).map_err(|e| io_err(&src.path, e))?;
+        if meta.is_file() {
+            let name = match &src.target {
+                TargetName::Exact(t) => t.clone(),
+                TargetName::Prefix(p) => {
+                    let file = src
+                        .path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .ok_or_else(|| {
+                            RepoError::invalid(format!(
+                                "{}: file name is not UTF-8",
+                                src.path.display()
+                            ))
+                        })?;
+                    format!("{p}{file}")
+                }
+            };
+            out.push((name, base));
+        } else if meta.is_dir() {
+            let prefix = match &src.target {
+                TargetName::Prefix(p) => p.clone(),
+                TargetName::Exact(_) => {
+                    return Err(RepoError::invalid(format!(
+                        "{} is a directory: give a prefix, not an exact target path",
+                        src.path.display()
+                    )));
+                }
+            };
+            for entry in walkdir::WalkDir::new(&base).sort_by_file_name() {
+                let entry = entry.map_err(|e| {
+                    let path = e.path().unwrap_or(&src.path).to_path_buf();
+                    io_err(&path, e.into())
+                })?;
+                let ft = entry.file_type();
+                if ft.is_dir() {
+                    continue;
+                }
+                if !ft.is_file() {
+                    return Err(RepoError::invalid(format!(
+                        "{} is not a regular file (symbolic links are not followed)",
+                        entry.path().display()
+                    )));
+                }
+                let rel = entry
+                    .path()
+                    .strip_prefix(&base)
+                    .map_err(|_| RepoError::invalid("walked outside the directory"))?;
+                let mut parts = Vec::new();
+                for c in rel.components() {
+                    parts.push(c.as_os_str().to_str().ok_or_else(|| {
+                        RepoError::invalid(format!("{}: path is not UTF-8", entry.path().display()))
+                    })?);
+                }
+                out.push((
+                    format!("{prefix}{}", parts.join("/")),
+                    entry.path().to_path_buf(),
+                ));
+            }
+        } else {
+            return Err(RepoError::invalid(format!(
+                "{} is neither a regular file nor a directory (symbolic links are not followed)",
+                src.path.display()
+            )));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (t, _) in &out {
+        check_target_path(t)?;
+        if !seen.insert(t.as_str()) {
+            return Err(RepoError::Target {
+                path: t.clone(),
+                reason: "given twice in one command".into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Length and SHA-256 of a file, streamed.
+pub(crate) fn hash_file(path: &Path) -> Result<(u64, String), RepoError> {
+    let mut f = File::open(path).map_err(|e| io_err(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io_err(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+        len += n as u64;
+    }
+    Ok((len, hex::encode(hasher.finalize())))
+}
+
+impl Repository {
+    /// The role a client will find `target` in: starting at `targets`, follow the first
+    /// delegation (in order) that covers the path and is staged here, as far as it goes.
+    pub fn role_for_target(&self, target: &str) -> String {
+        let mut current = "targets".to_string();
+        for _ in 0..32 {
+            let Some(md) = self.targets.get(&current) else {
+                break;
+            };
+            let Some(d) = &md.signed.delegations else {
+                break;
+            };
+            let next = d
+                .roles_for_target(target)
+                .into_iter()
+                .find(|c| self.targets.contains_key(&c.name));
+            match next {
+                Some(child) => current = child.name,
+                None => break,
+            }
+        }
+        current
+    }
+
+    /// Roles a client visits before `role` on its way to `target` (to drop stale entries).
+    fn path_to(&self, target: &str, role: &str) -> Vec<String> {
+        let mut chain = vec!["targets".to_string()];
+        let mut current = "targets".to_string();
+        while current != role && chain.len() < 33 {
+            let Some(d) = self
+                .targets
+                .get(&current)
+                .and_then(|m| m.signed.delegations.as_ref())
+            else {
+                break;
+            };
+            let Some(child) = d
+                .roles_for_target(target)
+                .into_iter()
+                .find(|c| self.targets.contains_key(&c.name))
+            else {
+                break;
+            };
+            current = child.name;
+            chain.push(current.clone());
+        }
+        chain
+    }
+
+    /// Add files (hashing them in parallel; `progress` is called with the number of files
+    /// finished so far). The staged roles change; files are copied at [`Repository::publish`].
+    pub fn add_targets(
+        &mut self,
+        sources: &[AddSource],
+        options: &AddOptions,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<AddReport, RepoError> {
+        if let Some(role) = &options.role
+            && !self.targets.contains_key(role)
+        {
+            return Err(RepoError::UnknownRole(role.clone()));
+        }
+        let files = collect(sources)?;
+        if files.is_empty() {
+            return Err(RepoError::invalid("no files to add"));
+        }
+        let total = files.len() as u64;
+        let done = AtomicU64::new(0);
+        let hashed: Vec<(u64, String)> = files
+            .par_iter()
+            .map(|(_, src)| {
+                let r = hash_file(src);
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_multiple_of(256) || n == total {
+                    progress(n, total);
+                }
+                r
+            })
+            .collect::<Result<_, _>>()?;
+        let custom = options.custom.to_value();
+        let published = self.published_state()?;
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        let mut bytes = 0u64;
+        for ((target, src), (len, sha)) in files.iter().zip(hashed) {
+            bytes += len;
+            let role = match &options.role {
+                Some(r) => r.clone(),
+                None => self.role_for_target(target),
+            };
+            for on_way in self.path_to(target, &role) {
+                if on_way != role
+                    && let Some(md) = self.targets.get_mut(&on_way)
+                    && md.signed.targets.remove(target).is_some()
+                {
+                    changed.insert(on_way);
+                }
+            }
+            let md = self
+                .targets
+                .get_mut(&role)
+                .ok_or_else(|| RepoError::UnknownRole(role.clone()))?;
+            md.signed.targets.insert(
+                target.clone(),
+                TargetFile {
+                    length: len,
+                    hashes: BTreeMap::from([("sha256".to_string(), sha)]),
+                    custom: custom.clone(),
+                    unrecognized: BTreeMap::new(),
+                },
+            );
+            self.pending.insert(target.clone(), src.clone());
+            changed.insert(role);
+        }
+        self.finish_change(&changed, &published)
+            .map(|(roles, unsigned)| AddReport {
+                added: files.len(),
+                bytes,
+                roles,
+                unsigned,
+            })
+    }
+
+    /// Remove targets by exact path, or every target under a prefix ending in `/`.
+    pub fn remove_targets(
+        &mut self,
+        paths: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), RepoError> {
+        let published = self.published_state()?;
+        let mut changed = BTreeSet::new();
+        for p in paths {
+            let mut found = false;
+            for (role, md) in self.targets.iter_mut() {
+                let before = md.signed.targets.len();
+                if p.ends_with('/') {
+                    md.signed.targets.retain(|t, _| !t.starts_with(p.as_str()));
+                } else {
+                    md.signed.targets.remove(p);
+                }
+                if md.signed.targets.len() != before {
+                    found = true;
+                    changed.insert(role.clone());
+                }
+            }
+            self.pending
+                .retain(|t, _| !(t == p || (p.ends_with('/') && t.starts_with(p.as_str()))));
+            if !found {
+                return Err(RepoError::Target {
+                    path: p.clone(),
+                    reason: "no staged target has this path (or prefix)".into(),
+                });
+            }
+        }
+        self.finish_change(&changed, &published)
+    }
+
+    /// Bump, sign and commit changed roles. Returns (changed roles, roles still unsigned).
+    pub(crate) fn finish_change(
+        &mut self,
+        changed: &BTreeSet<String>,
+        published: &crate::repo::PublishedState,
+    ) -> Result<(Vec<String>, Vec<String>), RepoError> {
+        let mut unsigned = Vec::new();
+        for role in changed {
+            self.touch(role, published)?;
+        }
+        for role in changed {
+            self.sign_available(role, published)?;
+            if self.check_signed(role, published).is_err() {
+                unsigned.push(role.clone());
+            }
+        }
+        self.commit()?;
+        Ok((changed.iter().cloned().collect(), unsigned))
+    }
+
+    /// Copy pending target files into `published/targets` as `DIR/SHA256.NAME`, checking each
+    /// file's length and hash while copying (a file changed since `add` is refused).
+    pub(crate) fn copy_pending(
+        &self,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<u64, RepoError> {
+        let store = self.dir.join("published").join("targets");
+        let mut jobs: Vec<(&String, &PathBuf, &TargetFile)> = Vec::new();
+        for (target, src) in &self.pending {
+            // The target may have been re-added or removed since: copy what is staged now.
+            let role = self.role_for_target(target);
+            let tf = self
+                .targets
+                .get(&role)
+                .and_then(|m| m.signed.targets.get(target))
+                .or_else(|| {
+                    self.targets
+                        .values()
+                        .find_map(|m| m.signed.targets.get(target))
+                });
+            if let Some(tf) = tf {
+                jobs.push((target, src, tf));
+            }
+        }
+        let total = jobs.len() as u64;
+        let done = AtomicU64::new(0);
+        let copied = AtomicU64::new(0);
+        jobs.par_iter().try_for_each(|(target, src, tf)| {
+            let sha = tf.hashes.get("sha256").ok_or_else(|| RepoError::Target {
+                path: (*target).clone(),
+                reason: "has no sha256 hash".into(),
+            })?;
+            let dest = store.join(hashed_target_path(target, sha));
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_multiple_of(256) || n == total {
+                progress(n, total);
+            }
+            if fs::metadata(&dest).is_ok_and(|m| m.len() == tf.length) {
+                return Ok(());
+            }
+            copy_verified(src, &dest, tf.length, sha, target)?;
+            copied.fetch_add(1, Ordering::Relaxed);
+            Ok::<(), RepoError>(())
+        })?;
+        Ok(copied.into_inner())
+    }
+}
+
+/// Copy `src` to `dest` through a temporary file, hashing on the way; refuse a mismatch.
+fn copy_verified(
+    src: &Path,
+    dest: &Path,
+    length: u64,
+    sha: &str,
+    target: &str,
+) -> Result<(), RepoError> {
+    let dir = dest
+        .parent()
+        .ok_or_else(|| RepoError::invalid(format!("{}: no parent directory", dest.display())))?;
+    fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    let mut input = File::open(src).map_err(|e| io_err(src, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".airlock-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| io_err(dir, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = input.read(&mut buf).map_err(|e| io_err(src, e))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        hasher.update(chunk);
+        tmp.write_all(chunk).map_err(|e| io_err(dest, e))?;
+        len += n as u64;
+    }
+    let actual = hex::encode(hasher.finalize());
+    if len != length || actual != sha {
+        return Err(RepoError::Target {
+            path: target.to_string(),
+            reason: format!(
+                "source {} changed since it was added (now {len} bytes, sha256 {actual}); add it again",
+                src.display()
+            ),
+        });
+    }
+    // Durability comes from one syncfs before the metadata switch, not one fsync per file.
+    tmp.persist(dest).map_err(|e| io_err(dest, e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_paths_that_would_escape_are_refused() {
+        for ok in ["a", "dir/a.tgz", "x/y/z", "é/ü", "a b"] {
+            assert!(check_target_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "/abs", "a/", "a//b", "../x", "a/../b", "./a", "a\\b", "a\nb", "a\0b",
+        ] {
+            assert!(check_target_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hashed_names() {
+        assert_eq!(hashed_target_path("a/b/c.tgz", "ff"), "a/b/ff.c.tgz");
+        assert_eq!(hashed_target_path("c.tgz", "ff"), "ff.c.tgz");
+    }
+}
