@@ -73,6 +73,35 @@ impl Repository {
         Ok(())
     }
 
+    /// Load the snapshot and timestamp keys; refuse if fewer than their thresholds are here.
+    fn preload_online(&mut self, root: &Root) -> Result<(), RepoError> {
+        for role in ["snapshot", "timestamp"] {
+            let a = root
+                .authority(role)
+                .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
+            let (keyids, threshold) = (a.keyids.to_vec(), a.threshold);
+            let mut here = 0u64;
+            for k in &keyids {
+                if self.keyring.signer(&self.config, k)?.is_some() {
+                    here += 1;
+                }
+            }
+            if here < threshold {
+                return Err(RepoError::NotEnoughSignatures {
+                    role: role.to_string(),
+                    version: 0,
+                    valid: here,
+                    threshold,
+                    missing: format!(
+                        "{} (the {role} key is an online key: its file must be on this machine)",
+                        keyids.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Publish everything staged: check thresholds, copy new target files, write the new
     /// metadata generation with a new snapshot and timestamp, switch it in atomically.
     pub fn publish(
@@ -107,6 +136,9 @@ impl Repository {
                 .authority(role)
                 .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
         }
+        // Decrypt the online keys now: a wrong passphrase must fail before any file is copied.
+        let signing_root = self.root.signed.clone();
+        self.preload_online(&signing_root)?;
         // 2-3. Target files, then one flush of the file system.
         let copy_started = std::time::Instant::now();
         let copied = self.copy_pending(progress)?;
@@ -142,7 +174,6 @@ impl Repository {
             let name = format!("{}.{role}.json", md.signed.version);
             next.write.insert(name.clone(), to_bytes(md, &name)?);
         }
-        let signing_root = self.root.signed.clone();
         let mut report = self.write_snapshot_and_timestamp(
             &published,
             &signing_root,

@@ -338,6 +338,23 @@ impl Repository {
             })
     }
 
+    /// Add one file under an exact target path (a convenience for callers such as the demo).
+    pub fn add_file(
+        &mut self,
+        file: &Path,
+        target_path: &str,
+        custom: TargetCustom,
+    ) -> Result<AddReport, RepoError> {
+        self.add_targets(
+            &[AddSource {
+                path: file.to_path_buf(),
+                target: TargetName::Exact(target_path.to_string()),
+            }],
+            &AddOptions { custom, role: None },
+            &|_, _| {},
+        )
+    }
+
     /// Remove targets by exact path, or every target under a prefix ending in `/`.
     pub fn remove_targets(
         &mut self,
