@@ -17,6 +17,19 @@ use crate::error::RepoError;
 use crate::fsutil::{self, NextGeneration};
 use crate::repo::{PublishedState, Repository, to_bytes};
 
+/// How [`Repository::publish_with`] puts new target files into `published/targets`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TargetFiles {
+    /// Copy each file, checking its length and hash on the way (the default).
+    #[default]
+    Copy,
+    /// Hard-link each file (after checking its length and hash) when it is on the same file
+    /// system, else copy. Much faster for many small files, but the published file *is* the
+    /// source file: it is made read-only, and must never be modified in place afterwards
+    /// (replacing it with a new file, as build tools do, is fine).
+    HardLink,
+}
+
 /// What [`Repository::publish`] or [`Repository::refresh`] wrote.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PublishReport {
@@ -108,6 +121,15 @@ impl Repository {
         &mut self,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<PublishReport, RepoError> {
+        self.publish_with(TargetFiles::Copy, progress)
+    }
+
+    /// [`Repository::publish`], choosing how target files get into `published/targets`.
+    pub fn publish_with(
+        &mut self,
+        files: TargetFiles,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<PublishReport, RepoError> {
         let published = self.published_state()?;
         // 1. Every changed role must meet its thresholds; refuse before writing anything.
         let root_changed = self.root.signed.version > published.root_version;
@@ -141,7 +163,7 @@ impl Repository {
         self.preload_online(&signing_root)?;
         // 2-3. Target files, then one flush of the file system.
         let copy_started = std::time::Instant::now();
-        let copied = self.copy_pending(progress)?;
+        let copied = self.copy_pending(files, progress)?;
         fsutil::sync_filesystem(&self.dir.join("published"))?;
         let copy_targets_ms = copy_started.elapsed().as_millis() as u64;
         // 4. Metadata.

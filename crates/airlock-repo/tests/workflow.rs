@@ -683,3 +683,40 @@ fn every_key_type_can_hold_a_role_and_keys_are_encrypted_by_default() {
         Some(serde_json::json!({"version": "2.0", "channel": "beta"}))
     );
 }
+
+#[test]
+fn publish_with_hard_links_checks_hashes_and_makes_files_read_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let mut repo = init(&dir, ed(1, 1), ed(1, 1));
+    let src = tmp.path().join("src");
+    write_files(&src, &[("a.bin", "linked"), ("b.bin", "changed later")]);
+    add_dir(&mut repo, &src, "");
+    // A source changed after `add` is refused in link mode too; nothing is switched in.
+    write_files(&src, &[("b.bin", "changed!")]);
+    let err = repo
+        .publish_with(TargetFiles::HardLink, &no_progress())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("changed since it was added"),
+        "{err}"
+    );
+    assert!(!dir.join("published/metadata").exists());
+    drop(repo);
+    let mut repo = Repository::open(&dir, None).unwrap();
+    add_dir(&mut repo, &src, "");
+    let report = repo
+        .publish_with(TargetFiles::HardLink, &no_progress())
+        .unwrap();
+    // a.bin may already have been linked by the refused attempt (content-addressed, unlisted).
+    assert!((1..=2).contains(&report.target_files_copied));
+    assert!(verify_published(&dir.join("published"), now()).ok);
+    let sha = airlock_core::tuf::hashes::sha256_map(b"linked")["sha256"].clone();
+    let published = dir.join(format!("published/targets/{sha}.a.bin"));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(&published).unwrap().ino(),
+        fs::metadata(src.join("a.bin")).unwrap().ino()
+    );
+    assert!(fs::metadata(&published).unwrap().permissions().readonly());
+}
