@@ -37,4 +37,4 @@ pub use config::{Limits, UpdaterConfig};
 pub use error::UpdateError;
 pub use store::{MetadataStore, StoreError};
 pub use target::TargetFileError;
-pub use updater::{RefreshSummary, TargetInfo, Updater};
+pub use updater::{RefreshSummary, TargetInfo, TargetListing, Updater};

@@ -73,6 +73,11 @@ impl MetadataStore {
         Ok(Self { dir })
     }
 
+    /// Use `dir` as it is (reads of a missing directory find nothing; writes fail).
+    pub fn existing(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{UpdaterConfig, with_trailing_slash};
 use crate::error::UpdateError;
 use crate::store::{MetadataStore, encode_role_name, encode_target_file_name, encode_target_path};
-use crate::target;
+use crate::target::{self, TargetFileError};
 
 /// A target found in trusted metadata: its path, length, hashes and custom data, and the role
 /// that listed it.
@@ -28,6 +28,17 @@ pub struct TargetInfo {
     pub file: TargetFile,
     /// The targets role that signed for it (`targets` or a delegated role).
     pub role: String,
+}
+
+/// The result of [`Updater::list_targets_within`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetListing {
+    pub targets: Vec<TargetInfo>,
+    /// Targets roles read (top-level `targets` included).
+    pub roles_visited: u32,
+    /// Delegated roles reachable but not read because of the role limit (0: the list is
+    /// complete).
+    pub roles_not_visited: usize,
 }
 
 /// What a refresh left trusted.
@@ -114,7 +125,8 @@ impl Updater {
         if let Some(url) = &config.targets_base_url {
             check_url("targets base URL", url)?;
         }
-        let store = MetadataStore::open(&config.metadata_dir)?;
+        // Not `open`: a failing run does not create a directory that was not there.
+        let store = MetadataStore::existing(&config.metadata_dir);
         let root_bytes = store
             .load("root")?
             .ok_or_else(|| UpdateError::NotInitialised {
@@ -381,26 +393,36 @@ impl Updater {
         }
     }
 
-    /// Every target the trusted metadata lists, delegated ones included as far as the
-    /// delegation limit reaches. Each one is resolved by the same search as
-    /// [`Updater::get_target_info`], so a path listed by a role that is not authorised for it
-    /// is left out. May fetch delegated roles.
+    /// Every target the trusted metadata lists, delegated ones included as far as
+    /// `max_delegations` roles reach (see [`Updater::list_targets_within`]).
     pub fn list_targets(&mut self) -> Result<Vec<TargetInfo>, UpdateError> {
+        let max = self.config.limits.max_delegations;
+        Ok(self.list_targets_within(max)?.targets)
+    }
+
+    /// Every target listed by the first `max_roles` targets roles (top-level included) in
+    /// pre-order, delegation order. Each path found is resolved by the same search as
+    /// [`Updater::get_target_info`], so a path listed by a role that is not authorised for it is
+    /// left out, and each is reported with the role a download would use. May fetch delegated
+    /// roles; a role that fails its checks fails the listing.
+    pub fn list_targets_within(&mut self, max_roles: u32) -> Result<TargetListing, UpdateError> {
         if self.trusted.targets().is_none() {
             self.refresh()?;
         }
-        // Collect candidate paths from every reachable role (breadth bounded by the limit).
         let mut candidates: BTreeSet<String> = BTreeSet::new();
         let mut queue: Vec<(String, String)> = vec![("targets".into(), "root".into())];
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut visits = 0u32;
-        while let Some((role, delegator)) = queue.pop() {
-            if visits >= self.config.limits.max_delegations {
-                break;
-            }
-            if !seen.insert(role.clone()) {
+        while let Some((role, delegator)) = queue.last().cloned() {
+            if seen.contains(&role) {
+                queue.pop();
                 continue;
             }
+            if visits >= max_roles {
+                break;
+            }
+            queue.pop();
+            seen.insert(role.clone());
             self.load_targets(&role, &delegator)?;
             visits += 1;
             let Some(targets) = self.trusted_targets(&role, &delegator) else {
@@ -419,13 +441,23 @@ impl Updater {
                 queue.extend(children);
             }
         }
-        let mut out = Vec::new();
+        let roles_not_visited = queue
+            .iter()
+            .map(|(r, _)| r)
+            .filter(|r| !seen.contains(*r))
+            .collect::<BTreeSet<_>>()
+            .len();
+        let mut targets = Vec::new();
         for path in candidates {
             if let Some(info) = self.get_target_info(&path)? {
-                out.push(info);
+                targets.push(info);
             }
         }
-        Ok(out)
+        Ok(TargetListing {
+            targets,
+            roles_visited: visits,
+            roles_not_visited,
+        })
     }
 
     /// Where [`Updater::download_target`] puts `target_path` inside `target_dir` by default: the
@@ -444,46 +476,71 @@ impl Updater {
     }
 
     /// The URL a target is downloaded from: `dir/HASH.name` under the targets base URL when the
-    /// trusted root sets `consistent_snapshot`, plain `dir/name` otherwise.
+    /// trusted root sets `consistent_snapshot` (the first listed hash: sha256 before sha512),
+    /// plain `dir/name` otherwise.
     pub fn target_url(&self, info: &TargetInfo) -> Result<String, UpdateError> {
-        let base = self
-            .config
-            .targets_base_url
-            .as_deref()
-            .ok_or(UpdateError::NoTargetsBaseUrl)?;
-        let mut path = info.path.clone();
-        if self.consistent() && self.config.prefix_targets_with_hash {
-            // Any listed hash names the file; the first (sha256 before sha512) is used.
-            if let Some(hash) = info.file.hashes.values().next() {
-                path = match info.path.rsplit_once('/') {
-                    Some((dir, name)) => format!("{dir}/{hash}.{name}"),
-                    None => format!("{hash}.{}", info.path),
-                };
-            }
+        self.target_urls(info)?
+            .into_iter()
+            .next()
+            .ok_or(UpdateError::NoTargetsBaseUrl)
+    }
+
+    /// Every URL the target may be at, in the order they are tried: with consistent snapshots
+    /// one `dir/HASH.name` per listed hash (a repository may publish the file under only one of
+    /// its hashes), otherwise the plain path.
+    pub fn target_urls(&self, info: &TargetInfo) -> Result<Vec<String>, UpdateError> {
+        let base = with_trailing_slash(
+            self.config
+                .targets_base_url
+                .as_deref()
+                .ok_or(UpdateError::NoTargetsBaseUrl)?,
+        );
+        let url = |path: &str| format!("{base}{}", encode_target_path(path));
+        if !(self.consistent() && self.config.prefix_targets_with_hash)
+            || info.file.hashes.is_empty()
+        {
+            return Ok(vec![url(&info.path)]);
         }
-        Ok(format!(
-            "{}{}",
-            with_trailing_slash(base),
-            encode_target_path(&path)
-        ))
+        Ok(info
+            .file
+            .hashes
+            .values()
+            .map(|hash| match info.path.rsplit_once('/') {
+                Some((dir, name)) => url(&format!("{dir}/{hash}.{name}")),
+                None => url(&format!("{hash}.{}", info.path)),
+            })
+            .collect())
     }
 
     /// Download a target to `dest` (streamed, length-capped, every hash checked, atomic
-    /// rename). `progress` gets (bytes so far, announced length).
+    /// rename). `progress` gets (bytes so far, announced length). When the server has no file
+    /// (404) under one hash-prefixed name, the next listed hash's name is tried; any other
+    /// failure ends the download.
     pub fn download_target_with_progress(
         &self,
         info: &TargetInfo,
         dest: &Path,
         progress: Progress<'_>,
     ) -> Result<(), UpdateError> {
-        let url = self.target_url(info)?;
-        tracing::debug!("downloading target {:?} from {url}", info.path);
-        target::download(&self.config.fetcher, &url, &info.file, dest, progress).map_err(|source| {
-            UpdateError::Target {
-                target: info.path.clone(),
-                source,
+        let urls = self.target_urls(info)?;
+        let last = urls.len().saturating_sub(1);
+        for (i, url) in urls.iter().enumerate() {
+            tracing::debug!("downloading target {:?} from {url}", info.path);
+            match target::download(&self.config.fetcher, url, &info.file, dest, progress) {
+                Ok(()) => return Ok(()),
+                Err(TargetFileError::Fetch(e)) if e.is_not_found() && i < last => {
+                    tracing::debug!("{e}; trying the next hash-prefixed name");
+                }
+                Err(source) => {
+                    return Err(UpdateError::Target {
+                        target: info.path.clone(),
+                        source,
+                    });
+                }
             }
-        })
+        }
+        // Not reached: `target_urls` never returns an empty list.
+        Err(UpdateError::NoTargetsBaseUrl)
     }
 
     /// [`Updater::download_target_with_progress`] without progress reports.
@@ -511,7 +568,7 @@ impl Updater {
         Ok((info, true))
     }
 
-    /// Custom data of every trusted top-level role version, for display.
+    /// Versions of the trusted top-level roles, for display.
     pub fn versions(&self) -> BTreeMap<&'static str, u64> {
         let mut out = BTreeMap::new();
         out.insert("root", self.trusted.root().signed.version);

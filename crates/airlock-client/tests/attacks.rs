@@ -482,6 +482,44 @@ fn indefinite_freeze_expired_metadata_is_refused_for_every_role() {
     }
 }
 
+/// The classic freeze: the mirror keeps serving the same files, which were valid when the
+/// client last updated, after they expired. The test waits until the timestamp's expiry has
+/// passed (a wait for a condition, not a timing threshold).
+#[test]
+fn indefinite_freeze_the_same_files_replayed_after_expiry_are_refused() {
+    use chrono::SubsecRound;
+    let mut repo = TestRepo::new();
+    let (https, _evil) = serve(repo.path());
+    let client = Client::new(&https, &repo.initial_root());
+    // A timestamp valid for a few more seconds (more, if this machine is too busy to update
+    // within that).
+    let mut fresh = false;
+    for seconds in [3, 10, 30] {
+        repo.timestamp.signed.expires =
+            (Utc::now() + ChronoDuration::seconds(seconds)).trunc_subsecs(0);
+        repo.publish();
+        match client.updater().refresh() {
+            Ok(_) => {
+                fresh = true;
+                break;
+            }
+            Err(e) => eprintln!("not fresh any more after {seconds} s, retrying: {e}"),
+        }
+    }
+    assert!(fresh, "could not update while the timestamp was fresh");
+    let before = disk(&client);
+    while Utc::now() <= repo.timestamp.signed.expires {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let err = client.updater().refresh().expect_err("frozen");
+    assert!(
+        matches!(refused(&err, "timestamp"), TrustError::Expired { role, .. } if role == "timestamp"),
+        "{err}"
+    );
+    assert_says(&err, &["timestamp", "expired"]);
+    assert_eq!(disk(&client), before);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Malicious mirrors: one mirror's misbehaviour must not stop the client from using a good one.
 
@@ -573,7 +611,34 @@ fn malicious_mirrors_cannot_block_updates_from_a_good_mirror() {
         matches!(fetch_failure(&err, "timestamp"), FetchError::Tls { .. }),
         "{err}"
     );
+    // A redirect loop ends at the redirect limit.
+    evil.set(
+        "/metadata/timestamp.json",
+        Misbehaviour::Redirect("/metadata/timestamp.json".into()),
+    );
+    let err = c.updater().refresh().expect_err("redirect loop");
+    assert!(
+        matches!(
+            fetch_failure(&err, "timestamp"),
+            FetchError::Redirect { .. }
+        ),
+        "{err}"
+    );
+    evil.clear("/metadata/timestamp.json");
+    // A server error for the next root stops the update: it is not read as "no new root"
+    // (which would let a mirror hide a key rotation). 404 and 403 do mean "no new root".
+    evil.set("/metadata/2.root.json", Misbehaviour::Status(500));
+    let err = c.updater().refresh().expect_err("500 for 2.root.json");
+    assert!(
+        matches!(
+            fetch_failure(&err, "root"),
+            FetchError::HttpStatus { status: 500, .. }
+        ),
+        "{err}"
+    );
     assert_eq!(stored_names(&c), vec!["root.json"]);
+    evil.set("/metadata/2.root.json", Misbehaviour::Status(403));
+    c.updater().refresh().expect("403 ends the root chain");
 
     // The good mirror still works for the same client.
     assert!(fetch(&mut via(&good), &client, "app.bin").expect("good mirror"));
@@ -773,13 +838,18 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
     repo.publish();
     let (https, evil) = serve(repo.path());
     let client = Client::new(&https, &repo.initial_root());
-    let impatient = || {
+    let impatient = |read_timeout_ms: u64| {
+        let read_timeout = std::time::Duration::from_millis(read_timeout_ms);
         Updater::new(UpdaterConfig {
-            fetcher: impatient_fetcher(&https),
+            fetcher: impatient_fetcher(&https, read_timeout),
             ..client.config.clone()
         })
         .expect("updater")
     };
+    // Drip-fed: a byte every 20 ms never trips a 30 s read timeout, only the minimum rate.
+    const DRIP: u64 = 30_000;
+    // Stalled: nothing ever arrives, only the read timeout can end it.
+    const STALL: u64 = 300;
     let before = disk(&client);
 
     // A timestamp dripped one byte at a time, forever: below the minimum rate.
@@ -788,7 +858,7 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
         interval: std::time::Duration::from_millis(20),
     };
     evil.set("/metadata/timestamp.json", drip);
-    let err = impatient().refresh().expect_err("dripped timestamp");
+    let err = impatient(DRIP).refresh().expect_err("dripped timestamp");
     assert!(
         matches!(fetch_failure(&err, "timestamp"), FetchError::TooSlow { .. }),
         "{err}"
@@ -798,7 +868,7 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
 
     // A snapshot whose head arrives but whose body never does.
     evil.set("/metadata/2.snapshot.json", Misbehaviour::StallBody);
-    let err = impatient().refresh().expect_err("stalled snapshot");
+    let err = impatient(STALL).refresh().expect_err("stalled snapshot");
     assert!(
         matches!(fetch_failure(&err, "snapshot"), FetchError::Timeout { .. }),
         "{err}"
@@ -806,7 +876,7 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
     evil.clear("/metadata/2.snapshot.json");
     // The next root, never answered at all: not taken for "no new root".
     evil.set("/metadata/2.root.json", Misbehaviour::StallHead);
-    let err = impatient().refresh().expect_err("stalled root");
+    let err = impatient(STALL).refresh().expect_err("stalled root");
     assert!(
         matches!(fetch_failure(&err, "root"), FetchError::Timeout { .. }),
         "{err}"
@@ -827,7 +897,7 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
             interval: std::time::Duration::from_millis(20),
         },
     );
-    let err = fetch(&mut impatient(), &client, "big.bin").expect_err("dripped target");
+    let err = fetch(&mut impatient(DRIP), &client, "big.bin").expect_err("dripped target");
     assert!(
         matches!(
             target_failure(&err),

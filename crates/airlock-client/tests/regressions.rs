@@ -557,3 +557,121 @@ fn cve_delegated_metadata_is_validated_against_its_delegator() {
     assert_eq!(info.map(|i| i.role).as_deref(), Some("shared"));
     assert!(evil.count("/metadata/1.shared.json") >= 1);
 }
+
+/// CVE-2021-41131 (python-tuf, GHSA-wjw6-2cqr-j4qr): role names and target paths were used as
+/// file names, so `../` in a name wrote outside the client's directories. Here a delegator
+/// names roles `../escape`, `..`, `a/b` and `%2e%2e%2fx`, and lists a target `../../outside.bin`:
+/// everything the client writes stays inside its metadata and target directories, under
+/// percent-encoded names.
+#[test]
+fn cve_2021_41131_role_and_target_names_cannot_escape_their_directories() {
+    use airlock_client::store::encode_role_name;
+    let hostile = ["../escape", "..", "a/b", "%2e%2e%2fx"];
+    let mut repo = TestRepo::new();
+    for name in hostile {
+        repo.delegate("targets", name, &["*/*/*"], false);
+    }
+    let data = b"outside".to_vec();
+    let file = airlock_core::tuf::TargetFile::from_bytes(&data);
+    let last = hostile[hostile.len() - 1];
+    repo.delegated
+        .get_mut(last)
+        .expect("role")
+        .signed
+        .targets
+        .insert("../../outside.bin".into(), file.clone());
+    repo.publish();
+    let (https, evil) = serve(repo.path());
+    // Serve each role under the percent-encoded name the client asks for.
+    for name in hostile {
+        let bytes = repo.read_raw(&repo.metadata_name(name, 1));
+        let url_path = format!("/metadata/1.{}.json", encode_role_name(name));
+        evil.set(&url_path, Misbehaviour::Bytes(bytes));
+    }
+    // The target, under the raw path the client sends and under its normalised form.
+    let hash = &file.hashes["sha256"];
+    for path in [
+        format!("/targets/../../{hash}.outside.bin"),
+        format!("/{hash}.outside.bin"),
+    ] {
+        evil.set(&path, Misbehaviour::Bytes(data.clone()));
+    }
+    let client = Client::new(&https, &repo.initial_root());
+    let mut updater = client.updater();
+    let info = updater
+        .get_target_info("../../outside.bin")
+        .expect("lookup")
+        .expect("listed");
+    assert_eq!(info.role, last);
+    let dest = Updater::local_target_path(&client.target_dir(), "../../outside.bin");
+    assert_eq!(dest.parent(), Some(client.target_dir().as_path()));
+    updater.download_target(&info, &dest).expect("download");
+    // The dot segments go to the (untrusted) server as they are; the content is checked by
+    // hash whatever the server makes of them.
+    assert!(
+        evil.requests().iter().any(|p| p.ends_with(".outside.bin")),
+        "{:?}",
+        evil.requests()
+    );
+
+    let mut top: Vec<String> = std::fs::read_dir(client.dir.path())
+        .expect("client dir")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    top.sort();
+    assert_eq!(
+        top,
+        vec!["metadata", "targets"],
+        "nothing outside the two dirs"
+    );
+    let mut expected: Vec<String> = ["root", "timestamp", "snapshot", "targets"]
+        .iter()
+        .chain(hostile.iter())
+        .map(|r| format!("{}.json", encode_role_name(r)))
+        .collect();
+    expected.sort();
+    assert_eq!(stored_names(&client), expected);
+    assert_eq!(
+        disk(&client).targets.into_keys().collect::<Vec<_>>(),
+        vec!["..%2F..%2Foutside.bin"]
+    );
+}
+
+/// A new root must be signed by a threshold of the trusted root's keys AND of its own: a
+/// rotation signed only by the old keys (the new keys never agreed) and one signed only by the
+/// new keys (the old keys never agreed) are both refused, and root.json stays as it was.
+#[test]
+fn root_rotation_needs_the_old_and_the_new_threshold() {
+    for signed_by in ["old keys only", "new keys only"] {
+        let mut repo = TestRepo::new();
+        let v1 = repo.initial_root();
+        let old_key = copy_key(&repo.root_keys[0]);
+        let new_key = ed25519();
+        repo.rotate_root_keys(vec![copy_key(&new_key)], 1);
+        let signer = if signed_by == "old keys only" {
+            &old_key
+        } else {
+            &new_key
+        };
+        let bytes = signed_bytes(&repo.root, &[signer]);
+        repo.write_raw("metadata/2.root.json", &bytes);
+        let (https, _evil) = serve(repo.path());
+        let client = Client::new(&https, &v1);
+        let err = client.updater().refresh().expect_err(signed_by);
+        let expected_delegator = if signed_by == "old keys only" {
+            "new root v2 itself"
+        } else {
+            "trusted root v1"
+        };
+        assert!(
+            matches!(refused(&err, "root"), TrustError::Signatures { delegator, .. } if delegator == expected_delegator),
+            "{signed_by}: {err}"
+        );
+        assert_says(&err, &[expected_delegator, "/metadata/2.root.json"]);
+        assert_eq!(stored_names(&client), vec!["root.json"]);
+        assert!(
+            client.stored()["root.json"] == v1,
+            "{signed_by}: root v1 kept"
+        );
+    }
+}

@@ -160,6 +160,11 @@ fn second_run_uses_stored_metadata_and_cached_target() {
     // Nothing changed upstream: the root probe (404), timestamp; snapshot and targets come
     // from the store.
     assert_eq!(second.fetcher().request_count() - before, 2);
+    let requests = https.requests();
+    assert_eq!(
+        requests[requests.len() - 2..],
+        ["/metadata/2.root.json", "/metadata/timestamp.json"]
+    );
 
     // A local copy that no longer matches is replaced by a verified download.
     std::fs::write(&dest, b"tampered").expect("tamper");
@@ -189,7 +194,17 @@ fn root_rotation_follows_the_chain_until_404() {
         client.stored()["root.json"],
         repo.read_raw("metadata/3.root.json")
     );
-    // 2.root, 3.root, 4.root (404), timestamp, snapshot, targets.
+    assert_eq!(
+        https.requests(),
+        vec![
+            "/metadata/2.root.json",
+            "/metadata/3.root.json",
+            "/metadata/4.root.json",
+            "/metadata/timestamp.json",
+            "/metadata/1.snapshot.json",
+            "/metadata/1.targets.json",
+        ]
+    );
     assert_eq!(updater.fetcher().request_count(), 6);
 
     // Next run: only the probe for 4.root.json and the timestamp.

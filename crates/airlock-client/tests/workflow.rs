@@ -163,6 +163,12 @@ fn path_hash_prefix_delegation_loads_only_the_matching_role() {
         .fetch_target(target, &dest, &mut |_, _| {})
         .expect("download");
     assert_eq!(info.role, "high");
+    let requests = https.requests();
+    assert!(
+        requests.contains(&"/metadata/1.high.json".to_string()),
+        "{requests:?}"
+    );
+    assert!(!requests.iter().any(|r| r.contains("low")), "{requests:?}");
     let stored = client.stored();
     assert!(stored.contains_key("high.json"));
     assert!(
@@ -250,4 +256,62 @@ fn role_names_are_percent_encoded_in_urls_and_file_names() {
     );
     // Nothing was created outside the metadata directory.
     assert!(!client.metadata_dir().join("team a").exists());
+}
+
+#[test]
+fn listing_reports_roles_it_did_not_read() {
+    let mut repo = TestRepo::new();
+    repo.add_target("targets", "top.txt", b"top");
+    for i in 0..5 {
+        let role = format!("team{i}");
+        repo.delegate("targets", &role, &[&format!("team{i}/*")], false);
+        repo.add_target(&role, &format!("team{i}/file.txt"), b"file");
+    }
+    repo.publish();
+    let https = HttpsRepo::serve(repo.path());
+    let client = Client::new(&https, &repo.initial_root());
+    let mut updater = client.updater();
+    let partial = updater.list_targets_within(3).expect("list");
+    assert_eq!(partial.roles_visited, 3);
+    assert_eq!(partial.roles_not_visited, 3);
+    let paths: Vec<&str> = partial.targets.iter().map(|t| t.path.as_str()).collect();
+    assert_eq!(paths, vec!["team0/file.txt", "team1/file.txt", "top.txt"]);
+    let full = updater.list_targets_within(100).expect("list");
+    assert_eq!(full.roles_not_visited, 0);
+    assert_eq!(full.targets.len(), 6);
+    assert!(
+        full.targets
+            .iter()
+            .all(|t| t.role == "targets" || t.path.starts_with(&t.role))
+    );
+}
+
+#[test]
+fn target_published_under_only_its_second_hash_is_found() {
+    use sha2::{Digest, Sha512};
+    let mut repo = TestRepo::new();
+    let data = b"two hashes".to_vec();
+    let mut file = airlock_core::tuf::TargetFile::from_bytes(&data);
+    let sha512 = hex::encode(Sha512::digest(&data));
+    file.hashes.insert("sha512".into(), sha512.clone());
+    repo.add_target_file("targets", "d/two.bin", file.clone(), &data);
+    repo.publish();
+    // The server only has the sha512 name.
+    std::fs::remove_file(
+        repo.targets_dir()
+            .join(format!("d/{}.two.bin", file.hashes["sha256"])),
+    )
+    .expect("remove sha256 name");
+    let https = HttpsRepo::serve(repo.path());
+    let client = Client::new(&https, &repo.initial_root());
+    let dest = Updater::local_target_path(&client.target_dir(), "d/two.bin");
+    client
+        .updater()
+        .fetch_target("d/two.bin", &dest, &mut |_, _| {})
+        .expect("found under the sha512 name");
+    assert_eq!(std::fs::read(&dest).expect("read"), data);
+    let requests = https.requests();
+    let tail = &requests[requests.len() - 2..];
+    assert!(tail[0].contains(&file.hashes["sha256"]), "{tail:?}");
+    assert!(tail[1].contains(&sha512), "{tail:?}");
 }

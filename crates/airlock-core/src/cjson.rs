@@ -104,18 +104,19 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
 fn write_string(s: &str, out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    // Copy runs between the two escaped bytes in bulk. Both are ASCII, so every split point is
-    // a character boundary.
-    let mut rest = s;
-    while let Some(i) = rest.find(['"', '\\']) {
+    // Copy runs between the two escaped bytes in bulk.
+    let mut rest = s.as_bytes();
+    while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
         let (run, tail) = rest.split_at(i);
-        out.extend_from_slice(run.as_bytes());
+        out.extend_from_slice(run);
         out.push(b'\\');
-        let (escaped, tail) = tail.split_at(1);
-        out.extend_from_slice(escaped.as_bytes());
         rest = tail;
+        if let Some((&escaped, tail)) = rest.split_first() {
+            out.push(escaped);
+            rest = tail;
+        }
     }
-    out.extend_from_slice(rest.as_bytes());
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 

@@ -244,3 +244,63 @@ fn delegation_rules_are_enforced_when_parsing() {
     both["path_hash_prefixes"] = serde_json::json!(["00"]);
     assert!(targets(serde_json::json!({"keys": {}, "roles": [both]})).is_err());
 }
+
+#[test]
+fn typed_parse_edge_cases() {
+    use airlock_core::tuf::{Snapshot, TargetFile, Targets};
+    let targets = |extra: &str| {
+        format!(
+            r#"{{"signatures":[],"signed":{{"_type":"targets","spec_version":"1.0.34","version":1,
+            "expires":"2030-01-01T00:00:00Z","targets":{{"a":{{"length":1,"hashes":{{"sha256":"00"}}{extra}}}}}}}}}"#
+        )
+    };
+    // An explicit `custom: null` survives the round trip (it is part of what was signed).
+    let md = Metadata::<Targets>::from_bytes(targets(r#","custom":null"#).as_bytes()).unwrap();
+    assert_eq!(md.signed.targets["a"].custom, Some(serde_json::Value::Null));
+    let again: serde_json::Value = serde_json::to_value(&md).unwrap();
+    assert!(again["signed"]["targets"]["a"]["custom"].is_null());
+    assert!(again["signed"]["targets"]["a"].get("custom").is_some());
+    // A known field twice is malformed, not "last one wins".
+    assert!(matches!(
+        Metadata::<Targets>::from_bytes(targets(r#","length":2"#).as_bytes()),
+        Err(MetadataError::Malformed { .. })
+    ));
+    // Unknown fields sort in among known ones when written.
+    let md = Metadata::<Targets>::from_bytes(targets(r#","zz":1,"b":2"#).as_bytes()).unwrap();
+    let canon = String::from_utf8(md.signed_bytes().unwrap()).unwrap();
+    assert!(
+        canon.contains(r#"{"b":2,"hashes":{"sha256":"00"},"length":1,"zz":1}"#),
+        "{canon}"
+    );
+    // An unknown field shadowing a known one cannot be written (it would be a duplicate key).
+    let mut t = TargetFile::from_bytes(b"x");
+    t.unrecognized.insert("length".into(), 5.into());
+    assert!(airlock_core::cjson::to_vec_of(&t).is_err());
+    // A snapshot's `"length": null` is dropped when re-encoded, so a signature over the
+    // original bytes no longer verifies: refused, never accepted.
+    let key = key();
+    let mut snap = Metadata::new(Snapshot::new(
+        1,
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    snap.signed
+        .meta
+        .insert("targets.json".into(), MetaFile::new(1));
+    let mut value = serde_json::to_value(&snap).unwrap();
+    value["signed"]["meta"]["targets.json"]["length"] = serde_json::Value::Null;
+    let msg = airlock_core::cjson::to_vec(&value["signed"]).unwrap();
+    let sig = key.sign(&msg).unwrap();
+    value["signatures"] =
+        serde_json::json!([{"keyid": key.public_key().key_id(), "sig": hex::encode(sig)}]);
+    let parsed = Metadata::<Snapshot>::parse(&serde_json::to_vec(&value).unwrap()).unwrap();
+    let (keys, ids) = keys_of(&[&key]);
+    let auth = Authority {
+        keys: &keys,
+        keyids: &ids,
+        threshold: 1,
+    };
+    assert!(
+        auth.verify(&parsed.metadata.signatures, &parsed.signed_bytes)
+            .is_err()
+    );
+}

@@ -68,8 +68,12 @@ fn check_round_trip<T: Role>(text: &str) -> Metadata<T> {
     let original: Value = serde_json::from_str(text).unwrap();
     let again = serde_json::to_value(&parsed.metadata).unwrap();
     assert_eq!(again, original, "{} lost or changed a field", T::TYPE);
-    // The canonical bytes we would sign equal those python-tuf signed.
-    assert_eq!(parsed.metadata.signed_bytes().unwrap(), parsed.signed_bytes);
+    // The bytes we verify (canonical re-encoding of our model) equal the canonical form of the
+    // `signed` object python-tuf wrote and signed.
+    assert_eq!(
+        parsed.signed_bytes,
+        cjson::to_vec(&original["signed"]).unwrap()
+    );
     assert_eq!(
         parsed.metadata.to_canonical_bytes().unwrap(),
         cjson::canonicalize(text.as_bytes()).unwrap()
@@ -176,4 +180,97 @@ fn python_tuf_metadata_round_trips_and_verifies() {
     for ((pat, path), want) in globs.iter().zip(py_globs) {
         assert_eq!(path_matches(pat, path), want, "pattern {pat:?} on {path:?}");
     }
+}
+
+const REPO_SCRIPT: &str = r#"
+import json, sys, hashlib
+from datetime import datetime, timezone
+from securesystemslib.signer import CryptoSigner
+from tuf.api.metadata import (Metadata, Root, Timestamp, Snapshot, Targets, MetaFile,
+    TargetFile, Delegations, DelegatedRole, SuccinctRoles)
+
+exp = datetime(2031, 1, 1, tzinfo=timezone.utc)
+k = {r: CryptoSigner.generate_ed25519() for r in
+     ["root", "timestamp", "snapshot", "targets", "a", "bins", "timestamp2"]}
+out = {}
+def signed(signed_obj, *signers):
+    md = Metadata(signed_obj)
+    for s in signers:
+        md.sign(s, append=True)
+    return md.to_bytes()
+
+root = Root(expires=exp)
+for r in ["root", "timestamp", "snapshot", "targets"]:
+    root.add_key(k[r].public_key, r)
+out["1.root.json"] = signed(root, k["root"])
+# Root v2 rotates the timestamp key.
+root.version = 2
+root.revoke_key(k["timestamp"].public_key.keyid, "timestamp")
+root.add_key(k["timestamp2"].public_key, "timestamp")
+out["2.root.json"] = signed(root, k["root"])
+
+path, data = "a/file.txt", b"hello from python-tuf"
+sr = SuccinctRoles(keyids=[k["bins"].public_key.keyid], threshold=1, bit_length=2, name_prefix="bin")
+a = Targets(expires=exp)
+a.delegations = Delegations(keys={k["bins"].public_key.keyid: k["bins"].public_key}, succinct_roles=sr)
+top = Targets(expires=exp)
+top.delegations = Delegations(keys={k["a"].public_key.keyid: k["a"].public_key}, roles={
+    "a": DelegatedRole(name="a", keyids=[k["a"].public_key.keyid], threshold=1, terminating=True,
+                       paths=["a/*"])})
+files = {"targets": signed(top, k["targets"]), "a": signed(a, k["a"])}
+for name in sr.get_roles():
+    t = Targets(expires=exp)
+    if name == sr.get_role_for_target(path):
+        t.targets[path] = TargetFile.from_data(path, data, ["sha256", "sha512"])
+    files[name] = signed(t, k["bins"])
+def meta(b):
+    return MetaFile(version=1, length=len(b), hashes={"sha256": hashlib.sha256(b).hexdigest()})
+snap = Snapshot(expires=exp, meta={f"{n}.json": meta(b) for n, b in files.items()})
+out["snapshot.json"] = signed(snap, k["snapshot"])
+out["timestamp.json"] = signed(Timestamp(expires=exp, snapshot_meta=meta(out["snapshot.json"])),
+                               k["timestamp2"])
+for n, b in files.items():
+    out[f"{n}.json"] = b
+out = {n: b.decode("utf-8") for n, b in out.items()}
+out["bin"] = sr.get_role_for_target(path)
+print(json.dumps(out))
+"#;
+
+#[test]
+fn a_python_tuf_repository_passes_the_trusted_set() {
+    use airlock_core::tuf::{SearchStep, TargetSearch, TrustedSet};
+    let Some(python) = common::python() else {
+        return;
+    };
+    let out = common::run_python(&python, REPO_SCRIPT, b"");
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    let file = |name: &str| out[name].as_str().unwrap().as_bytes().to_vec();
+    let now = chrono::Utc::now();
+    let mut trusted = TrustedSet::new(&file("1.root.json"), now).unwrap();
+    trusted.update_root(&file("2.root.json")).unwrap();
+    assert!(trusted.cached_timestamp_and_snapshot_invalid());
+    trusted.update_timestamp(&file("timestamp.json")).unwrap();
+    trusted.update_snapshot(&file("snapshot.json")).unwrap();
+    trusted.update_targets(&file("targets.json")).unwrap();
+    let mut search = TargetSearch::new("a/file.txt");
+    let mut fetched = Vec::new();
+    let (role, target) = loop {
+        match search.step(&trusted).unwrap() {
+            SearchStep::NeedRole { role, parent } => {
+                trusted
+                    .update_delegated_targets(&file(&format!("{role}.json")), &role, &parent)
+                    .unwrap();
+                fetched.push(role);
+            }
+            SearchStep::Found { role, target } => break (role, target),
+            other => panic!("target not found: {other:?}"),
+        }
+    };
+    let bin = out["bin"].as_str().unwrap();
+    assert_eq!(role, bin);
+    assert_eq!(fetched, vec!["a".to_string(), bin.to_string()]);
+    // Both hashes python-tuf listed are checked, and they match the content.
+    assert_eq!(target.hashes.len(), 2);
+    assert!(target.verify_bytes(b"hello from python-tuf").is_ok());
+    assert!(target.verify_bytes(b"hello from python-tuF").is_err());
 }

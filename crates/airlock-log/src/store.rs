@@ -105,6 +105,10 @@ impl FsTileStore {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
+        // Temporary files of writes a crash interrupted are never renamed into place: remove
+        // them so that a static web server serving `public/` does not show them.
+        remove_temporaries(public)?;
+        remove_temporaries(state)?;
         Ok(Self {
             public: public.to_path_buf(),
             state: state.to_path_buf(),
@@ -143,11 +147,43 @@ impl FsTileStore {
     }
 }
 
+/// Deletes every `.tmp-*` file below `dir` (leftovers of interrupted atomic writes).
+fn remove_temporaries(dir: &Path) -> Result<(), StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io_err(&path))?;
+        if kind.is_dir() {
+            remove_temporaries(&path)?;
+        } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `data` to a temporary file next to `path`, fsyncs it and renames it into place. The
-/// directory is NOT fsynced here; callers fsync each directory once per batch.
-fn write_file_unsynced_dir(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+/// directory is NOT fsynced here; callers fsync each touched directory once per batch. Returns
+/// the directories this call created (their parents need an fsync too).
+fn write_file_unsynced_dir(path: &Path, data: &[u8]) -> Result<Vec<PathBuf>, StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut created = Vec::new();
+    if !dir.is_dir() {
+        let mut d = Some(dir);
+        while let Some(x) = d {
+            if x.is_dir() {
+                break;
+            }
+            created.push(x.to_path_buf());
+            d = x.parent();
+        }
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
@@ -155,7 +191,7 @@ fn write_file_unsynced_dir(path: &Path, data: &[u8]) -> Result<(), StoreError> {
     tmp.write_all(data).map_err(io_err(path))?;
     tmp.as_file().sync_data().map_err(io_err(path))?;
     tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
-    Ok(())
+    Ok(created)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -164,22 +200,15 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io_err(dir))
 }
 
-/// Atomic durable write of one file: temp, fsync, rename, fsync the directory.
+/// Atomic durable write of one file: temp, fsync, rename, fsync the directory (and the parents
+/// of any directory it had to create).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    write_file_unsynced_dir(path, data)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// Directories from `leaf_dir` up to (and including) `top`, which a new file may have created.
-fn dirs_up_to(leaf_dir: &Path, top: &Path, out: &mut std::collections::BTreeSet<PathBuf>) {
-    let mut d = Some(leaf_dir);
-    while let Some(dir) = d {
-        out.insert(dir.to_path_buf());
-        if dir == top {
-            break;
-        }
-        d = dir.parent();
+    let created = write_file_unsynced_dir(path, data)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    for d in created {
+        sync_dir(d.parent().unwrap_or(Path::new(".")))?;
     }
+    Ok(())
 }
 
 impl TileStore for FsTileStore {
@@ -192,40 +221,51 @@ impl TileStore for FsTileStore {
         // filesystem can commit them together.
         let threads = tiles.len().clamp(1, 8);
         let chunk = tiles.len().div_ceil(threads).max(1);
-        std::thread::scope(|s| {
+        let panicked = || StoreError::Malformed {
+            path: self.public.clone(),
+            reason: "tile writer thread panicked".into(),
+        };
+        let dirs = std::thread::scope(|s| {
             let handles: Vec<_> = tiles
                 .chunks(chunk)
                 .map(|part| {
                     s.spawn(move || {
+                        let mut dirs = std::collections::BTreeSet::new();
                         for (id, data) in part {
-                            write_file_unsynced_dir(&self.tile_path(*id), data)?;
+                            let path = self.tile_path(*id);
+                            for created in write_file_unsynced_dir(&path, data)? {
+                                if let Some(parent) = created.parent() {
+                                    dirs.insert(parent.to_path_buf());
+                                }
+                            }
+                            if let Some(parent) = path.parent() {
+                                dirs.insert(parent.to_path_buf());
+                            }
                         }
-                        Ok::<(), StoreError>(())
+                        Ok::<_, StoreError>(dirs)
                     })
                 })
                 .collect();
+            let mut dirs = std::collections::BTreeSet::new();
             for h in handles {
-                h.join().map_err(|_| StoreError::Malformed {
-                    path: self.public.clone(),
-                    reason: "tile writer thread panicked".into(),
-                })??;
+                dirs.extend(h.join().map_err(|_| panicked())??);
+            }
+            Ok::<_, StoreError>(dirs)
+        })?;
+        // Every directory that gained a name (a renamed file or a new subdirectory), in
+        // parallel: the batch is durable once all of them are synced.
+        let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+        let chunk = dirs.len().div_ceil(8).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = dirs
+                .chunks(chunk)
+                .map(|part| s.spawn(move || part.iter().try_for_each(|d| sync_dir(d))))
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| panicked())??;
             }
             Ok::<(), StoreError>(())
-        })?;
-        let mut dirs = std::collections::BTreeSet::new();
-        let top = self.public.join("tile");
-        for (id, _) in tiles {
-            let p = self.tile_path(*id);
-            if let Some(parent) = p.parent() {
-                dirs_up_to(parent, &top, &mut dirs);
-            }
-        }
-        dirs.insert(self.public.clone());
-        // Deepest first, so a new directory's entry in its parent is synced after its content.
-        for d in dirs.iter().rev() {
-            sync_dir(d)?;
-        }
-        Ok(())
+        })
     }
 
     fn delete_tiles(&self, ids: &[TileId]) -> Result<(), StoreError> {
@@ -355,6 +395,14 @@ mod tests {
         ));
         // Nothing private is published.
         assert!(!dir.path().join("public/guard").exists());
+        // Leftover temporaries of a crashed write are removed when the store is opened again.
+        drop(store);
+        let tmp = dir.path().join("public/tile/0/x001/x234/.tmp-abc");
+        fs::write(&tmp, b"partial").unwrap();
+        let _store =
+            FsTileStore::open(&dir.path().join("public"), &dir.path().join("state")).unwrap();
+        assert!(!tmp.exists());
+        assert!(dir.path().join("public/tile/0/x001/x234/067").is_file());
     }
 
     #[test]

@@ -214,14 +214,26 @@ fn serve_future(
         let result = match tls {
             Some(config) => {
                 server
-                    .acceptor(axum_server::tls_rustls::RustlsAcceptor::new(
-                        RustlsConfig::from_config(config),
-                    ))
+                    // TCP_NODELAY: without it a response's head and body segments wait for
+                    // the client's delayed ACK (about 40 ms on the first request of a
+                    // connection).
+                    .acceptor(
+                        axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(
+                            config,
+                        ))
+                        .acceptor(axum_server::accept::NoDelayAcceptor::new()),
+                    )
                     .handle(handle)
                     .serve(make_service)
                     .await
             }
-            None => server.handle(handle).serve(make_service).await,
+            None => {
+                server
+                    .acceptor(axum_server::accept::NoDelayAcceptor::new())
+                    .handle(handle)
+                    .serve(make_service)
+                    .await
+            }
         };
         if let Err(e) = result {
             tracing::error!("server on {local} stopped with an error: {e}");

@@ -57,6 +57,19 @@ fn init_refresh_list_download() {
     ));
     assert!(out.contains("Trusting root version 1"), "{out}");
 
+    // A second init with another root is refused unless forced.
+    let other_root = work.path().join("other-root.json");
+    std::fs::write(&other_root, TestRepo::new().initial_root()).expect("other root");
+    let out = airlock(&dir, &["init", other_root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--force"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same root again is fine (idempotent).
+    ok(&airlock(&dir, &["init", root.to_str().unwrap()]));
+
     // URLs and CA come from client.toml from now on.
     let out = ok(&airlock(&dir, &["refresh", "--json"]));
     let summary: serde_json::Value = serde_json::from_str(&out).expect("json");

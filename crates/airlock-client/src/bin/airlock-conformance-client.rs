@@ -172,3 +172,66 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn options_in_any_order() {
+        let a = parse(&[
+            "--metadata-url",
+            "http://127.0.0.1:1/m/",
+            "--metadata-dir",
+            "/tmp/m",
+            "--target-name",
+            "a.txt",
+            "--target-dir",
+            "/tmp/t",
+            "--target-base-url",
+            "http://127.0.0.1:1/t/",
+            "--target-name",
+            "b/c.txt",
+            "download",
+        ])
+        .unwrap();
+        let b = parse(&[
+            "download",
+            "--target-name=a.txt",
+            "--target-base-url",
+            "http://127.0.0.1:1/t/",
+            "--target-dir",
+            "/tmp/t",
+            "--metadata-dir",
+            "/tmp/m",
+            "--target-name",
+            "b/c.txt",
+            "--metadata-url",
+            "http://127.0.0.1:1/m/",
+        ])
+        .unwrap();
+        for cli in [a, b] {
+            assert_eq!(cli.command.as_deref(), Some("download"));
+            assert_eq!(cli.target_names, vec!["a.txt", "b/c.txt"]);
+            assert_eq!(cli.metadata_dir, Some(PathBuf::from("/tmp/m")));
+            assert_eq!(cli.target_dir, Some(PathBuf::from("/tmp/t")));
+        }
+        let init = parse(&["init", "/r.json", "--metadata-dir", "/tmp/m"]).unwrap();
+        assert_eq!(init.command.as_deref(), Some("init"));
+        assert_eq!(init.positional, vec!["/r.json"]);
+    }
+
+    #[test]
+    fn bad_invocations_are_errors() {
+        assert!(parse(&["--metadata-dir"]).is_err());
+        assert!(parse(&["--bogus", "x", "refresh"]).is_err());
+        let no_url = parse(&["--metadata-dir", "/tmp/m", "refresh"]).unwrap();
+        assert!(run(no_url).is_err());
+        let nothing = parse(&[]).unwrap();
+        assert!(run(nothing).is_err());
+    }
+}

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_client::{Limits, Updater, UpdaterConfig};
@@ -24,7 +24,7 @@ use airlock_core::tuf::{
 };
 use airlock_net::{Fetcher, FetcherConfig, ServerHandle, TestCa, Trust, static_dir_router};
 use axum::Router;
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use tempfile::TempDir;
 
 pub fn ed25519() -> PrivateKey {
@@ -65,7 +65,8 @@ impl TestRepo {
     /// Like [`TestRepo::new`]; with `consistent` false the root says so, snapshot and targets
     /// roles are written as plain `role.json` and target files under their plain paths.
     pub fn with_consistent_snapshot(consistent: bool) -> Self {
-        let expires = Utc::now() + ChronoDuration::days(30);
+        // Whole seconds: python-tuf reads only `YYYY-MM-DDTHH:MM:SSZ`.
+        let expires = (Utc::now() + ChronoDuration::days(30)).trunc_subsecs(0);
         let root_keys = vec![ed25519()];
         let timestamp_keys = vec![ed25519()];
         let snapshot_keys = vec![ed25519()];
@@ -351,10 +352,12 @@ impl TestRepo {
     }
 }
 
-/// A test CA and an HTTPS server on 127.0.0.1 serving a directory.
+/// A test CA and an HTTPS server on 127.0.0.1 serving a directory. Every request path is
+/// recorded (see [`HttpsRepo::requests`]).
 pub struct HttpsRepo {
     pub ca: TestCa,
     pub server: ServerHandle,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl HttpsRepo {
@@ -369,9 +372,44 @@ impl HttpsRepo {
         let identity = ca
             .issue_server_cert(&["127.0.0.1", "localhost"])
             .expect("server cert");
-        let app = extra.fallback_service(static_dir_router(dir.to_path_buf()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let recorder = log.clone();
+        let app = extra
+            .fallback_service(static_dir_router(dir.to_path_buf()))
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let recorder = recorder.clone();
+                    async move {
+                        if let Ok(mut log) = recorder.lock() {
+                            log.push(req.uri().path().to_string());
+                        }
+                        next.run(req).await
+                    }
+                },
+            ));
         let server = ServerHandle::https(app, &identity).expect("start HTTPS server");
-        HttpsRepo { ca, server }
+        HttpsRepo { ca, server, log }
+    }
+
+    /// Wrap a server started elsewhere (its requests are not recorded).
+    pub fn from_parts(ca: TestCa, server: ServerHandle) -> Self {
+        HttpsRepo {
+            ca,
+            server,
+            log: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The paths requested so far, in order (e.g. `/metadata/2.root.json`).
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Forget the recorded requests.
+    pub fn clear_requests(&self) {
+        if let Ok(mut log) = self.log.lock() {
+            log.clear();
+        }
     }
 
     pub fn metadata_url(&self) -> String {

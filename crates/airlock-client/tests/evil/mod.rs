@@ -173,17 +173,19 @@ pub fn serve(dir: &Path) -> (HttpsRepo, Evil) {
         .issue_server_cert(&["127.0.0.1", "localhost"])
         .expect("server cert");
     let server = ServerHandle::https(app, &identity).expect("start HTTPS server");
-    (HttpsRepo { ca, server }, evil)
+    (HttpsRepo::from_parts(ca, server), evil)
 }
 
-/// A transport for slow-retrieval tests: short read timeout, a minimum rate of 1000 bytes/s
-/// after a short grace period, no retries. Tests assert which rule fired, never how long it took.
-pub fn impatient_fetcher(https: &HttpsRepo) -> Arc<Fetcher> {
+/// A transport for slow-retrieval tests: the given per-read timeout, a minimum rate of 1000
+/// bytes/s after a grace period of 200 ms, no retries. Drip-fed bodies are tested with a long
+/// read timeout (so only the minimum rate can fire), stalled ones with a short one (so only the
+/// timeout can); the tests assert which defence fired, never how long it took.
+pub fn impatient_fetcher(https: &HttpsRepo, read_timeout: Duration) -> Arc<Fetcher> {
     Arc::new(
         Fetcher::new(FetcherConfig {
             trust: Trust::CaBundlePem(https.ca.cert_pem().as_bytes().to_vec()),
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_millis(400),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout,
             min_rate: Some(MinRate {
                 bytes_per_sec: 1000,
                 grace: Duration::from_millis(200),

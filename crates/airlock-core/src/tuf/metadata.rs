@@ -1,8 +1,10 @@
 //! The signed envelope shared by every role: `{"signatures": [...], "signed": {...}}`.
 //!
-//! Parsing goes through a `serde_json::Value` once: the canonical bytes that signatures are
-//! checked against are made from exactly the `signed` object that was received, and the typed
-//! role is read from that same object. What was verified is therefore what is used.
+//! Parsing reads the bytes straight into the typed model (every unknown field kept), and the
+//! message signatures are checked against is the canonical JSON of that model: what was
+//! verified is exactly what is used. For metadata written by any careful TUF implementation
+//! this equals the canonical form of the `signed` object as received (the python-tuf interop
+//! test checks both agree); a file that only re-encodes differently fails, never passes.
 
 use std::collections::BTreeMap;
 
@@ -27,7 +29,7 @@ pub struct Signature {
 }
 
 /// A metadata file: signatures over the canonical form of `signed`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Metadata<T> {
     pub signatures: Vec<Signature>,
     pub signed: T,
@@ -127,6 +129,79 @@ pub fn check_spec_version(role: &'static str, found: &str) -> Result<(), Metadat
     }
 }
 
+/// As python-tuf: a key id signing twice makes the whole envelope malformed (one key must never
+/// look like two toward a threshold, and a client must not pick one).
+fn check_distinct_keyids(
+    role: &'static str,
+    signatures: &[Signature],
+) -> Result<(), MetadataError> {
+    let mut keyids = std::collections::BTreeSet::new();
+    match signatures.iter().find(|s| !keyids.insert(s.keyid.as_str())) {
+        Some(dup) => Err(MetadataError::malformed(
+            role,
+            format!("key id {} signs more than once", dup.keyid),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Read one field of a hand-written `Deserialize`, refusing a second occurrence.
+pub(crate) fn take_once<'de, A: serde::de::MapAccess<'de>, V: Deserialize<'de>>(
+    slot: &mut Option<V>,
+    name: &'static str,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(serde::de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+pub(crate) fn required<V, E: serde::de::Error>(
+    slot: Option<V>,
+    name: &'static str,
+) -> Result<V, E> {
+    slot.ok_or_else(|| E::missing_field(name))
+}
+
+// Hand-written so that `signed` is read straight into `T`: with `#[serde(flatten)]` serde would
+// first copy the whole envelope into an intermediate tree.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Metadata<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Metadata<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a metadata envelope {signatures, signed}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Metadata<T>, A::Error> {
+                let (mut signatures, mut signed) = (None, None);
+                let mut unrecognized = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "signatures" => take_once(&mut signatures, "signatures", &mut map)?,
+                        "signed" => take_once(&mut signed, "signed", &mut map)?,
+                        _ => {
+                            let value: Value = map.next_value()?;
+                            unrecognized.insert(key, value);
+                        }
+                    }
+                }
+                Ok(Metadata {
+                    signatures: required(signatures, "signatures")?,
+                    signed: required(signed, "signed")?,
+                    unrecognized,
+                })
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
 /// Checks shared by all roles, called from each role's `validate`.
 pub(crate) fn validate_common<T: Role>(signed: &T) -> Result<(), MetadataError> {
     check_spec_version(T::TYPE, signed.spec_version())?;
@@ -149,9 +224,40 @@ impl<T: Role> Metadata<T> {
         }
     }
 
-    /// Parse bytes as metadata of role type `T`, keeping the canonical signed bytes for
-    /// verification. Checks `_type`, spec version and the role's own rules; not signatures.
+    /// Parse bytes as metadata of role type `T`, with the canonical bytes of `signed` that
+    /// signatures must cover. Checks `_type`, spec version, the role's own rules and that no key
+    /// id signs twice; not signatures.
+    ///
+    /// The bytes are read straight into the typed model and `signed_bytes` is the canonical form
+    /// of that model (python-tuf does the same): a signature therefore covers exactly the values
+    /// the caller will use. The model keeps every field, so for well-formed metadata this equals
+    /// the canonical form of the `signed` object as received (tests compare both on python-tuf
+    /// output); a file whose re-encoding differs (say `"length": null`) fails verification,
+    /// never passes it.
     pub fn parse(bytes: &[u8]) -> Result<Parsed<T>, MetadataError> {
+        let role = T::TYPE;
+        let metadata: Metadata<T> = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            // The fast path says only "invalid"; the slow path says which rule was broken.
+            Err(typed) => {
+                return Err(match Self::parse_via_value(bytes) {
+                    Err(precise) => precise,
+                    Ok(_) => MetadataError::malformed(role, typed.to_string()),
+                });
+            }
+        };
+        metadata.signed.validate()?;
+        check_distinct_keyids(role, &metadata.signatures)?;
+        let signed_bytes = metadata.signed_bytes()?;
+        Ok(Parsed {
+            metadata,
+            signed_bytes,
+        })
+    }
+
+    /// The same checks through a JSON tree: slower, but it can name what is wrong (`_type`
+    /// first, so a timestamp fed where a root belongs is reported as such).
+    fn parse_via_value(bytes: &[u8]) -> Result<Parsed<T>, MetadataError> {
         let role = T::TYPE;
         let value: Value = serde_json::from_slice(bytes).map_err(|e| MetadataError::Json {
             role,
@@ -189,15 +295,7 @@ impl<T: Role> Metadata<T> {
         signed.validate()?;
         let signatures: Vec<Signature> = serde_json::from_value(signatures_value)
             .map_err(|e| MetadataError::malformed(role, format!("signatures: {e}")))?;
-        // As python-tuf: a key id signing twice makes the whole envelope malformed (one key
-        // must never look like two toward a threshold, and a client must not pick one).
-        let mut keyids = std::collections::BTreeSet::new();
-        if let Some(dup) = signatures.iter().find(|s| !keyids.insert(s.keyid.as_str())) {
-            return Err(MetadataError::malformed(
-                role,
-                format!("key id {} signs more than once", dup.keyid),
-            ));
-        }
+        check_distinct_keyids(role, &signatures)?;
         let unrecognized = envelope.into_iter().collect();
         Ok(Parsed {
             metadata: Metadata {
@@ -313,6 +411,16 @@ pub(crate) mod expiry {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text).map_err(D::Error::custom)
+    }
+
+    /// `expires` as a standalone value, for hand-written `Deserialize` impls.
+    pub struct Expiry(pub DateTime<Utc>);
+
+    impl<'de> Deserialize<'de> for Expiry {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let text = String::deserialize(d)?;
+            parse(&text).map(Expiry).map_err(D::Error::custom)
+        }
     }
 }
 

@@ -32,6 +32,25 @@
 //! Hashes ([`hashes`]): [`MultiHasher`] (streaming, every listed hash must match, unknown
 //! algorithms fail), [`verify_all`], [`HashError`].
 //!
+//! Client trust decisions ([`trusted`], [`search`]), TUF 1.0.34 section 5, no I/O:
+//! - [`TrustedSet::new`]`(root_bytes, reference_time)`; `update_root(bytes)` (N+1 only, old and
+//!   new thresholds, at most [`MAX_ROOT_ROTATIONS`]); `load_cached_timestamp(bytes)`,
+//!   `update_timestamp(bytes) -> `[`TimestampUpdate`]` (Updated | Unchanged)`;
+//!   `load_cached_snapshot(bytes) -> `[`CachedSnapshot`]` (Current | Outdated)`,
+//!   `update_snapshot(bytes)`; `update_targets(bytes)`,
+//!   `update_delegated_targets(bytes, role, parent)`; getters `root()`, `timestamp()`,
+//!   `snapshot()`, `targets()`, `delegated(role, parent)`, `targets_role(role, parent)`,
+//!   `root_rotations()`, `reference_time()`, `cached_timestamp_and_snapshot_invalid()`.
+//!   Every refusal is a [`TrustError`] naming the role and the check; a refused file never
+//!   changes the set.
+//! - [`TargetSearch::new`]`(path)` / `with_max_delegations(path, n)`;
+//!   `step(&TrustedSet) -> Result<`[`SearchStep`]`, `[`SearchError`]`>` with
+//!   `NeedRole { role, parent }`, `Found { role, target }`, `NotFound`, `LimitReached`;
+//!   [`MAX_DELEGATIONS`] = 32.
+//! - Size caps for downloads (python-tuf's defaults): [`DEFAULT_MAX_ROOT_BYTES`] (512 000),
+//!   [`DEFAULT_MAX_TIMESTAMP_BYTES`] (16 384), [`DEFAULT_MAX_SNAPSHOT_BYTES`] (2 000 000),
+//!   [`DEFAULT_MAX_TARGETS_BYTES`] (5 000 000).
+//!
 //! Airlock writes `expires` as `YYYY-MM-DDTHH:MM:SSZ` and reads any RFC 3339 time in UTC (`Z`).
 
 pub mod delegation;

@@ -10,7 +10,7 @@ use super::delegation::Delegations;
 use super::hashes::{self, HashError};
 use super::metadata::{
     MetadataError, Role, RootType, SPEC_VERSION, SnapshotType, TargetsType, TimestampType, expiry,
-    validate_common,
+    required, take_once, validate_common,
 };
 use super::verify::Authority;
 use crate::crypto::PublicKey;
@@ -137,14 +137,12 @@ impl Role for Root {
 }
 
 /// What a timestamp or snapshot says about another metadata file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetaFile {
     pub version: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashes: Option<BTreeMap<String, String>>,
-    #[serde(flatten)]
+    /// Fields this version does not know, kept for a lossless round trip.
     pub unrecognized: BTreeMap<String, Value>,
 }
 
@@ -261,7 +259,7 @@ impl Role for Timestamp {
 }
 
 /// `snapshot.json`: the version of every targets metadata file (`targets.json`, `<role>.json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Snapshot {
     #[serde(rename = "_type")]
     pub type_tag: SnapshotType,
@@ -313,14 +311,13 @@ impl Role for Snapshot {
 }
 
 /// One target file: its length and hashes, and free-form `custom` data.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetFile {
     pub length: u64,
     pub hashes: BTreeMap<String, String>,
     /// `None` when absent; an explicit `"custom": null` is kept as `Some(Value::Null)`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub custom: Option<Value>,
-    #[serde(flatten)]
+    /// Fields this version does not know, kept for a lossless round trip.
     pub unrecognized: BTreeMap<String, Value>,
 }
 
@@ -348,7 +345,7 @@ impl TargetFile {
 }
 
 /// `targets.json` or a delegated targets role.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Targets {
     #[serde(rename = "_type")]
     pub type_tag: TargetsType,
@@ -405,22 +402,80 @@ impl Role for Targets {
     }
 }
 
+/// A known field's value, for [`serialize_sorted`].
+enum Field<'a> {
+    U64(u64),
+    Hashes(&'a BTreeMap<String, String>),
+    Json(&'a Value),
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::U64(v) => s.serialize_u64(*v),
+            Field::Hashes(h) => h.serialize(s),
+            Field::Json(v) => v.serialize(s),
+        }
+    }
+}
+
+/// Write known fields (given sorted by name; `None` skipped) and unknown ones as one object
+/// with sorted keys, so a canonical writer never has to reorder it. An unknown field that
+/// shadows a known one is an error rather than a duplicate key.
+fn serialize_sorted<S: serde::Serializer>(
+    s: S,
+    known: [(&'static str, Option<Field<'_>>); 3],
+    unrecognized: &BTreeMap<String, Value>,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeMap};
+    let mut map = s.serialize_map(None)?;
+    let mut known = known
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .peekable();
+    for (key, value) in unrecognized {
+        while let Some((k, v)) = known.next_if(|(k, _)| *k <= key.as_str()) {
+            if k == key {
+                return Err(S::Error::custom(format!(
+                    "unknown field {key:?} shadows a known one"
+                )));
+            }
+            map.serialize_entry(k, &v)?;
+        }
+        map.serialize_entry(key, value)?;
+    }
+    for (k, v) in known {
+        map.serialize_entry(k, &v)?;
+    }
+    map.end()
+}
+
+impl Serialize for TargetFile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let known = [
+            ("custom", self.custom.as_ref().map(Field::Json)),
+            ("hashes", Some(Field::Hashes(&self.hashes))),
+            ("length", Some(Field::U64(self.length))),
+        ];
+        serialize_sorted(s, known, &self.unrecognized)
+    }
+}
+
+impl Serialize for MetaFile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let known = [
+            ("hashes", self.hashes.as_ref().map(Field::Hashes)),
+            ("length", self.length.map(Field::U64)),
+            ("version", Some(Field::U64(self.version))),
+        ];
+        serialize_sorted(s, known, &self.unrecognized)
+    }
+}
+
 // Hand-written `Deserialize` for the two types that appear by the hundred thousand
 // (`TargetFile` in targets, `MetaFile` in snapshots): serde's `flatten` would buffer every
 // object into an intermediate tree before reading it, which tripled parse time on a 15 MB
 // targets.json. These read each field once and put unknown ones in `unrecognized`.
-
-fn take_once<'de, A: serde::de::MapAccess<'de>, V: Deserialize<'de>>(
-    slot: &mut Option<V>,
-    name: &'static str,
-    map: &mut A,
-) -> Result<(), A::Error> {
-    if slot.is_some() {
-        return Err(serde::de::Error::duplicate_field(name));
-    }
-    *slot = Some(map.next_value()?);
-    Ok(())
-}
 
 impl<'de> Deserialize<'de> for TargetFile {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -448,8 +503,8 @@ impl<'de> Deserialize<'de> for TargetFile {
                     }
                 }
                 Ok(TargetFile {
-                    length: length.ok_or_else(|| serde::de::Error::missing_field("length"))?,
-                    hashes: hashes.ok_or_else(|| serde::de::Error::missing_field("hashes"))?,
+                    length: required(length, "length")?,
+                    hashes: required(hashes, "hashes")?,
                     custom,
                     unrecognized,
                 })
@@ -489,9 +544,98 @@ impl<'de> Deserialize<'de> for MetaFile {
                     }
                 }
                 Ok(MetaFile {
-                    version: version.ok_or_else(|| serde::de::Error::missing_field("version"))?,
+                    version: required(version, "version")?,
                     length: length.flatten(),
                     hashes: hashes.flatten(),
+                    unrecognized,
+                })
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+// Snapshot and Targets can be megabytes: read them without serde's `flatten` buffering too.
+
+impl<'de> Deserialize<'de> for Snapshot {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Snapshot;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("snapshot metadata")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Snapshot, A::Error> {
+                let (mut type_tag, mut spec_version, mut version, mut expires, mut meta) =
+                    (None, None, None, None::<expiry::Expiry>, None);
+                let mut unrecognized = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "_type" => take_once(&mut type_tag, "_type", &mut map)?,
+                        "spec_version" => take_once(&mut spec_version, "spec_version", &mut map)?,
+                        "version" => take_once(&mut version, "version", &mut map)?,
+                        "expires" => take_once(&mut expires, "expires", &mut map)?,
+                        "meta" => take_once(&mut meta, "meta", &mut map)?,
+                        _ => {
+                            let value: Value = map.next_value()?;
+                            unrecognized.insert(key, value);
+                        }
+                    }
+                }
+                Ok(Snapshot {
+                    type_tag: required(type_tag, "_type")?,
+                    spec_version: required(spec_version, "spec_version")?,
+                    version: required(version, "version")?,
+                    expires: required(expires, "expires")?.0,
+                    meta: required(meta, "meta")?,
+                    unrecognized,
+                })
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+impl<'de> Deserialize<'de> for Targets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Targets;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("targets metadata")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Targets, A::Error> {
+                let (mut type_tag, mut spec_version, mut version, mut expires, mut targets) =
+                    (None, None, None, None::<expiry::Expiry>, None);
+                let mut delegations: Option<Option<Delegations>> = None;
+                let mut unrecognized = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "_type" => take_once(&mut type_tag, "_type", &mut map)?,
+                        "spec_version" => take_once(&mut spec_version, "spec_version", &mut map)?,
+                        "version" => take_once(&mut version, "version", &mut map)?,
+                        "expires" => take_once(&mut expires, "expires", &mut map)?,
+                        "targets" => take_once(&mut targets, "targets", &mut map)?,
+                        "delegations" => take_once(&mut delegations, "delegations", &mut map)?,
+                        _ => {
+                            let value: Value = map.next_value()?;
+                            unrecognized.insert(key, value);
+                        }
+                    }
+                }
+                Ok(Targets {
+                    type_tag: required(type_tag, "_type")?,
+                    spec_version: required(spec_version, "spec_version")?,
+                    version: required(version, "version")?,
+                    expires: required(expires, "expires")?.0,
+                    targets: required(targets, "targets")?,
+                    delegations: delegations.flatten(),
                     unrecognized,
                 })
             }

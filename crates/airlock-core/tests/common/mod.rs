@@ -1,6 +1,8 @@
 //! Shared helpers for tests that run the Python reference implementation.
 #![allow(dead_code)]
 
+pub mod repo;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

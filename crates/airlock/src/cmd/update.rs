@@ -63,6 +63,9 @@ enum Command {
     Init {
         /// The root.json to trust (checked to be signed by its own root keys).
         root: PathBuf,
+        /// Replace a root this directory already trusts (and drop its other metadata).
+        #[arg(long)]
+        force: bool,
     },
     /// Fetch and verify the newest metadata (root rotations, timestamp, snapshot, targets).
     #[command(after_help = "Example:\n  airlock update refresh\n  airlock update refresh --json")]
@@ -71,7 +74,11 @@ enum Command {
     #[command(
         after_help = "Example:\n  airlock update list\n  airlock update list --json | jq '.[].path'"
     )]
-    List,
+    List {
+        /// Read at most this many targets roles (top-level targets included).
+        #[arg(long, default_value_t = 1024)]
+        max_roles: u32,
+    },
     /// Download and verify targets (skipped when a verified copy is already there).
     #[command(
         after_help = "Example:\n  airlock update download app/1.2/app.tar.gz --out ./downloads"
@@ -197,16 +204,24 @@ fn human_size(n: u64) -> String {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
-        Command::Init { root } => init(&args, root),
+        Command::Init { root, force } => init(&args, root, *force),
         Command::Refresh => refresh(&args),
-        Command::List => list(&args),
+        Command::List { max_roles } => list(&args, *max_roles),
         Command::Download { targets, out } => download(&args, targets, out.as_deref()),
     }
 }
 
-fn init(args: &Args, root_file: &Path) -> anyhow::Result<()> {
+fn init(args: &Args, root_file: &Path, force: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(root_file)
         .with_context(|| format!("reading trusted root {}", root_file.display()))?;
+    let existing = metadata_dir(&args.dir).join("root.json");
+    if !force && existing.exists() && std::fs::read(&existing).ok().as_deref() != Some(&bytes[..]) {
+        bail!(
+            "{} already trusts a root ({}); pass --force to replace the trust anchor",
+            args.dir.display(),
+            existing.display()
+        );
+    }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let root = Updater::init(&metadata_dir(&args.dir), &bytes)
@@ -260,11 +275,20 @@ fn refresh(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list(args: &Args) -> anyhow::Result<()> {
+fn list(args: &Args, max_roles: u32) -> anyhow::Result<()> {
     let config = ClientConfig::load(&args.dir)?.merged(args);
     let mut updater = updater(args, &config)?;
     updater.refresh().context("refresh failed")?;
-    let targets = updater.list_targets().context("listing targets failed")?;
+    let listing = updater
+        .list_targets_within(max_roles)
+        .context("listing targets failed")?;
+    let targets = &listing.targets;
+    if listing.roles_not_visited > 0 {
+        eprintln!(
+            "note: the list is incomplete: {} delegated role(s) were not read (raise --max-roles)",
+            listing.roles_not_visited
+        );
+    }
     if args.json {
         return print_json(&serde_json::Value::Array(
             targets.iter().map(target_json).collect(),
@@ -275,7 +299,7 @@ fn list(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let width = targets.iter().map(|t| t.path.len()).max().unwrap_or(0);
-    for t in &targets {
+    for t in targets {
         let role = if t.role == "targets" {
             String::new()
         } else {

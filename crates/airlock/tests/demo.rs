@@ -1,0 +1,44 @@
+//! `airlock demo` is the README's first command: it must run to the end on a fresh machine and
+//! show each check, including the two attacks refused.
+
+use std::process::Command;
+
+#[test]
+fn demo_runs_end_to_end_and_refuses_the_attacks() {
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .arg("demo")
+        .output()
+        .expect("run airlock demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    for expected in [
+        "root v1 meets its threshold",
+        "snapshot v1: length and hashes match the timestamp",
+        "sha256 verified",
+        "is included: Merkle proof checks out",
+        "refused: mirror serves a modified release",
+        "sha256 hash mismatch",
+        "refused: mirror serves a forged timestamp",
+        "byte for byte what it was",
+        "Done:",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn demo_refuses_an_existing_keep_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["demo", "--keep"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+}
