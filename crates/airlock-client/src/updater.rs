@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{UpdaterConfig, with_trailing_slash};
 use crate::error::UpdateError;
 use crate::store::{MetadataStore, encode_role_name, encode_target_file_name, encode_target_path};
-use crate::target;
+use crate::target::{self, TargetFileError};
 
 /// A target found in trusted metadata: its path, length, hashes and custom data, and the role
 /// that listed it.
@@ -476,46 +476,71 @@ impl Updater {
     }
 
     /// The URL a target is downloaded from: `dir/HASH.name` under the targets base URL when the
-    /// trusted root sets `consistent_snapshot`, plain `dir/name` otherwise.
+    /// trusted root sets `consistent_snapshot` (the first listed hash: sha256 before sha512),
+    /// plain `dir/name` otherwise.
     pub fn target_url(&self, info: &TargetInfo) -> Result<String, UpdateError> {
-        let base = self
-            .config
-            .targets_base_url
-            .as_deref()
-            .ok_or(UpdateError::NoTargetsBaseUrl)?;
-        let mut path = info.path.clone();
-        if self.consistent() && self.config.prefix_targets_with_hash {
-            // Any listed hash names the file; the first (sha256 before sha512) is used.
-            if let Some(hash) = info.file.hashes.values().next() {
-                path = match info.path.rsplit_once('/') {
-                    Some((dir, name)) => format!("{dir}/{hash}.{name}"),
-                    None => format!("{hash}.{}", info.path),
-                };
-            }
+        self.target_urls(info)?
+            .into_iter()
+            .next()
+            .ok_or(UpdateError::NoTargetsBaseUrl)
+    }
+
+    /// Every URL the target may be at, in the order they are tried: with consistent snapshots
+    /// one `dir/HASH.name` per listed hash (a repository may publish the file under only one of
+    /// its hashes), otherwise the plain path.
+    pub fn target_urls(&self, info: &TargetInfo) -> Result<Vec<String>, UpdateError> {
+        let base = with_trailing_slash(
+            self.config
+                .targets_base_url
+                .as_deref()
+                .ok_or(UpdateError::NoTargetsBaseUrl)?,
+        );
+        let url = |path: &str| format!("{base}{}", encode_target_path(path));
+        if !(self.consistent() && self.config.prefix_targets_with_hash)
+            || info.file.hashes.is_empty()
+        {
+            return Ok(vec![url(&info.path)]);
         }
-        Ok(format!(
-            "{}{}",
-            with_trailing_slash(base),
-            encode_target_path(&path)
-        ))
+        Ok(info
+            .file
+            .hashes
+            .values()
+            .map(|hash| match info.path.rsplit_once('/') {
+                Some((dir, name)) => url(&format!("{dir}/{hash}.{name}")),
+                None => url(&format!("{hash}.{}", info.path)),
+            })
+            .collect())
     }
 
     /// Download a target to `dest` (streamed, length-capped, every hash checked, atomic
-    /// rename). `progress` gets (bytes so far, announced length).
+    /// rename). `progress` gets (bytes so far, announced length). When the server has no file
+    /// (404) under one hash-prefixed name, the next listed hash's name is tried; any other
+    /// failure ends the download.
     pub fn download_target_with_progress(
         &self,
         info: &TargetInfo,
         dest: &Path,
         progress: Progress<'_>,
     ) -> Result<(), UpdateError> {
-        let url = self.target_url(info)?;
-        tracing::debug!("downloading target {:?} from {url}", info.path);
-        target::download(&self.config.fetcher, &url, &info.file, dest, progress).map_err(|source| {
-            UpdateError::Target {
-                target: info.path.clone(),
-                source,
+        let urls = self.target_urls(info)?;
+        let last = urls.len().saturating_sub(1);
+        for (i, url) in urls.iter().enumerate() {
+            tracing::debug!("downloading target {:?} from {url}", info.path);
+            match target::download(&self.config.fetcher, url, &info.file, dest, progress) {
+                Ok(()) => return Ok(()),
+                Err(TargetFileError::Fetch(e)) if e.is_not_found() && i < last => {
+                    tracing::debug!("{e}; trying the next hash-prefixed name");
+                }
+                Err(source) => {
+                    return Err(UpdateError::Target {
+                        target: info.path.clone(),
+                        source,
+                    });
+                }
             }
-        })
+        }
+        // Not reached: `target_urls` never returns an empty list.
+        Err(UpdateError::NoTargetsBaseUrl)
     }
 
     /// [`Updater::download_target_with_progress`] without progress reports.

@@ -285,3 +285,33 @@ fn listing_reports_roles_it_did_not_read() {
             .all(|t| t.role == "targets" || t.path.starts_with(&t.role))
     );
 }
+
+#[test]
+fn target_published_under_only_its_second_hash_is_found() {
+    use sha2::{Digest, Sha512};
+    let mut repo = TestRepo::new();
+    let data = b"two hashes".to_vec();
+    let mut file = airlock_core::tuf::TargetFile::from_bytes(&data);
+    let sha512 = hex::encode(Sha512::digest(&data));
+    file.hashes.insert("sha512".into(), sha512.clone());
+    repo.add_target_file("targets", "d/two.bin", file.clone(), &data);
+    repo.publish();
+    // The server only has the sha512 name.
+    std::fs::remove_file(
+        repo.targets_dir()
+            .join(format!("d/{}.two.bin", file.hashes["sha256"])),
+    )
+    .expect("remove sha256 name");
+    let https = HttpsRepo::serve(repo.path());
+    let client = Client::new(&https, &repo.initial_root());
+    let dest = Updater::local_target_path(&client.target_dir(), "d/two.bin");
+    client
+        .updater()
+        .fetch_target("d/two.bin", &dest, &mut |_, _| {})
+        .expect("found under the sha512 name");
+    assert_eq!(std::fs::read(&dest).expect("read"), data);
+    let requests = https.requests();
+    let tail = &requests[requests.len() - 2..];
+    assert!(tail[0].contains(&file.hashes["sha256"]), "{tail:?}");
+    assert!(tail[1].contains(&sha512), "{tail:?}");
+}

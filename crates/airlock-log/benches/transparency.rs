@@ -11,13 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use airlock_core::tlog::witness::AddCheckpointRequest;
 use airlock_core::tlog::{
     Checkpoint, CosignatureSigner, Hash, KeyAlgorithm, MemoryTree, NoteSigner, consistency_proof,
 };
-use airlock_log::{
-    FsTileStore, HttpClient, Log, LogOptions, SIGNATURE_HEADER, add_checkpoint_body,
-    sign_submission,
-};
+use airlock_log::{FsTileStore, HttpClient, Log, LogOptions, SIGNATURE_HEADER, sign_submission};
 use airlock_net::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
 
@@ -238,7 +236,14 @@ fn bench_witness(dir: &std::path::Path, logs: usize, dur: Duration) -> (f64, u64
                         .unwrap()
                         .to_bytes();
                     let r = client
-                        .post(&url, &[], &add_checkpoint_body(old, &proof, &note), 4096)
+                        .post(
+                            &url,
+                            &[],
+                            &AddCheckpointRequest::new(old, proof, &note)
+                                .unwrap()
+                                .to_bytes(),
+                            4096,
+                        )
                         .unwrap();
                     assert_eq!(r.status, 200, "{}", r.reason());
                     old = tree.size();

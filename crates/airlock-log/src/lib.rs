@@ -21,4 +21,4 @@ pub use sequencer::{CheckpointSigner, Committed, Sequencer, SequencerError};
 pub use service::{Log, LogError, LogOptions, LogSigner, Published};
 pub use store::{FsTileStore, Guard, PendingBatch, StoreError, TileStore};
 pub use tile::{MAX_ENTRY_SIZE, TileError, TileId, TileKind};
-pub use witnessing::{WitnessCallError, WitnessEndpoint, add_checkpoint_body, request_cosignature};
+pub use witnessing::{WitnessCallError, WitnessEndpoint, request_cosignature};

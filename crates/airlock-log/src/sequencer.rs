@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use airlock_core::tlog::tiles::{TileHashReader, TileReader};
 use airlock_core::tlog::{
     Hash, MerkleError, consistency_proof, empty_root, leaf_hash, node_hash, root_from_leaf_hashes,
     verify_consistency,
@@ -25,8 +26,8 @@ use airlock_core::tlog::{
 
 use crate::store::{Guard, PendingBatch, StoreError, TileStore};
 use crate::tile::{
-    MAX_ENTRY_SIZE, TILE_WIDTH, TileHashReader, TileId, TileKind, TileSource, bundle_bytes,
-    hash_tile_bytes, parse_bundle, parse_hash_tile,
+    MAX_ENTRY_SIZE, TILE_WIDTH, TileId, TileKind, bundle_bytes, hash_tile_bytes, parse_bundle,
+    parse_hash_tile,
 };
 
 /// Why the sequencer could not open, append or sign.
@@ -135,17 +136,19 @@ fn root_of_edge(edge: &[Vec<Hash>]) -> Hash {
     acc
 }
 
-/// Reads hash tiles from a store, checking their length.
+/// Reads hash tiles from a store for airlock-core's [`TileHashReader`].
 pub struct StoreTileSource<'a>(pub &'a dyn TileStore);
 
-impl TileSource for StoreTileSource<'_> {
-    fn tile_hashes(&self, id: TileId) -> Result<Vec<Hash>, MerkleError> {
+impl TileReader for StoreTileSource<'_> {
+    fn read_tile(&self, tile: &airlock_core::tlog::tiles::TileId) -> Result<Vec<u8>, MerkleError> {
+        let id = TileId::hash(tile.level, tile.index, tile.width);
         let data = self
             .0
             .read_tile(id)
             .map_err(|e| MerkleError::Reader(Box::new(e)))?
             .ok_or_else(|| MerkleError::BadRequest(format!("tile {id} is missing from storage")))?;
-        parse_hash_tile(&id, &data).map_err(|e| MerkleError::Reader(Box::new(e)))
+        parse_hash_tile(&id, &data).map_err(|e| MerkleError::Reader(Box::new(e)))?;
+        Ok(data)
     }
 }
 
@@ -282,7 +285,8 @@ impl Sequencer {
                 let index = (self.size - 1) / 256;
                 writes.push((
                     TileId::entries(index, TILE_WIDTH),
-                    bundle_bytes(&self.bundle),
+                    bundle_bytes(&self.bundle)
+                        .map_err(|e| SequencerError::Corrupt(e.to_string()))?,
                 ));
                 self.bundle.clear();
             }
@@ -314,7 +318,11 @@ impl Sequencer {
                 hash_tile_bytes(hashes),
             ));
             if level == 0 {
-                writes.push((TileId::entries(index, width), bundle_bytes(&self.bundle)));
+                writes.push((
+                    TileId::entries(index, width),
+                    bundle_bytes(&self.bundle)
+                        .map_err(|e| SequencerError::Corrupt(e.to_string()))?,
+                ));
             }
         }
         debug_assert_eq!(
@@ -399,10 +407,7 @@ pub fn check_extends(
         return Ok(());
     }
     let source = StoreTileSource(store);
-    let reader = TileHashReader {
-        size,
-        source: &source,
-    };
+    let reader = TileHashReader::new(size, &source);
     let proof = consistency_proof(&reader, guard.size, size)
         .map_err(|e| SequencerError::GuardRefused(format!("consistency proof: {e}")))?;
     verify_consistency(guard.size, size, &proof, &guard.root, root).map_err(|e| {
@@ -477,10 +482,7 @@ mod tests {
             assert_eq!(c.size, n);
             assert_eq!(c.root, mem.root());
             let src = StoreTileSource(&*store);
-            let reader = TileHashReader {
-                size: n,
-                source: &src,
-            };
+            let reader = TileHashReader::new(n, &src);
             assert_eq!(tree_root(&reader, n).unwrap(), mem.root());
             let idx = n / 2;
             let proof = inclusion_proof(&reader, idx, n).unwrap();

@@ -27,15 +27,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use airlock_core::tlog::tiles::{TileHashReader, TileReader};
 use airlock_core::tlog::{
-    Checkpoint, Hash, MerkleError, Note, NoteSigner, NoteVerifier, inclusion_proof,
+    Checkpoint, Hash, MerkleError, Note, NoteSigner, NoteVerifier, ProofBundle,
 };
 
 use crate::auth::{AuthError, SIGNATURE_HEADER, verify_submission};
 use crate::http::HttpClient;
 use crate::sequencer::{CheckpointSigner, Sequencer, SequencerError, StoreTileSource};
 use crate::store::{StoreError, TileStore};
-use crate::tile::{MAX_ENTRY_SIZE, TileHashReader, TileId, TileKind, TileSource, parse_hash_tile};
+use crate::tile::{MAX_ENTRY_SIZE, TileId, TileKind, parse_hash_tile};
 use crate::witnessing::{WitnessEndpoint, request_cosignature};
 
 /// Why the log could not start or answer.
@@ -133,24 +134,24 @@ pub struct Log {
 /// Immutable tiles (full or partial: the width is in the name) cached for proof serving.
 struct TileCache {
     store: Arc<dyn TileStore>,
-    map: Mutex<HashMap<TileId, Arc<Vec<Hash>>>>,
+    map: Mutex<HashMap<airlock_core::tlog::tiles::TileId, Arc<Vec<u8>>>>,
 }
 
-impl TileSource for TileCache {
-    fn tile_hashes(&self, id: TileId) -> Result<Vec<Hash>, MerkleError> {
+impl TileReader for TileCache {
+    fn read_tile(&self, tile: &airlock_core::tlog::tiles::TileId) -> Result<Vec<u8>, MerkleError> {
         if let Ok(map) = self.map.lock()
-            && let Some(h) = map.get(&id)
+            && let Some(h) = map.get(tile)
         {
             return Ok(h.as_ref().clone());
         }
-        let hashes = StoreTileSource(&*self.store).tile_hashes(id)?;
+        let bytes = StoreTileSource(&*self.store).read_tile(tile)?;
         if let Ok(mut map) = self.map.lock() {
             if map.len() > 16_384 {
                 map.clear();
             }
-            map.insert(id, Arc::new(hashes.clone()));
+            map.insert(*tile, Arc::new(bytes.clone()));
         }
-        Ok(hashes)
+        Ok(bytes)
     }
 }
 
@@ -286,13 +287,10 @@ impl Log {
                 size: p.size,
             });
         }
-        let reader = TileHashReader {
-            size: p.size,
-            source: &self.inner.tiles,
-        };
-        let proof =
-            inclusion_proof(&reader, index, p.size).map_err(|e| LogError::Proof(e.to_string()))?;
-        Ok(crate::proof::encode_bundle(index, &proof, &p.note))
+        let reader = TileHashReader::new(p.size, &self.inner.tiles);
+        let bundle = ProofBundle::build(&reader, index, &p.note, None)
+            .map_err(|e| LogError::Proof(e.to_string()))?;
+        Ok(bundle.to_bytes())
     }
 
     /// The HTTP API.

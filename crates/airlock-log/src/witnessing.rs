@@ -1,14 +1,10 @@
 //! The log's side of c2sp.org/tlog-witness: asking a witness to cosign a checkpoint.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-
-use airlock_core::tlog::{
-    Checkpoint, Cosignature, Hash, NoteVerifier, Signature, consistency_proof,
-};
+use airlock_core::tlog::tiles::{TileHashReader, TileReader};
+use airlock_core::tlog::witness::AddCheckpointRequest;
+use airlock_core::tlog::{Checkpoint, Cosignature, NoteVerifier, Signature, consistency_proof};
 
 use crate::http::{HttpClient, HttpError};
-use crate::tile::{TileHashReader, TileSource};
 
 /// A witness the log asks for cosignatures.
 #[derive(Debug, Clone)]
@@ -46,18 +42,6 @@ pub enum WitnessCallError {
     Proof { witness: String, reason: String },
 }
 
-/// The body of an add-checkpoint request.
-pub fn add_checkpoint_body(old_size: u64, proof: &[Hash], checkpoint_note: &[u8]) -> Vec<u8> {
-    let mut body = format!("old {old_size}\n").into_bytes();
-    for h in proof {
-        body.extend_from_slice(STANDARD.encode(h).as_bytes());
-        body.push(b'\n');
-    }
-    body.push(b'\n');
-    body.extend_from_slice(checkpoint_note);
-    body
-}
-
 /// Asks `witness` to cosign `note` (the checkpoint `checkpoint`), starting from the size the
 /// witness is believed to hold (`known_size`, updated on success or on a 409 answer). Tiles for
 /// the consistency proof come from `tiles`. Returns the witness's valid cosignatures.
@@ -67,7 +51,7 @@ pub fn request_cosignature(
     checkpoint: &Checkpoint,
     note: &[u8],
     known_size: &mut u64,
-    tiles: &dyn TileSource,
+    tiles: &dyn TileReader,
 ) -> Result<Vec<Cosignature>, WitnessCallError> {
     let name = witness.verifier.name().to_string();
     let url = format!("{}/add-checkpoint", witness.url.trim_end_matches('/'));
@@ -84,10 +68,7 @@ pub fn request_cosignature(
         let proof = if old == 0 || old == checkpoint.size {
             Vec::new()
         } else {
-            let reader = TileHashReader {
-                size: checkpoint.size,
-                source: tiles,
-            };
+            let reader = TileHashReader::new(checkpoint.size, tiles);
             consistency_proof(&reader, old, checkpoint.size).map_err(|e| {
                 WitnessCallError::Proof {
                     witness: name.clone(),
@@ -95,7 +76,12 @@ pub fn request_cosignature(
                 }
             })?
         };
-        let body = add_checkpoint_body(old, &proof, note);
+        let body = AddCheckpointRequest::new(old, proof, note)
+            .map_err(|e| WitnessCallError::Proof {
+                witness: name.clone(),
+                reason: e.to_string(),
+            })?
+            .to_bytes();
         let resp =
             client
                 .post(&url, &[], &body, 64 * 1024)

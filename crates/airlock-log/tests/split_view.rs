@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_core::tlog::tiles::TileHashReader;
 use airlock_core::tlog::{
-    CosignatureSigner, KeyAlgorithm, NoteSigner, consistency_proof, open_checkpoint,
-    verify_consistency,
+    CosignatureSigner, KeyAlgorithm, LogVerifier, NoteSigner, Policy, ProofBundle, VerifierState,
+    VerifyError, consistency_proof, open_checkpoint,
 };
 use airlock_log::sequencer::StoreTileSource;
-use airlock_log::tile::TileHashReader;
 use airlock_log::{
     FsTileStore, HttpClient, Log, LogOptions, SIGNATURE_HEADER, WitnessEndpoint, sign_submission,
     verify_bundle,
@@ -121,6 +121,8 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
     let pa = wait_size(&a, 10);
     assert_eq!(pa.cosigned_by, vec!["airlock.test/witness".to_string()]);
     let held = open_checkpoint(&pa.note, &log_key.verifier(), &witnesses).unwrap();
+    assert_eq!(held.checkpoint.size, 10);
+    assert_eq!(held.cosignatures.len(), 1);
     let proof_a = client.get(&a.server.url("/proof/7"), 1 << 20).unwrap().body;
     verify_bundle(&proof_a, b"release 7", &log_key.verifier(), &witnesses, 1).unwrap();
 
@@ -168,34 +170,89 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
     .unwrap_err();
     assert!(err.to_string().contains("cosigned by 0"), "{err}");
 
-    // A client holding A's checkpoint (size 10) is shown B's (size 12): B's log cannot produce
-    // a consistency proof that links them.
-    let bcp = open_checkpoint(&pb.note, &log_key.verifier(), &[]).unwrap();
+    // A client that is its own witness (policy: the log key, no witness quorum) accepted A's
+    // proof and holds A's checkpoint of size 10.
+    let policy =
+        Policy::parse(format!("log {}\nquorum none\n", log_key.verifier().to_vkey()).as_bytes())
+            .unwrap();
+    let client_verifier = LogVerifier::new(policy);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let accepted = client_verifier
+        .verify_entry(
+            &VerifierState::new(),
+            &ProofBundle::parse(&proof_a).unwrap(),
+            b"release 7",
+            None,
+            now,
+        )
+        .unwrap();
+    let held_state = accepted.state;
+    assert_eq!(held_state.checkpoint("airlock.test/log").unwrap().size, 10);
+    // Shown B's bundle (size 12) with the consistency proof B's log computes from its tiles:
+    // refused, the trees are not consistent.
     let source = StoreTileSource(&*b.store);
-    let reader = TileHashReader {
-        size: 12,
-        source: &source,
-    };
-    let proof = consistency_proof(&reader, 10, 12).unwrap();
-    let refused = verify_consistency(
-        10,
-        12,
-        &proof,
-        &held.checkpoint.root_hash,
-        &bcp.checkpoint.root_hash,
+    let proof_10_12 = consistency_proof(&TileHashReader::new(12, &source), 10, 12).unwrap();
+    let err = client_verifier
+        .verify_entry(
+            &held_state,
+            &ProofBundle::parse(&proof_b).unwrap(),
+            b"evil release 8",
+            Some(&proof_10_12),
+            now,
+        )
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::Inconsistent { .. }), "{err}");
+    // A fork of exactly the held size is reported as a split view, with both notes as evidence.
+    let c = start_fork(
+        &dir.path().join("c"),
+        &log_seed,
+        &publisher,
+        &endpoint,
+        &client,
+        &ca,
     );
-    assert!(refused.is_err(), "client accepted a fork");
-    // While the honest continuation of A is accepted by the same check.
+    for i in 0..10 {
+        submit(&c, &client, &publisher, &format!("other release {i}"));
+    }
+    wait_size(&c, 10);
+    let proof_c = client.get(&c.server.url("/proof/3"), 1 << 20).unwrap().body;
+    let err = client_verifier
+        .verify_entry(
+            &held_state,
+            &ProofBundle::parse(&proof_c).unwrap(),
+            b"other release 3",
+            None,
+            now,
+        )
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::SplitView(_)), "{err}");
+    // The witness refused C as well (same size, different root).
+    assert_eq!(witness.stored_size("airlock.test/log"), 10);
+    c.log.shutdown();
+
+    // While the honest continuation of A is accepted by the same client.
     submit(&a, &client, &publisher, "release 10");
     let pa2 = wait_size(&a, 11);
-    let source = StoreTileSource(&*a.store);
-    let reader = TileHashReader {
-        size: 11,
-        source: &source,
-    };
-    let proof = consistency_proof(&reader, 10, 11).unwrap();
-    verify_consistency(10, 11, &proof, &held.checkpoint.root_hash, &pa2.root).unwrap();
     assert_eq!(pa2.cosigned_by.len(), 1);
+    let source = StoreTileSource(&*a.store);
+    let proof_10_11 = consistency_proof(&TileHashReader::new(11, &source), 10, 11).unwrap();
+    let proof_a2 = client
+        .get(&a.server.url("/proof/10"), 1 << 20)
+        .unwrap()
+        .body;
+    let ok = client_verifier
+        .verify_entry(
+            &held_state,
+            &ProofBundle::parse(&proof_a2).unwrap(),
+            b"release 10",
+            Some(&proof_10_11),
+            now,
+        )
+        .unwrap();
+    assert!(ok.advanced);
     a.log.shutdown();
     b.log.shutdown();
 }

@@ -8,9 +8,10 @@ use airlock_core::tlog::{
     Checkpoint, Cosignature, CosignatureSigner, Hash, KeyAlgorithm, MemoryTree, NoteSigner,
     Signature, consistency_proof,
 };
-use airlock_log::{HttpClient, HttpResponse, add_checkpoint_body};
+use airlock_log::{HttpClient, HttpResponse};
 use airlock_net::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
+use base64::Engine as _;
 
 const ORIGIN: &str = "airlock.test/log";
 
@@ -96,6 +97,19 @@ fn post(s: &Setup, body: &[u8]) -> HttpResponse {
     s.client
         .post(&s.server.url("/add-checkpoint"), &[], body, 1 << 16)
         .unwrap()
+}
+
+/// The request body, built by hand so that malformed requests (e.g. 64 proof lines) can be sent.
+fn add_checkpoint_body(old: u64, proof: &[Hash], note: &[u8]) -> Vec<u8> {
+    let mut body = format!("old {old}\n");
+    for h in proof {
+        body.push_str(&base64::engine::general_purpose::STANDARD.encode(h));
+        body.push('\n');
+    }
+    body.push('\n');
+    let mut body = body.into_bytes();
+    body.extend_from_slice(note);
+    body
 }
 
 fn add(s: &Setup, old: u64, proof: &[Hash], note: &[u8]) -> HttpResponse {

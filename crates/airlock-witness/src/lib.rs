@@ -34,19 +34,13 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
-use airlock_core::tlog::{
-    Checkpoint, CosignatureSigner, Hash, Note, NoteVerifier, empty_root, open_checkpoint,
-    verify_consistency,
-};
+use airlock_core::tlog::witness::{AddCheckpointRequest, check_add_checkpoint};
+use airlock_core::tlog::{Checkpoint, CosignatureSigner, Note, NoteVerifier};
 
 pub mod config;
 
-/// The most consistency proof lines a request may carry (tlog-witness).
-pub const MAX_PROOF_LINES: usize = 63;
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
 /// Content type of a 409 answer.
@@ -95,12 +89,6 @@ impl WitnessResponse {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Stored {
-    size: u64,
-    root: Hash,
-}
-
 /// A witness: key, followed logs, stored state.
 pub struct Witness {
     signer: CosignatureSigner,
@@ -108,7 +96,7 @@ pub struct Witness {
     state_dir: PathBuf,
     /// Latest cosigned checkpoint per followed origin (`None`: never cosigned). Each log has its
     /// own lock, held across check and persist.
-    state: HashMap<String, Mutex<Option<Stored>>>,
+    state: HashMap<String, Mutex<Option<Checkpoint>>>,
 }
 
 fn state_file(dir: &Path, origin: &str) -> PathBuf {
@@ -135,58 +123,6 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WitnessError> {
     Ok(())
 }
 
-/// A parsed add-checkpoint request body.
-struct Request<'a> {
-    old: u64,
-    proof: Vec<Hash>,
-    checkpoint: &'a [u8],
-}
-
-fn parse_decimal(s: &str) -> Option<u64> {
-    let ok =
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
-    if ok { s.parse().ok() } else { None }
-}
-
-fn parse_request(body: &[u8]) -> Result<Request<'_>, &'static str> {
-    let mut rest = body;
-    let next_line = |rest: &mut &[u8]| -> Result<String, &'static str> {
-        let pos = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or("a line does not end in a newline")?;
-        let line = std::str::from_utf8(&rest[..pos]).map_err(|_| "a line is not UTF-8")?;
-        *rest = &rest[pos + 1..];
-        Ok(line.to_string())
-    };
-    let first = next_line(&mut rest)?;
-    let old = first
-        .strip_prefix("old ")
-        .and_then(parse_decimal)
-        .ok_or("first line is not 'old <size>'")?;
-    let mut proof = Vec::new();
-    loop {
-        let line = next_line(&mut rest)?;
-        if line.is_empty() {
-            break;
-        }
-        if proof.len() == MAX_PROOF_LINES {
-            return Err("more than 63 consistency proof lines");
-        }
-        let h: Hash = STANDARD
-            .decode(&line)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or("a proof line is not base64 of a 32-byte hash")?;
-        proof.push(h);
-    }
-    Ok(Request {
-        old,
-        proof,
-        checkpoint: rest,
-    })
-}
-
 impl Witness {
     /// A witness with `signer`, following `logs`, keeping its state in `state_dir` (created if
     /// needed; state of earlier runs is loaded).
@@ -200,7 +136,7 @@ impl Witness {
             source,
         })?;
         let mut map = HashMap::new();
-        let mut state: HashMap<String, Mutex<Option<Stored>>> = HashMap::new();
+        let mut state: HashMap<String, Mutex<Option<Checkpoint>>> = HashMap::new();
         for log in logs {
             if log.keys.is_empty() {
                 return Err(WitnessError::Log {
@@ -221,13 +157,7 @@ impl Witness {
                     if cp.origin != log.origin {
                         return Err(corrupt(format!("holds origin {:?}", cp.origin)));
                     }
-                    state.insert(
-                        log.origin.clone(),
-                        Mutex::new(Some(Stored {
-                            size: cp.size,
-                            root: cp.root_hash,
-                        })),
-                    );
+                    state.insert(log.origin.clone(), Mutex::new(Some(cp)));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     state.insert(log.origin.clone(), Mutex::new(None));
@@ -257,99 +187,58 @@ impl Witness {
             .unwrap_or(0)
     }
 
-    /// Handles an add-checkpoint request body at time `now` (POSIX seconds).
+    /// Handles an add-checkpoint request body at time `now` (POSIX seconds). The rules and
+    /// their status codes are airlock-core's `check_add_checkpoint`; this adds the atomic
+    /// check-and-persist around it.
     pub fn add_checkpoint(&self, body: &[u8], now: u64) -> WitnessResponse {
-        let req = match parse_request(body) {
+        let req = match AddCheckpointRequest::parse(body) {
             Ok(r) => r,
-            Err(reason) => {
-                return WitnessResponse::text(400, format!("malformed request: {reason}"));
-            }
+            Err(e) => return WitnessResponse::text(e.status(), e.to_string()),
         };
-        let note = match Note::parse(req.checkpoint) {
-            Ok(n) => n,
-            Err(e) => return WitnessResponse::text(400, format!("malformed checkpoint: {e}")),
+        let no_keys: &[NoteVerifier] = &[];
+        let keys = self
+            .logs
+            .get(&req.checkpoint.origin)
+            .map(Vec::as_slice)
+            .unwrap_or(no_keys);
+        let Some(slot) = self.state.get(&req.checkpoint.origin) else {
+            // Unknown origin: let the core produce its 404.
+            return match check_add_checkpoint(&req, no_keys, None) {
+                Ok(_) => WitnessResponse::text(500, "unknown origin accepted"),
+                Err(e) => WitnessResponse::text(e.status(), e.to_string()),
+            };
         };
-        let cp = match Checkpoint::parse_text(note.text()) {
-            Ok(c) => c,
-            Err(e) => return WitnessResponse::text(400, format!("malformed checkpoint: {e}")),
-        };
-        let Some(keys) = self.logs.get(&cp.origin) else {
-            return WitnessResponse::text(404, format!("unknown log origin {:?}", cp.origin));
-        };
-        if !keys
-            .iter()
-            .any(|k| open_checkpoint(req.checkpoint, k, &[]).is_ok())
-        {
-            return WitnessResponse::text(
-                403,
-                format!("no valid signature by a known key of {:?}", cp.origin),
-            );
-        }
-        if req.old > cp.size {
-            return WitnessResponse::text(
-                400,
-                format!(
-                    "old size {} is larger than the checkpoint size {}",
-                    req.old, cp.size
-                ),
-            );
-        }
-        let Some(Ok(mut state)) = self.state.get(&cp.origin).map(|m| m.lock()) else {
+        let Ok(mut stored) = slot.lock() else {
             return WitnessResponse::text(500, "witness state lock poisoned");
         };
-        let stored = state.clone().unwrap_or(Stored {
-            size: 0,
-            root: empty_root(),
-        });
-        if req.old != stored.size {
-            return WitnessResponse {
-                status: 409,
-                content_type: SIZE_CONTENT_TYPE,
-                body: format!("{}\n", stored.size).into_bytes(),
-            };
-        }
-        if req.old == cp.size {
-            if cp.root_hash != stored.root {
-                return WitnessResponse::text(
-                    422,
-                    format!(
-                        "checkpoint of size {} has a different root than the one cosigned before",
-                        cp.size
-                    ),
-                );
+        let cp = match check_add_checkpoint(&req, keys, stored.as_ref()) {
+            Ok(cp) => cp,
+            Err(e) => {
+                if e.status() == 422 {
+                    tracing::warn!("log {:?}: possible split view: {e}", req.checkpoint.origin);
+                }
+                return match e.conflict_body() {
+                    Some(body) => WitnessResponse {
+                        status: e.status(),
+                        content_type: SIZE_CONTENT_TYPE,
+                        body: body.into_bytes(),
+                    },
+                    None => WitnessResponse::text(e.status(), e.to_string()),
+                };
             }
-            if !req.proof.is_empty() {
-                return WitnessResponse::text(
-                    422,
-                    "consistency proof must be empty for equal sizes",
-                );
-            }
-        } else if req.old == 0 {
-            if !req.proof.is_empty() {
-                return WitnessResponse::text(422, "consistency proof must be empty from size 0");
-            }
-        } else if let Err(e) =
-            verify_consistency(req.old, cp.size, &req.proof, &stored.root, &cp.root_hash)
-        {
-            tracing::warn!(
-                "log {:?}: refused checkpoint of size {} (possible split view): {e}",
-                cp.origin,
-                cp.size
-            );
-            return WitnessResponse::text(422, format!("consistency proof does not verify: {e}"));
-        }
-        let cosig = match self.signer.cosign_text(note.text(), now) {
+        };
+        let cosig = match self.signer.cosign_text(req.note.text(), now) {
             Ok(c) => c,
             Err(e) => return WitnessResponse::text(500, format!("cosigning failed: {e}")),
         };
-        if let Err(e) = write_atomic(&state_file(&self.state_dir, &cp.origin), req.checkpoint) {
+        if let Err(e) = write_atomic(
+            &state_file(&self.state_dir, &cp.origin),
+            &req.note.to_bytes(),
+        ) {
             tracing::error!("{e}");
             return WitnessResponse::text(500, "could not persist the checkpoint");
         }
-        *state = Some(Stored {
-            size: cp.size,
-            root: cp.root_hash,
-        });
+        *stored = Some(cp);
         WitnessResponse {
             status: 200,
             content_type: "text/plain; charset=utf-8",

@@ -225,6 +225,53 @@ fn operator_workflow_with_a_witness() {
     assert_eq!(v["index"], 0);
     assert_eq!(v["cosigned_by"][0], "witness.test/w1");
 
+    // The same check through a tlog-policy file (1-of-1 witness quorum).
+    std::fs::write(
+        p("policy"),
+        format!("log {log_vkey}\nwitness w1 {witness_vkey}\nquorum w1\n"),
+    )
+    .unwrap();
+    let v = json(&[
+        "log",
+        "verify-proof",
+        "--json",
+        "--proof",
+        &p("release.tlog-proof"),
+        "--entry-file",
+        &p("release.txt"),
+        "--policy",
+        &p("policy"),
+    ]);
+    assert_eq!(v["index"], 0);
+    // A policy that demands a witness nobody asked is not met.
+    let stranger = json(&[
+        "witness",
+        "init",
+        "--json",
+        "--dir",
+        &p("w2"),
+        "--name",
+        "witness.test/w2",
+    ]);
+    std::fs::write(
+        p("policy2"),
+        format!(
+            "log {log_vkey}\nwitness w1 {witness_vkey}\nwitness w2 {}\ngroup both all w1 w2\nquorum both\n",
+            stranger["witness_key"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    fails(&[
+        "log",
+        "verify-proof",
+        "--proof",
+        &p("release.tlog-proof"),
+        "--entry-file",
+        &p("release.txt"),
+        "--policy",
+        &p("policy2"),
+    ]);
+
     // The same proof does not verify another entry, or against another log key.
     std::fs::write(p("evil.txt"), "release 1.0 sha256:eeee\n").unwrap();
     fails(&[

@@ -196,15 +196,19 @@ struct VerifyProofArgs {
     /// The entry, as a string.
     #[arg(long)]
     entry: Option<String>,
-    /// The log's checkpoint verifier key.
-    #[arg(long)]
-    log_key: String,
+    /// The log's checkpoint verifier key (or give --policy).
+    #[arg(long, required_unless_present = "policy", conflicts_with = "policy")]
+    log_key: Option<String>,
     /// A witness cosignature verifier key (repeatable).
-    #[arg(long = "witness-key")]
+    #[arg(long = "witness-key", conflicts_with = "policy")]
     witness_keys: Vec<String>,
     /// How many of the witnesses must have cosigned (default: all given).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "policy")]
     quorum: Option<usize>,
+    /// A c2sp.org/tlog-policy file (trusted logs, witnesses, nested k-of-n quorum) instead of
+    /// --log-key/--witness-key/--quorum.
+    #[arg(long)]
+    policy: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -423,28 +427,48 @@ fn verify_proof(a: VerifyProofArgs) -> anyhow::Result<()> {
     let entry = read_entry(&a.entry_file, &a.entry)?;
     let bundle =
         std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
-    let log_key = NoteVerifier::from_vkey(&a.log_key).context("log key")?;
-    let witnesses = parse_keys(&a.witness_keys, "witness")?;
-    let quorum = a.quorum.unwrap_or(witnesses.len());
-    let v = airlock_log::verify_bundle(&bundle, &entry, &log_key, &witnesses, quorum)
-        .with_context(|| format!("{}", a.proof.display()))?;
+    let (index, size, cosigned_by, origin) = if let Some(policy_path) = &a.policy {
+        let text = std::fs::read(policy_path)
+            .with_context(|| format!("reading {}", policy_path.display()))?;
+        let policy = airlock_core::tlog::Policy::parse(&text)
+            .with_context(|| format!("{}", policy_path.display()))?;
+        let parsed = airlock_core::tlog::ProofBundle::parse(&bundle)
+            .with_context(|| format!("{}", a.proof.display()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let v = airlock_core::tlog::LogVerifier::new(policy)
+            .verify_entry(
+                &airlock_core::tlog::VerifierState::new(),
+                &parsed,
+                &entry,
+                None,
+                now,
+            )
+            .with_context(|| format!("{}", a.proof.display()))?;
+        (v.index, v.checkpoint.size, v.witnesses, v.checkpoint.origin)
+    } else {
+        let log_key =
+            NoteVerifier::from_vkey(a.log_key.as_deref().unwrap_or_default()).context("log key")?;
+        let witnesses = parse_keys(&a.witness_keys, "witness")?;
+        let quorum = a.quorum.unwrap_or(witnesses.len());
+        let v = airlock_log::verify_bundle(&bundle, &entry, &log_key, &witnesses, quorum)
+            .with_context(|| format!("{}", a.proof.display()))?;
+        (v.index, v.size, v.cosigned_by, log_key.name().to_string())
+    };
     if a.json {
         println!(
             "{}",
             serde_json::json!({
-                "ok": true, "index": v.index, "tree_size": v.size,
-                "cosigned_by": v.cosigned_by,
+                "ok": true, "index": index, "tree_size": size, "origin": origin,
+                "cosigned_by": cosigned_by,
             })
         );
     } else {
         println!(
-            "ok: entry {} is in {}'s tree of size {}, cosigned by {} of {} witnesses ({})",
-            v.index,
-            log_key.name(),
-            v.size,
-            v.cosigned_by.len(),
-            witnesses.len(),
-            v.cosigned_by.join(", ")
+            "ok: entry {index} is in {origin}'s tree of size {size}, cosigned by {} witness(es): {}",
+            cosigned_by.len(),
+            cosigned_by.join(", ")
         );
     }
     Ok(())
