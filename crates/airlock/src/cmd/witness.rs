@@ -142,7 +142,7 @@ fn add_log(a: AddLogArgs) -> anyhow::Result<()> {
         }),
     }
     cfg.save(&cfg_path)?;
-    println!("following log {origin}");
+    println!("following log {origin} (restart `airlock witness serve` to apply)");
     Ok(())
 }
 
