@@ -54,6 +54,8 @@ pub enum LogError {
     NotYetPublished { index: u64, size: u64 },
     #[error("building the proof: {0}")]
     Proof(String),
+    #[error("entry of {len} bytes is above the limit of {max}")]
+    EntryTooLarge { len: usize, max: usize },
     #[error("starting a log thread: {0}")]
     Thread(std::io::Error),
 }
@@ -241,10 +243,10 @@ impl Log {
     /// Appends an already authenticated entry; resolves with its index once it is durable.
     pub async fn append(&self, entry: Vec<u8>) -> Result<u64, LogError> {
         if entry.len() > MAX_ENTRY_SIZE {
-            return Err(LogError::Proof(format!(
-                "entry of {} bytes is above the limit of {MAX_ENTRY_SIZE}",
-                entry.len()
-            )));
+            return Err(LogError::EntryTooLarge {
+                len: entry.len(),
+                max: MAX_ENTRY_SIZE,
+            });
         }
         let (tx, rx) = oneshot::channel();
         self.inner

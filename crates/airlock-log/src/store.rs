@@ -105,6 +105,10 @@ impl FsTileStore {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
+        // Temporary files of writes a crash interrupted are never renamed into place: remove
+        // them so that a static web server serving `public/` does not show them.
+        remove_temporaries(public)?;
+        remove_temporaries(state)?;
         Ok(Self {
             public: public.to_path_buf(),
             state: state.to_path_buf(),
@@ -141,6 +145,26 @@ impl FsTileStore {
         let lines = text.lines().map(str::to_string).collect();
         Ok(Some((path, lines)))
     }
+}
+
+/// Deletes every `.tmp-*` file below `dir` (leftovers of interrupted atomic writes).
+fn remove_temporaries(dir: &Path) -> Result<(), StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io_err(&path))?;
+        if kind.is_dir() {
+            remove_temporaries(&path)?;
+        } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `data` to a temporary file next to `path`, fsyncs it and renames it into place. The
@@ -371,6 +395,14 @@ mod tests {
         ));
         // Nothing private is published.
         assert!(!dir.path().join("public/guard").exists());
+        // Leftover temporaries of a crashed write are removed when the store is opened again.
+        drop(store);
+        let tmp = dir.path().join("public/tile/0/x001/x234/.tmp-abc");
+        fs::write(&tmp, b"partial").unwrap();
+        let _store =
+            FsTileStore::open(&dir.path().join("public"), &dir.path().join("state")).unwrap();
+        assert!(!tmp.exists());
+        assert!(dir.path().join("public/tile/0/x001/x234/067").is_file());
     }
 
     #[test]
