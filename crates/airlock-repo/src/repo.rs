@@ -36,6 +36,10 @@ pub(crate) const CONFIG_FILE: &str = "airlock-repo.toml";
 pub(crate) const PENDING_FILE: &str = "pending-targets.json";
 
 /// An open repository, locked for the lifetime of this value.
+///
+/// Every changing method either commits its whole change to disk or returns an error with the
+/// disk untouched. After an error the in-memory value may hold part of the refused change:
+/// drop it and [`Repository::open`] again (the CLI opens once per command).
 pub struct Repository {
     pub(crate) dir: PathBuf,
     pub(crate) work: GenerationDir,

@@ -161,9 +161,10 @@ struct AddArgs {
     /// Publisher secret key file (from `airlock log keygen`).
     #[arg(long)]
     key: PathBuf,
-    /// The log's origin (bound into the signature).
+    /// The log's origin (bound into the signature). Default: the first line of the log's
+    /// checkpoint (a wrong origin only makes the log refuse the signature).
     #[arg(long)]
-    origin: String,
+    origin: Option<String>,
     /// Read the entry from this file (default: standard input).
     #[arg(long, conflicts_with = "data")]
     file: Option<PathBuf>,
@@ -378,8 +379,19 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
     let signer =
         NoteSigner::from_skey(skey.trim()).with_context(|| format!("key {}", a.key.display()))?;
-    let sig = sign_submission(&signer, &a.origin, &entry)?;
     let client = a.client.client()?;
+    let origin = match a.origin {
+        Some(o) => o,
+        None => {
+            let url = format!("{}/checkpoint", a.client.url.trim_end_matches('/'));
+            let resp = client.get(&url, 1 << 20)?;
+            if resp.status != 200 {
+                bail!("{url}: HTTP {}: {}", resp.status, resp.reason());
+            }
+            resp.reason()
+        }
+    };
+    let sig = sign_submission(&signer, &origin, &entry)?;
     let url = format!("{}/add", a.client.url.trim_end_matches('/'));
     let resp = client.post(&url, &[(SIGNATURE_HEADER, &sig)], &entry, 4096)?;
     if resp.status != 200 {
