@@ -338,6 +338,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let log = Log::start(opts)?;
     let addr = a.listen.unwrap_or(cfg.listen);
+    if identity.is_none() && !addr.ip().is_loopback() {
+        eprintln!(
+            "warning: serving plain HTTP on {addr}; set tls_cert/tls_key or put a TLS proxy in front"
+        );
+    }
     let server = airlock_net::ServerHandle::start(addr, log.router(), identity.as_ref())?;
     println!(
         "airlock log {} listening on {}",
