@@ -161,6 +161,38 @@ fn operator_workflow_with_a_witness() {
         &p("release.txt"),
     ]);
     assert_eq!(added["index"], 0);
+    // A second publisher, added to the configuration and applied by a restart.
+    let second = json(&[
+        "log",
+        "keygen",
+        "--json",
+        "--name",
+        "pub2.test",
+        "--out",
+        &p("pub2.key"),
+    ]);
+    fails(&[
+        "log",
+        "add",
+        "--url",
+        &url,
+        "--ca",
+        ca_pem,
+        "--key",
+        &p("pub2.key"),
+        "--data",
+        "x",
+    ]);
+    ok(&[
+        "log",
+        "add-publisher",
+        "--dir",
+        &p("log"),
+        "--key",
+        second["verifier_key"].as_str().unwrap(),
+    ]);
+    drop(_l);
+    let (_l, url) = serve("log", &tmp.path().join("log"));
     // Without --origin, the origin is read from the log's checkpoint.
     let added = json(&[
         "log",

@@ -34,6 +34,12 @@ enum Cmd {
     /// Make a publisher (or any Ed25519 note) key; prints its verifier key.
     #[command(after_help = "Example:\n  airlock log keygen --name publisher.example --out pub.key")]
     Keygen(KeygenArgs),
+    /// Allow another publisher key to submit entries.
+    #[command(
+        after_help = "Example:\n  airlock log add-publisher --dir mylog --key \
+'pub.example+1a2b3c4d+AT...'"
+    )]
+    AddPublisher(AddPublisherArgs),
     /// Add a witness to the log's configuration.
     #[command(after_help = "Example:\n  airlock log add-witness --dir mylog --key \
 'w.example+5e6f7a8b+BA...' --url https://w.example")]
@@ -104,6 +110,15 @@ struct KeygenArgs {
     out: PathBuf,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct AddPublisherArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    /// The publisher's Ed25519 note verifier key (from `airlock log keygen`).
+    #[arg(long)]
+    key: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -233,6 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Cmd::Init(a) => init(a),
         Cmd::Keygen(a) => keygen(a),
+        Cmd::AddPublisher(a) => add_publisher(a),
         Cmd::AddWitness(a) => add_witness(a),
         Cmd::Serve(a) => serve(a),
         Cmd::Add(a) => add(a),
@@ -308,6 +324,25 @@ fn keygen(a: KeygenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn add_publisher(a: AddPublisherArgs) -> anyhow::Result<()> {
+    let cfg_path = config_path(&a.dir);
+    let mut cfg = LogConfig::load(&cfg_path)?;
+    let v =
+        NoteVerifier::from_vkey(&a.key).with_context(|| format!("publisher key {:?}", a.key))?;
+    if v.algorithm() != KeyAlgorithm::Ed25519 {
+        bail!("publisher key {:?} is not an Ed25519 note key", a.key);
+    }
+    if !cfg.publishers.contains(&a.key) {
+        cfg.publishers.push(a.key);
+    }
+    cfg.save(&cfg_path)?;
+    println!(
+        "publisher {} may submit entries (restart `airlock log serve` to apply)",
+        v.name()
+    );
+    Ok(())
+}
+
 fn add_witness(a: AddWitnessArgs) -> anyhow::Result<()> {
     let cfg_path = config_path(&a.dir);
     let mut cfg = LogConfig::load(&cfg_path)?;
@@ -321,7 +356,10 @@ fn add_witness(a: AddWitnessArgs) -> anyhow::Result<()> {
         url: a.url,
     });
     cfg.save(&cfg_path)?;
-    println!("witness {} added", v.name());
+    println!(
+        "witness {} added (restart `airlock log serve` to apply)",
+        v.name()
+    );
     Ok(())
 }
 
@@ -338,6 +376,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let log = Log::start(opts)?;
     let addr = a.listen.unwrap_or(cfg.listen);
+    if identity.is_none() && !addr.ip().is_loopback() {
+        eprintln!(
+            "warning: serving plain HTTP on {addr}; set tls_cert/tls_key or put a TLS proxy in front"
+        );
+    }
     let server = airlock_net::ServerHandle::start(addr, log.router(), identity.as_ref())?;
     println!(
         "airlock log {} listening on {}",
