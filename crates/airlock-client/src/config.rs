@@ -21,7 +21,8 @@ pub struct Limits {
     pub snapshot_max_len: u64,
     /// Largest targets role accepted when the snapshot gives no length. Default 5,000,000.
     pub targets_max_len: u64,
-    /// Root versions fetched per refresh at most. Default 256.
+    /// Root versions fetched per refresh at most. Default and upper bound 256 (the core's
+    /// `MAX_ROOT_ROTATIONS`): a larger setting is treated as 256.
     pub max_root_rotations: u32,
     /// Targets roles visited per target lookup at most. Default 32.
     pub max_delegations: u32,

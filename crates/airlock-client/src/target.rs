@@ -131,6 +131,15 @@ pub(crate) fn download(
         });
     }
     hasher.finish().map_err(hash_err)?;
+    // Temporary files are created 0600; a verified target is a public artifact, readable by
+    // all like any downloaded file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io_err)?;
+    }
     tmp.as_file().sync_all().map_err(io_err)?;
     tmp.persist(dest).map_err(|e| io_err(e.error))?;
     sync_dir(dir).map_err(io_err)

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use airlock_core::tuf::{
-    CachedSnapshot, Metadata, Root, SearchStep, TargetFile, TargetSearch, Targets, TimestampUpdate,
-    TrustError, TrustedSet,
+    CachedSnapshot, MAX_ROOT_ROTATIONS, Metadata, Role as _, Root, SearchStep, TargetFile,
+    TargetSearch, Targets, TimestampUpdate, TrustError, TrustedSet,
 };
 use airlock_net::{FetchError, Fetcher, Progress};
 use chrono::{DateTime, Utc};
@@ -167,6 +167,7 @@ impl Updater {
     /// 5.6). Delegated roles are loaded later, only when a target lookup needs them.
     pub fn refresh(&mut self) -> Result<RefreshSummary, UpdateError> {
         self.load_root()?;
+        self.check_final_root_expiry()?;
         self.load_timestamp()?;
         self.load_snapshot()?;
         self.load_targets("targets", "root")?;
@@ -219,7 +220,13 @@ impl Updater {
     /// `max_root_rotations` times; each new root is checked by the core and stored as received.
     fn load_root(&mut self) -> Result<(), UpdateError> {
         let lower = self.trusted.root().signed.version.saturating_add(1);
-        let upper = lower.saturating_add(u64::from(self.config.limits.max_root_rotations));
+        // The core refuses more than MAX_ROOT_ROTATIONS in one update whatever the setting.
+        let cap = self
+            .config
+            .limits
+            .max_root_rotations
+            .min(MAX_ROOT_ROTATIONS);
+        let upper = lower.saturating_add(u64::from(cap));
         for next in lower..upper {
             let url = self.metadata_url("root", Some(next));
             let bytes = match self
@@ -248,6 +255,24 @@ impl Updater {
             tracing::info!("timestamp or snapshot keys rotated: deleting the stored copies");
             self.store.remove("timestamp")?;
             self.store.remove("snapshot")?;
+        }
+        Ok(())
+    }
+
+    /// TUF 5.3.10: the final root must not be expired (intermediate roots may be). The core
+    /// checks it again when the timestamp arrives; checking here names the right file.
+    fn check_final_root_expiry(&self) -> Result<(), UpdateError> {
+        let root = &self.trusted.root().signed;
+        if root.is_expired(self.reference_time) {
+            return Err(UpdateError::Refused {
+                role: "root".into(),
+                url: self.metadata_url("root", Some(root.version)),
+                source: Box::new(TrustError::Expired {
+                    role: "root".into(),
+                    expires: root.expires,
+                    reference_time: self.reference_time,
+                }),
+            });
         }
         Ok(())
     }

@@ -455,6 +455,14 @@ fn indefinite_freeze_expired_metadata_is_refused_for_every_role() {
             "{role}: {err}"
         );
         assert_says(&err, &[role, "expired"]);
+        if role == "root" {
+            // The refusal names the expired root, not the timestamp fetched after it.
+            assert!(
+                matches!(&err, UpdateError::Refused { role: r, url, .. }
+                    if r == "root" && url.ends_with("/2.root.json")),
+                "{err}"
+            );
+        }
         // Nothing expired is kept, except a new root: TUF 5.3.8 stores each verified root
         // before the final root's expiry is checked (5.3.10).
         let now = disk(&client);

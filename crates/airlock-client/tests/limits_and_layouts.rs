@@ -301,7 +301,16 @@ fn at_most_256_root_rotations_per_update() {
     let (https, evil) = serve(repo.path());
     let client = Client::new(&https, &v1);
 
-    let summary = client.updater().refresh().expect("refresh");
+    // A configured cap above the core's hard limit is treated as 256: the refresh stops at
+    // the cap instead of failing at the 257th rotation.
+    let limits = Limits {
+        max_root_rotations: 300,
+        ..Limits::default()
+    };
+    let summary = client
+        .updater_with_limits(limits)
+        .refresh()
+        .expect("refresh");
     assert_eq!(summary.roots_rotated, 256);
     assert_eq!(summary.root_version, 257);
     assert_eq!(evil.count("/metadata/257.root.json"), 1);

@@ -94,6 +94,12 @@ fn refresh_and_download_stores_exactly_the_bytes_received() {
     assert!(downloaded);
     assert_eq!(info.role, "targets");
     assert_eq!(std::fs::read(&dest).expect("read app"), app);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dest).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
 
     // The delegated role is fetched lazily, verified with the keys targets gives it.
     let dest = Updater::local_target_path(&target_dir, "dev/tool.bin");

@@ -43,9 +43,10 @@ pub fn to_vec(value: &Value) -> Result<Vec<u8>, CanonicalError> {
 /// object with the same key twice (possible with `#[serde(flatten)]`) is refused instead of
 /// silently keeping the last one.
 pub fn to_vec_of<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
-    let mut out = Vec::with_capacity(4096);
-    value.serialize(ser::Canonical { out: &mut out })?;
-    Ok(out)
+    let mut st = ser::State::default();
+    st.out.reserve(4096);
+    value.serialize(ser::Canonical { st: &mut st })?;
+    Ok(st.out)
 }
 
 /// Parse JSON text and re-encode it in canonical form.
@@ -71,7 +72,9 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
                 return Err(CanonicalError::NonInteger(n.to_string()));
             }
         }
-        Value::String(s) => write_string(s, out),
+        Value::String(s) => {
+            write_string(s, out);
+        }
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -101,7 +104,9 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     Ok(())
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Write `s` as a canonical JSON string; returns whether anything needed escaping.
+fn write_string(s: &str, out: &mut Vec<u8>) -> bool {
+    let mut escaped = false;
     out.reserve(s.len() + 2);
     out.push(b'"');
     // Copy runs between the two escaped bytes in bulk.
@@ -110,23 +115,27 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
         let (run, tail) = rest.split_at(i);
         out.extend_from_slice(run);
         out.push(b'\\');
+        escaped = true;
         rest = tail;
-        if let Some((&escaped, tail)) = rest.split_first() {
-            out.push(escaped);
+        if let Some((&byte, tail)) = rest.split_first() {
+            out.push(byte);
             rest = tail;
         }
     }
     out.extend_from_slice(rest);
     out.push(b'"');
+    escaped
 }
 
 /// A `serde::Serializer` that writes canonical JSON directly.
 ///
-/// Objects are written in the order serde gives their entries, remembering where each entry
-/// lies; if the keys were not already in order (struct fields usually are not, `BTreeMap`s
-/// are), the object's bytes are rearranged once at its end.
+/// Objects are written in the order serde gives their entries, remembering where each key and
+/// entry lies in the output; if the keys were not already in order (`BTreeMap`s are, struct
+/// fields often are not), the object's bytes are rearranged once at its end. Keys are compared
+/// where they lie in the output, so writing a key allocates nothing.
 mod ser {
     use std::borrow::Cow;
+    use std::cmp::Ordering;
     use std::io::Write as _;
 
     use serde::ser::{self, Serialize};
@@ -139,8 +148,56 @@ mod ser {
         }
     }
 
+    /// Output plus bookkeeping shared by every nesting level.
+    #[derive(Default)]
+    pub(super) struct State {
+        pub(super) out: Vec<u8>,
+        /// Entries of the objects currently open, innermost last.
+        entries: Vec<Entry>,
+        /// Reused when an object has to be reordered.
+        scratch: Vec<u8>,
+    }
+
+    /// One `"key":value` of an open object, as positions in `out`.
+    #[derive(Clone, Copy)]
+    struct Entry {
+        /// Opening quote of the key.
+        start: usize,
+        /// The key's bytes as written (escaped), without quotes.
+        key: (usize, usize),
+        /// Whether the key needed escaping (then its written form is not its raw form).
+        escaped: bool,
+        /// End of the value.
+        end: usize,
+    }
+
+    fn raw_key<'o>(out: &'o [u8], e: &Entry) -> Cow<'o, [u8]> {
+        let written = out.get(e.key.0..e.key.1).unwrap_or_default();
+        if !e.escaped {
+            return Cow::Borrowed(written);
+        }
+        // Undo our own escaping: `\x` stands for `x`.
+        let mut raw = Vec::with_capacity(written.len());
+        let mut bytes = written.iter();
+        while let Some(&b) = bytes.next() {
+            if b == b'\\' {
+                if let Some(&next) = bytes.next() {
+                    raw.push(next);
+                }
+            } else {
+                raw.push(b);
+            }
+        }
+        Cow::Owned(raw)
+    }
+
+    /// Code-point order of the raw keys (UTF-8 byte order is code-point order).
+    fn key_order(out: &[u8], a: &Entry, b: &Entry) -> Ordering {
+        raw_key(out, a).cmp(&raw_key(out, b))
+    }
+
     pub(super) struct Canonical<'a> {
-        pub(super) out: &'a mut Vec<u8>,
+        pub(super) st: &'a mut State,
     }
 
     fn number(out: &mut Vec<u8>, n: impl std::fmt::Display) {
@@ -160,48 +217,49 @@ mod ser {
         type SerializeStructVariant = Object<'a>;
 
         fn serialize_bool(self, v: bool) -> Result<(), CanonicalError> {
-            self.out
+            self.st
+                .out
                 .extend_from_slice(if v { b"true" } else { b"false" });
             Ok(())
         }
         fn serialize_i8(self, v: i8) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_i16(self, v: i16) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_i32(self, v: i32) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_i64(self, v: i64) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_i128(self, v: i128) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_u8(self, v: u8) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_u16(self, v: u16) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_u32(self, v: u32) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_u64(self, v: u64) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_u128(self, v: u128) -> Result<(), CanonicalError> {
-            number(self.out, v);
+            number(&mut self.st.out, v);
             Ok(())
         }
         fn serialize_f32(self, v: f32) -> Result<(), CanonicalError> {
@@ -211,11 +269,11 @@ mod ser {
             Err(CanonicalError::NonInteger(v.to_string()))
         }
         fn serialize_char(self, v: char) -> Result<(), CanonicalError> {
-            write_string(v.encode_utf8(&mut [0u8; 4]), self.out);
+            write_string(v.encode_utf8(&mut [0u8; 4]), &mut self.st.out);
             Ok(())
         }
         fn serialize_str(self, v: &str) -> Result<(), CanonicalError> {
-            write_string(v, self.out);
+            write_string(v, &mut self.st.out);
             Ok(())
         }
         fn serialize_bytes(self, v: &[u8]) -> Result<(), CanonicalError> {
@@ -227,7 +285,7 @@ mod ser {
             ser::SerializeSeq::end(seq)
         }
         fn serialize_none(self) -> Result<(), CanonicalError> {
-            self.out.extend_from_slice(b"null");
+            self.st.out.extend_from_slice(b"null");
             Ok(())
         }
         fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), CanonicalError> {
@@ -261,17 +319,17 @@ mod ser {
             variant: &'static str,
             value: &T,
         ) -> Result<(), CanonicalError> {
-            self.out.push(b'{');
-            write_string(variant, self.out);
-            self.out.push(b':');
-            value.serialize(Canonical { out: self.out })?;
-            self.out.push(b'}');
+            self.st.out.push(b'{');
+            write_string(variant, &mut self.st.out);
+            self.st.out.push(b':');
+            value.serialize(Canonical { st: &mut *self.st })?;
+            self.st.out.push(b'}');
             Ok(())
         }
         fn serialize_seq(self, _len: Option<usize>) -> Result<Seq<'a>, CanonicalError> {
-            self.out.push(b'[');
+            self.st.out.push(b'[');
             Ok(Seq {
-                out: self.out,
+                st: self.st,
                 first: true,
                 close: b"]",
             })
@@ -293,24 +351,24 @@ mod ser {
             variant: &'static str,
             _len: usize,
         ) -> Result<Seq<'a>, CanonicalError> {
-            self.out.push(b'{');
-            write_string(variant, self.out);
-            self.out.extend_from_slice(b":[");
+            self.st.out.push(b'{');
+            write_string(variant, &mut self.st.out);
+            self.st.out.extend_from_slice(b":[");
             Ok(Seq {
-                out: self.out,
+                st: self.st,
                 first: true,
                 close: b"]}",
             })
         }
         fn serialize_map(self, _len: Option<usize>) -> Result<Object<'a>, CanonicalError> {
-            Ok(Object::open(self.out, b"}"))
+            Ok(Object::open(self.st, b"}"))
         }
         fn serialize_struct(
             self,
             _name: &'static str,
             _len: usize,
         ) -> Result<Object<'a>, CanonicalError> {
-            Ok(Object::open(self.out, b"}"))
+            Ok(Object::open(self.st, b"}"))
         }
         fn serialize_struct_variant(
             self,
@@ -319,15 +377,15 @@ mod ser {
             variant: &'static str,
             _len: usize,
         ) -> Result<Object<'a>, CanonicalError> {
-            self.out.push(b'{');
-            write_string(variant, self.out);
-            self.out.push(b':');
-            Ok(Object::open(self.out, b"}}"))
+            self.st.out.push(b'{');
+            write_string(variant, &mut self.st.out);
+            self.st.out.push(b':');
+            Ok(Object::open(self.st, b"}}"))
         }
     }
 
     pub(super) struct Seq<'a> {
-        out: &'a mut Vec<u8>,
+        st: &'a mut State,
         first: bool,
         close: &'static [u8],
     }
@@ -335,13 +393,13 @@ mod ser {
     impl Seq<'_> {
         fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
             if !self.first {
-                self.out.push(b',');
+                self.st.out.push(b',');
             }
             self.first = false;
-            value.serialize(Canonical { out: self.out })
+            value.serialize(Canonical { st: &mut *self.st })
         }
         fn close(self) -> Result<(), CanonicalError> {
-            self.out.extend_from_slice(self.close);
+            self.st.out.extend_from_slice(self.close);
             Ok(())
         }
     }
@@ -393,79 +451,102 @@ mod ser {
         }
     }
 
-    /// An object being written: entries go straight to `out`; `entries` remembers each one's
-    /// key and byte range (`"key":value`, without the separating comma).
+    /// An object being written; its entries are `st.entries[base..]`.
     pub(super) struct Object<'a> {
-        out: &'a mut Vec<u8>,
+        st: &'a mut State,
+        base: usize,
         body_start: usize,
-        entries: Vec<(Cow<'static, str>, usize, usize)>,
         in_order: bool,
         close: &'static [u8],
     }
 
     impl<'a> Object<'a> {
-        fn open(out: &'a mut Vec<u8>, close: &'static [u8]) -> Self {
-            out.push(b'{');
-            let body_start = out.len();
+        fn open(st: &'a mut State, close: &'static [u8]) -> Self {
+            st.out.push(b'{');
             Object {
-                out,
-                body_start,
-                entries: Vec::new(),
+                base: st.entries.len(),
+                body_start: st.out.len(),
+                st,
                 in_order: true,
                 close,
             }
         }
 
-        fn key(&mut self, key: Cow<'static, str>) {
-            if let Some((last, _, _)) = self.entries.last() {
-                // Strictly increasing byte order is code-point order with no duplicates.
-                if last.as_bytes() >= key.as_bytes() {
-                    self.in_order = false;
-                }
-                self.out.push(b',');
+        /// Called after the key string (quotes included) was written from `start`.
+        fn key_written(&mut self, start: usize, escaped: bool) {
+            let st = &mut *self.st;
+            let entry = Entry {
+                start,
+                key: (start + 1, st.out.len().saturating_sub(1)),
+                escaped,
+                end: 0,
+            };
+            st.out.push(b':');
+            if st.entries.len() > self.base
+                && let Some(last) = st.entries.last()
+                && key_order(&st.out, last, &entry) != Ordering::Less
+            {
+                // Not strictly increasing: out of order, or a duplicate (found at close).
+                self.in_order = false;
             }
-            let start = self.out.len();
-            write_string(&key, self.out);
-            self.out.push(b':');
-            self.entries.push((key, start, start));
+            st.entries.push(entry);
+        }
+
+        fn begin_key(&mut self) -> usize {
+            if self.st.entries.len() > self.base {
+                self.st.out.push(b',');
+            }
+            self.st.out.len()
         }
 
         fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
-            value.serialize(Canonical { out: self.out })?;
-            let end = self.out.len();
-            match self.entries.last_mut() {
-                Some(entry) => {
-                    entry.2 = end;
+            value.serialize(Canonical { st: &mut *self.st })?;
+            let end = self.st.out.len();
+            let has_key = self.st.entries.len() > self.base;
+            match self.st.entries.last_mut() {
+                Some(entry) if has_key => {
+                    entry.end = end;
                     Ok(())
                 }
-                None => Err(CanonicalError::Serialize(
+                _ => Err(CanonicalError::Serialize(
                     "object value without a key".into(),
                 )),
             }
         }
 
-        fn close(mut self) -> Result<(), CanonicalError> {
+        fn close(self) -> Result<(), CanonicalError> {
+            let State {
+                out,
+                entries,
+                scratch,
+            } = &mut *self.st;
             if !self.in_order {
-                self.entries
-                    .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-                if let Some(w) = self.entries.windows(2).find(|w| w[0].0 == w[1].0) {
+                let mine = entries.get_mut(self.base..).unwrap_or_default();
+                mine.sort_by(|a, b| key_order(out, a, b));
+                if let Some(w) = mine
+                    .windows(2)
+                    .find(|w| key_order(out, &w[0], &w[1]) == Ordering::Equal)
+                {
+                    let key = String::from_utf8_lossy(&raw_key(out, &w[0])).into_owned();
                     return Err(CanonicalError::Serialize(format!(
-                        "object has the key {:?} twice",
-                        w[0].0
+                        "object has the key {key:?} twice"
                     )));
                 }
-                let body = self.out.split_off(self.body_start);
-                for (i, (_, start, end)) in self.entries.iter().enumerate() {
+                scratch.clear();
+                scratch.extend_from_slice(out.get(self.body_start..).unwrap_or_default());
+                out.truncate(self.body_start);
+                for (i, e) in mine.iter().enumerate() {
                     if i > 0 {
-                        self.out.push(b',');
+                        out.push(b',');
                     }
-                    let range = body
-                        .get(start - self.body_start..end - self.body_start)
+                    let range = scratch
+                        .get(e.start - self.body_start..e.end - self.body_start)
                         .ok_or_else(|| CanonicalError::Serialize("object entry lost".into()))?;
-                    self.out.extend_from_slice(range);
+                    out.extend_from_slice(range);
                 }
             }
-            self.out.extend_from_slice(self.close);
+            entries.truncate(self.base);
+            out.extend_from_slice(self.close);
             Ok(())
         }
     }
@@ -474,8 +555,11 @@ mod ser {
         type Ok = ();
         type Error = CanonicalError;
         fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), CanonicalError> {
-            let key = key.serialize(KeyString)?;
-            self.key(Cow::Owned(key));
+            let start = self.begin_key();
+            let escaped = key.serialize(KeyWriter {
+                out: &mut self.st.out,
+            })?;
+            self.key_written(start, escaped);
             Ok(())
         }
         fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CanonicalError> {
@@ -493,7 +577,9 @@ mod ser {
             key: &'static str,
             v: &T,
         ) -> Result<(), CanonicalError> {
-            self.key(Cow::Borrowed(key));
+            let start = self.begin_key();
+            let escaped = write_string(key, &mut self.st.out);
+            self.key_written(start, escaped);
             self.value(v)
         }
         fn end(self) -> Result<(), CanonicalError> {
@@ -508,43 +594,45 @@ mod ser {
             key: &'static str,
             v: &T,
         ) -> Result<(), CanonicalError> {
-            self.key(Cow::Borrowed(key));
-            self.value(v)
+            ser::SerializeStruct::serialize_field(self, key, v)
         }
         fn end(self) -> Result<(), CanonicalError> {
             self.close()
         }
     }
 
-    /// Object keys must be strings (as in JSON); anything else is refused.
-    struct KeyString;
+    /// Writes an object key (which must be a string, as in JSON); returns whether it needed
+    /// escaping.
+    struct KeyWriter<'a> {
+        out: &'a mut Vec<u8>,
+    }
 
     fn not_a_string() -> CanonicalError {
         CanonicalError::Serialize("object keys must be strings".into())
     }
 
-    impl ser::Serializer for KeyString {
-        type Ok = String;
+    impl ser::Serializer for KeyWriter<'_> {
+        type Ok = bool;
         type Error = CanonicalError;
-        type SerializeSeq = ser::Impossible<String, CanonicalError>;
-        type SerializeTuple = ser::Impossible<String, CanonicalError>;
-        type SerializeTupleStruct = ser::Impossible<String, CanonicalError>;
-        type SerializeTupleVariant = ser::Impossible<String, CanonicalError>;
-        type SerializeMap = ser::Impossible<String, CanonicalError>;
-        type SerializeStruct = ser::Impossible<String, CanonicalError>;
-        type SerializeStructVariant = ser::Impossible<String, CanonicalError>;
+        type SerializeSeq = ser::Impossible<bool, CanonicalError>;
+        type SerializeTuple = ser::Impossible<bool, CanonicalError>;
+        type SerializeTupleStruct = ser::Impossible<bool, CanonicalError>;
+        type SerializeTupleVariant = ser::Impossible<bool, CanonicalError>;
+        type SerializeMap = ser::Impossible<bool, CanonicalError>;
+        type SerializeStruct = ser::Impossible<bool, CanonicalError>;
+        type SerializeStructVariant = ser::Impossible<bool, CanonicalError>;
 
-        fn serialize_str(self, v: &str) -> Result<String, CanonicalError> {
-            Ok(v.to_string())
+        fn serialize_str(self, v: &str) -> Result<bool, CanonicalError> {
+            Ok(write_string(v, self.out))
         }
-        fn serialize_char(self, v: char) -> Result<String, CanonicalError> {
-            Ok(v.to_string())
+        fn serialize_char(self, v: char) -> Result<bool, CanonicalError> {
+            Ok(write_string(v.encode_utf8(&mut [0u8; 4]), self.out))
         }
         fn serialize_newtype_struct<T: Serialize + ?Sized>(
             self,
             _name: &'static str,
             value: &T,
-        ) -> Result<String, CanonicalError> {
+        ) -> Result<bool, CanonicalError> {
             value.serialize(self)
         }
         fn serialize_unit_variant(
@@ -552,55 +640,55 @@ mod ser {
             _name: &'static str,
             _index: u32,
             variant: &'static str,
-        ) -> Result<String, CanonicalError> {
-            Ok(variant.to_string())
+        ) -> Result<bool, CanonicalError> {
+            Ok(write_string(variant, self.out))
         }
-        fn serialize_bool(self, _: bool) -> Result<String, CanonicalError> {
+        fn serialize_bool(self, _: bool) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_i8(self, _: i8) -> Result<String, CanonicalError> {
+        fn serialize_i8(self, _: i8) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_i16(self, _: i16) -> Result<String, CanonicalError> {
+        fn serialize_i16(self, _: i16) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_i32(self, _: i32) -> Result<String, CanonicalError> {
+        fn serialize_i32(self, _: i32) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_i64(self, _: i64) -> Result<String, CanonicalError> {
+        fn serialize_i64(self, _: i64) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_u8(self, _: u8) -> Result<String, CanonicalError> {
+        fn serialize_u8(self, _: u8) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_u16(self, _: u16) -> Result<String, CanonicalError> {
+        fn serialize_u16(self, _: u16) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_u32(self, _: u32) -> Result<String, CanonicalError> {
+        fn serialize_u32(self, _: u32) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_u64(self, _: u64) -> Result<String, CanonicalError> {
+        fn serialize_u64(self, _: u64) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_f32(self, _: f32) -> Result<String, CanonicalError> {
+        fn serialize_f32(self, _: f32) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_f64(self, _: f64) -> Result<String, CanonicalError> {
+        fn serialize_f64(self, _: f64) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_bytes(self, _: &[u8]) -> Result<String, CanonicalError> {
+        fn serialize_bytes(self, _: &[u8]) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_none(self) -> Result<String, CanonicalError> {
+        fn serialize_none(self) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<String, CanonicalError> {
+        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_unit(self) -> Result<String, CanonicalError> {
+        fn serialize_unit(self) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
-        fn serialize_unit_struct(self, _: &'static str) -> Result<String, CanonicalError> {
+        fn serialize_unit_struct(self, _: &'static str) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
         fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -609,7 +697,7 @@ mod ser {
             _: u32,
             _: &'static str,
             _: &T,
-        ) -> Result<String, CanonicalError> {
+        ) -> Result<bool, CanonicalError> {
             Err(not_a_string())
         }
         fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, CanonicalError> {
@@ -769,6 +857,20 @@ mod tests {
             rest: dup,
         };
         assert!(matches!(to_vec_of(&s), Err(CanonicalError::Serialize(_))));
+
+        // Reordering with keys whose escaped form sorts differently from their raw form
+        // (`"` < `#` raw, but `\"` > `#` escaped): the raw order must win.
+        let mut tricky = std::collections::BTreeMap::new();
+        for (k, v) in [("\"", 1), ("#", 2), ("\\", 3), ("]", 4), ("zz", 5)] {
+            tricky.insert(k.to_string(), json!({"n": v, "\"k": [k]}));
+        }
+        let s = S {
+            zeta: 1,
+            alpha: vec![],
+            rest: tricky,
+        };
+        let via_value = to_vec(&serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(to_vec_of(&s).unwrap(), via_value);
     }
 
     #[test]

@@ -274,3 +274,36 @@ fn a_python_tuf_repository_passes_the_trusted_set() {
     assert!(target.verify_bytes(b"hello from python-tuf").is_ok());
     assert!(target.verify_bytes(b"hello from python-tuF").is_err());
 }
+
+const GLOB_SCRIPT: &str = r#"
+import json, random
+from tuf.api.metadata import DelegatedRole
+random.seed(7)
+cases = []
+for _ in range(5000):
+    p = "".join(random.choice("abz-]![*?/é") for _ in range(random.randint(0, 8)))
+    t = "".join(random.choice("abz-]![/é*?") for _ in range(random.randint(0, 7)))
+    r = DelegatedRole(name="g", keyids=[], threshold=1, terminating=False, paths=[p])
+    cases.append([p, t, r.is_delegated_path(t)])
+print(json.dumps(cases))
+"#;
+
+/// Patterns dense in the characters glob syntax cares about (`[`, `]`, `!`, `-`, `*`, `?`,
+/// `/`): our matcher must say what python-tuf says on every one.
+#[test]
+fn glob_matching_agrees_with_python_tuf_on_random_patterns() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let out = common::run_python(&python, GLOB_SCRIPT, b"");
+    let cases: Vec<(String, String, bool)> = serde_json::from_slice(&out).unwrap();
+    assert_eq!(cases.len(), 5000);
+    let differ: Vec<_> = cases
+        .iter()
+        .filter(|(p, t, want)| path_matches(p, t) != *want)
+        .take(10)
+        .collect();
+    assert!(differ.is_empty(), "differs from python-tuf: {differ:?}");
+    // The sample must contain both answers, or it proves little.
+    assert!(cases.iter().filter(|c| c.2).count() > 100);
+}

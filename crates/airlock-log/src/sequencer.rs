@@ -613,3 +613,149 @@ mod tests {
         assert!(!ids.contains(&TileId::hash(0, 0, 255)));
     }
 }
+
+/// Crash at every point of a batch: a store that "loses power" after a given number of write
+/// steps (each tile, the pending record, the guard) refuses every later write; reopening the
+/// log from what was written must always give the old tree or the new one, never anything else,
+/// and never a state the guard would refuse to extend.
+#[cfg(test)]
+mod crash_points {
+    use super::*;
+    use crate::store::FsTileStore;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct PowerCut {
+        inner: FsTileStore,
+        /// Write steps left before the cut.
+        left: AtomicUsize,
+    }
+
+    impl PowerCut {
+        fn step(&self) -> Result<(), StoreError> {
+            let ok = self
+                .left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if ok {
+                Ok(())
+            } else {
+                Err(StoreError::Malformed {
+                    path: "power".into(),
+                    reason: "cut".into(),
+                })
+            }
+        }
+    }
+
+    impl TileStore for PowerCut {
+        fn read_tile(&self, id: TileId) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.read_tile(id)
+        }
+        fn write_tiles(&self, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StoreError> {
+            // One tile at a time, so the cut can fall between any two of them.
+            for t in tiles {
+                self.step()?;
+                self.inner.write_tiles(std::slice::from_ref(t))?;
+            }
+            Ok(())
+        }
+        fn delete_tiles(&self, ids: &[TileId]) -> Result<(), StoreError> {
+            self.step()?;
+            self.inner.delete_tiles(ids)
+        }
+        fn read_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.read_checkpoint()
+        }
+        fn write_checkpoint(&self, note: &[u8]) -> Result<(), StoreError> {
+            self.step()?;
+            self.inner.write_checkpoint(note)
+        }
+        fn read_guard(&self) -> Result<Option<Guard>, StoreError> {
+            self.inner.read_guard()
+        }
+        fn write_guard(&self, guard: &Guard) -> Result<(), StoreError> {
+            self.step()?;
+            self.inner.write_guard(guard)
+        }
+        fn read_pending(&self) -> Result<Option<PendingBatch>, StoreError> {
+            self.inner.read_pending()
+        }
+        fn write_pending(&self, pending: Option<&PendingBatch>) -> Result<(), StoreError> {
+            self.step()?;
+            self.inner.write_pending(pending)
+        }
+    }
+
+    fn entries(from: u64, to: u64, tag: &str) -> Vec<Vec<u8>> {
+        (from..to)
+            .map(|i| format!("{tag} {i}").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn reopening_after_a_cut_at_any_step_gives_the_old_or_the_new_tree() {
+        use airlock_core::tlog::MemoryTree;
+        // A batch that completes two level-0 tiles and bundles and changes the partial tiles
+        // of levels 0 and 1.
+        let (first, second) = (250u64, 300u64);
+        let mut steps = 0usize;
+        loop {
+            let dir = tempfile::tempdir().unwrap();
+            let (public, state) = (dir.path().join("public"), dir.path().join("state"));
+            let mut mem = MemoryTree::new();
+            for e in entries(0, first, "a") {
+                mem.push(&e);
+            }
+            let old_root = mem.root();
+            {
+                let store: Arc<dyn TileStore> =
+                    Arc::new(FsTileStore::open(&public, &state).unwrap());
+                let mut seq = Sequencer::open(store.clone()).unwrap();
+                seq.append(&entries(0, first, "a")).unwrap();
+                drop(seq);
+                // A clean reopen clears the committed batch's pending record.
+                Sequencer::open(store).unwrap();
+            }
+            for e in entries(first, first + second, "b") {
+                mem.push(&e);
+            }
+            let new_root = mem.root();
+            // The batch that is cut.
+            let cut = {
+                let store = Arc::new(PowerCut {
+                    inner: FsTileStore::open(&public, &state).unwrap(),
+                    left: AtomicUsize::new(steps),
+                });
+                let mut seq = Sequencer::open(store.clone()).unwrap();
+                seq.append(&entries(first, first + second, "b")).is_err()
+            };
+            // Power back: reopen from disk.
+            let store: Arc<dyn TileStore> = Arc::new(FsTileStore::open(&public, &state).unwrap());
+            let mut seq = Sequencer::open(store.clone()).unwrap();
+            if seq.size() == first {
+                assert!(cut, "step {steps}: a completed batch was lost");
+                assert_eq!(seq.root(), old_root, "step {steps}");
+                for id in batch_tiles(first, first + second) {
+                    assert_eq!(
+                        store.read_tile(id).unwrap(),
+                        None,
+                        "step {steps}: {id} left"
+                    );
+                }
+            } else {
+                assert_eq!(seq.size(), first + second, "step {steps}");
+                assert_eq!(seq.root(), new_root, "step {steps}");
+            }
+            // Either way the log goes on, and a different continuation is accepted only if the
+            // batch had not been committed.
+            let c = seq.append(&entries(first + second, first + second + 3, "c"));
+            assert!(c.is_ok(), "step {steps}: {c:?}");
+            if !cut {
+                break;
+            }
+            steps += 1;
+            assert!(steps < 100, "the batch never completed");
+        }
+        assert!(steps > 5, "too few cut points exercised: {steps}");
+    }
+}

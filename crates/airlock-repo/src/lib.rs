@@ -44,7 +44,7 @@ pub use fsutil::write_atomic;
 pub use init::{InitOptions, RoleKeySpec};
 pub use keys::{KeyProtection, KeySource};
 pub use offline::{ExportedRole, ImportReport, RoleStatus, sign_metadata};
-pub use publish::PublishReport;
+pub use publish::{PublishReport, TargetFiles};
 pub use repo::Repository;
 pub use targets::{
     AddOptions, AddReport, AddSource, TargetCustom, TargetName, check_target_path,

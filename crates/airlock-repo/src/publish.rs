@@ -17,6 +17,19 @@ use crate::error::RepoError;
 use crate::fsutil::{self, NextGeneration};
 use crate::repo::{PublishedState, Repository, to_bytes};
 
+/// How [`Repository::publish_with`] puts new target files into `published/targets`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TargetFiles {
+    /// Copy each file, checking its length and hash on the way (the default).
+    #[default]
+    Copy,
+    /// Hard-link each file (after checking its length and hash) when it is on the same file
+    /// system, else copy. Much faster for many small files, but the published file *is* the
+    /// source file: it is made read-only, and must never be modified in place afterwards
+    /// (replacing it with a new file, as build tools do, is fine).
+    HardLink,
+}
+
 /// What [`Repository::publish`] or [`Repository::refresh`] wrote.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PublishReport {
@@ -73,10 +86,48 @@ impl Repository {
         Ok(())
     }
 
+    /// Load the snapshot and timestamp keys; refuse if fewer than their thresholds are here.
+    fn preload_online(&mut self, root: &Root) -> Result<(), RepoError> {
+        for role in ["snapshot", "timestamp"] {
+            let a = root
+                .authority(role)
+                .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
+            let (keyids, threshold) = (a.keyids.to_vec(), a.threshold);
+            let mut here = 0u64;
+            for k in &keyids {
+                if self.keyring.signer(&self.config, k)?.is_some() {
+                    here += 1;
+                }
+            }
+            if here < threshold {
+                return Err(RepoError::NotEnoughSignatures {
+                    role: role.to_string(),
+                    version: 0,
+                    valid: here,
+                    threshold,
+                    missing: format!(
+                        "{} (the {role} key is an online key: its file must be on this machine)",
+                        keyids.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Publish everything staged: check thresholds, copy new target files, write the new
     /// metadata generation with a new snapshot and timestamp, switch it in atomically.
     pub fn publish(
         &mut self,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<PublishReport, RepoError> {
+        self.publish_with(TargetFiles::Copy, progress)
+    }
+
+    /// [`Repository::publish`], choosing how target files get into `published/targets`.
+    pub fn publish_with(
+        &mut self,
+        files: TargetFiles,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<PublishReport, RepoError> {
         let published = self.published_state()?;
@@ -107,9 +158,12 @@ impl Repository {
                 .authority(role)
                 .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
         }
+        // Decrypt the online keys now: a wrong passphrase must fail before any file is copied.
+        let signing_root = self.root.signed.clone();
+        self.preload_online(&signing_root)?;
         // 2-3. Target files, then one flush of the file system.
         let copy_started = std::time::Instant::now();
-        let copied = self.copy_pending(progress)?;
+        let copied = self.copy_pending(files, progress)?;
         fsutil::sync_filesystem(&self.dir.join("published"))?;
         let copy_targets_ms = copy_started.elapsed().as_millis() as u64;
         // 4. Metadata.
@@ -142,7 +196,6 @@ impl Repository {
             let name = format!("{}.{role}.json", md.signed.version);
             next.write.insert(name.clone(), to_bytes(md, &name)?);
         }
-        let signing_root = self.root.signed.clone();
         let mut report = self.write_snapshot_and_timestamp(
             &published,
             &signing_root,

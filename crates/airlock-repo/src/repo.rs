@@ -8,7 +8,8 @@
 //!   work -> .work.d/00000007   staged state, replaced as a whole by each command:
 //!       airlock-repo.toml      expiry periods, key index
 //!       root.json              staged root (may be newer than the published one)
-//!       targets.json, ROLE.json  staged targets roles, delegated ones and hash bins included
+//!       targets.json           staged top-level targets
+//!       delegated.json         every staged delegated role and hash bin, in one file
 //!       pending-targets.json   target files added but not yet copied into published/targets
 //!   published/                 what a web server serves
 //!       metadata -> .metadata.d/00000004   N.root.json, root.json, N.targets.json, N.ROLE.json,
@@ -34,8 +35,16 @@ use crate::keys::Keyring;
 
 pub(crate) const CONFIG_FILE: &str = "airlock-repo.toml";
 pub(crate) const PENDING_FILE: &str = "pending-targets.json";
+/// Every delegated targets role (hash bins included) in one file: `{"ROLE": metadata, ...}`.
+/// One file instead of one per role, because creating files is what costs most here (256 bins
+/// would mean 256 new files per command).
+pub(crate) const DELEGATED_FILE: &str = "delegated.json";
 
 /// An open repository, locked for the lifetime of this value.
+///
+/// Every changing method either commits its whole change to disk or returns an error with the
+/// disk untouched. After an error the in-memory value may hold part of the refused change:
+/// drop it and [`Repository::open`] again (the CLI opens once per command).
 pub struct Repository {
     pub(crate) dir: PathBuf,
     pub(crate) work: GenerationDir,
@@ -207,18 +216,22 @@ impl Repository {
             .map_err(|reason| RepoError::config(&config_path, reason))?;
         let root: Metadata<Root> = read_metadata(&work_now.join("root.json"))?;
         let mut targets = BTreeMap::new();
-        for name in work.current_files()? {
-            if name == "root.json" || name == PENDING_FILE || !name.ends_with(".json") {
-                continue;
+        targets.insert(
+            "targets".to_string(),
+            read_metadata::<Targets>(&work_now.join("targets.json"))?,
+        );
+        let delegated_path = work_now.join(DELEGATED_FILE);
+        if delegated_path.exists() {
+            let bytes = fs::read(&delegated_path).map_err(|e| io_err(&delegated_path, e))?;
+            let roles: BTreeMap<String, Metadata<Targets>> = serde_json::from_slice(&bytes)
+                .map_err(|e| RepoError::config(&delegated_path, e.to_string()))?;
+            for (role, md) in roles {
+                check_role_name(&role)?;
+                md.signed
+                    .validate()
+                    .map_err(|e| RepoError::metadata(format!("{DELEGATED_FILE}: {role}"), e))?;
+                targets.insert(role, md);
             }
-            let role = name.trim_end_matches(".json").to_string();
-            targets.insert(role, read_metadata::<Targets>(&work_now.join(&name))?);
-        }
-        if !targets.contains_key("targets") {
-            return Err(RepoError::config(
-                &config_path,
-                "work/targets.json is missing",
-            ));
         }
         let pending_path = work_now.join(PENDING_FILE);
         let pending = if pending_path.exists() {
@@ -462,27 +475,38 @@ impl Repository {
             RepoError::config(&self.dir.join("work").join(PENDING_FILE), e.to_string())
         })?;
         next.write.insert(PENDING_FILE.to_string(), pending);
-        let mut written: BTreeSet<String> = BTreeSet::new();
-        for role in &self.dirty {
-            let name = format!("{role}.json");
-            let bytes = if role == "root" {
-                to_bytes(&self.root, &name)?
-            } else {
-                match self.targets.get(role) {
-                    Some(md) => to_bytes(md, &name)?,
-                    None => continue,
-                }
-            };
-            next.write.insert(name.clone(), bytes);
-            written.insert(name);
+        let mut written: BTreeSet<&str> = BTreeSet::new();
+        if self.dirty.contains("root") {
+            next.write
+                .insert("root.json".into(), to_bytes(&self.root, "root.json")?);
+            written.insert("root.json");
         }
-        let existing = self.work.current_files()?;
-        for name in existing {
-            if written.contains(&name) || name == CONFIG_FILE || name == PENDING_FILE {
-                continue;
-            }
-            let role = name.trim_end_matches(".json");
-            if role == "root" || self.targets.contains_key(role) {
+        if self.dirty.contains("targets")
+            && let Some(md) = self.targets.get("targets")
+        {
+            next.write
+                .insert("targets.json".into(), to_bytes(md, "targets.json")?);
+            written.insert("targets.json");
+        }
+        if self
+            .dirty
+            .iter()
+            .any(|r| r != "root" && r != "targets" && self.targets.contains_key(r))
+        {
+            let delegated: BTreeMap<&String, &Metadata<Targets>> = self
+                .targets
+                .iter()
+                .filter(|(name, _)| name.as_str() != "targets")
+                .collect();
+            let bytes = serde_json::to_vec(&delegated).map_err(|e| {
+                RepoError::config(&self.dir.join("work").join(DELEGATED_FILE), e.to_string())
+            })?;
+            next.write.insert(DELEGATED_FILE.into(), bytes);
+            written.insert(DELEGATED_FILE);
+        }
+        for name in self.work.current_files()? {
+            let staged = matches!(name.as_str(), "root.json" | "targets.json" | DELEGATED_FILE);
+            if staged && !written.contains(name.as_str()) {
                 next.keep.push(name);
             }
         }

@@ -199,19 +199,27 @@ pub(crate) fn collect(sources: &[AddSource]) -> Result<Vec<(String, PathBuf)>, R
     Ok(out)
 }
 
-/// Length and SHA-256 of a file, streamed.
+/// Length and SHA-256 of a file: small files in one read, large ones streamed.
 pub(crate) fn hash_file(path: &Path) -> Result<(u64, String), RepoError> {
     let mut f = File::open(path).map_err(|e| io_err(path, e))?;
+    let size = f.metadata().map_err(|e| io_err(path, e))?.len();
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
     let mut len = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(|e| io_err(path, e))?;
-        if n == 0 {
-            break;
+    if size <= 256 * 1024 {
+        let mut buf = Vec::with_capacity(size as usize + 1);
+        f.read_to_end(&mut buf).map_err(|e| io_err(path, e))?;
+        hasher.update(&buf);
+        len = buf.len() as u64;
+    } else {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| io_err(path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(buf.get(..n).unwrap_or_default());
+            len += n as u64;
         }
-        hasher.update(buf.get(..n).unwrap_or_default());
-        len += n as u64;
     }
     Ok((len, hex::encode(hasher.finalize())))
 }
@@ -338,6 +346,23 @@ impl Repository {
             })
     }
 
+    /// Add one file under an exact target path (a convenience for callers such as the demo).
+    pub fn add_file(
+        &mut self,
+        file: &Path,
+        target_path: &str,
+        custom: TargetCustom,
+    ) -> Result<AddReport, RepoError> {
+        self.add_targets(
+            &[AddSource {
+                path: file.to_path_buf(),
+                target: TargetName::Exact(target_path.to_string()),
+            }],
+            &AddOptions { custom, role: None },
+            &|_, _| {},
+        )
+    }
+
     /// Remove targets by exact path, or every target under a prefix ending in `/`.
     pub fn remove_targets(
         &mut self,
@@ -395,6 +420,7 @@ impl Repository {
     /// file's length and hash while copying (a file changed since `add` is refused).
     pub(crate) fn copy_pending(
         &self,
+        mode: crate::publish::TargetFiles,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<u64, RepoError> {
         let store = self.dir.join("published").join("targets");
@@ -431,12 +457,57 @@ impl Repository {
             if fs::metadata(&dest).is_ok_and(|m| m.len() == tf.length) {
                 return Ok(());
             }
+            if mode == crate::publish::TargetFiles::HardLink
+                && link_verified(src, &dest, tf.length, sha, target)?
+            {
+                copied.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
             copy_verified(src, &dest, tf.length, sha, target)?;
             copied.fetch_add(1, Ordering::Relaxed);
             Ok::<(), RepoError>(())
         })?;
         Ok(copied.into_inner())
     }
+}
+
+/// Hard-link `src` as `dest` after checking its length and hash, and make it read-only.
+/// Returns `false` (caller copies instead) when the two are on different file systems.
+fn link_verified(
+    src: &Path,
+    dest: &Path,
+    length: u64,
+    sha: &str,
+    target: &str,
+) -> Result<bool, RepoError> {
+    let (len, actual) = hash_file(src)?;
+    if len != length || actual != sha {
+        return Err(RepoError::Target {
+            path: target.to_string(),
+            reason: format!(
+                "source {} changed since it was added (now {len} bytes, sha256 {actual}); add it again",
+                src.display()
+            ),
+        });
+    }
+    let dir = dest
+        .parent()
+        .ok_or_else(|| RepoError::invalid(format!("{}: no parent directory", dest.display())))?;
+    fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    match fs::hard_link(src, dest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => return Ok(false),
+        // A stale file of the wrong length: let the copy path replace it.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(io_err(dest, e)),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dest, fs::Permissions::from_mode(0o444))
+            .map_err(|e| io_err(dest, e))?;
+    }
+    Ok(true)
 }
 
 /// Copy `src` to `dest` through a temporary file, hashing on the way; refuse a mismatch.

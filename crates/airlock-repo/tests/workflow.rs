@@ -615,3 +615,108 @@ fn refused_inputs_leave_the_repository_untouched() {
         Err(RepoError::Locked { .. })
     ));
 }
+
+fn wrong_again() -> airlock_keystore::PassphraseSource {
+    airlock_keystore::PassphraseSource::Value(zeroize::Zeroizing::new("wrong".to_string()))
+}
+
+#[test]
+fn every_key_type_can_hold_a_role_and_keys_are_encrypted_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let pass = airlock_keystore::PassphraseSource::Value(zeroize::Zeroizing::new(
+        "correct horse".to_string(),
+    ));
+    let mut opts = InitOptions::simple(KeyProtection::EncryptedFastForTests(pass.clone()));
+    opts.root = RoleKeySpec::new(KeyScheme::HybridEd25519SlhDsa, 1, 1);
+    opts.targets = RoleKeySpec::new(KeyScheme::EcdsaP256, 1, 1);
+    opts.snapshot = RoleKeySpec::new(KeyScheme::RsaPssSha256, 1, 1);
+    opts.timestamp = RoleKeySpec::new(KeyScheme::Ed448, 1, 1);
+    let repo = Repository::init(&dir, &opts).unwrap();
+    for k in &repo.config().keys {
+        let text = fs::read_to_string(dir.join(k.private.as_ref().unwrap())).unwrap();
+        assert!(
+            text.contains("ENCRYPTED PRIVATE KEY"),
+            "{} is not encrypted",
+            k.role
+        );
+    }
+    drop(repo);
+    // Wrong passphrase: a clear error naming the key file, nothing published.
+    let wrong =
+        airlock_keystore::PassphraseSource::Value(zeroize::Zeroizing::new("wrong".to_string()));
+    let mut repo = Repository::open(&dir, Some(wrong)).unwrap();
+    let staged = tmp.path().join("staged.bin");
+    fs::write(&staged, "staged").unwrap();
+    let before = tree(&dir);
+    let err = repo
+        .add_file(&staged, "staged.bin", TargetCustom::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("keys/targets-"), "{err}");
+    assert_eq!(before, tree(&dir));
+    // After an error the in-memory state is undefined: reopen (as the CLI does per command).
+    drop(repo);
+    let mut repo = Repository::open(&dir, Some(wrong_again())).unwrap();
+    let err = repo.publish(&no_progress()).unwrap_err().to_string();
+    assert!(
+        err.contains("keys/snapshot-") || err.contains("keys/timestamp-"),
+        "{err}"
+    );
+    assert_eq!(before, tree(&dir));
+    drop(repo);
+    let mut repo = Repository::open(&dir, Some(pass)).unwrap();
+    let src = tmp.path().join("app.bin");
+    fs::write(&src, "app").unwrap();
+    let custom = TargetCustom {
+        version: Some("2.0".into()),
+        channel: Some("beta".into()),
+        source_ref: None,
+    };
+    repo.add_file(&src, "app/app.bin", custom).unwrap();
+    repo.publish(&no_progress()).unwrap();
+    let v = verify_published(&dir.join("published"), now());
+    assert!(v.ok, "{:#?}", v.problems);
+    let t = repo.targets_role("targets").unwrap();
+    assert_eq!(
+        t.signed.targets["app/app.bin"].custom,
+        Some(serde_json::json!({"version": "2.0", "channel": "beta"}))
+    );
+}
+
+#[test]
+fn publish_with_hard_links_checks_hashes_and_makes_files_read_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let mut repo = init(&dir, ed(1, 1), ed(1, 1));
+    let src = tmp.path().join("src");
+    write_files(&src, &[("a.bin", "linked"), ("b.bin", "changed later")]);
+    add_dir(&mut repo, &src, "");
+    // A source changed after `add` is refused in link mode too; nothing is switched in.
+    write_files(&src, &[("b.bin", "changed!")]);
+    let err = repo
+        .publish_with(TargetFiles::HardLink, &no_progress())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("changed since it was added"),
+        "{err}"
+    );
+    assert!(!dir.join("published/metadata").exists());
+    drop(repo);
+    let mut repo = Repository::open(&dir, None).unwrap();
+    add_dir(&mut repo, &src, "");
+    let report = repo
+        .publish_with(TargetFiles::HardLink, &no_progress())
+        .unwrap();
+    // a.bin may already have been linked by the refused attempt (content-addressed, unlisted).
+    assert!((1..=2).contains(&report.target_files_copied));
+    assert!(verify_published(&dir.join("published"), now()).ok);
+    let sha = airlock_core::tuf::hashes::sha256_map(b"linked")["sha256"].clone();
+    let published = dir.join(format!("published/targets/{sha}.a.bin"));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(&published).unwrap().ino(),
+        fs::metadata(src.join("a.bin")).unwrap().ino()
+    );
+    assert!(fs::metadata(&published).unwrap().permissions().readonly());
+}

@@ -161,6 +161,53 @@ fn operator_workflow_with_a_witness() {
         &p("release.txt"),
     ]);
     assert_eq!(added["index"], 0);
+    // A second publisher, added to the configuration and applied by a restart.
+    let second = json(&[
+        "log",
+        "keygen",
+        "--json",
+        "--name",
+        "pub2.test",
+        "--out",
+        &p("pub2.key"),
+    ]);
+    fails(&[
+        "log",
+        "add",
+        "--url",
+        &url,
+        "--ca",
+        ca_pem,
+        "--key",
+        &p("pub2.key"),
+        "--data",
+        "x",
+    ]);
+    ok(&[
+        "log",
+        "add-publisher",
+        "--dir",
+        &p("log"),
+        "--key",
+        second["verifier_key"].as_str().unwrap(),
+    ]);
+    drop(_l);
+    let (_l, url) = serve("log", &tmp.path().join("log"));
+    // Without --origin, the origin is read from the log's checkpoint.
+    let added = json(&[
+        "log",
+        "add",
+        "--json",
+        "--url",
+        &url,
+        "--ca",
+        ca_pem,
+        "--key",
+        &p("pub.key"),
+        "--data",
+        "release 1.1",
+    ]);
+    assert_eq!(added["index"], 1);
 
     // The proof is served once the checkpoint with the entry is published (cosigned).
     let mut fetched = false;
@@ -304,7 +351,25 @@ fn operator_workflow_with_a_witness() {
         other["verifier_key"].as_str().unwrap(),
     ]);
 
-    // Monitor: the whole log re-derived; a second run only reports new entries.
+    // Monitor: the whole log re-derived; a second run only reports new entries. First wait
+    // until the checkpoint with both entries is published.
+    for _ in 0..500 {
+        let m = json(&[
+            "log",
+            "monitor",
+            "--json",
+            "--url",
+            &url,
+            "--ca",
+            ca_pem,
+            "--log-key",
+            &log_vkey,
+        ]);
+        if m["size"] == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let m = json(&[
         "log",
         "monitor",
@@ -318,8 +383,9 @@ fn operator_workflow_with_a_witness() {
         "--state",
         &p("monitor.json"),
     ]);
-    assert_eq!(m["size"], 1);
+    assert_eq!(m["size"], 2);
     assert_eq!(m["new_entries"][0]["entry"], "release 1.0 sha256:abcd\n");
+    assert_eq!(m["new_entries"][1]["entry"], "release 1.1");
     let m = json(&[
         "log",
         "monitor",

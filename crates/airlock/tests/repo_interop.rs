@@ -587,3 +587,87 @@ fn bad_input_gives_one_line_errors_and_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn encrypted_keys_with_a_passphrase_from_the_environment_or_a_file_descriptor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let r = repo.to_str().unwrap();
+    let with_env = |args: &[&str], pass: &str| {
+        Command::new(AIRLOCK)
+            .args(args)
+            .env("REPO_PASS", pass)
+            .env_remove("AIRLOCK_PASSPHRASE")
+            .output()
+            .unwrap()
+    };
+    let out = with_env(
+        &["repo", "init", r, "--passphrase-env", "REPO_PASS"],
+        "s3cret pass",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys: Vec<PathBuf> = fs::read_dir(repo.join("keys"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "key"))
+        .collect();
+    assert_eq!(keys.len(), 4);
+    for k in &keys {
+        assert!(
+            fs::read_to_string(k)
+                .unwrap()
+                .contains("ENCRYPTED PRIVATE KEY")
+        );
+    }
+    let src = tmp.path().join("a.txt");
+    fs::write(&src, "a").unwrap();
+    let s = src.to_str().unwrap();
+    // Wrong passphrase: one-line error naming the key file; nothing changes.
+    let before = tree(&repo);
+    let out = with_env(
+        &["repo", "-C", r, "--passphrase-env", "REPO_PASS", "add", s],
+        "wrong",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("keys/targets-") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(before, tree(&repo));
+    let out = with_env(
+        &["repo", "-C", r, "--passphrase-env", "REPO_PASS", "add", s],
+        "s3cret pass",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The cron path: passphrase on file descriptor 3.
+    let pass_file = tmp.path().join("pass");
+    fs::write(&pass_file, "s3cret pass\n").unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{AIRLOCK}' repo -C '{r}' --passphrase-fd 3 publish 3<'{}' && '{AIRLOCK}' repo -C '{r}' --passphrase-fd 3 refresh 3<'{}'",
+            pass_file.display(),
+            pass_file.display()
+        ))
+        .env_remove("AIRLOCK_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&["repo", "-C", r, "--json", "verify"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["timestamp_version"], 2);
+}

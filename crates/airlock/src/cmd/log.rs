@@ -34,6 +34,12 @@ enum Cmd {
     /// Make a publisher (or any Ed25519 note) key; prints its verifier key.
     #[command(after_help = "Example:\n  airlock log keygen --name publisher.example --out pub.key")]
     Keygen(KeygenArgs),
+    /// Allow another publisher key to submit entries.
+    #[command(
+        after_help = "Example:\n  airlock log add-publisher --dir mylog --key \
+'pub.example+1a2b3c4d+AT...'"
+    )]
+    AddPublisher(AddPublisherArgs),
     /// Add a witness to the log's configuration.
     #[command(after_help = "Example:\n  airlock log add-witness --dir mylog --key \
 'w.example+5e6f7a8b+BA...' --url https://w.example")]
@@ -107,6 +113,15 @@ struct KeygenArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct AddPublisherArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    /// The publisher's Ed25519 note verifier key (from `airlock log keygen`).
+    #[arg(long)]
+    key: String,
+}
+
+#[derive(clap::Args, Debug)]
 struct AddWitnessArgs {
     #[arg(long)]
     dir: PathBuf,
@@ -161,9 +176,10 @@ struct AddArgs {
     /// Publisher secret key file (from `airlock log keygen`).
     #[arg(long)]
     key: PathBuf,
-    /// The log's origin (bound into the signature).
+    /// The log's origin (bound into the signature). Default: the first line of the log's
+    /// checkpoint (a wrong origin only makes the log refuse the signature).
     #[arg(long)]
-    origin: String,
+    origin: Option<String>,
     /// Read the entry from this file (default: standard input).
     #[arg(long, conflicts_with = "data")]
     file: Option<PathBuf>,
@@ -232,6 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Cmd::Init(a) => init(a),
         Cmd::Keygen(a) => keygen(a),
+        Cmd::AddPublisher(a) => add_publisher(a),
         Cmd::AddWitness(a) => add_witness(a),
         Cmd::Serve(a) => serve(a),
         Cmd::Add(a) => add(a),
@@ -307,6 +324,25 @@ fn keygen(a: KeygenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn add_publisher(a: AddPublisherArgs) -> anyhow::Result<()> {
+    let cfg_path = config_path(&a.dir);
+    let mut cfg = LogConfig::load(&cfg_path)?;
+    let v =
+        NoteVerifier::from_vkey(&a.key).with_context(|| format!("publisher key {:?}", a.key))?;
+    if v.algorithm() != KeyAlgorithm::Ed25519 {
+        bail!("publisher key {:?} is not an Ed25519 note key", a.key);
+    }
+    if !cfg.publishers.contains(&a.key) {
+        cfg.publishers.push(a.key);
+    }
+    cfg.save(&cfg_path)?;
+    println!(
+        "publisher {} may submit entries (restart `airlock log serve` to apply)",
+        v.name()
+    );
+    Ok(())
+}
+
 fn add_witness(a: AddWitnessArgs) -> anyhow::Result<()> {
     let cfg_path = config_path(&a.dir);
     let mut cfg = LogConfig::load(&cfg_path)?;
@@ -320,7 +356,10 @@ fn add_witness(a: AddWitnessArgs) -> anyhow::Result<()> {
         url: a.url,
     });
     cfg.save(&cfg_path)?;
-    println!("witness {} added", v.name());
+    println!(
+        "witness {} added (restart `airlock log serve` to apply)",
+        v.name()
+    );
     Ok(())
 }
 
@@ -337,6 +376,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let log = Log::start(opts)?;
     let addr = a.listen.unwrap_or(cfg.listen);
+    if identity.is_none() && !addr.ip().is_loopback() {
+        eprintln!(
+            "warning: serving plain HTTP on {addr}; set tls_cert/tls_key or put a TLS proxy in front"
+        );
+    }
     let server = airlock_net::ServerHandle::start(addr, log.router(), identity.as_ref())?;
     println!(
         "airlock log {} listening on {}",
@@ -378,8 +422,19 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
     let signer =
         NoteSigner::from_skey(skey.trim()).with_context(|| format!("key {}", a.key.display()))?;
-    let sig = sign_submission(&signer, &a.origin, &entry)?;
     let client = a.client.client()?;
+    let origin = match a.origin {
+        Some(o) => o,
+        None => {
+            let url = format!("{}/checkpoint", a.client.url.trim_end_matches('/'));
+            let resp = client.get(&url, 1 << 20)?;
+            if resp.status != 200 {
+                bail!("{url}: HTTP {}: {}", resp.status, resp.reason());
+            }
+            resp.reason()
+        }
+    };
+    let sig = sign_submission(&signer, &origin, &entry)?;
     let url = format!("{}/add", a.client.url.trim_end_matches('/'));
     let resp = client.post(&url, &[(SIGNATURE_HEADER, &sig)], &entry, 4096)?;
     if resp.status != 200 {

@@ -217,7 +217,12 @@ struct StatusArgs {}
 #[command(
     after_help = "Example:\n  airlock repo -C myrepo publish && airlock repo -C myrepo verify"
 )]
-struct PublishArgs {}
+struct PublishArgs {
+    /// Hard-link new target files into published/targets instead of copying them (same file
+    /// system only; the files are made read-only and must never be modified in place).
+    #[arg(long)]
+    link_targets: bool,
+}
 
 /// Write a staged role's metadata file for offline signing.
 #[derive(Parser, Debug)]
@@ -674,10 +679,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 unsigned_note(&report.unsigned);
             });
         }
-        Command::Publish(_) => {
+        Command::Publish(a) => {
             let mut repo = open(&args)?;
             let pb = progress_bar(json_out, "copying targets");
-            let report = repo.publish(&|done, total| {
+            let files = if a.link_targets {
+                airlock_repo::TargetFiles::HardLink
+            } else {
+                airlock_repo::TargetFiles::Copy
+            };
+            let report = repo.publish_with(files, &|done, total| {
                 pb.set_length(total);
                 pb.set_position(done);
             })?;

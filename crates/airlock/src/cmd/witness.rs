@@ -142,7 +142,7 @@ fn add_log(a: AddLogArgs) -> anyhow::Result<()> {
         }),
     }
     cfg.save(&cfg_path)?;
-    println!("following log {origin}");
+    println!("following log {origin} (restart `airlock witness serve` to apply)");
     Ok(())
 }
 
@@ -162,6 +162,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let name = witness.verifier().name().to_string();
+    let addr = a.listen.unwrap_or(cfg.listen);
+    if identity.is_none() && !addr.ip().is_loopback() {
+        eprintln!(
+            "warning: serving plain HTTP on {addr}; set tls_cert/tls_key or put a TLS proxy in front"
+        );
+    }
     let server = airlock_net::ServerHandle::start(
         a.listen.unwrap_or(cfg.listen),
         witness.router(),
