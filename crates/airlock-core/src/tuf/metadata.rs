@@ -380,16 +380,17 @@ impl<T: Role> Metadata<T> {
 
 /// `expires` as RFC 3339 in UTC with a `Z` suffix (`2030-01-01T00:00:00Z`).
 ///
-/// Reading accepts fractional seconds; an offset other than `Z` is refused so that a timestamp
-/// always means one instant written one way. Writing gives whole seconds unless there is a
-/// fraction, which is what python-tuf and go-tuf write.
+/// Exactly the shape the specification gives, `YYYY-MM-DDTHH:MM:SSZ`: fractional seconds and
+/// offsets other than `Z` are refused on reading (python-tuf 7 refuses them too), so a timestamp
+/// always means one instant written one way. Writing truncates to whole seconds, so metadata
+/// made from a clock reading is still readable by every TUF client.
 pub(crate) mod expiry {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
         let shaped =
-            text.len() >= 20 && text.as_bytes().get(10) == Some(&b'T') && text.ends_with('Z');
+            text.len() == 20 && text.as_bytes().get(10) == Some(&b'T') && text.ends_with('Z');
         if !shaped {
             return Err(format!(
                 "expires {text:?} is not RFC 3339 UTC (YYYY-MM-DDTHH:MM:SSZ)"
@@ -401,7 +402,7 @@ pub(crate) mod expiry {
     }
 
     pub fn format(t: &DateTime<Utc>) -> String {
-        t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        t.to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -497,8 +498,12 @@ mod tests {
     fn expiry_format() {
         let t = expiry::parse("2030-01-02T03:04:05Z").unwrap();
         assert_eq!(expiry::format(&t), "2030-01-02T03:04:05Z");
-        assert!(expiry::parse("2030-01-02T03:04:05.5Z").is_ok());
+        // A clock reading with a fraction is written in whole seconds, which every client reads.
+        let with_fraction = t + chrono::Duration::milliseconds(500);
+        assert_eq!(expiry::format(&with_fraction), "2030-01-02T03:04:05Z");
         for bad in [
+            "2030-01-02T03:04:05.5Z",
+            "2030-01-02T03:04:05.000Z",
             "2030-01-02T03:04:05+01:00",
             "2030-01-02 03:04:05Z",
             "2030-01-02",
