@@ -88,7 +88,9 @@ pub fn walk(
         });
     }
     let from = seen.map(|s| s.size).unwrap_or(0);
-    let mut leaves: Vec<Hash> = Vec::with_capacity(size as usize);
+    // The size is the log's claim: reserve for it only up to a bound, so that a checkpoint
+    // claiming 2^64 leaves ends in a fetch error, not a failed allocation.
+    let mut leaves: Vec<Hash> = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 20));
     let mut new_entries = Vec::new();
     let mut checked = 0u64;
     let bundles = size.div_ceil(u64::from(TILE_WIDTH));
@@ -136,7 +138,9 @@ pub fn walk(
         return Err(MonitorError::RootMismatch { size });
     }
     if let Some(s) = seen
-        && root_from_leaf_hashes(&leaves[..s.size as usize]) != s.root
+        && leaves
+            .get(..usize::try_from(s.size).unwrap_or(usize::MAX))
+            .is_none_or(|old| root_from_leaf_hashes(old) != s.root)
     {
         return Err(MonitorError::Inconsistent { old_size: s.size });
     }
