@@ -185,21 +185,43 @@ impl LogConfig {
     }
 }
 
-/// Writes a secret key string to a new file with mode 0600 (refuses to overwrite).
+/// Writes a secret key string to a new file with mode 0600 (refuses to overwrite), atomically
+/// (airlock-keystore's temp file, fsync, no-clobber rename, fsync the directory): a crash never
+/// leaves a truncated key under the final name.
 pub fn write_secret_key(path: &Path, skey: &str) -> Result<(), ConfigError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(skey.as_bytes()).map_err(io)?;
-    f.write_all(b"\n").map_err(io)?;
-    f.sync_all().map_err(io)
+    let bytes = format!("{skey}\n");
+    airlock_keystore::write_atomic(path, bytes.as_bytes(), 0o600, false).map_err(|e| {
+        let source = match e {
+            airlock_keystore::KeystoreError::Io { source, .. } => source,
+            airlock_keystore::KeystoreError::Exists { .. } => {
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists")
+            }
+            other => std::io::Error::other(other.to_string()),
+        };
+        ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+#[cfg(test)]
+mod secret_key_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn secret_key_is_written_0600_once_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.key");
+        write_secret_key(&path, "PRIVATE+KEY+first").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(write_secret_key(&path, "PRIVATE+KEY+second").is_err());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "PRIVATE+KEY+first\n"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }
