@@ -135,7 +135,16 @@ fn fast_forward_recovery_after_timestamp_key_rotation() {
     // Without the rotation the same rollback is refused.
     repo.timestamp.signed.version = 1;
     repo.write_timestamp();
-    assert!(client.updater().refresh().is_err());
+    let err = client.updater().refresh().expect_err("timestamp rollback");
+    assert!(
+        matches!(
+            &err,
+            UpdateError::Refused { role, source, .. }
+                if role == "timestamp"
+                    && matches!(**source, TrustError::Rollback { trusted: 2, new: 1, .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]
