@@ -438,6 +438,7 @@ impl Updater {
         let mut queue: Vec<(String, String)> = vec![("targets".into(), "root".into())];
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut visits = 0u32;
+        let mut unqueued_bins = 0u64;
         while let Some((role, delegator)) = queue.last().cloned() {
             if seen.contains(&role) {
                 queue.pop();
@@ -460,7 +461,17 @@ impl Updater {
                     children.extend(roles.iter().map(|r| (r.name.clone(), role.clone())));
                 }
                 if let Some(bins) = &d.succinct_roles {
-                    children.extend(bins.bin_names().map(|n| (n, role.clone())));
+                    // Up to 2^32 bins: queue only as many as may still be visited (the search
+                    // is depth-first, so later bins would come after those anyway) and count
+                    // the rest, instead of building billions of names.
+                    let budget = u64::from(max_roles.saturating_sub(visits));
+                    let queued = bins.number_of_bins().min(budget);
+                    unqueued_bins = unqueued_bins.saturating_add(bins.number_of_bins() - queued);
+                    children.extend(
+                        bins.bin_names()
+                            .take(queued as usize)
+                            .map(|n| (n, role.clone())),
+                    );
                 }
                 children.reverse();
                 queue.extend(children);
@@ -471,7 +482,8 @@ impl Updater {
             .map(|(r, _)| r)
             .filter(|r| !seen.contains(*r))
             .collect::<BTreeSet<_>>()
-            .len();
+            .len()
+            .saturating_add(usize::try_from(unqueued_bins).unwrap_or(usize::MAX));
         let mut targets = Vec::new();
         for path in candidates {
             if let Some(info) = self.get_target_info(&path)? {

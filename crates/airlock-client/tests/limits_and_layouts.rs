@@ -492,3 +492,40 @@ fn configured_size_caps_are_enforced_for_every_role() {
         .unwrap_or_else(|e| panic!("{role} at its exact length: {e}"));
     }
 }
+
+/// A role (the top-level targets here, but any delegated role can do the same) that delegates to
+/// 2^32 succinct bins must not make a listing build 2^32 role names: only the roles the listing
+/// may still visit are queued, the rest are counted as not visited.
+#[test]
+fn listing_a_delegation_to_2_pow_32_bins_visits_only_the_budget() {
+    use airlock_core::crypto::Signer as _;
+    use airlock_core::tuf::{Delegations, Metadata, SuccinctRoles, Targets};
+    use std::collections::BTreeMap;
+
+    let mut repo = TestRepo::new();
+    let key = common::ed25519();
+    let keyid = key.public_key().key_id();
+    let bins = SuccinctRoles::new(vec![keyid.clone()], 1, 32, "huge");
+    let keys = BTreeMap::from([(keyid, key.public_key().clone())]);
+    repo.targets.signed.delegations = Some(Delegations::with_succinct_roles(keys, bins.clone()));
+    // Only the first two bins exist: the listing below may visit the top-level role and two more.
+    let first_two: Vec<String> = (0..2).map(|i| bins.bin_name(i)).collect();
+    for name in &first_two {
+        repo.delegated
+            .insert(name.clone(), Metadata::new(Targets::new(1, repo.expires)));
+        repo.delegated_keys
+            .insert(name.clone(), vec![evil::copy_key(&key)]);
+    }
+    let roles: Vec<&str> = std::iter::once("targets")
+        .chain(first_two.iter().map(String::as_str))
+        .collect();
+    write_roles(&mut repo, roles);
+    let (https, _evil) = serve(repo.path());
+    let client = Client::new(&https, &repo.initial_root());
+    let listing = client
+        .updater()
+        .list_targets_within(3)
+        .expect("listing within the budget");
+    assert_eq!(listing.roles_visited, 3);
+    assert_eq!(listing.roles_not_visited as u64, (1u64 << 32) - 2);
+}
