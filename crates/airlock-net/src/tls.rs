@@ -352,29 +352,31 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // A temporary file with a random name, created exclusively (never through an existing file
+    // or a planted symlink) and with its final mode from the start.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".airlock-tls-tmp-");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if private { 0o600 } else { 0o644 });
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(if private {
+            0o600
+        } else {
+            0o644
+        }));
     }
     #[cfg(not(unix))]
     let _ = private;
-    let mut f = opts.open(&tmp).map_err(io_err)?;
-    f.write_all(bytes).map_err(io_err)?;
-    f.sync_all().map_err(io_err)?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err)?;
-    if let Ok(d) = fs::File::open(dir) {
-        d.sync_all().map_err(io_err)?;
-    }
+    let mut tmp = builder.tempfile_in(dir).map_err(io_err)?;
+    tmp.write_all(bytes).map_err(io_err)?;
+    tmp.as_file().sync_all().map_err(io_err)?;
+    tmp.persist(path).map_err(|e| io_err(e.error))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err)?;
     Ok(())
 }

@@ -572,6 +572,40 @@ fn shutdown_stops_serving() {
     assert!(matches!(err, FetchError::Connect { .. }), "{err:?}");
 }
 
+/// In a directory others can write to, a temporary name they can predict (here the one the
+/// writer once used: `.key.pem.tmp-<pid>`) must not let them redirect the private key through a
+/// planted symlink into a file they can read.
+#[cfg(unix)]
+#[test]
+fn private_key_is_never_written_through_a_planted_temporary_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let ca = TestCa::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stolen = dir.path().join("readable-by-the-attacker");
+    std::fs::write(&stolen, b"").unwrap();
+    std::fs::set_permissions(&stolen, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for name in ["key.pem", "cert.pem", "ca.pem"] {
+        let planted = dir
+            .path()
+            .join(format!(".{name}.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&stolen, planted).unwrap();
+    }
+    let files = ca.write_files(dir.path(), &["127.0.0.1"]).unwrap();
+    assert_eq!(
+        std::fs::read(&stolen).unwrap(),
+        b"",
+        "the key went through the symlink"
+    );
+    let meta = std::fs::symlink_metadata(&files.key).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(
+        std::fs::read_to_string(&files.key)
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+}
+
 #[test]
 fn files_written_for_other_programs_round_trip() {
     let ca = TestCa::new().unwrap();
