@@ -259,6 +259,7 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
     let mut loaded: BTreeMap<String, Metadata<Targets>> = BTreeMap::new();
     let mut queue: Vec<(String, Option<String>)> = vec![("targets".into(), None)];
     let mut visited: BTreeSet<String> = BTreeSet::new();
+    let bins_listable = u64::try_from(snap.signed.meta.len()).unwrap_or(u64::MAX);
     while let Some((role, parent)) = queue.pop() {
         if !visited.insert(role.clone()) {
             continue;
@@ -313,9 +314,23 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
                 }
             }
             if let Some(b) = &d.succinct_roles {
-                let names: Vec<String> = b.bin_names().collect();
-                for n in names.into_iter().rev() {
-                    queue.push((n, Some(role.clone())));
+                // Every bin must be in the snapshot (TAP 15); checking that first keeps a
+                // bit_length of 32 from making us list 2^32 role names.
+                if b.number_of_bins() > bins_listable {
+                    c.problem(
+                        &file,
+                        "delegation",
+                        format!(
+                            "delegates to {} hash bins, more than the {} roles the snapshot lists",
+                            b.number_of_bins(),
+                            bins_listable
+                        ),
+                    );
+                } else {
+                    let names: Vec<String> = b.bin_names().collect();
+                    for n in names.into_iter().rev() {
+                        queue.push((n, Some(role.clone())));
+                    }
                 }
             }
         }
@@ -342,7 +357,9 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
                 for r in d.roles.iter().flatten() {
                     v.push((r.name.clone(), p.clone()));
                 }
-                if let Some(b) = &d.succinct_roles {
+                if let Some(b) = &d.succinct_roles
+                    && b.number_of_bins() <= bins_listable
+                {
                     v.extend(b.bin_names().map(|n| (n, p.clone())));
                 }
             }

@@ -720,3 +720,57 @@ fn publish_with_hard_links_checks_hashes_and_makes_files_read_only() {
     );
     assert!(fs::metadata(&published).unwrap().permissions().readonly());
 }
+
+/// `verify` reads trees it did not write: a targets role claiming 2^32 succinct bins is a
+/// reported problem, not an attempt to list 2^32 role names.
+#[test]
+fn verify_reports_a_delegation_to_more_bins_than_the_snapshot_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let mut repo = init(&dir, ed(1, 1), ed(1, 1));
+    repo.delegate_bins(
+        &BinDelegation {
+            from: "targets".into(),
+            bins: 2,
+            name_prefix: "bin".into(),
+            keys: KeySource::Generate {
+                scheme: KeyScheme::Ed25519,
+                count: 1,
+            },
+            threshold: 1,
+        },
+        true,
+    )
+    .unwrap();
+    repo.publish(&no_progress()).unwrap();
+    let published = dir.join("published");
+    assert!(verify_published(&published, now()).ok);
+
+    let metadata = published.join("metadata");
+    let targets_file = fs::read_dir(&metadata)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".targets.json") && !n.starts_with("targets"))
+        })
+        .max()
+        .expect("a versioned targets.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fs::read(&targets_file).unwrap()).unwrap();
+    v["signed"]["delegations"]["succinct_roles"]["bit_length"] = 32.into();
+    let _ = fs::remove_file(&targets_file); // may be read-only or shared with older generations
+    fs::write(&targets_file, serde_json::to_vec(&v).unwrap()).unwrap();
+
+    let report = verify_published(&published, now());
+    assert!(!report.ok);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.check == "delegation" && p.message.contains("4294967296 hash bins")),
+        "{:#?}",
+        report.problems
+    );
+}
