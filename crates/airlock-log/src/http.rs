@@ -37,11 +37,13 @@ impl HttpResponse {
 #[derive(Clone)]
 pub struct HttpClient {
     agent: ureq::Agent,
+    allow_http: bool,
 }
 
 impl HttpClient {
     /// `ca_pem`: trust only these CAs (e.g. a test CA); `None` trusts the webpki roots.
-    /// `allow_http`: allow plain `http://` (loopback tests).
+    /// `allow_http`: allow plain `http://`, to 127.0.0.1, ::1 and localhost only (loopback
+    /// tests); any other URL must be https, as for every airlock client.
     pub fn new(
         ca_pem: Option<&[u8]>,
         allow_http: bool,
@@ -73,7 +75,15 @@ impl HttpClient {
             .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        Ok(Self { agent })
+        Ok(Self { agent, allow_http })
+    }
+
+    /// The scheme policy of airlock-net's fetcher, checked before any connection is made.
+    fn check_url(&self, url: &str) -> Result<(), HttpError> {
+        airlock_net::check_url_scheme(url, self.allow_http).map_err(|e| HttpError::Transport {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// POSTs `body` with extra `headers`; reads at most `max` bytes of the answer.
@@ -84,6 +94,7 @@ impl HttpClient {
         body: &[u8],
         max: usize,
     ) -> Result<HttpResponse, HttpError> {
+        self.check_url(url)?;
         let mut req = self.agent.post(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -97,6 +108,7 @@ impl HttpClient {
 
     /// GETs `url`; reads at most `max` bytes of the answer.
     pub fn get(&self, url: &str, max: usize) -> Result<HttpResponse, HttpError> {
+        self.check_url(url)?;
         let resp = self
             .agent
             .get(url)
@@ -139,5 +151,37 @@ impl HttpClient {
             content_type,
             body,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_refused_unless_allowed_and_then_only_to_loopback() {
+        let t = Duration::from_secs(1);
+        let strict = HttpClient::new(None, false, t).unwrap();
+        let loopback = HttpClient::new(None, true, t).unwrap();
+        // Refused before any connection: these hosts are never contacted.
+        for (client, url) in [
+            (&strict, "http://127.0.0.1:9/checkpoint"),
+            (&loopback, "http://log.example.org/checkpoint"),
+            (&loopback, "http://10.0.0.1/add"),
+            (&loopback, "ftp://127.0.0.1/x"),
+        ] {
+            let err = client.get(url, 10).unwrap_err().to_string();
+            assert!(
+                err.contains("http") || err.contains("scheme"),
+                "{url}: {err}"
+            );
+            let err = client.post(url, &[], b"x", 10).unwrap_err().to_string();
+            assert!(!err.is_empty(), "{url}");
+        }
+        let err = loopback
+            .get("http://log.example.org/checkpoint", 10)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only to 127.0.0.1"), "{err}");
     }
 }

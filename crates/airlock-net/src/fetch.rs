@@ -440,32 +440,38 @@ impl Fetcher {
 
     /// Scheme policy: https always; http only to loopback and only when allowed.
     fn check_url(&self, url: &str) -> Result<(), FetchError> {
-        let uri: ureq::http::Uri =
-            url.parse()
-                .map_err(|e: ureq::http::uri::InvalidUri| FetchError::InvalidUrl {
-                    url: url.to_string(),
-                    reason: e.to_string(),
-                })?;
-        let host = uri.host().ok_or_else(|| FetchError::InvalidUrl {
+        check_url_scheme(url, self.config.allow_http_loopback)
+    }
+}
+
+/// The scheme policy every airlock client applies: `https` always; plain `http` only when
+/// `allow_http_loopback` is set, and then only to 127.0.0.1, ::1 or localhost.
+pub fn check_url_scheme(url: &str, allow_http_loopback: bool) -> Result<(), FetchError> {
+    let uri: ureq::http::Uri =
+        url.parse()
+            .map_err(|e: ureq::http::uri::InvalidUri| FetchError::InvalidUrl {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+    let host = uri.host().ok_or_else(|| FetchError::InvalidUrl {
+        url: url.to_string(),
+        reason: "no host".into(),
+    })?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if !allow_http_loopback => Err(FetchError::InsecureUrl {
             url: url.to_string(),
-            reason: "no host".into(),
-        })?;
-        match uri.scheme_str() {
-            Some("https") => Ok(()),
-            Some("http") if !self.config.allow_http_loopback => Err(FetchError::InsecureUrl {
-                url: url.to_string(),
-                reason: "plain http is not allowed (use https)",
-            }),
-            Some("http") if is_loopback_host(host) => Ok(()),
-            Some("http") => Err(FetchError::InsecureUrl {
-                url: url.to_string(),
-                reason: "plain http is allowed only to 127.0.0.1, ::1 and localhost",
-            }),
-            _ => Err(FetchError::InvalidUrl {
-                url: url.to_string(),
-                reason: "scheme must be https".into(),
-            }),
-        }
+            reason: "plain http is not allowed (use https)",
+        }),
+        Some("http") if is_loopback_host(host) => Ok(()),
+        Some("http") => Err(FetchError::InsecureUrl {
+            url: url.to_string(),
+            reason: "plain http is allowed only to 127.0.0.1, ::1 and localhost",
+        }),
+        _ => Err(FetchError::InvalidUrl {
+            url: url.to_string(),
+            reason: "scheme must be https".into(),
+        }),
     }
 }
 

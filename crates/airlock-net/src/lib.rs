@@ -12,6 +12,6 @@ pub mod fetch;
 pub mod server;
 pub mod tls;
 
-pub use fetch::{FetchError, Fetcher, FetcherConfig, MinRate, Progress, Trust};
+pub use fetch::{FetchError, Fetcher, FetcherConfig, MinRate, Progress, Trust, check_url_scheme};
 pub use server::{ServeError, ServerHandle, static_dir_router};
 pub use tls::{ServerIdentity, TestCa, TlsError, TlsFiles};
