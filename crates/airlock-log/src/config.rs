@@ -1,7 +1,8 @@
 //! The log's TOML configuration (`log.toml`), e.g.:
 //!
 //! ```toml
-//! key_file = "log.key"               # Ed25519 note signer key (skey), mode 0600
+//! key_file = "log.key"               # Ed25519 seed: encrypted PKCS#8 key file (airlock-keystore)
+//! key_name = "log.example/airlock"   # the signer's note key name (the origin)
 //! public_dir = "public"              # checkpoint + tiles: publish this directory
 //! state_dir = "state"                # guard, pending batch, lock: never publish
 //! listen = "127.0.0.1:7370"
@@ -26,7 +27,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use airlock_core::tlog::{NoteSigner, NoteVerifier};
+use airlock_core::crypto::{Ed25519Private, PrivateKey};
+use airlock_core::tlog::{KeyAlgorithm, NoteSigner, NoteVerifier};
+use airlock_keystore::{KeystoreError, PassphraseSource, Protection};
 
 use crate::http::HttpClient;
 use crate::service::LogOptions;
@@ -44,6 +47,9 @@ pub enum ConfigError {
     },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    /// Reading or writing a key file (wrong passphrase, truncated file, ...); names the file.
+    #[error("{0}")]
+    Key(#[from] KeystoreError),
 }
 
 fn invalid(path: &Path, reason: impl Into<String>) -> ConfigError {
@@ -74,6 +80,10 @@ fn default_timeout() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub key_file: PathBuf,
+    /// The signer's key name (the log's origin). Required for a keystore key file; absent in
+    /// configurations written before keys were encrypted, whose key file is a plaintext skey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
     pub public_dir: PathBuf,
     pub state_dir: PathBuf,
     pub listen: SocketAddr,
@@ -112,13 +122,22 @@ impl LogConfig {
         config_path.parent().unwrap_or(Path::new(".")).join(p)
     }
 
-    pub fn signer(&self, config_path: &Path) -> Result<NoteSigner, ConfigError> {
+    /// Reads the note signer from `key_file`: an airlock-keystore key file (encrypted PKCS#8
+    /// Ed25519 seed; `passphrase` is asked only if it is encrypted) named by `key_name`, or, for
+    /// logs created before that, a legacy plaintext `PRIVATE+KEY+...` skey file.
+    pub fn signer(
+        &self,
+        config_path: &Path,
+        passphrase: &PassphraseSource,
+    ) -> Result<NoteSigner, ConfigError> {
         let path = Self::resolve(config_path, &self.key_file);
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        NoteSigner::from_skey(text.trim()).map_err(|e| invalid(&path, e.to_string()))
+        read_signer(
+            &path,
+            self.key_name.as_deref(),
+            KeyAlgorithm::Ed25519,
+            config_path,
+            passphrase,
+        )
     }
 
     pub fn publishers(&self, config_path: &Path) -> Result<Vec<NoteVerifier>, ConfigError> {
@@ -146,7 +165,11 @@ impl LogConfig {
     }
 
     /// Everything [`crate::Log::start`] needs: opens the store (taking its lock) and reads keys.
-    pub fn log_options(&self, config_path: &Path) -> Result<LogOptions, ConfigError> {
+    pub fn log_options(
+        &self,
+        config_path: &Path,
+        passphrase: &PassphraseSource,
+    ) -> Result<LogOptions, ConfigError> {
         let public = Self::resolve(config_path, &self.public_dir);
         let state = Self::resolve(config_path, &self.state_dir);
         let store =
@@ -175,7 +198,7 @@ impl LogConfig {
             )
         };
         Ok(LogOptions {
-            signer: self.signer(config_path)?,
+            signer: self.signer(config_path, passphrase)?,
             store: Arc::new(store),
             publishers: self.publishers(config_path)?,
             witnesses,
@@ -183,6 +206,85 @@ impl LogConfig {
             max_batch: self.max_batch,
         })
     }
+}
+
+/// Generates a fresh Ed25519 note signer named `name` (algorithm `alg`) and writes its seed to
+/// the new key file `path` as an airlock-keystore private key (encrypted PKCS#8 unless
+/// `protection` is `PlaintextForTests`; mode 0600, atomic, never overwrites).
+pub fn generate_signer_key(
+    path: &Path,
+    name: &str,
+    alg: KeyAlgorithm,
+    protection: &Protection,
+) -> Result<NoteSigner, ConfigError> {
+    let ed = Ed25519Private::generate().map_err(|e| invalid(path, e.to_string()))?;
+    let signer = NoteSigner::from_seed(name, alg, &ed.seed())
+        .map_err(|e| invalid(path, format!("key name {name:?}: {e}")))?;
+    airlock_keystore::write_private_key(path, &PrivateKey::Ed25519(ed), protection)?;
+    Ok(signer)
+}
+
+/// Reads a note signer key file written by [`generate_signer_key`] (the name comes from the
+/// configuration), or a legacy plaintext skey file (`PRIVATE+KEY+...`, which carries its name).
+pub fn read_signer(
+    path: &Path,
+    name: Option<&str>,
+    alg: KeyAlgorithm,
+    config_path: &Path,
+    passphrase: &PassphraseSource,
+) -> Result<NoteSigner, ConfigError> {
+    let head = read_head(path)?;
+    if head.starts_with(b"PRIVATE+KEY+") {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let signer =
+            NoteSigner::from_skey(text.trim()).map_err(|e| invalid(path, e.to_string()))?;
+        if signer.algorithm() != alg {
+            return Err(invalid(
+                path,
+                format!("key algorithm {} where {alg} is needed", signer.algorithm()),
+            ));
+        }
+        if name.is_some_and(|n| n != signer.name()) {
+            return Err(invalid(
+                path,
+                format!(
+                    "key name {:?} differs from key_name in the configuration",
+                    signer.name()
+                ),
+            ));
+        }
+        return Ok(signer);
+    }
+    let Some(name) = name else {
+        return Err(invalid(
+            config_path,
+            "key_name is missing (needed to read the keystore key file)",
+        ));
+    };
+    match airlock_keystore::read_private_key(path, passphrase)? {
+        PrivateKey::Ed25519(ed) => NoteSigner::from_seed(name, alg, &ed.seed())
+            .map_err(|e| invalid(config_path, format!("key_name {name:?}: {e}"))),
+        _ => Err(invalid(path, "not an Ed25519 private key")),
+    }
+}
+
+/// The first bytes of a file (to tell a legacy skey file from a PEM key file).
+fn read_head(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read;
+    let io = |source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut head = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(16)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    Ok(head)
 }
 
 /// Writes a secret key string to a new file with mode 0600 (refuses to overwrite), atomically

@@ -1,7 +1,8 @@
 //! The witness's TOML configuration (`witness.toml`), e.g.:
 //!
 //! ```toml
-//! key_file = "witness.key"          # cosignature/v1 signer key (skey), mode 0600
+//! key_file = "witness.key"          # Ed25519 seed: encrypted PKCS#8 key file (airlock-keystore)
+//! key_name = "witness.example/w1"   # the cosignature/v1 key name
 //! state_dir = "state"               # latest cosigned checkpoint per log
 //! listen = "127.0.0.1:7380"
 //! tls_cert = "tls/cert.pem"         # optional: serve HTTPS
@@ -19,7 +20,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use airlock_core::crypto::{Ed25519Private, PrivateKey};
 use airlock_core::tlog::{CosignatureSigner, NoteVerifier};
+use airlock_keystore::{PassphraseSource, Protection};
 
 use crate::{FollowedLog, WitnessError, write_atomic};
 
@@ -36,6 +39,10 @@ pub struct LogEntry {
 #[serde(deny_unknown_fields)]
 pub struct WitnessConfig {
     pub key_file: PathBuf,
+    /// The cosignature key name. Required for a keystore key file; absent in configurations
+    /// written before keys were encrypted, whose key file is a plaintext skey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
     pub state_dir: PathBuf,
     pub listen: SocketAddr,
     #[serde(default)]
@@ -72,14 +79,44 @@ impl WitnessConfig {
         config_path.parent().unwrap_or(Path::new(".")).join(p)
     }
 
-    /// Reads the signer key named by `key_file`.
-    pub fn signer(&self, config_path: &Path) -> Result<CosignatureSigner, WitnessError> {
+    /// Reads the signer from `key_file`: an airlock-keystore key file (encrypted PKCS#8 Ed25519
+    /// seed; `passphrase` is asked only if it is encrypted) named by `key_name`, or, for witnesses
+    /// created before that, a legacy plaintext `PRIVATE+KEY+...` skey file.
+    pub fn signer(
+        &self,
+        config_path: &Path,
+        passphrase: &PassphraseSource,
+    ) -> Result<CosignatureSigner, WitnessError> {
         let path = Self::resolve(config_path, &self.key_file);
-        let text = std::fs::read_to_string(&path).map_err(|source| WitnessError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        CosignatureSigner::from_skey(text.trim()).map_err(|e| cfg_err(&path, e.to_string()))
+        if read_head(&path)?.starts_with(b"PRIVATE+KEY+") {
+            let text = std::fs::read_to_string(&path).map_err(|source| WitnessError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let signer = CosignatureSigner::from_skey(text.trim())
+                .map_err(|e| key_err(&path, e.to_string()))?;
+            if self.key_name.as_deref().is_some_and(|n| n != signer.name()) {
+                return Err(key_err(
+                    &path,
+                    format!(
+                        "key name {:?} differs from key_name in the configuration",
+                        signer.name()
+                    ),
+                ));
+            }
+            return Ok(signer);
+        }
+        let Some(name) = self.key_name.as_deref() else {
+            return Err(key_err(
+                config_path,
+                "key_name is missing (needed to read the keystore key file)",
+            ));
+        };
+        match airlock_keystore::read_private_key(&path, passphrase)? {
+            PrivateKey::Ed25519(ed) => CosignatureSigner::from_seed(name, &ed.seed())
+                .map_err(|e| key_err(config_path, format!("key_name {name:?}: {e}"))),
+            _ => Err(key_err(&path, "not an Ed25519 private key")),
+        }
     }
 
     /// The followed logs with parsed keys.
@@ -103,6 +140,44 @@ impl WitnessConfig {
             })
             .collect()
     }
+}
+
+fn key_err(path: &Path, reason: impl Into<String>) -> WitnessError {
+    WitnessError::Config {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// The first bytes of a file (to tell a legacy skey file from a PEM key file).
+fn read_head(path: &Path) -> Result<Vec<u8>, WitnessError> {
+    use std::io::Read;
+    let io = |source| WitnessError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut head = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(16)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    Ok(head)
+}
+
+/// Generates a fresh cosignature/v1 signer named `name` and writes its Ed25519 seed to the new
+/// key file `path` as an airlock-keystore private key (encrypted PKCS#8 unless `protection` is
+/// `PlaintextForTests`; mode 0600, atomic, never overwrites).
+pub fn generate_signer_key(
+    path: &Path,
+    name: &str,
+    protection: &Protection,
+) -> Result<CosignatureSigner, WitnessError> {
+    let ed = Ed25519Private::generate().map_err(|e| key_err(path, e.to_string()))?;
+    let signer = CosignatureSigner::from_seed(name, &ed.seed())
+        .map_err(|e| key_err(path, format!("key name {name:?}: {e}")))?;
+    airlock_keystore::write_private_key(path, &PrivateKey::Ed25519(ed), protection)?;
+    Ok(signer)
 }
 
 /// Writes a secret key string to a new file with mode 0600 (refuses to overwrite), atomically

@@ -59,6 +59,12 @@ pub enum WitnessError {
     Corrupt { path: PathBuf, reason: String },
     #[error("followed log {origin:?}: {reason}")]
     Log { origin: String, reason: String },
+    /// A configuration or key file problem, naming the file.
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    /// Reading or writing the key file (wrong passphrase, truncated file, ...); names the file.
+    #[error("{0}")]
+    Key(#[from] airlock_keystore::KeystoreError),
 }
 
 /// A log the witness follows.

@@ -7,9 +7,15 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+/// The passphrase of the (encrypted) log and witness keys, given to every command.
+const PASS: &str = "log cli test passphrase";
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .env("AIRLOCK_PASSPHRASE", PASS)
+        .output()
+        .unwrap()
 }
 
 fn ok(args: &[&str]) -> String {
@@ -53,6 +59,7 @@ fn serve(kind: &str, dir: &Path) -> (Server, String) {
             "--listen",
             "127.0.0.1:0",
         ])
+        .env("AIRLOCK_PASSPHRASE", PASS)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

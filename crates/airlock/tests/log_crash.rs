@@ -83,6 +83,8 @@ fn killed_at_random_points_the_log_loses_no_acknowledged_entry_and_never_forks()
         dir.to_str().unwrap(),
         "--origin",
         ORIGIN,
+        // Restarted many times: keep the key unencrypted (key protection is tested in log_keys).
+        "--plaintext-key",
         "--publisher-key",
         &publisher.verifier().to_vkey(),
         "--tls-cert",

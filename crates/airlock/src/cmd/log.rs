@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use airlock_core::tlog::{KeyAlgorithm, NoteSigner, NoteVerifier, leaf_hash};
-use airlock_log::config::{LogConfig, WitnessEntry, write_secret_key};
+use airlock_keystore::{PassphraseSource, Protection};
+use airlock_log::config::{LogConfig, WitnessEntry, generate_signer_key, write_secret_key};
 use airlock_log::monitor::{Seen, walk};
 use airlock_log::{HttpClient, Log, SIGNATURE_HEADER, sign_submission};
 
@@ -96,8 +97,48 @@ struct InitArgs {
     /// CA bundle used to reach witnesses over HTTPS (default: webpki roots).
     #[arg(long)]
     witness_ca: Option<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseOpts,
+    /// Write the signing key unencrypted. For tests and throw-away demos only.
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
+    plaintext_key: bool,
     #[arg(long)]
     json: bool,
+}
+
+/// Where the passphrase of the log's (or witness's) private key comes from.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PassphraseOpts {
+    /// Read the key passphrase from this environment variable (default: AIRLOCK_PASSPHRASE if
+    /// set, else ask on the terminal).
+    #[arg(long, conflicts_with = "passphrase_fd")]
+    passphrase_env: Option<String>,
+    /// Read the key passphrase from this open file descriptor (e.g. `3 3<secret`).
+    #[arg(long)]
+    passphrase_fd: Option<i32>,
+}
+
+impl PassphraseOpts {
+    pub(crate) fn source(&self) -> PassphraseSource {
+        if let Some(fd) = self.passphrase_fd {
+            PassphraseSource::Fd(fd)
+        } else if let Some(var) = &self.passphrase_env {
+            PassphraseSource::Env(var.clone())
+        } else if std::env::var_os("AIRLOCK_PASSPHRASE").is_some() {
+            PassphraseSource::Env("AIRLOCK_PASSPHRASE".into())
+        } else {
+            PassphraseSource::Prompt
+        }
+    }
+
+    /// How `init` protects a new key: encrypted, unless `plaintext` (tests only).
+    pub(crate) fn protection(&self, plaintext: bool) -> Protection {
+        if plaintext {
+            Protection::PlaintextForTests
+        } else {
+            Protection::encrypted(self.source())
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -140,6 +181,8 @@ struct ServeArgs {
     /// Override the configured listen address (port 0 picks a free port).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    #[command(flatten)]
+    passphrase: PassphraseOpts,
 }
 
 #[derive(clap::Args, Debug)]
@@ -277,12 +320,19 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
     for k in &a.publisher_keys {
         NoteVerifier::from_vkey(k).with_context(|| format!("publisher key {k:?}"))?;
     }
+    if !airlock_core::tlog::is_valid_key_name(&a.origin) {
+        bail!("origin {:?} is not a valid key name", a.origin);
+    }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let signer = NoteSigner::generate(&a.origin, KeyAlgorithm::Ed25519)
-        .with_context(|| format!("origin {:?} is not a valid key name", a.origin))?;
-    write_secret_key(&a.dir.join("log.key"), &signer.to_skey())?;
+    let signer = generate_signer_key(
+        &a.dir.join("log.key"),
+        &a.origin,
+        KeyAlgorithm::Ed25519,
+        &a.passphrase.protection(a.plaintext_key),
+    )?;
     let cfg = LogConfig {
         key_file: "log.key".into(),
+        key_name: Some(a.origin.clone()),
         public_dir: "public".into(),
         state_dir: "state".into(),
         listen: a.listen,
@@ -366,7 +416,7 @@ fn add_witness(a: AddWitnessArgs) -> anyhow::Result<()> {
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let cfg_path = config_path(&a.dir);
     let cfg = LogConfig::load(&cfg_path)?;
-    let opts = cfg.log_options(&cfg_path)?;
+    let opts = cfg.log_options(&cfg_path, &a.passphrase.source())?;
     let identity = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => Some(airlock_net::ServerIdentity::from_pem_files(
             &LogConfig::resolve(&cfg_path, c),

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use airlock_core::tlog::{CosignatureSigner, KeyAlgorithm, NoteVerifier};
+use airlock_core::tlog::{KeyAlgorithm, NoteVerifier};
 use airlock_witness::Witness;
-use airlock_witness::config::{LogEntry, WitnessConfig, write_secret_key};
+use airlock_witness::config::{LogEntry, WitnessConfig, generate_signer_key};
+
+use super::log::PassphraseOpts;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -56,6 +58,11 @@ struct InitArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseOpts,
+    /// Write the cosignature key unencrypted. For tests and throw-away demos only.
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
+    plaintext_key: bool,
     #[arg(long)]
     json: bool,
 }
@@ -76,6 +83,8 @@ struct ServeArgs {
     /// Override the configured listen address (port 0 picks a free port).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    #[command(flatten)]
+    passphrase: PassphraseOpts,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -98,12 +107,18 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
             cfg_path.display()
         );
     }
+    if !airlock_core::tlog::is_valid_key_name(&a.name) {
+        bail!("{:?} is not a valid key name", a.name);
+    }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let signer = CosignatureSigner::generate(&a.name)
-        .with_context(|| format!("{:?} is not a valid key name", a.name))?;
-    write_secret_key(&a.dir.join("witness.key"), &signer.to_skey())?;
+    let signer = generate_signer_key(
+        &a.dir.join("witness.key"),
+        &a.name,
+        &a.passphrase.protection(a.plaintext_key),
+    )?;
     let cfg = WitnessConfig {
         key_file: "witness.key".into(),
+        key_name: Some(a.name.clone()),
         state_dir: "state".into(),
         listen: a.listen,
         tls_cert: a.tls_cert.as_deref().map(std::path::absolute).transpose()?,
@@ -150,7 +165,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let cfg_path = config_path(&a.dir);
     let cfg = WitnessConfig::load(&cfg_path)?;
     let witness = Arc::new(Witness::open(
-        cfg.signer(&cfg_path)?,
+        cfg.signer(&cfg_path, &a.passphrase.source())?,
         cfg.followed(&cfg_path)?,
         &WitnessConfig::resolve(&cfg_path, &cfg.state_dir),
     )?);
