@@ -170,6 +170,9 @@ impl LogConfig {
         config_path: &Path,
         passphrase: &PassphraseSource,
     ) -> Result<LogOptions, ConfigError> {
+        // The key first: a wrong passphrase fails (and a prompt waits) before the store's lock
+        // is taken.
+        let signer = self.signer(config_path, passphrase)?;
         let public = Self::resolve(config_path, &self.public_dir);
         let state = Self::resolve(config_path, &self.state_dir);
         let store =
@@ -198,7 +201,7 @@ impl LogConfig {
             )
         };
         Ok(LogOptions {
-            signer: self.signer(config_path, passphrase)?,
+            signer,
             store: Arc::new(store),
             publishers: self.publishers(config_path)?,
             witnesses,

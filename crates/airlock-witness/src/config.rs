@@ -180,45 +180,51 @@ pub fn generate_signer_key(
     Ok(signer)
 }
 
-/// Writes a secret key string to a new file with mode 0600 (refuses to overwrite), atomically
-/// (airlock-keystore's temp file, fsync, no-clobber rename, fsync the directory): a crash never
-/// leaves a truncated key under the final name.
-pub fn write_secret_key(path: &Path, skey: &str) -> Result<(), WitnessError> {
-    let bytes = format!("{skey}\n");
-    airlock_keystore::write_atomic(path, bytes.as_bytes(), 0o600, false).map_err(|e| {
-        let source = match e {
-            airlock_keystore::KeystoreError::Io { source, .. } => source,
-            airlock_keystore::KeystoreError::Exists { .. } => {
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists")
-            }
-            other => std::io::Error::other(other.to_string()),
-        };
-        WitnessError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    fn pass(p: &str) -> PassphraseSource {
+        PassphraseSource::Value(p.to_string().into())
+    }
+
     #[test]
-    fn secret_key_is_written_0600_once_and_never_overwritten() {
+    fn signer_key_is_encrypted_0600_never_overwritten_and_needs_the_passphrase() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("witness.key");
-        write_secret_key(&path, "PRIVATE+KEY+first").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let key = dir.path().join("witness.key");
+        let cfg_path = dir.path().join("witness.toml");
+        let made = generate_signer_key(
+            &key,
+            "witness.test/w",
+            &Protection::encrypted_fast_for_tests(pass("right")),
+        )
+        .unwrap();
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let err = write_secret_key(&path, "PRIVATE+KEY+second").unwrap_err();
-        assert!(err.to_string().contains("witness.key"), "{err}");
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "PRIVATE+KEY+first\n"
+        let text = std::fs::read_to_string(&key).unwrap();
+        assert!(text.contains("ENCRYPTED PRIVATE KEY"), "{text}");
+        assert!(
+            generate_signer_key(&key, "witness.test/w", &Protection::PlaintextForTests).is_err()
         );
-        // Nothing but the key is left in the directory (no temp file).
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+
+        let cfg = WitnessConfig {
+            key_file: "witness.key".into(),
+            key_name: Some("witness.test/w".into()),
+            state_dir: "state".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls_cert: None,
+            tls_key: None,
+            logs: Vec::new(),
+        };
+        let read = cfg.signer(&cfg_path, &pass("right")).unwrap();
+        assert_eq!(read.verifier().to_vkey(), made.verifier().to_vkey());
+        let err = cfg.signer(&cfg_path, &pass("wrong")).unwrap_err();
+        assert!(err.to_string().contains("witness.key"), "{err}");
+        // Truncated: an error naming the file, not a panic.
+        std::fs::write(&key, &text.as_bytes()[..text.len() / 2]).unwrap();
+        let err = cfg.signer(&cfg_path, &pass("right")).unwrap_err();
+        assert!(err.to_string().contains("witness.key"), "{err}");
     }
 }
