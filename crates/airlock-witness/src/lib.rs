@@ -24,7 +24,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -112,21 +111,10 @@ fn state_file(dir: &Path, origin: &str) -> PathBuf {
     ))
 }
 
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WitnessError> {
-    let io = |source| WitnessError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    tmp.write_all(data).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    Ok(())
+/// State and configuration files, written with the keystore's atomic writer (temp file, fsync,
+/// rename, fsync of the directory): a crash leaves the old or the new file, never a mix.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WitnessError> {
+    Ok(airlock_keystore::write_atomic(path, data, 0o644, true)?)
 }
 
 impl Witness {
