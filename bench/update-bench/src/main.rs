@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlock_net::TestCa;
+use airlock_serve::TestCa;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 

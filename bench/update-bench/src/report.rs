@@ -386,7 +386,7 @@ pub fn section(cx: &Context) -> String {
     );
     let _ = writeln!(
         out,
-        "- Server: airlock-net's static HTTPS server (rustls) on 127.0.0.1 with a certificate from a test CA made at run time; every client trusts that CA (airlock: `Trust::ca_bundle_file`; python-tuf and tough: `SSL_CERT_FILE`; curl: `--cacert`). All clients use HTTPS. The server runs in the runner process; requests are counted there."
+        "- Server: airlock-serve's static HTTPS server (rustls) on 127.0.0.1 with a certificate from a test CA made at run time; every client trusts that CA (airlock: `Trust::ca_bundle_file`; python-tuf and tough: `SSL_CERT_FILE`; curl: `--cacert`). All clients use HTTPS. The server runs in the runner process; requests are counted there."
     );
     let _ = writeln!(
         out,

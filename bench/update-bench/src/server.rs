@@ -1,11 +1,11 @@
-//! The one server every client talks to: airlock-net's HTTPS static server (test CA, 127.0.0.1,
+//! The one server every client talks to: airlock-serve's HTTPS static server (test CA, 127.0.0.1,
 //! OS-assigned port) with a request counter in front of it, read by the runner around each run.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use airlock_net::{ServerHandle, TestCa, static_dir_router};
+use airlock_serve::{ServerHandle, TestCa, static_dir_router};
 use anyhow::{Context, Result};
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use airlock_core::tuf;
-use airlock_net::Fetcher;
+use airlock_fetch::Fetcher;
 
 /// How much the client is willing to read and how far it is willing to walk.
 ///

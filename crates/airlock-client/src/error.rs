@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use airlock_core::tuf::TrustError;
-use airlock_net::FetchError;
+use airlock_fetch::FetchError;
 
 use crate::store::StoreError;
 use crate::target::TargetFileError;

@@ -3,7 +3,7 @@
 //!
 //! The trust decisions (signatures, thresholds, versions, expiry, hashes of metadata) are made by
 //! [`airlock_core::tuf::TrustedSet`], which never does I/O. This crate is the thin driver around
-//! it: it fetches bytes through [`airlock_net::Fetcher`] (HTTPS, size caps, timeouts, minimum
+//! it: it fetches bytes through [`airlock_fetch::Fetcher`] (HTTPS, size caps, timeouts, minimum
 //! transfer rate, bounded retries), hands them to the core, and stores exactly the bytes the core
 //! accepted in the metadata directory. Target files are streamed to disk while hashed, never read
 //! past their listed length, and moved into place atomically only once every hash matched.
@@ -11,7 +11,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use airlock_client::{Updater, UpdaterConfig};
-//! use airlock_net::{Fetcher, FetcherConfig};
+//! use airlock_fetch::{Fetcher, FetcherConfig};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let fetcher = Arc::new(Fetcher::new(FetcherConfig::default())?);

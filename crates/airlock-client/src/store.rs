@@ -4,12 +4,12 @@
 //! its non-versioned name (`root.json`, `timestamp.json`, `snapshot.json`, `targets.json`,
 //! `<role>.json`). Role names are percent-encoded the way python-tuf encodes them
 //! (`urllib.parse.quote(name, safe="")`), so a role called `../x` or `a/b` can never name a file
-//! outside the directory. Temporary files start with `.tmp` and never end in `.json`.
+//! outside the directory. Temporary files start with `airlock_fs::TEMP_PREFIX` and never end in `.json`.
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
+use airlock_fs::WriteOptions;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Characters python's `urllib.parse.quote(s, safe="")` leaves alone: letters, digits and `_.-~`.
@@ -100,7 +100,13 @@ impl MetadataStore {
 
     /// Atomically replace `role`'s file with `bytes`.
     pub fn store(&self, role: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        write_atomic(&self.path_of(role), bytes)
+        let path = self.path_of(role);
+        airlock_fs::write_atomic(&path, bytes, &WriteOptions::public()).map_err(|e| {
+            StoreError::Write {
+                path,
+                source: e.source,
+            }
+        })
     }
 
     /// Remove `role`'s file, if any (used when a stored file is no longer trusted).
@@ -112,37 +118,6 @@ impl MetadataStore {
             Err(source) => Err(StoreError::Write { path, source }),
         }
     }
-}
-
-/// Write `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename,
-/// fsync of the directory. A reader sees the old file or the new one, never a mix.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let err = |source| StoreError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    sync_dir(dir).map_err(err)
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-pub(crate) fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// fsync a directory so that a rename inside it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

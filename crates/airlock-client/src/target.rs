@@ -5,9 +5,9 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use airlock_core::tuf::{HashError, MultiHasher, TargetFile};
-use airlock_net::{FetchError, Fetcher, Progress};
+use airlock_fetch::{FetchError, Fetcher, Progress};
 
-use crate::store::{parent_dir, sync_dir};
+use airlock_fs::{AtomicFile, WriteOptions};
 
 /// Why a target file could not be downloaded or checked (the caller adds the target path).
 #[derive(Debug, thiserror::Error)]
@@ -108,12 +108,9 @@ pub(crate) fn download(
     };
     // Refuse unknown or missing hash algorithms before a single byte is requested.
     let mut hasher = MultiHasher::new(&info.hashes).map_err(hash_err)?;
-    let dir = parent_dir(dest);
-    std::fs::create_dir_all(dir).map_err(io_err)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-download")
-        .tempfile_in(dir)
-        .map_err(io_err)?;
+    // A verified target is a public artifact, readable by all like any downloaded file.
+    let mut tmp = AtomicFile::create(dest, &WriteOptions::public().create_parents())
+        .map_err(|e| io_err(e.source))?;
     let written = {
         let mut writer = HashingWriter {
             file: tmp.as_file_mut(),
@@ -131,16 +128,5 @@ pub(crate) fn download(
         });
     }
     hasher.finish().map_err(hash_err)?;
-    // Temporary files are created 0600; a verified target is a public artifact, readable by
-    // all like any downloaded file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(io_err)?;
-    }
-    tmp.as_file().sync_all().map_err(io_err)?;
-    tmp.persist(dest).map_err(|e| io_err(e.error))?;
-    sync_dir(dir).map_err(io_err)
+    tmp.commit().map_err(|e| io_err(e.source))
 }

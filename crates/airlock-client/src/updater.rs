@@ -10,7 +10,7 @@ use airlock_core::tuf::{
     CachedSnapshot, MAX_ROOT_ROTATIONS, Metadata, Role as _, Root, SearchStep, TargetFile,
     TargetSearch, Targets, TimestampUpdate, TrustError, TrustedSet,
 };
-use airlock_net::{FetchError, Fetcher, Progress};
+use airlock_fetch::{FetchError, Fetcher, Progress};
 use chrono::{DateTime, Utc};
 
 use crate::config::{UpdaterConfig, with_trailing_slash};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use airlock_client::{TargetFileError, UpdateError, Updater, UpdaterConfig};
 use airlock_core::crypto::Signer;
 use airlock_core::tuf::{HashError, MetaFile, TrustError};
-use airlock_net::{FetchError, Fetcher, FetcherConfig, Trust};
+use airlock_fetch::{FetchError, Fetcher, FetcherConfig, Trust};
 use chrono::{Duration as ChronoDuration, Utc};
 use common::{Client, HttpsRepo, TestRepo, ed25519};
 use evil::{

@@ -11,7 +11,7 @@ use airlock_core::tuf::{
     DEFAULT_MAX_ROOT_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES, DEFAULT_MAX_TARGETS_BYTES,
     DEFAULT_MAX_TIMESTAMP_BYTES, TrustError, path_hash,
 };
-use airlock_net::FetchError;
+use airlock_fetch::FetchError;
 use common::{Client, TestRepo};
 use evil::{
     Misbehaviour, assert_says, delegate_bins, disk, make_non_consistent, publish_plain_names,

@@ -6,7 +6,7 @@ mod common;
 use std::convert::Infallible;
 
 use airlock_client::{Limits, TargetFileError, UpdateError, Updater};
-use airlock_net::FetchError;
+use airlock_fetch::FetchError;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;

@@ -17,12 +17,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use airlock_core::crypto::keyfile::{self, KeyFileEncoding, MAX_KEY_FILE_LEN};
 use airlock_core::crypto::{CryptoError, PrivateKey, PublicKey};
+use airlock_fs::WriteOptions;
 use zeroize::Zeroizing;
 
 /// Re-exported so callers need only this crate: the scrypt cost knob and the format errors.
@@ -58,6 +59,8 @@ pub enum KeystoreError {
     },
     #[error("passphrase for {path}: {reason}")]
     Passphrase { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Fs(airlock_fs::FsError),
     #[error("{path} already exists; refusing to overwrite a key file")]
     Exists { path: PathBuf },
 }
@@ -225,7 +228,7 @@ pub fn write_private_key(
             .map_err(kf)?
         }
     };
-    write_atomic(path, pem.as_bytes(), 0o600, false)
+    write_atomic(path, pem.as_bytes(), WriteOptions::private().no_clobber())
 }
 
 /// Read a private key file. The passphrase is obtained only if the file is encrypted.
@@ -254,7 +257,7 @@ pub fn write_public_key(path: &Path, key: &PublicKey) -> Result<(), KeystoreErro
         reason: e.to_string(),
     })?;
     json.push(b'\n');
-    write_atomic(path, &json, 0o644, true)
+    write_atomic(path, &json, WriteOptions::public())
 }
 
 /// Read a TUF JSON public key and check its key material parses for its scheme.
@@ -292,51 +295,15 @@ fn read_capped(path: &Path, cap: usize) -> Result<Zeroizing<Vec<u8>>, KeystoreEr
     Ok(buf)
 }
 
-/// Write `bytes` to `path` atomically (an existing file is replaced only if `replace`): a
-/// temporary file in the same directory (created with
-/// `mode` from the start, so a secret is never readable by others even briefly), fsync,
-/// rename over `path`, fsync the directory.
-pub fn write_atomic(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    replace: bool,
-) -> Result<(), KeystoreError> {
-    let io = |source| KeystoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".airlock-tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(mode));
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut tmp = builder.tempfile_in(&dir).map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    if replace {
-        tmp.persist(path).map_err(|e| io(e.error))?;
-    } else {
-        // No-clobber rename: two writers racing for one name never overwrite each other's key.
-        tmp.persist_noclobber(path).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                KeystoreError::Exists {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                io(e.error)
+/// Write through the one atomic writer; a taken name becomes [`KeystoreError::Exists`].
+fn write_atomic(path: &Path, bytes: &[u8], options: WriteOptions) -> Result<(), KeystoreError> {
+    airlock_fs::write_atomic(path, bytes, &options).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            KeystoreError::Exists {
+                path: path.to_path_buf(),
             }
-        })?;
-    }
-    #[cfg(unix)]
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(io)?;
-    Ok(())
+        } else {
+            KeystoreError::Fs(e)
+        }
+    })
 }

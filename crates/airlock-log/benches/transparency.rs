@@ -16,7 +16,7 @@ use airlock_core::tlog::{
     Checkpoint, CosignatureSigner, Hash, KeyAlgorithm, MemoryTree, NoteSigner, consistency_proof,
 };
 use airlock_log::{FsTileStore, HttpClient, Log, LogOptions, SIGNATURE_HEADER, sign_submission};
-use airlock_net::{ServerHandle, TestCa};
+use airlock_serve::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
 
 fn secs() -> u64 {

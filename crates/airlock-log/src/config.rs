@@ -291,22 +291,18 @@ fn read_head(path: &Path) -> Result<Vec<u8>, ConfigError> {
 }
 
 /// Writes a secret key string to a new file with mode 0600 (refuses to overwrite), atomically
-/// (airlock-keystore's temp file, fsync, no-clobber rename, fsync the directory): a crash never
-/// leaves a truncated key under the final name.
+/// (the one atomic writer: temp file, fsync, no-clobber rename, fsync the directory): a crash
+/// never leaves a truncated key under the final name.
 pub fn write_secret_key(path: &Path, skey: &str) -> Result<(), ConfigError> {
     let bytes = format!("{skey}\n");
-    airlock_keystore::write_atomic(path, bytes.as_bytes(), 0o600, false).map_err(|e| {
-        let source = match e {
-            airlock_keystore::KeystoreError::Io { source, .. } => source,
-            airlock_keystore::KeystoreError::Exists { .. } => {
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists")
-            }
-            other => std::io::Error::other(other.to_string()),
-        };
-        ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+    airlock_fs::write_atomic(
+        path,
+        bytes.as_bytes(),
+        &airlock_fs::WriteOptions::private().no_clobber(),
+    )
+    .map_err(|e| ConfigError::Io {
+        path: path.to_path_buf(),
+        source: e.source,
     })
 }
 

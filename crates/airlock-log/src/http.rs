@@ -52,7 +52,7 @@ impl HttpClient {
         let roots = match ca_pem {
             None => RootCerts::WebPki,
             Some(pem) => {
-                let certs = airlock_net::tls::certs_from_pem(pem, "CA bundle")
+                let certs = airlock_fetch::tls::certs_from_pem(pem, "CA bundle")
                     .map_err(|e| HttpError::Ca(e.to_string()))?;
                 RootCerts::new_with_certs(
                     &certs
@@ -78,9 +78,9 @@ impl HttpClient {
         Ok(Self { agent, allow_http })
     }
 
-    /// The scheme policy of airlock-net's fetcher, checked before any connection is made.
+    /// The scheme policy of airlock-fetch's fetcher, checked before any connection is made.
     fn check_url(&self, url: &str) -> Result<(), HttpError> {
-        airlock_net::check_url_scheme(url, self.allow_http).map_err(|e| HttpError::Transport {
+        airlock_fetch::check_url_scheme(url, self.allow_http).map_err(|e| HttpError::Transport {
             url: url.to_string(),
             reason: e.to_string(),
         })

@@ -6,6 +6,8 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+
+use airlock_fs::{AtomicFile, WriteOptions};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -26,6 +28,8 @@ pub enum StoreError {
     },
     #[error("{path}: malformed: {reason}")]
     Malformed { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Fs(#[from] airlock_fs::FsError),
     #[error("{path}: another process holds the log's lock")]
     Locked { path: PathBuf },
 }
@@ -107,8 +111,8 @@ impl FsTileStore {
         }
         // Temporary files of writes a crash interrupted are never renamed into place: remove
         // them so that a static web server serving `public/` does not show them.
-        remove_temporaries(public)?;
-        remove_temporaries(state)?;
+        airlock_fs::remove_temporaries(public, true)?;
+        airlock_fs::remove_temporaries(state, true)?;
         Ok(Self {
             public: public.to_path_buf(),
             state: state.to_path_buf(),
@@ -147,68 +151,27 @@ impl FsTileStore {
     }
 }
 
-/// Deletes every `.tmp-*` file below `dir` (leftovers of interrupted atomic writes).
-fn remove_temporaries(dir: &Path) -> Result<(), StoreError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err(dir)(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_err(dir))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(io_err(&path))?;
-        if kind.is_dir() {
-            remove_temporaries(&path)?;
-        } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-            fs::remove_file(&path).map_err(io_err(&path))?;
-        }
-    }
-    Ok(())
-}
-
 /// Writes `data` to a temporary file next to `path`, fsyncs it and renames it into place. The
 /// directory is NOT fsynced here; callers fsync each touched directory once per batch. Returns
 /// the directories this call created (their parents need an fsync too).
 fn write_file_unsynced_dir(path: &Path, data: &[u8]) -> Result<Vec<PathBuf>, StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut created = Vec::new();
-    if !dir.is_dir() {
-        let mut d = Some(dir);
-        while let Some(x) = d {
-            if x.is_dir() {
-                break;
-            }
-            created.push(x.to_path_buf());
-            d = x.parent();
-        }
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-    }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(data).map_err(io_err(path))?;
-    tmp.as_file().sync_data().map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
+    let options = WriteOptions::public().sync_dir(false).create_parents();
+    let mut file = AtomicFile::create(path, &options)?;
+    let created = file.created_dirs().to_vec();
+    file.write_all(data).map_err(io_err(path))?;
+    file.commit()?;
     Ok(created)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    Ok(airlock_fs::sync_dir(dir)?)
 }
 
 /// Atomic durable write of one file: temp, fsync, rename, fsync the directory (and the parents
 /// of any directory it had to create).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let created = write_file_unsynced_dir(path, data)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))?;
-    for d in created {
-        sync_dir(d.parent().unwrap_or(Path::new(".")))?;
-    }
-    Ok(())
+    let options = WriteOptions::public().create_parents();
+    Ok(airlock_fs::write_atomic(path, data, &options)?)
 }
 
 impl TileStore for FsTileStore {
@@ -397,7 +360,10 @@ mod tests {
         assert!(!dir.path().join("public/guard").exists());
         // Leftover temporaries of a crashed write are removed when the store is opened again.
         drop(store);
-        let tmp = dir.path().join("public/tile/0/x001/x234/.tmp-abc");
+        let tmp = dir.path().join(format!(
+            "public/tile/0/x001/x234/{}abc",
+            airlock_fs::TEMP_PREFIX
+        ));
         fs::write(&tmp, b"partial").unwrap();
         let _store =
             FsTileStore::open(&dir.path().join("public"), &dir.path().join("state")).unwrap();

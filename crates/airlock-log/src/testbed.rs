@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use airlock_core::tlog::{CosignatureSigner, KeyAlgorithm, NoteSigner, NoteVerifier};
-use airlock_net::{ServerHandle, TestCa};
+use airlock_serve::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
 
 use crate::auth::{SIGNATURE_HEADER, sign_submission};

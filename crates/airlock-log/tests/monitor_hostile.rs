@@ -7,7 +7,7 @@ use std::time::Duration;
 use airlock_core::tlog::{Checkpoint, KeyAlgorithm, NoteSigner};
 use airlock_log::http::HttpClient;
 use airlock_log::monitor::walk;
-use airlock_net::{ServerHandle, TestCa};
+use airlock_serve::{ServerHandle, TestCa};
 use axum::Router;
 use axum::routing::get;
 

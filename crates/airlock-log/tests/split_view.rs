@@ -16,7 +16,7 @@ use airlock_log::{
     FsTileStore, HttpClient, Log, LogOptions, SIGNATURE_HEADER, WitnessEndpoint, sign_submission,
     verify_bundle,
 };
-use airlock_net::{ServerHandle, TestCa};
+use airlock_serve::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
 
 struct Fork {

@@ -9,7 +9,7 @@ use airlock_core::tlog::{
     Signature, consistency_proof,
 };
 use airlock_log::{HttpClient, HttpResponse};
-use airlock_net::{ServerHandle, TestCa};
+use airlock_serve::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
 use base64::Engine as _;
 

@@ -16,6 +16,8 @@ pub enum RepoError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error(transparent)]
+    Fs(#[from] airlock_fs::FsError),
     #[error(
         "{path} is not an airlock repository (no work/airlock-repo.toml); run `airlock repo init` first"
     )]

@@ -12,6 +12,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use airlock_fs::WriteOptions;
+
 use crate::error::RepoError;
 
 pub(crate) fn io_err(path: &Path, error: std::io::Error) -> RepoError {
@@ -23,23 +25,16 @@ pub(crate) fn io_err(path: &Path, error: std::io::Error) -> RepoError {
 
 /// fsync a directory so that renames and new entries in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), RepoError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
+    Ok(airlock_fs::sync_dir(dir)?)
 }
 
-/// Write `bytes` to `path` atomically (replacing it): temp file in the same directory, fsync, rename, fsync
-/// the directory.
+/// Write `bytes` to `path` atomically (replacing it), mode 0644, with the one atomic writer.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
-    let dir = parent_of(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".airlock-tmp-")
-        .tempfile_in(&dir)
-        .map_err(|e| io_err(&dir, e))?;
-    tmp.write_all(bytes).map_err(|e| io_err(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| io_err(path, e))?;
-    tmp.persist(path).map_err(|e| io_err(path, e.error))?;
-    sync_dir(&dir)
+    Ok(airlock_fs::write_atomic(
+        path,
+        bytes,
+        &WriteOptions::public(),
+    )?)
 }
 
 fn parent_of(path: &Path) -> PathBuf {
@@ -52,8 +47,7 @@ fn parent_of(path: &Path) -> PathBuf {
 /// Flush every dirty page of the file system holding `path` (Linux `syncfs`). Used once before
 /// the metadata switch instead of one fsync per target file.
 pub(crate) fn sync_filesystem(path: &Path) -> Result<(), RepoError> {
-    let f = File::open(path).map_err(|e| io_err(path, e))?;
-    rustix::fs::syncfs(&f).map_err(|e| io_err(path, e.into()))
+    Ok(airlock_fs::sync_filesystem(path)?)
 }
 
 /// A directory replaced as a whole through a symbolic link (see the module docs).
@@ -171,7 +165,9 @@ impl GenerationDir {
         }
         for (name, bytes) in &next.write {
             let path = dir.join(name);
+            // Published files must be readable by the web server's user whatever the umask.
             let mut f = File::create(&path).map_err(|e| io_err(&path, e))?;
+            airlock_fs::set_mode(&f, &path, 0o644)?;
             f.write_all(bytes).map_err(|e| io_err(&path, e))?;
         }
         // One flush of the file system instead of an fsync per file (hundreds of hash bins

@@ -23,7 +23,7 @@
 //! ```
 //!
 //! What it is not: a client (see airlock-client), or a server (`airlock repo serve` hands the
-//! published directory to airlock-net's static file server).
+//! published directory to airlock-serve's static file server).
 
 mod config;
 mod delegate;

@@ -12,6 +12,8 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use airlock_fs::{AtomicFile, WriteOptions};
+
 use crate::error::RepoError;
 use crate::fsutil::io_err;
 use crate::repo::Repository;
@@ -523,10 +525,8 @@ fn copy_verified(
         .ok_or_else(|| RepoError::invalid(format!("{}: no parent directory", dest.display())))?;
     fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let mut input = File::open(src).map_err(|e| io_err(src, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".airlock-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| io_err(dir, e))?;
+    // 0644: a web server running as its own user serves published targets.
+    let mut tmp = AtomicFile::create(dest, &WriteOptions::public().sync_dir(false))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut len = 0u64;
@@ -551,7 +551,7 @@ fn copy_verified(
         });
     }
     // Durability comes from one syncfs before the metadata switch, not one fsync per file.
-    tmp.persist(dest).map_err(|e| io_err(dest, e.error))?;
+    tmp.commit_unsynced()?;
     Ok(())
 }
 

@@ -64,6 +64,8 @@ pub enum WitnessError {
     /// Reading or writing the key file (wrong passphrase, truncated file, ...); names the file.
     #[error("{0}")]
     Key(#[from] airlock_keystore::KeystoreError),
+    #[error(transparent)]
+    Fs(#[from] airlock_fs::FsError),
 }
 
 /// A log the witness follows.
@@ -111,10 +113,14 @@ fn state_file(dir: &Path, origin: &str) -> PathBuf {
     ))
 }
 
-/// State and configuration files, written with the keystore's atomic writer (temp file, fsync,
+/// State and configuration files, written with the one atomic writer (temp file, fsync,
 /// rename, fsync of the directory): a crash leaves the old or the new file, never a mix.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WitnessError> {
-    Ok(airlock_keystore::write_atomic(path, data, 0o644, true)?)
+    Ok(airlock_fs::write_atomic(
+        path,
+        data,
+        &airlock_fs::WriteOptions::public(),
+    )?)
 }
 
 impl Witness {

@@ -78,7 +78,7 @@ fn operator_workflow_with_a_witness() {
     let tmp = tempfile::tempdir().unwrap();
     let p = |s: &str| tmp.path().join(s).to_str().unwrap().to_string();
     std::fs::create_dir_all(p("tls")).unwrap();
-    let ca = airlock_net::TestCa::new().unwrap();
+    let ca = airlock_serve::TestCa::new().unwrap();
     let tls = ca
         .write_files(&tmp.path().join("tls"), &["127.0.0.1"])
         .unwrap();

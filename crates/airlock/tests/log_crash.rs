@@ -72,7 +72,7 @@ fn killed_at_random_points_the_log_loses_no_acknowledged_entry_and_never_forks()
     let dir = tmp.path().join("log");
     let tls = tmp.path().join("tls");
     std::fs::create_dir_all(&tls).unwrap();
-    let ca = airlock_net::TestCa::new().unwrap();
+    let ca = airlock_serve::TestCa::new().unwrap();
     let files = ca.write_files(&tls, &["127.0.0.1"]).unwrap();
     let publisher = NoteSigner::generate("airlock.test/publisher", KeyAlgorithm::Ed25519).unwrap();
     let init = airlock(&[

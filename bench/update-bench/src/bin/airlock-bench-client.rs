@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use airlock_client::{Updater, UpdaterConfig};
-use airlock_net::{Fetcher, FetcherConfig, Trust};
+use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use anyhow::{Context, bail};
 
 #[derive(Default)]

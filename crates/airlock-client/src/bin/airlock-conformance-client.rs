@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use airlock_client::{Updater, UpdaterConfig};
-use airlock_net::{Fetcher, FetcherConfig};
+use airlock_fetch::{Fetcher, FetcherConfig};
 
 #[derive(Debug, Default)]
 struct Cli {

@@ -22,7 +22,8 @@ use airlock_core::tuf::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, SignMode, Snapshot, TargetFile,
     Targets, Timestamp,
 };
-use airlock_net::{Fetcher, FetcherConfig, ServerHandle, TestCa, Trust, static_dir_router};
+use airlock_fetch::{Fetcher, FetcherConfig, Trust};
+use airlock_serve::{ServerHandle, TestCa, static_dir_router};
 use axum::Router;
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use tempfile::TempDir;

@@ -24,9 +24,8 @@ use std::time::Duration;
 use airlock_client::{UpdateError, store::encode_role_name};
 use airlock_core::crypto::{Ed25519Private, PrivateKey, Signer};
 use airlock_core::tuf::{Delegations, Metadata, SuccinctRoles, Targets};
-use airlock_net::{
-    Fetcher, FetcherConfig, MinRate, ServerHandle, TestCa, Trust, static_dir_router,
-};
+use airlock_fetch::{Fetcher, FetcherConfig, MinRate, Trust};
+use airlock_serve::{ServerHandle, TestCa, static_dir_router};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};

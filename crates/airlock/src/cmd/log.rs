@@ -418,7 +418,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let cfg = LogConfig::load(&cfg_path)?;
     let opts = cfg.log_options(&cfg_path, &a.passphrase.source())?;
     let identity = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => Some(airlock_net::ServerIdentity::from_pem_files(
+        (Some(c), Some(k)) => Some(airlock_serve::ServerIdentity::from_pem_files(
             &LogConfig::resolve(&cfg_path, c),
             &LogConfig::resolve(&cfg_path, k),
         )?),
@@ -431,7 +431,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "warning: serving plain HTTP on {addr}; set tls_cert/tls_key or put a TLS proxy in front"
         );
     }
-    let server = airlock_net::ServerHandle::start(addr, log.router(), identity.as_ref())?;
+    let server = airlock_serve::ServerHandle::start(addr, log.router(), identity.as_ref())?;
     println!(
         "airlock log {} listening on {}",
         log.origin(),

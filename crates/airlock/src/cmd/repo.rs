@@ -777,13 +777,13 @@ fn serve(args: &Args, a: &ServeArgs) -> anyhow::Result<()> {
     }
     let (identity, ca_file) = match (&a.cert, &a.key, &a.test_ca_dir) {
         (Some(cert), Some(key), _) => (
-            airlock_net::ServerIdentity::from_pem_files(cert, key)?,
+            airlock_serve::ServerIdentity::from_pem_files(cert, key)?,
             None,
         ),
         (_, _, Some(ca_dir)) => {
             std::fs::create_dir_all(ca_dir)
                 .with_context(|| format!("creating {}", ca_dir.display()))?;
-            let ca = airlock_net::TestCa::new()?;
+            let ca = airlock_serve::TestCa::new()?;
             let ca_file = ca.write_ca_pem(ca_dir)?;
             (
                 ca.issue_server_cert(&["127.0.0.1", "localhost"])?,
@@ -792,8 +792,8 @@ fn serve(args: &Args, a: &ServeArgs) -> anyhow::Result<()> {
         }
         _ => bail!("give --cert and --key, or --test-ca-dir DIR for a generated test CA"),
     };
-    let app = airlock_net::static_dir_router(dir.clone());
-    let server = airlock_net::ServerHandle::start(a.addr, app, Some(&identity))?;
+    let app = airlock_serve::static_dir_router(dir.clone());
+    let server = airlock_serve::ServerHandle::start(a.addr, app, Some(&identity))?;
     let base = server.base_url();
     print(
         args.json,

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use airlock_client::{TargetInfo, Updater, UpdaterConfig};
-use airlock_net::{Fetcher, FetcherConfig, Trust};
+use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -119,7 +119,7 @@ impl ClientConfig {
     fn save(&self, dir: &Path) -> anyhow::Result<()> {
         let path = dir.join(CONFIG_FILE);
         let text = toml::to_string(self).context("encoding client.toml")?;
-        airlock_client::store::write_atomic(&path, text.as_bytes())?;
+        airlock_fs::write_atomic(&path, text.as_bytes(), &airlock_fs::WriteOptions::public())?;
         Ok(())
     }
 

@@ -170,7 +170,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         &WitnessConfig::resolve(&cfg_path, &cfg.state_dir),
     )?);
     let identity = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => Some(airlock_net::ServerIdentity::from_pem_files(
+        (Some(c), Some(k)) => Some(airlock_serve::ServerIdentity::from_pem_files(
             &WitnessConfig::resolve(&cfg_path, c),
             &WitnessConfig::resolve(&cfg_path, k),
         )?),
@@ -183,7 +183,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "warning: serving plain HTTP on {addr}; set tls_cert/tls_key or put a TLS proxy in front"
         );
     }
-    let server = airlock_net::ServerHandle::start(
+    let server = airlock_serve::ServerHandle::start(
         a.listen.unwrap_or(cfg.listen),
         witness.router(),
         identity.as_ref(),

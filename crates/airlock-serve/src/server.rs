@@ -12,7 +12,7 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use tower_http::services::ServeDir;
 
-use crate::tls::{ServerIdentity, TlsError};
+use crate::tls::{IdentityError, ServerIdentity};
 
 /// How long a graceful shutdown waits for open connections before closing them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -33,7 +33,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Tls(#[from] TlsError),
+    Tls(#[from] IdentityError),
 }
 
 /// A running HTTP or HTTPS server. Dropping it (or calling [`ServerHandle::shutdown`]) stops it:
@@ -79,7 +79,7 @@ impl ServerHandle {
         let (listener, local) = bind(addr)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("airlock-net-server")
+            .thread_name("airlock-serve")
             .enable_all()
             .build()
             .map_err(|source| ServeError::Start {
@@ -93,7 +93,7 @@ impl ServerHandle {
             serve_future(listener, local, app, tls.clone(), handle.clone())?
         };
         let thread = std::thread::Builder::new()
-            .name(format!("airlock-net server {local}"))
+            .name(format!("airlock-serve {local}"))
             .spawn(move || {
                 runtime.block_on(serve);
                 // Do not wait forever for blocking file reads of abandoned requests.

@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use airlock_net::{
-    FetchError, Fetcher, FetcherConfig, MinRate, ServerHandle, ServerIdentity, TestCa, Trust,
-    static_dir_router,
-};
+use airlock_fetch::{FetchError, Fetcher, FetcherConfig, MinRate, Trust};
+use airlock_serve::{ServerHandle, ServerIdentity, TestCa, static_dir_router};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{StatusCode, header};

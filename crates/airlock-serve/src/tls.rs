@@ -5,10 +5,11 @@
 //! provider has to be installed and no second crypto backend is pulled in.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use airlock_fetch::tls::{TlsError, certs_from_pem, crypto_provider};
+use airlock_fs::WriteOptions;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -17,10 +18,10 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-/// What went wrong while making, reading or writing TLS material.
+/// What went wrong while making, reading or writing a server's TLS material.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("generating {what}: {source}")]
+pub enum IdentityError {
+    #[error("generating {what}")]
     Generate {
         what: &'static str,
         #[source]
@@ -28,30 +29,15 @@ pub enum TlsError {
     },
     #[error("parsing PEM in {what}: {detail}")]
     Pem { what: String, detail: String },
-    #[error("{what} holds no certificate")]
-    NoCertificate { what: String },
-    #[error("{what} is not accepted as a trust anchor: {source}")]
-    TrustAnchor {
-        what: String,
-        #[source]
-        source: rustls::Error,
-    },
-    #[error("building the TLS server configuration: {source}")]
+    #[error("building the TLS server configuration")]
     ServerConfig {
         #[source]
         source: rustls::Error,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// The crypto provider every config in this crate uses.
-pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Fs(#[from] airlock_fs::FsError),
 }
 
 /// A certificate chain (leaf first) and its private key: what an HTTPS server presents.
@@ -77,9 +63,9 @@ impl ServerIdentity {
     }
 
     /// Parses a PEM certificate chain (leaf first) and a PEM private key (PKCS#8, SEC1 or PKCS#1).
-    pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
+    pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, IdentityError> {
         let cert_chain = certs_from_pem(cert_chain_pem, "certificate chain")?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem {
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| IdentityError::Pem {
             what: "private key".into(),
             detail: e.to_string(),
         })?;
@@ -87,11 +73,11 @@ impl ServerIdentity {
     }
 
     /// Reads [`ServerIdentity::from_pem`] input from two files (e.g. `cert.pem`, `key.pem`).
-    pub fn from_pem_files(cert_chain: &Path, key: &Path) -> Result<Self, TlsError> {
+    pub fn from_pem_files(cert_chain: &Path, key: &Path) -> Result<Self, IdentityError> {
         let certs = read(cert_chain)?;
         let key_bytes = read(key)?;
         let cert_chain_v = certs_from_pem(&certs, &cert_chain.display().to_string())?;
-        let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| TlsError::Pem {
+        let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| IdentityError::Pem {
             what: key.display().to_string(),
             detail: e.to_string(),
         })?;
@@ -130,13 +116,13 @@ impl ServerIdentity {
     }
 
     /// A rustls server configuration (TLS 1.2 and 1.3, ring provider, ALPN h2 and http/1.1).
-    pub fn rustls_server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    pub fn rustls_server_config(&self) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
         let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()
-            .map_err(|source| TlsError::ServerConfig { source })?
+            .map_err(|source| IdentityError::ServerConfig { source })?
             .with_no_client_auth()
             .with_single_cert(self.cert_chain.clone(), self.key.clone_key())
-            .map_err(|source| TlsError::ServerConfig { source })?;
+            .map_err(|source| IdentityError::ServerConfig { source })?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -172,8 +158,8 @@ pub struct TlsFiles {
 
 impl TestCa {
     /// Generates a fresh CA key and self-signed CA certificate.
-    pub fn new() -> Result<Self, TlsError> {
-        let key = KeyPair::generate().map_err(|source| TlsError::Generate {
+    pub fn new() -> Result<Self, IdentityError> {
+        let key = KeyPair::generate().map_err(|source| IdentityError::Generate {
             what: "test CA key",
             source,
         })?;
@@ -198,7 +184,7 @@ impl TestCa {
         ];
         let cert = params
             .self_signed(&key)
-            .map_err(|source| TlsError::Generate {
+            .map_err(|source| IdentityError::Generate {
                 what: "test CA certificate",
                 source,
             })?;
@@ -233,16 +219,17 @@ impl TestCa {
     /// Issues a server certificate for `names` (IP addresses become IP SANs, anything else DNS
     /// SANs), valid for TLS server authentication, with a fresh key. The chain holds the leaf only;
     /// clients must trust the CA.
-    pub fn issue_server_cert(&self, names: &[&str]) -> Result<ServerIdentity, TlsError> {
-        let key = KeyPair::generate().map_err(|source| TlsError::Generate {
+    pub fn issue_server_cert(&self, names: &[&str]) -> Result<ServerIdentity, IdentityError> {
+        let key = KeyPair::generate().map_err(|source| IdentityError::Generate {
             what: "server key",
             source,
         })?;
         let sans: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(sans).map_err(|source| TlsError::Generate {
-            what: "server certificate parameters",
-            source,
-        })?;
+        let mut params =
+            CertificateParams::new(sans).map_err(|source| IdentityError::Generate {
+                what: "server certificate parameters",
+                source,
+            })?;
         let mut dn = DistinguishedName::new();
         dn.push(
             DnType::CommonName,
@@ -256,18 +243,19 @@ impl TestCa {
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .map_err(|source| TlsError::Generate {
-                what: "server certificate",
-                source,
-            })?;
+        let cert =
+            params
+                .signed_by(&key, &self.issuer)
+                .map_err(|source| IdentityError::Generate {
+                    what: "server certificate",
+                    source,
+                })?;
         let key_der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
         Ok(ServerIdentity::new(vec![cert.der().clone()], key_der))
     }
 
     /// Writes the CA certificate to `dir/ca.pem` and returns the path.
-    pub fn write_ca_pem(&self, dir: &Path) -> Result<PathBuf, TlsError> {
+    pub fn write_ca_pem(&self, dir: &Path) -> Result<PathBuf, IdentityError> {
         let path = dir.join("ca.pem");
         write_atomic(&path, self.cert_pem.as_bytes(), false)?;
         Ok(path)
@@ -275,7 +263,7 @@ impl TestCa {
 
     /// Issues a server certificate for `names` and writes `ca.pem`, `cert.pem` and `key.pem`
     /// (mode 0600) into `dir`, which must exist.
-    pub fn write_files(&self, dir: &Path, names: &[&str]) -> Result<TlsFiles, TlsError> {
+    pub fn write_files(&self, dir: &Path, names: &[&str]) -> Result<TlsFiles, IdentityError> {
         let identity = self.issue_server_cert(names)?;
         let ca_cert = self.write_ca_pem(dir)?;
         let cert_chain = dir.join("cert.pem");
@@ -290,46 +278,12 @@ impl TestCa {
     }
 }
 
-/// Parses every certificate in a PEM bundle; an empty bundle is an error.
-pub fn certs_from_pem(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            what: what.to_string(),
-            detail: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            what: what.to_string(),
-        });
-    }
-    Ok(certs)
-}
-
-/// A root store from a PEM bundle of CA certificates; every certificate must be usable as a
-/// trust anchor (a bundle with one bad entry is refused rather than partly trusted).
-pub fn root_store_from_pem(pem: &[u8], what: &str) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in certs_from_pem(pem, what)? {
-        roots.add(cert).map_err(|source| TlsError::TrustAnchor {
-            what: what.to_string(),
+fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {
+    fs::read(path).map_err(|source| {
+        IdentityError::Tls(TlsError::Io {
+            path: path.to_path_buf(),
             source,
-        })?;
-    }
-    Ok(roots)
-}
-
-/// A root store with the Mozilla roots from `webpki-roots`.
-pub fn webpki_root_store() -> RootCertStore {
-    RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    fs::read(path).map_err(|source| TlsError::Io {
-        path: path.to_path_buf(),
-        source,
+        })
     })
 }
 
@@ -345,38 +299,12 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// Write to a temporary file in the same directory, fsync, rename over `path`, fsync the
-/// directory. `private` makes the file mode 0600 from the start (on Unix).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), TlsError> {
-    let io_err = |source| TlsError::Io {
-        path: path.to_path_buf(),
-        source,
+/// Write with the one atomic writer; `private` makes the file mode 0600 from the start.
+fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), IdentityError> {
+    let options = if private {
+        WriteOptions::private()
+    } else {
+        WriteOptions::public()
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // A temporary file with a random name, created exclusively (never through an existing file
-    // or a planted symlink) and with its final mode from the start.
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".airlock-tls-tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(if private {
-            0o600
-        } else {
-            0o644
-        }));
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut tmp = builder.tempfile_in(dir).map_err(io_err)?;
-    tmp.write_all(bytes).map_err(io_err)?;
-    tmp.as_file().sync_all().map_err(io_err)?;
-    tmp.persist(path).map_err(|e| io_err(e.error))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err)?;
-    Ok(())
+    Ok(airlock_fs::write_atomic(path, bytes, &options)?)
 }

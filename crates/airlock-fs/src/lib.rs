@@ -1,0 +1,407 @@
+#![forbid(unsafe_code)]
+//! The one atomic, durable file writer of Airlock (see the README).
+//!
+//! Every write that matters goes: exclusive random temp file in the destination directory,
+//! explicit mode, data, `fsync`, `rename` (or no-clobber link), `fsync` of the directory.
+//! Callers that write many files into a few directories may skip the directory sync per file
+//! ([`WriteOptions::sync_dir`]) and call [`sync_dir`] once per directory afterwards.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Every temporary file this crate makes starts with this, so [`remove_temporaries`] can find
+/// the leftovers of a write that a crash interrupted.
+pub const TEMP_PREFIX: &str = ".airlock-tmp-";
+
+/// A file-system operation that failed: what was being done, to which path, and the OS error.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {}", path.display())]
+pub struct FsError {
+    /// What was being done ("writing", "renaming into place", "syncing directory", ...).
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+impl FsError {
+    pub fn new(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        FsError {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The kind of the underlying OS error (e.g. `AlreadyExists` for a no-clobber write).
+    pub fn kind(&self) -> io::ErrorKind {
+        self.source.kind()
+    }
+}
+
+/// How [`write_atomic`] and [`AtomicFile`] write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Permission bits of the final file, set explicitly (the umask does not apply).
+    pub mode: u32,
+    /// Replace an existing destination (`rename`); when false the write fails with
+    /// `AlreadyExists` if the name is taken, also when two writers race for it.
+    pub replace: bool,
+    /// `fsync` the destination's directory after the rename. Turn off only when the caller
+    /// syncs each touched directory itself once per batch.
+    pub sync_dir: bool,
+    /// Create missing parent directories (mode 0755 subject to the umask); their parents are
+    /// synced too when `sync_dir` is set.
+    pub create_parents: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self::public()
+    }
+}
+
+impl WriteOptions {
+    /// 0644, replacing, directory synced: published metadata, targets, tiles, configs.
+    pub const fn public() -> Self {
+        WriteOptions {
+            mode: 0o644,
+            replace: true,
+            sync_dir: true,
+            create_parents: false,
+        }
+    }
+
+    /// 0600, replacing, directory synced: private state and secrets.
+    pub const fn private() -> Self {
+        WriteOptions {
+            mode: 0o600,
+            ..Self::public()
+        }
+    }
+
+    pub const fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Fail with `AlreadyExists` instead of replacing an existing file.
+    pub const fn no_clobber(mut self) -> Self {
+        self.replace = false;
+        self
+    }
+
+    pub const fn sync_dir(mut self, sync: bool) -> Self {
+        self.sync_dir = sync;
+        self
+    }
+
+    pub const fn create_parents(mut self) -> Self {
+        self.create_parents = true;
+        self
+    }
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `fsync` a directory so that the names created, renamed or removed in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| FsError::new("syncing directory", dir, e))
+}
+
+/// Flush every dirty page of the file system holding `path` (Linux `syncfs`): one flush for a
+/// batch of files instead of one `fsync` each.
+pub fn sync_filesystem(path: &Path) -> Result<(), FsError> {
+    let f = File::open(path).map_err(|e| FsError::new("opening", path, e))?;
+    rustix::fs::syncfs(&f).map_err(|e| FsError::new("syncing file system of", path, e.into()))
+}
+
+/// Write `bytes` to `path` atomically and durably (see the crate docs).
+pub fn write_atomic(path: &Path, bytes: &[u8], options: &WriteOptions) -> Result<(), FsError> {
+    let mut file = AtomicFile::create(path, options)?;
+    file.write_all(bytes)
+        .map_err(|e| FsError::new("writing", path, e))?;
+    file.commit()
+}
+
+/// Set the permission bits of an open file (Unix; a no-op elsewhere).
+pub fn set_mode(file: &File, path: &Path, mode: u32) -> Result<(), FsError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| FsError::new("setting the mode of", path, e))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path, mode);
+        Ok(())
+    }
+}
+
+/// A file being written that becomes visible under its name only at [`AtomicFile::commit`].
+/// Dropping it without committing removes the temporary file.
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+    options: WriteOptions,
+    /// Directories this write created, outermost first; their parents need a sync.
+    created: Vec<PathBuf>,
+}
+
+impl AtomicFile {
+    /// Start writing `dest`: the temporary file exists (mode already set) when this returns.
+    pub fn create(dest: &Path, options: &WriteOptions) -> Result<Self, FsError> {
+        let dir = parent_dir(dest);
+        let mut created = Vec::new();
+        if options.create_parents && !dir.is_dir() {
+            let mut d = Some(dir);
+            while let Some(x) = d {
+                if x.as_os_str().is_empty() || x.is_dir() {
+                    break;
+                }
+                created.push(x.to_path_buf());
+                d = x.parent();
+            }
+            created.reverse();
+            fs::create_dir_all(dir).map_err(|e| FsError::new("creating directory", dir, e))?;
+        }
+        // tempfile creates with O_EXCL and mode 0600; the final mode is set before any byte.
+        let tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)
+            .map_err(|e| FsError::new("creating a temporary file in", dir, e))?;
+        set_mode(tmp.as_file(), dest, options.mode)?;
+        Ok(AtomicFile {
+            tmp,
+            dest: dest.to_path_buf(),
+            options: *options,
+            created,
+        })
+    }
+
+    /// The destination path.
+    pub fn path(&self) -> &Path {
+        &self.dest
+    }
+
+    /// The open temporary file (for `sync_data`, `metadata`, or reading back).
+    pub fn as_file(&self) -> &File {
+        self.tmp.as_file()
+    }
+
+    pub fn as_file_mut(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// `fsync` the data, move it under its name, `fsync` the directory (per the options).
+    pub fn commit(self) -> Result<(), FsError> {
+        self.commit_with(true)
+    }
+
+    /// Like [`commit`](Self::commit) without the file's own `fsync`: for batches made durable
+    /// by one [`sync_filesystem`] before anything refers to them.
+    pub fn commit_unsynced(self) -> Result<(), FsError> {
+        self.commit_with(false)
+    }
+
+    fn commit_with(self, sync_file: bool) -> Result<(), FsError> {
+        let AtomicFile {
+            tmp,
+            dest,
+            options,
+            created,
+        } = self;
+        if sync_file {
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| FsError::new("syncing", &dest, e))?;
+        }
+        if options.replace {
+            tmp.persist(&dest)
+                .map_err(|e| FsError::new("renaming into place", &dest, e.error))?;
+        } else {
+            tmp.persist_noclobber(&dest)
+                .map_err(|e| FsError::new("creating", &dest, e.error))?;
+        }
+        if options.sync_dir {
+            sync_dir(parent_dir(&dest))?;
+            for d in created.iter().rev() {
+                sync_dir(parent_dir(d))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Directories created for this write (outermost first), for callers syncing per batch.
+    pub fn created_dirs(&self) -> &[PathBuf] {
+        &self.created
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tmp.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.tmp.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
+/// Delete every file named with [`TEMP_PREFIX`] in `dir` (and below it when `recursive`):
+/// leftovers of writes a crash interrupted, never renamed into place. A missing `dir` is fine.
+pub fn remove_temporaries(dir: &Path, recursive: bool) -> Result<(), FsError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(FsError::new("listing", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| FsError::new("listing", dir, e))?;
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(|e| FsError::new("inspecting", &path, e))?;
+        if kind.is_dir() {
+            if recursive {
+                remove_temporaries(&path, true)?;
+            }
+        } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            fs::remove_file(&path).map_err(|e| FsError::new("removing", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(unix)]
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode_of(p: &Path) -> u32 {
+        #[cfg(unix)]
+        {
+            fs::metadata(p).unwrap().permissions().mode() & 0o7777
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = p;
+            0
+        }
+    }
+
+    #[test]
+    fn replaces_with_the_requested_mode_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, b"one", &WriteOptions::private()).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        #[cfg(unix)]
+        assert_eq!(mode_of(&p), 0o600);
+        write_atomic(&p, b"two", &WriteOptions::public()).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        #[cfg(unix)]
+        assert_eq!(mode_of(&p), 0o644);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn no_clobber_refuses_an_existing_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        write_atomic(&p, b"first", &WriteOptions::private().no_clobber()).unwrap();
+        let err = write_atomic(&p, b"second", &WriteOptions::private().no_clobber()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&p).unwrap(), b"first");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_planted_symlink_at_the_destination_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let p = dir.path().join("out");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&victim, &p).unwrap();
+            write_atomic(&p, b"new", &WriteOptions::public()).unwrap();
+            assert_eq!(fs::read(&victim).unwrap(), b"keep");
+            assert!(!fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_mode_does_not_depend_on_the_umask_or_the_tempfile_default() {
+        // 0644 must come out 0644 even though temporary files are created 0600.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pub");
+        let mut f = AtomicFile::create(&p, &WriteOptions::public().mode(0o640)).unwrap();
+        assert_eq!(
+            f.as_file().metadata().unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        f.write_all(b"x").unwrap();
+        f.commit().unwrap();
+        assert_eq!(mode_of(&p), 0o640);
+    }
+
+    #[test]
+    fn a_dropped_writer_leaves_nothing_and_parents_are_made_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/c");
+        assert!(AtomicFile::create(&p, &WriteOptions::public()).is_err());
+        {
+            let mut f = AtomicFile::create(&p, &WriteOptions::public().create_parents()).unwrap();
+            f.write_all(b"partial").unwrap();
+        }
+        assert_eq!(fs::read_dir(dir.path().join("a/b")).unwrap().count(), 0);
+        let mut f = AtomicFile::create(&p, &WriteOptions::public().create_parents()).unwrap();
+        f.write_all(b"whole").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"whole");
+    }
+
+    #[test]
+    fn leftover_temporaries_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join(format!("{TEMP_PREFIX}x")), b"").unwrap();
+        fs::write(dir.path().join(format!("sub/{TEMP_PREFIX}y")), b"").unwrap();
+        fs::write(dir.path().join("keep"), b"").unwrap();
+        remove_temporaries(dir.path(), true).unwrap();
+        assert!(dir.path().join("keep").exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(fs::read_dir(dir.path().join("sub")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn errors_name_the_operation_and_path_once() {
+        let err = write_atomic(
+            Path::new("/nonexistent-dir-airlock/x"),
+            b"",
+            &WriteOptions::public(),
+        )
+        .unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains("/nonexistent-dir-airlock"), "{shown}");
+        assert!(!shown.contains("os error"), "{shown}");
+    }
+}
