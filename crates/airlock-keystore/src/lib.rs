@@ -196,8 +196,57 @@ impl Protection {
     }
 }
 
+/// Shortest passphrase accepted for a new key with the interactive scrypt cost.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+/// Fewest distinct characters in such a passphrase (refuses `aaaaaaaaaaaa`, `121212121212`).
+pub const MIN_PASSPHRASE_DISTINCT: usize = 5;
+
+/// The strength rule for a passphrase that protects a new key: at least
+/// [`MIN_PASSPHRASE_CHARS`] characters, of which [`MIN_PASSPHRASE_DISTINCT`] differ. A few
+/// words (`correct horse battery staple`) pass; a short or repetitive one does not.
+pub fn check_passphrase_strength(pass: &str) -> Result<(), String> {
+    let chars = pass.chars().count();
+    if chars < MIN_PASSPHRASE_CHARS {
+        return Err(format!(
+            "the passphrase is too weak: {chars} characters, at least {MIN_PASSPHRASE_CHARS} are \
+             needed (a few words make a good one)"
+        ));
+    }
+    let distinct = pass
+        .chars()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if distinct < MIN_PASSPHRASE_DISTINCT {
+        return Err(format!(
+            "the passphrase is too weak: only {distinct} different characters, at least \
+             {MIN_PASSPHRASE_DISTINCT} are needed"
+        ));
+    }
+    Ok(())
+}
+
+/// Passphrases typed at a prompt during this run, so that keys sharing a passphrase cost one
+/// prompt per run, not one per key. Only prompted values are kept (environment and file
+/// descriptor sources are read again each time, which costs nothing).
+static PROMPTED: std::sync::Mutex<Vec<Zeroizing<String>>> = std::sync::Mutex::new(Vec::new());
+
+fn prompted() -> std::sync::MutexGuard<'static, Vec<Zeroizing<String>>> {
+    // A panic while holding the lock cannot leave the list half-updated (push is the only
+    // mutation), so a poisoned lock is still usable.
+    PROMPTED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn remember_prompted(pass: &Zeroizing<String>) {
+    let mut list = prompted();
+    if !list.iter().any(|p| **p == **pass) {
+        list.push(pass.clone());
+    }
+}
+
 /// Write `key` to `path` (atomically, mode 0600). Refuses to overwrite an existing file, so a
-/// key is never lost by accident.
+/// key is never lost by accident. A passphrase for a real (interactive-cost) key must pass
+/// [`check_passphrase_strength`]. With [`PassphraseSource::Prompt`], the passphrase typed for
+/// the previous key of this run is reused instead of asking again.
 pub fn write_private_key(
     path: &Path,
     key: &PrivateKey,
@@ -208,6 +257,28 @@ pub fn write_private_key(
             path: path.to_path_buf(),
         });
     }
+    let pem = encode_key(path, key, protection, true)?;
+    write_atomic(path, pem.as_bytes(), WriteOptions::private().no_clobber())
+}
+
+/// Replace the key file at `path` with `key` under a new protection (a passphrase change),
+/// atomically: a crash leaves the old file or the new one. The same strength rule applies; a
+/// prompt always asks anew (the passphrase typed to read the key is the old one).
+pub fn rewrite_private_key(
+    path: &Path,
+    key: &PrivateKey,
+    protection: &Protection,
+) -> Result<(), KeystoreError> {
+    let pem = encode_key(path, key, protection, false)?;
+    write_atomic(path, pem.as_bytes(), WriteOptions::private())
+}
+
+fn encode_key(
+    path: &Path,
+    key: &PrivateKey,
+    protection: &Protection,
+    reuse_prompted: bool,
+) -> Result<Zeroizing<String>, KeystoreError> {
     let kf = |source| KeystoreError::KeyFile {
         path: path.to_path_buf(),
         source,
@@ -217,7 +288,23 @@ pub fn write_private_key(
             keyfile::encode_private_key(key, KeyFileEncoding::PlaintextForTests).map_err(kf)?
         }
         Protection::Encrypted { passphrase, cost } => {
-            let pass = passphrase.obtain(path, true)?;
+            let reused = match passphrase {
+                PassphraseSource::Prompt if reuse_prompted => prompted().last().cloned(),
+                _ => None,
+            };
+            let pass = match reused {
+                Some(p) => p,
+                None => passphrase.obtain(path, true)?,
+            };
+            if *cost == KdfCost::Interactive {
+                check_passphrase_strength(&pass).map_err(|reason| KeystoreError::Passphrase {
+                    path: path.to_path_buf(),
+                    reason,
+                })?;
+            }
+            if matches!(passphrase, PassphraseSource::Prompt) {
+                remember_prompted(&pass);
+            }
             keyfile::encode_private_key(
                 key,
                 KeyFileEncoding::Encrypted {
@@ -228,10 +315,11 @@ pub fn write_private_key(
             .map_err(kf)?
         }
     };
-    write_atomic(path, pem.as_bytes(), WriteOptions::private().no_clobber())
+    Ok(pem)
 }
 
-/// Read a private key file. The passphrase is obtained only if the file is encrypted.
+/// Read a private key file. The passphrase is obtained only if the file is encrypted. With
+/// [`PassphraseSource::Prompt`], passphrases already typed in this run are tried first.
 pub fn read_private_key(
     path: &Path,
     passphrase: &PassphraseSource,
@@ -241,12 +329,25 @@ pub fn read_private_key(
         source,
     };
     let bytes = read_capped(path, MAX_KEY_FILE_LEN)?;
-    if keyfile::is_encrypted(&bytes).map_err(kf)? {
-        let pass = passphrase.obtain(path, false)?;
-        keyfile::decode_private_key(&bytes, Some(pass.as_bytes())).map_err(kf)
-    } else {
-        keyfile::decode_private_key(&bytes, None).map_err(kf)
+    if !keyfile::is_encrypted(&bytes).map_err(kf)? {
+        return keyfile::decode_private_key(&bytes, None).map_err(kf);
     }
+    if matches!(passphrase, PassphraseSource::Prompt) {
+        let known: Vec<Zeroizing<String>> = prompted().clone();
+        for pass in known.iter().rev() {
+            match keyfile::decode_private_key(&bytes, Some(pass.as_bytes())) {
+                Ok(key) => return Ok(key),
+                Err(KeyFileError::WrongPassphrase) => continue,
+                Err(e) => return Err(kf(e)),
+            }
+        }
+    }
+    let pass = passphrase.obtain(path, false)?;
+    let key = keyfile::decode_private_key(&bytes, Some(pass.as_bytes())).map_err(kf)?;
+    if matches!(passphrase, PassphraseSource::Prompt) {
+        remember_prompted(&pass);
+    }
+    Ok(key)
 }
 
 /// Write a public key as TUF JSON (`{"keytype", "scheme", "keyval"}` plus any extra fields),

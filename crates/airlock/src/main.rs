@@ -1,5 +1,5 @@
 #![forbid(unsafe_code)]
-//! `airlock`: one binary, subcommands repo, update, log, witness, demo.
+//! `airlock`: one binary, subcommands repo, update, log, witness, key, demo.
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +26,9 @@ enum Command {
     Log(cmd::log::Args),
     /// Witness: cosign checkpoints of logs it follows.
     Witness(cmd::witness::Args),
+    /// Standalone key files: generate (e.g. offline root keys), print a public key, change a
+    /// passphrase.
+    Key(cmd::key::Args),
     /// Walk through a whole release end to end on 127.0.0.1, showing every check.
     Demo(cmd::demo::Args),
 }
@@ -44,6 +47,7 @@ fn main() {
         Command::Update(a) => cmd::update::run(a),
         Command::Log(a) => cmd::log::run(a),
         Command::Witness(a) => cmd::witness::run(a),
+        Command::Key(a) => cmd::key::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     };
     if let Err(e) = result {

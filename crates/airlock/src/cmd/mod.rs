@@ -1,5 +1,7 @@
 //! One module per subcommand; each owns its `Args` and `run`.
+pub mod common;
 pub mod demo;
+pub mod key;
 pub mod log;
 pub mod repo;
 pub mod update;

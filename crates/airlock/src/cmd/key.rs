@@ -1,0 +1,151 @@
+//! `airlock key`: standalone key files, e.g. offline root keys kept on a USB stick.
+
+use std::path::PathBuf;
+
+use airlock_core::crypto::{KeyScheme, PrivateKey, PublicKey, Signer};
+use airlock_keystore::{Protection, read_private_key, rewrite_private_key, write_private_key};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use super::common::{PassphraseArgs, passphrase_source, print_json};
+
+#[derive(Parser, Debug)]
+#[command(after_help = "Examples:
+  airlock key generate --scheme ed25519 --out /media/usb/root-3.key --public-out root-3.pub.json
+  airlock repo -C myrepo rotate root --public-key root-3.pub.json --threshold 2
+  airlock key public /media/usb/root-3.key
+  airlock key passwd /media/usb/root-3.key")]
+pub struct Args {
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Generate(GenerateArgs),
+    Public(PublicArgs),
+    Passwd(PasswdArgs),
+}
+
+/// Make a new encrypted private key file (mode 0600, never overwriting) and print its public key
+/// in the TUF form that `airlock repo rotate --public-key` and `repo init` take.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:
+  airlock key generate --scheme hybrid --out root-1.key --public-out root-1.pub.json")]
+struct GenerateArgs {
+    /// ed25519, ecdsa, rsa, hybrid (Ed25519 + SLH-DSA) or ed448.
+    #[arg(long, default_value = "ed25519")]
+    scheme: KeyScheme,
+    /// The private key file to create.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the public key (TUF JSON) to this file.
+    #[arg(long)]
+    public_out: Option<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+}
+
+/// Print the public key (TUF JSON) and key id of a private key file or a public key file.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock key public root-1.key > root-1.pub.json")]
+struct PublicArgs {
+    /// A private key file (asks for its passphrase) or a TUF JSON public key file.
+    file: PathBuf,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+}
+
+/// Change the passphrase of a private key file, atomically (a crash leaves the old file or the
+/// new one, never neither).
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Example (old passphrase from fd 3, new one asked twice on the terminal):
+  airlock key passwd --passphrase-fd 3 root-1.key 3<old-pass"
+)]
+struct PasswdArgs {
+    file: PathBuf,
+    /// Where the current passphrase comes from.
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    /// Read the new passphrase from this environment variable (default: ask twice).
+    #[arg(long, value_name = "VAR", conflicts_with = "new_passphrase_fd")]
+    new_passphrase_env: Option<String>,
+    /// Read the new passphrase from this open file descriptor.
+    #[arg(long, value_name = "FD")]
+    new_passphrase_fd: Option<i32>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
+        Command::Generate(a) => generate(a, args.json),
+        Command::Public(a) => public(a, args.json),
+        Command::Passwd(a) => passwd(a, args.json),
+    }
+}
+
+fn describe(key: &PublicKey) -> serde_json::Value {
+    json!({ "keyid": key.key_id(), "public_key": key })
+}
+
+fn generate(a: GenerateArgs, as_json: bool) -> Result<()> {
+    let key = PrivateKey::generate(a.scheme)?;
+    write_private_key(&a.out, &key, &Protection::encrypted(a.passphrase.source()))?;
+    let public = key.public_key().clone();
+    if let Some(p) = &a.public_out {
+        airlock_keystore::write_public_key(p, &public)?;
+    }
+    if as_json {
+        let mut v = describe(&public);
+        v["key_file"] = json!(a.out);
+        v["public_key_file"] = json!(a.public_out);
+        print_json(&v)
+    } else {
+        eprintln!(
+            "wrote {} (encrypted, mode 0600); key id {}",
+            a.out.display(),
+            public.key_id()
+        );
+        println!("{}", serde_json::to_string_pretty(&public)?);
+        Ok(())
+    }
+}
+
+fn public(a: PublicArgs, as_json: bool) -> Result<()> {
+    let public = match airlock_keystore::read_public_key(&a.file) {
+        Ok(k) => k,
+        Err(_) => read_private_key(&a.file, &a.passphrase.source())
+            .with_context(|| {
+                format!(
+                    "{} is neither a TUF public key nor a readable private key file",
+                    a.file.display()
+                )
+            })?
+            .public_key()
+            .clone(),
+    };
+    if as_json {
+        print_json(&describe(&public))
+    } else {
+        eprintln!("key id {}", public.key_id());
+        println!("{}", serde_json::to_string_pretty(&public)?);
+        Ok(())
+    }
+}
+
+fn passwd(a: PasswdArgs, as_json: bool) -> Result<()> {
+    let key = read_private_key(&a.file, &a.passphrase.source())?;
+    // Never the default environment variable: it holds the old passphrase.
+    let new = passphrase_source(a.new_passphrase_fd, a.new_passphrase_env.as_deref(), false);
+    rewrite_private_key(&a.file, &key, &Protection::encrypted(new))?;
+    if as_json {
+        print_json(&json!({"key_file": a.file, "keyid": key.public_key().key_id()}))
+    } else {
+        println!("changed the passphrase of {}", a.file.display());
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! `airlock key`: standalone key files for offline keys. A generated key is encrypted (0600,
+//! never overwritten), its printed public key is what `repo rotate --public-key` takes, a weak
+//! passphrase is refused before anything is written, and `passwd` changes the passphrase
+//! atomically (the old one no longer opens the file).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+const PASS: &str = "correct horse battery staple";
+const NEW_PASS: &str = "a different long passphrase";
+
+fn airlock(args: &[&str], pass: Option<&str>) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env_remove("AIRLOCK_PASSPHRASE")
+        .stdin(Stdio::null());
+    if let Some(p) = pass {
+        c.env("AIRLOCK_PASSPHRASE", p);
+    }
+    c.output().unwrap()
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn failed(out: Output, what: &str) -> String {
+    assert!(!out.status.success(), "{what} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn generate_prints_the_public_key_that_rotate_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("root-9.key");
+    let public = dir.path().join("root-9.pub.json");
+    let printed = ok(
+        airlock(
+            &[
+                "key",
+                "--json",
+                "generate",
+                "--out",
+                s(&key),
+                "--public-out",
+                s(&public),
+            ],
+            Some(PASS),
+        ),
+        "key generate",
+    );
+    let v: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&public).unwrap()).unwrap();
+    assert_eq!(v["public_key"], file);
+    assert_eq!(v["public_key"]["keytype"], "ed25519");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let pem = std::fs::read_to_string(&key).unwrap();
+    assert!(pem.contains("ENCRYPTED PRIVATE KEY"), "{pem}");
+
+    // Never overwritten.
+    let err = failed(
+        airlock(&["key", "generate", "--out", s(&key)], Some(PASS)),
+        "generate over an existing key",
+    );
+    assert!(err.contains("already exists"), "{err}");
+
+    // `key public` on the private key gives the same key id.
+    let again: serde_json::Value = serde_json::from_str(&ok(
+        airlock(&["key", "--json", "public", s(&key)], Some(PASS)),
+        "key public",
+    ))
+    .unwrap();
+    assert_eq!(again["keyid"], v["keyid"]);
+
+    // The public key file goes into a root rotation as is.
+    let repo = dir.path().join("repo");
+    ok(
+        airlock(&["repo", "init", s(&repo)], Some(PASS)),
+        "repo init",
+    );
+    ok(
+        airlock(
+            &[
+                "repo",
+                "-C",
+                s(&repo),
+                "rotate",
+                "root",
+                "--public-key",
+                s(&public),
+            ],
+            Some(PASS),
+        ),
+        "repo rotate root --public-key",
+    );
+    let status = ok(
+        airlock(&["repo", "-C", s(&repo), "--json", "status"], Some(PASS)),
+        "repo status",
+    );
+    let keyid = v["keyid"].as_str().unwrap();
+    assert!(status.contains(keyid), "{status}");
+}
+
+#[test]
+fn a_weak_passphrase_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    for weak in ["short", "aaaaaaaaaaaaaaaa", "abababababababab"] {
+        let key = dir.path().join("k.key");
+        let err = failed(
+            airlock(&["key", "generate", "--out", s(&key)], Some(weak)),
+            "generate with a weak passphrase",
+        );
+        assert!(err.contains("too weak"), "{weak}: {err}");
+        assert!(!key.exists(), "{weak}: a key file was left behind");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
+
+#[test]
+fn passwd_replaces_the_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    let first: serde_json::Value = serde_json::from_str(&ok(
+        airlock(
+            &[
+                "key",
+                "--json",
+                "generate",
+                "--scheme",
+                "ecdsa",
+                "--out",
+                s(&key),
+            ],
+            Some(PASS),
+        ),
+        "generate",
+    ))
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["key", "passwd", s(&key), "--new-passphrase-env", "NEW_PASS"])
+        .env("AIRLOCK_PASSPHRASE", PASS)
+        .env("NEW_PASS", NEW_PASS)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(out, "passwd");
+    let err = failed(
+        airlock(&["key", "public", s(&key)], Some(PASS)),
+        "reading with the old passphrase",
+    );
+    assert!(err.contains("wrong passphrase"), "{err}");
+    let after: serde_json::Value = serde_json::from_str(&ok(
+        airlock(&["key", "--json", "public", s(&key)], Some(NEW_PASS)),
+        "reading with the new passphrase",
+    ))
+    .unwrap();
+    assert_eq!(after["keyid"], first["keyid"]);
+    // A weak new passphrase leaves the file as it was.
+    let out = Command::new(BIN)
+        .args(["key", "passwd", s(&key), "--new-passphrase-env", "NEW_PASS"])
+        .env("AIRLOCK_PASSPHRASE", NEW_PASS)
+        .env("NEW_PASS", "weak")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    failed(out, "passwd to a weak passphrase");
+    ok(
+        airlock(&["key", "public", s(&key)], Some(NEW_PASS)),
+        "the key still opens with the passphrase it had",
+    );
+}
