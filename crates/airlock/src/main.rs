@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 //! `airlock`: one binary, subcommands repo, update, log, witness, key, demo.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 
@@ -31,6 +31,10 @@ enum Command {
     Key(cmd::key::Args),
     /// Walk through a whole release end to end on 127.0.0.1, showing every check.
     Demo(cmd::demo::Args),
+    /// Write manual pages for every command.
+    Man(cmd::manual::ManArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::manual::CompletionsArgs),
 }
 
 fn main() {
@@ -49,6 +53,8 @@ fn main() {
         Command::Witness(a) => cmd::witness::run(a),
         Command::Key(a) => cmd::key::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Man(a) => cmd::manual::man(a, Cli::command()),
+        Command::Completions(a) => cmd::manual::completions(a, Cli::command()),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

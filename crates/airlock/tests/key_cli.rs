@@ -184,3 +184,36 @@ fn passwd_replaces_the_passphrase() {
         "the key still opens with the passphrase it had",
     );
 }
+
+/// Manual pages and completions come from the clap definitions: one page per command, each a
+/// roff document naming its command; completion scripts for the common shells mention the
+/// subcommands.
+#[test]
+fn manual_pages_and_completions_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("man1");
+    ok(airlock(&["man", "--out", s(&out)], None), "airlock man");
+    for page in [
+        "airlock.1",
+        "airlock-repo-init.1",
+        "airlock-update-download.1",
+        "airlock-log-verify-proof.1",
+        "airlock-witness-serve.1",
+        "airlock-key-passwd.1",
+    ] {
+        let text =
+            std::fs::read_to_string(out.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: not roff"
+        );
+        let name = page.trim_end_matches(".1").to_uppercase();
+        assert!(text.contains(&name), "{page} does not name {name}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(airlock(&["completions", shell], None), shell);
+        for sub in ["repo", "update", "witness", "passwd"] {
+            assert!(script.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+}

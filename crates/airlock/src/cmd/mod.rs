@@ -3,6 +3,7 @@ pub mod common;
 pub mod demo;
 pub mod key;
 pub mod log;
+pub mod manual;
 pub mod repo;
 pub mod update;
 pub mod witness;
