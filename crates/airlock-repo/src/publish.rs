@@ -25,7 +25,8 @@ pub enum TargetFiles {
     Copy,
     /// Hard-link each file (after checking its length and hash) when it is on the same file
     /// system, else copy. Much faster for many small files, but the published file *is* the
-    /// source file: it is made read-only, and must never be modified in place afterwards
+    /// source file: the source file itself becomes mode 0444 (read-only, readable by
+    /// everyone, as a web server needs), and must never be modified in place afterwards
     /// (replacing it with a new file, as build tools do, is fine).
     HardLink,
 }

@@ -527,8 +527,11 @@ pub(crate) fn create_skeleton(dir: &Path) -> Result<bool, RepoError> {
             });
         }
     }
+    // The repository directory (when made here) and the published tree are 0755 whatever
+    // the umask, so that a web server running as its own user can serve `published/`; the
+    // private keys stay behind `keys/` (0700, files 0600).
+    fsutil::create_public_dir_all(&dir.join("published").join("targets"))?;
     fs::create_dir_all(dir.join("keys")).map_err(|e| io_err(dir, e))?;
-    fs::create_dir_all(dir.join("published").join("targets")).map_err(|e| io_err(dir, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
