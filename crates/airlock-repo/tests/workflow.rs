@@ -774,3 +774,29 @@ fn verify_reports_a_delegation_to_more_bins_than_the_snapshot_lists() {
         report.problems
     );
 }
+
+/// A published target file damaged in place (same length) is replaced at the next publish of
+/// that target: the existing file is checked by hash, not by length alone.
+#[test]
+fn publish_replaces_a_published_target_file_of_the_right_length_but_wrong_hash() {
+    for mode in [TargetFiles::Copy, TargetFiles::HardLink] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("repo");
+        let mut repo = init(&dir, ed(1, 1), ed(1, 1));
+        let src = tmp.path().join("src");
+        write_files(&src, &[("a.bin", "original")]);
+        add_dir(&mut repo, &src, "");
+        repo.publish_with(mode, &no_progress()).unwrap();
+        let sha = airlock_core::tuf::hashes::sha256_map(b"original")["sha256"].clone();
+        let published = dir.join(format!("published/targets/{sha}.a.bin"));
+        // Damaged in place (a disk error, a bad rsync): same length, other bytes. In link mode
+        // the damage is to a separate copy, not to the source.
+        fs::remove_file(&published).unwrap();
+        fs::write(&published, "0riginal").unwrap();
+        add_dir(&mut repo, &src, "");
+        let report = repo.publish_with(mode, &no_progress()).unwrap();
+        assert_eq!(report.target_files_copied, 1, "{mode:?}");
+        assert_eq!(fs::read(&published).unwrap(), b"original", "{mode:?}");
+        assert!(verify_published(&dir.join("published"), now()).ok);
+    }
+}

@@ -116,18 +116,27 @@ struct InitArgs {
 }
 
 /// Add files or whole directories as targets (hashed in parallel), with custom metadata.
+///
+/// A directory adds its contents: ./dist/lib/x.so becomes PREFIX + lib/x.so. With --dir-name
+/// it adds the directory itself: PREFIX + dist/lib/x.so.
 #[derive(Parser, Debug)]
 #[command(after_help = "Examples:
   airlock repo add ./dist --prefix app/1.2.0/ --version 1.2.0 --channel stable \\
-      --source-ref git+https://example.org/app@v1.2.0
+      --source-ref git+https://example.org/app@v1.2.0      # app/1.2.0/<files in dist>
+  airlock repo add ./dist --prefix app/ --dir-name         # app/dist/<files in dist>
   airlock repo add ./build/app.tar.gz --name app/latest.tar.gz")]
 struct AddArgs {
-    /// Files or directories (walked recursively; symbolic links are refused).
+    /// Files or directories (walked recursively; symbolic links are refused). A directory adds
+    /// its contents, not its own name (see --dir-name).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Target path prefix (e.g. `app/1.2.0/`); a directory's files keep their relative paths.
     #[arg(long, default_value = "")]
     prefix: String,
+    /// List a directory's files under the directory's own name (PREFIX + DIR/...), not its
+    /// contents directly under PREFIX.
+    #[arg(long, conflicts_with = "name")]
+    dir_name: bool,
     /// Exact target path, for a single file.
     #[arg(long, conflicts_with = "prefix")]
     name: Option<String>,
@@ -219,7 +228,8 @@ struct StatusArgs {}
 )]
 struct PublishArgs {
     /// Hard-link new target files into published/targets instead of copying them (same file
-    /// system only; the files are made read-only and must never be modified in place).
+    /// system only). The published file is the source file: the source becomes mode 0444
+    /// (read-only, readable by everyone) and must never be modified in place.
     #[arg(long)]
     link_targets: bool,
 }
@@ -478,14 +488,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
                 None => TargetName::Prefix(a.prefix.clone()),
             };
-            let sources: Vec<AddSource> = a
-                .paths
-                .iter()
-                .map(|p| AddSource {
+            let mut sources: Vec<AddSource> = Vec::new();
+            // What each directory became, said back to the user (contents vs the directory).
+            let mut dirs: Vec<String> = Vec::new();
+            for p in &a.paths {
+                let mut target = target.clone();
+                if p.is_dir() {
+                    let mut prefix = a.prefix.clone();
+                    if a.dir_name {
+                        let name = p
+                            .canonicalize()
+                            .with_context(|| format!("reading {}", p.display()))?
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .map(str::to_string)
+                            .with_context(|| {
+                                format!("{}: no UTF-8 directory name for --dir-name", p.display())
+                            })?;
+                        prefix = format!("{prefix}{name}/");
+                        target = TargetName::Prefix(prefix.clone());
+                    }
+                    dirs.push(if a.dir_name {
+                        format!("directory {} itself, as {prefix}...", p.display())
+                    } else {
+                        format!(
+                            "contents of {} as {prefix}... (--dir-name: the directory itself)",
+                            p.display()
+                        )
+                    });
+                }
+                sources.push(AddSource {
                     path: p.clone(),
-                    target: target.clone(),
-                })
-                .collect();
+                    target,
+                });
+            }
             let options = AddOptions {
                 custom: TargetCustom {
                     version: a.version.clone(),
@@ -501,6 +537,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })?;
             pb.finish_and_clear();
             print(json_out, serde_json::to_value(&report)?, || {
+                for d in &dirs {
+                    println!("{d}");
+                }
+                for t in report.targets.iter().take(10) {
+                    println!("  {t}");
+                }
+                if report.targets.len() > 10 {
+                    println!("  ... and {} more", report.targets.len() - 10);
+                }
                 println!(
                     "staged {} target(s), {} bytes, in {} role(s)",
                     report.added,
