@@ -55,6 +55,8 @@ pub struct InitOptions {
     pub timestamp: RoleKeySpec,
     pub expiry: ExpiryConfig,
     pub protection: KeyProtection,
+    /// Publishing settings (meta hashes in the snapshot, releases kept).
+    pub publish: crate::config::PublishConfig,
     /// Reference time for expiry dates (`None`: now).
     pub now: Option<DateTime<Utc>>,
 }
@@ -70,6 +72,7 @@ impl InitOptions {
             timestamp: one,
             expiry: ExpiryConfig::default(),
             protection,
+            publish: crate::config::PublishConfig::default(),
             now: None,
         }
     }
@@ -115,6 +118,12 @@ impl Repository {
 fn init_inner(dir: &Path, options: &InitOptions) -> Result<Repository, RepoError> {
     let now = options.now.unwrap_or_else(Utc::now).trunc_subsecs(0);
     let mut config = RepoConfig::new(options.expiry.clone());
+    if options.publish.keep_releases == 0 {
+        return Err(RepoError::invalid(
+            "keep_releases must be at least 1 (the current release)",
+        ));
+    }
+    config.publish = options.publish.clone();
     let mut root = Root::new(now + options.expiry.root.to_duration());
     let mut all_keys: Vec<NewKey> = Vec::new();
     for (role, spec) in [

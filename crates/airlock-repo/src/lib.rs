@@ -37,14 +37,14 @@ pub mod repo;
 mod targets;
 mod verify;
 
-pub use config::{ExpiryConfig, KeyEntry, Period, RepoConfig};
+pub use config::{ExpiryConfig, KeyEntry, Period, PublishConfig, RepoConfig};
 pub use delegate::{BinDelegation, ChangeReport, PathDelegation, Rotation};
 pub use error::RepoError;
 pub use fsutil::write_atomic;
 pub use init::{InitOptions, RoleKeySpec};
 pub use keys::{KeyProtection, KeySource};
 pub use offline::{ExportedRole, ImportReport, RoleStatus, sign_metadata};
-pub use publish::{PublishReport, TargetFiles};
+pub use publish::{GcReport, PublishReport, TargetFiles};
 pub use repo::Repository;
 pub use targets::{
     AddOptions, AddReport, AddSource, TargetCustom, TargetName, check_target_path,

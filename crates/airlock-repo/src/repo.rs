@@ -491,7 +491,8 @@ impl Repository {
         if self
             .dirty
             .iter()
-            .any(|r| r != "root" && r != "targets" && self.targets.contains_key(r))
+            // A delegated role changed or removed (`undelegate`): rewrite the file.
+            .any(|r| r != "root" && r != "targets")
         {
             let delegated: BTreeMap<&String, &Metadata<Targets>> = self
                 .targets

@@ -247,3 +247,153 @@ fn status_shows_the_published_timestamp_and_snapshot_expiry() {
         assert_eq!(row["published_version"], 1);
     }
 }
+
+fn publish_release(tmp: &Path, r: &str, n: u32) -> String {
+    let src = tmp.join(format!("release-{n}.bin"));
+    fs::write(&src, format!("release {n}")).unwrap();
+    let name = format!("app/release-{n}.bin");
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "add",
+        src.to_str().unwrap(),
+        "--name",
+        &name,
+    ]);
+    if n > 1 {
+        ok(&[
+            "repo",
+            "-C",
+            r,
+            "remove",
+            &format!("app/release-{}.bin", n - 1),
+        ]);
+    }
+    ok(&["repo", "-C", r, "publish"]);
+    name
+}
+
+fn target_file(r: &str, n: u32) -> std::path::PathBuf {
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(format!("release {n}").as_bytes()));
+    Path::new(r).join(format!("published/targets/app/{sha}.release-{n}.bin"))
+}
+
+#[test]
+fn undelegate_removes_the_role_from_the_next_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = new_repo(tmp.path());
+    ok(&[
+        "repo",
+        "-C",
+        &r,
+        "delegate",
+        "docs",
+        "--path",
+        "docs/*",
+        "--plaintext-keys",
+    ]);
+    let src = tmp.path().join("a.txt");
+    fs::write(&src, "a").unwrap();
+    ok(&[
+        "repo",
+        "-C",
+        &r,
+        "add",
+        src.to_str().unwrap(),
+        "--name",
+        "docs/a.txt",
+    ]);
+    ok(&["repo", "-C", &r, "publish"]);
+    let err = fails(&["repo", "-C", &r, "undelegate", "nosuchrole"]);
+    assert!(err.contains("nosuchrole"), "{err}");
+    ok(&["repo", "-C", &r, "undelegate", "docs"]);
+    assert!(staged_targets(&r).is_empty());
+    ok(&["repo", "-C", &r, "publish"]);
+    let snap: serde_json::Value = serde_json::from_slice(
+        &fs::read(Path::new(&r).join("published/metadata/2.snapshot.json")).unwrap(),
+    )
+    .unwrap();
+    let meta = snap["signed"]["meta"].as_object().unwrap();
+    assert_eq!(meta.keys().collect::<Vec<_>>(), vec!["targets.json"]);
+    let targets: serde_json::Value = serde_json::from_slice(
+        &fs::read(Path::new(&r).join("published/metadata/2.targets.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(targets["signed"].get("delegations").is_none(), "{targets}");
+    ok(&["repo", "-C", &r, "verify"]);
+}
+
+#[test]
+fn gc_keeps_the_last_n_releases_and_never_the_current_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = new_repo(tmp.path());
+    for n in 1..=4 {
+        publish_release(tmp.path(), &r, n);
+    }
+    for n in 1..=4 {
+        assert!(target_file(&r, n).exists(), "release {n} published");
+    }
+    let report = json(&["repo", "-C", &r, "gc", "--keep", "2", "--json"]);
+    assert_eq!(report["target_files_removed"], 2, "{report}");
+    assert!(!target_file(&r, 1).exists() && !target_file(&r, 2).exists());
+    assert!(target_file(&r, 3).exists() && target_file(&r, 4).exists());
+    let meta = Path::new(&r).join("published/metadata");
+    assert!(meta.join("4.snapshot.json").exists() && meta.join("3.snapshot.json").exists());
+    assert!(!meta.join("2.snapshot.json").exists());
+    ok(&["repo", "-C", &r, "verify"]);
+    // --keep 1: only what the current snapshot lists.
+    ok(&["repo", "-C", &r, "gc", "--keep", "1"]);
+    assert!(!target_file(&r, 3).exists() && target_file(&r, 4).exists());
+    assert!(meta.join("4.snapshot.json").exists() && !meta.join("3.snapshot.json").exists());
+    ok(&["repo", "-C", &r, "verify"]);
+    let err = fails(&["repo", "-C", &r, "gc", "--keep", "0"]);
+    assert!(err.contains("at least 1"), "{err}");
+}
+
+/// With `--meta-hashes` the snapshot lists each role file's length and SHA-256, and a client
+/// (airlock-core's TrustedSet) refuses a role file that differs from them even when its
+/// signatures still verify (here: padded with whitespace, as an endless-data attack would).
+#[test]
+fn meta_hashes_in_the_snapshot_are_listed_and_enforced_by_the_client() {
+    use airlock_core::tuf::TrustedSet;
+    for meta_hashes in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let r = repo.to_str().unwrap();
+        let mut init = vec!["repo", "init", r, "--plaintext-keys"];
+        if meta_hashes {
+            init.push("--meta-hashes");
+        }
+        ok(&init);
+        publish_release(tmp.path(), r, 1);
+        let meta = repo.join("published/metadata");
+        let snap: serde_json::Value =
+            serde_json::from_slice(&fs::read(meta.join("1.snapshot.json")).unwrap()).unwrap();
+        let listed = &snap["signed"]["meta"]["targets.json"];
+        assert_eq!(listed.get("hashes").is_some(), meta_hashes, "{listed}");
+        assert_eq!(listed.get("length").is_some(), meta_hashes, "{listed}");
+        let mut trusted = TrustedSet::new(
+            &fs::read(meta.join("1.root.json")).unwrap(),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        trusted
+            .update_timestamp(&fs::read(meta.join("timestamp.json")).unwrap())
+            .unwrap();
+        trusted
+            .update_snapshot(&fs::read(meta.join("1.snapshot.json")).unwrap())
+            .unwrap();
+        let version = snap["signed"]["meta"]["targets.json"]["version"]
+            .as_u64()
+            .unwrap();
+        let mut padded = fs::read(meta.join(format!("{version}.targets.json"))).unwrap();
+        padded.extend(std::iter::repeat_n(b' ', 4096));
+        let result = trusted.update_targets(&padded);
+        assert_eq!(result.is_err(), meta_hashes, "meta_hashes={meta_hashes}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains("targets"), "{e}");
+        }
+    }
+}

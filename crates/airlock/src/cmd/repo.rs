@@ -54,6 +54,8 @@ enum Command {
     Remove(RemoveArgs),
     Delegate(DelegateArgs),
     DelegateBins(BinsArgs),
+    Undelegate(UndelegateArgs),
+    Gc(GcArgs),
     Status(StatusArgs),
     Export(ExportArgs),
     Sign(SignArgs),
@@ -113,6 +115,31 @@ struct InitArgs {
     /// Write private keys unencrypted. For tests and throw-away demos only.
     #[arg(long)]
     plaintext_keys: bool,
+    /// List the length and SHA-256 of each role file in the snapshot, so that a compromised
+    /// snapshot or timestamp key cannot feed clients endless or substituted role files.
+    #[arg(long)]
+    meta_hashes: bool,
+    /// Releases whose metadata stays published (current included); `gc` keeps their targets.
+    #[arg(long, default_value_t = 2)]
+    keep_releases: u64,
+}
+
+/// Remove a delegation (a delegated role or a hash-bin prefix) and every role only it
+/// delegated to; its delegator gets a new version. Key files stay under keys/.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock repo undelegate docs && airlock repo publish")]
+struct UndelegateArgs {
+    role: String,
+}
+
+/// Remove published metadata of releases older than the last N, and target files that no kept
+/// release lists. The current release is never touched.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock repo -C myrepo gc --keep 5")]
+struct GcArgs {
+    /// Releases to keep, the current one included (default: keep_releases in the config).
+    #[arg(long)]
+    keep: Option<u64>,
 }
 
 /// Add files or whole directories as targets (hashed in parallel), with custom metadata.
@@ -450,6 +477,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     delegated: a.delegated_expiry,
                 },
                 protection,
+                publish: airlock_repo::PublishConfig {
+                    meta_hashes: a.meta_hashes,
+                    keep_releases: a.keep_releases,
+                },
                 now: None,
             };
             let repo = Repository::init(&a.dir, &opts)
@@ -603,6 +634,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     a.from, a.bins, a.prefix
                 );
                 unsigned_note(&report.unsigned);
+            });
+        }
+        Command::Undelegate(a) => {
+            let mut repo = open(&args)?;
+            let report = repo.undelegate(&a.role)?;
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!(
+                    "removed the delegation to {}; changed {}",
+                    a.role,
+                    report.roles.join(", ")
+                );
+                unsigned_note(&report.unsigned);
+            });
+        }
+        Command::Gc(a) => {
+            let mut repo = open(&args)?;
+            let report = repo.gc(a.keep)?;
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!(
+                    "kept {} release(s); removed {} metadata file(s) and {} target file(s) ({} bytes)",
+                    report.releases_kept,
+                    report.metadata_files_removed,
+                    report.target_files_removed,
+                    report.bytes_removed
+                );
             });
         }
         Command::Status(_) => {
