@@ -7,8 +7,9 @@ use airlock_core::tuf::metadata::Metadata;
 use airlock_core::tuf::roles::Targets;
 
 use crate::error::RepoError;
-use crate::keys::{self, KeyProtection, KeySource, NewKey};
+use crate::keys::{self, KeySource, NewKey};
 use crate::repo::{Repository, check_role_name};
+use airlock_keystore::Protection;
 
 /// A delegation by paths: `from` lets `name` sign for targets matching `paths`.
 #[derive(Clone, Debug)]
@@ -73,18 +74,18 @@ fn check_threshold(threshold: u64, keys: usize, what: &str) -> Result<(), RepoEr
 }
 
 impl Repository {
-    fn key_protection(&self, plaintext: bool) -> KeyProtection {
+    /// New key files are encrypted with the passphrase source the caller opened the
+    /// repository with; without one only `plaintext` (tests) is possible.
+    fn key_protection(&self, plaintext: bool) -> Result<Protection, RepoError> {
         if plaintext {
-            KeyProtection::PlaintextForTests
-        } else {
-            KeyProtection::Encrypted(self.keyring_passphrase().unwrap_or_else(|| {
-                airlock_keystore::PassphraseSource::Env("AIRLOCK_PASSPHRASE".into())
-            }))
+            return Ok(Protection::PlaintextForTests);
         }
-    }
-
-    fn keyring_passphrase(&self) -> Option<airlock_keystore::PassphraseSource> {
-        self.keyring.passphrase()
+        self.keyring
+            .passphrase()
+            .map(Protection::encrypted)
+            .ok_or_else(|| {
+                RepoError::invalid("new key files are encrypted and no passphrase source was given")
+            })
     }
 
     fn all_role_names(&self) -> BTreeSet<String> {
@@ -99,7 +100,7 @@ impl Repository {
         plaintext: bool,
         change: impl FnOnce(&mut Self, &[NewKey]) -> Result<T, RepoError>,
     ) -> Result<T, RepoError> {
-        let protection = self.key_protection(plaintext);
+        let protection = self.key_protection(plaintext)?;
         let mut new = match source {
             Some(s) => keys::make_keys(&self.dir, role, s, &protection)?,
             None => Vec::new(),

@@ -16,7 +16,7 @@ fn no_progress() -> impl Fn(u64, u64) + Sync {
 }
 
 fn init(dir: &Path, root: RoleKeySpec, targets: RoleKeySpec) -> Repository {
-    let mut opts = InitOptions::simple(KeyProtection::PlaintextForTests);
+    let mut opts = InitOptions::simple(Protection::PlaintextForTests);
     opts.root = root;
     opts.targets = targets;
     Repository::init(dir, &opts).expect("init")
@@ -606,7 +606,7 @@ fn refused_inputs_leave_the_repository_untouched() {
     assert_eq!(meta_before, meta_after);
     // Init refuses a non-empty directory and leaves it alone.
     let err =
-        Repository::init(&src, &InitOptions::simple(KeyProtection::PlaintextForTests)).unwrap_err();
+        Repository::init(&src, &InitOptions::simple(Protection::PlaintextForTests)).unwrap_err();
     assert!(matches!(err, RepoError::AlreadyExists { .. }));
     assert!(src.join("ok.txt").exists());
     // A second command while one holds the lock is refused.
@@ -627,7 +627,7 @@ fn every_key_type_can_hold_a_role_and_keys_are_encrypted_by_default() {
     let pass = airlock_keystore::PassphraseSource::Value(zeroize::Zeroizing::new(
         "correct horse".to_string(),
     ));
-    let mut opts = InitOptions::simple(KeyProtection::EncryptedFastForTests(pass.clone()));
+    let mut opts = InitOptions::simple(Protection::encrypted_fast_for_tests(pass.clone()));
     opts.root = RoleKeySpec::new(KeyScheme::HybridEd25519SlhDsa, 1, 1);
     opts.targets = RoleKeySpec::new(KeyScheme::EcdsaP256, 1, 1);
     opts.snapshot = RoleKeySpec::new(KeyScheme::RsaPssSha256, 1, 1);
@@ -663,6 +663,17 @@ fn every_key_type_can_hold_a_role_and_keys_are_encrypted_by_default() {
         err.contains("keys/snapshot-") || err.contains("keys/timestamp-"),
         "{err}"
     );
+    assert_eq!(before, tree(&dir));
+    drop(repo);
+    // No passphrase source given: the library chooses none of its own (no hidden
+    // AIRLOCK_PASSPHRASE), it says that an encrypted key needs one.
+    let mut repo = Repository::open(&dir, None).unwrap();
+    let err = repo.publish(&no_progress()).unwrap_err().to_string();
+    assert!(
+        err.contains("encrypted") && err.contains("no passphrase source"),
+        "{err}"
+    );
+    assert!(!err.contains("AIRLOCK_PASSPHRASE"), "{err}");
     assert_eq!(before, tree(&dir));
     drop(repo);
     let mut repo = Repository::open(&dir, Some(pass)).unwrap();

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use airlock_core::crypto::{KeyScheme, PublicKey};
 use airlock_keystore::PassphraseSource;
 use airlock_repo::{
-    AddOptions, AddSource, BinDelegation, ExpiryConfig, InitOptions, KeyProtection, KeySource,
-    PathDelegation, Period, Repository, RoleKeySpec, Rotation, TargetCustom, TargetName,
+    AddOptions, AddSource, BinDelegation, ExpiryConfig, InitOptions, KeySource, PathDelegation,
+    Period, Repository, RoleKeySpec, Rotation, TargetCustom, TargetName,
 };
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -454,9 +454,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Init(a) => {
             let protection = if a.plaintext_keys {
-                KeyProtection::PlaintextForTests
+                airlock_repo::Protection::PlaintextForTests
             } else {
-                KeyProtection::Encrypted(passphrase(&args))
+                airlock_repo::Protection::encrypted(passphrase(&args))
             };
             let spec =
                 |t: Option<KeyScheme>, n, th| RoleKeySpec::new(t.unwrap_or(a.key_type), n, th);
