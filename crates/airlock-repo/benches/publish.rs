@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use airlock_core::crypto::KeyScheme;
 use airlock_repo::{
-    AddOptions, AddSource, BinDelegation, InitOptions, KeyProtection, KeySource, Repository,
+    AddOptions, AddSource, BinDelegation, InitOptions, KeySource, Protection, Repository,
     TargetFiles, TargetName,
 };
 
@@ -137,7 +137,7 @@ fn child(
     out: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let mut repo = Repository::init(out, &InitOptions::simple(KeyProtection::PlaintextForTests))?;
+    let mut repo = Repository::init(out, &InitOptions::simple(Protection::PlaintextForTests))?;
     if layout == "bins" {
         repo.delegate_bins(
             &BinDelegation {

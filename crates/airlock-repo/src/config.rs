@@ -146,7 +146,34 @@ pub struct RepoConfig {
     pub format: u32,
     pub expiry: ExpiryConfig,
     #[serde(default)]
+    pub publish: PublishConfig,
+    #[serde(default)]
     pub keys: Vec<KeyEntry>,
+}
+
+/// How `publish` writes the published tree (`[publish]` in the config file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    /// List the length and SHA-256 of every targets role file in the snapshot (the timestamp
+    /// always lists them for the snapshot). Spec 4.4's option: a client then downloads no
+    /// more than the listed length, so a compromised snapshot or timestamp key cannot feed it
+    /// endless or substituted role files. Costs a bigger snapshot.
+    pub meta_hashes: bool,
+    /// Releases (snapshot versions) whose metadata files stay in `published/metadata`, the
+    /// current one included; `airlock repo gc` removes target files none of them lists. At
+    /// least 1; the default 2 keeps what a client that read the previous timestamp a moment
+    /// ago still fetches.
+    pub keep_releases: u64,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            meta_hashes: false,
+            keep_releases: 2,
+        }
+    }
 }
 
 pub const CONFIG_FORMAT: u32 = 1;
@@ -156,6 +183,7 @@ impl RepoConfig {
         RepoConfig {
             format: CONFIG_FORMAT,
             expiry,
+            publish: PublishConfig::default(),
             keys: Vec::new(),
         }
     }

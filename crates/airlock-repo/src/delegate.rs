@@ -7,8 +7,9 @@ use airlock_core::tuf::metadata::Metadata;
 use airlock_core::tuf::roles::Targets;
 
 use crate::error::RepoError;
-use crate::keys::{self, KeyProtection, KeySource, NewKey};
+use crate::keys::{self, KeySource, NewKey};
 use crate::repo::{Repository, check_role_name};
+use airlock_keystore::Protection;
 
 /// A delegation by paths: `from` lets `name` sign for targets matching `paths`.
 #[derive(Clone, Debug)]
@@ -73,18 +74,18 @@ fn check_threshold(threshold: u64, keys: usize, what: &str) -> Result<(), RepoEr
 }
 
 impl Repository {
-    fn key_protection(&self, plaintext: bool) -> KeyProtection {
+    /// New key files are encrypted with the passphrase source the caller opened the
+    /// repository with; without one only `plaintext` (tests) is possible.
+    fn key_protection(&self, plaintext: bool) -> Result<Protection, RepoError> {
         if plaintext {
-            KeyProtection::PlaintextForTests
-        } else {
-            KeyProtection::Encrypted(self.keyring_passphrase().unwrap_or_else(|| {
-                airlock_keystore::PassphraseSource::Env("AIRLOCK_PASSPHRASE".into())
-            }))
+            return Ok(Protection::PlaintextForTests);
         }
-    }
-
-    fn keyring_passphrase(&self) -> Option<airlock_keystore::PassphraseSource> {
-        self.keyring.passphrase()
+        self.keyring
+            .passphrase()
+            .map(Protection::encrypted)
+            .ok_or_else(|| {
+                RepoError::invalid("new key files are encrypted and no passphrase source was given")
+            })
     }
 
     fn all_role_names(&self) -> BTreeSet<String> {
@@ -99,7 +100,7 @@ impl Repository {
         plaintext: bool,
         change: impl FnOnce(&mut Self, &[NewKey]) -> Result<T, RepoError>,
     ) -> Result<T, RepoError> {
-        let protection = self.key_protection(plaintext);
+        let protection = self.key_protection(plaintext)?;
         let mut new = match source {
             Some(s) => keys::make_keys(&self.dir, role, s, &protection)?,
             None => Vec::new(),
@@ -281,6 +282,89 @@ impl Repository {
                 })
             },
         )
+    }
+
+    /// Remove a delegation: `name` is a delegated role or a hash-bin prefix. Its delegator
+    /// drops it (and the keys no other role it delegates to uses) and gets a new version; the
+    /// role, and every role only it delegated to, leaves the staged state, so the next snapshot
+    /// no longer lists them and their targets are no longer reachable. Key files stay under
+    /// `keys/`.
+    pub fn undelegate(&mut self, name: &str) -> Result<ChangeReport, RepoError> {
+        let published = self.published_state()?;
+        let parent = self
+            .targets
+            .iter()
+            .find(|(_, md)| {
+                md.signed.delegations.as_ref().is_some_and(|d| {
+                    d.roles
+                        .as_ref()
+                        .is_some_and(|rs| rs.iter().any(|r| r.name == name))
+                        || d.succinct_roles
+                            .as_ref()
+                            .is_some_and(|b| b.name_prefix == name)
+                })
+            })
+            .map(|(p, _)| p.clone())
+            .ok_or_else(|| RepoError::UnknownRole(name.to_string()))?;
+        let delegations = self
+            .targets
+            .get_mut(&parent)
+            .and_then(|md| md.signed.delegations.as_mut())
+            .ok_or_else(|| RepoError::UnknownRole(name.to_string()))?;
+        let mut queue: Vec<String> = Vec::new();
+        if delegations
+            .succinct_roles
+            .as_ref()
+            .is_some_and(|b| b.name_prefix == name)
+        {
+            if let Some(bins) = delegations.succinct_roles.take() {
+                queue.extend(bins.bin_names());
+            }
+        } else if let Some(roles) = delegations.roles.as_mut() {
+            roles.retain(|r| r.name != name);
+            queue.push(name.to_string());
+        }
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        for r in delegations.roles.iter().flatten() {
+            used.extend(r.keyids.iter().cloned());
+        }
+        if let Some(b) = &delegations.succinct_roles {
+            used.extend(b.keyids.iter().cloned());
+        }
+        delegations.keys.retain(|k, _| used.contains(k));
+        if delegations.roles.as_ref().is_some_and(Vec::is_empty)
+            && delegations.succinct_roles.is_none()
+            && let Some(md) = self.targets.get_mut(&parent)
+        {
+            md.signed.delegations = None;
+        }
+        while let Some(role) = queue.pop() {
+            let Some(md) = self.targets.remove(&role) else {
+                continue;
+            };
+            self.dirty.insert(role);
+            if let Some(d) = &md.signed.delegations {
+                let mut children: Vec<String> =
+                    d.roles.iter().flatten().map(|r| r.name.clone()).collect();
+                if let Some(b) = &d.succinct_roles {
+                    children.extend(b.bin_names());
+                }
+                for child in children {
+                    if self.delegator_of(&child).is_none() {
+                        queue.push(child);
+                    }
+                }
+            }
+        }
+        let targets = &self.targets;
+        self.pending
+            .retain(|t, _| targets.values().any(|md| md.signed.targets.contains_key(t)));
+        let (roles, unsigned) = self.finish_change(&BTreeSet::from([parent]), &published)?;
+        Ok(ChangeReport {
+            roles,
+            unsigned,
+            new_keyids: Vec::new(),
+        })
     }
 
     /// Give a role a new version and expiry, re-signed (e.g. to extend an expiry date).

@@ -52,6 +52,10 @@ pub enum RepoError {
     },
     #[error("target {path:?}: {reason}")]
     Target { path: String, reason: String },
+    #[error(
+        "key file {path} is encrypted and no passphrase source was given (the caller passes one, e.g. `airlock repo --passphrase-env VAR`)"
+    )]
+    NoPassphrase { path: PathBuf },
     #[error("import {file}: {reason}")]
     Import { file: String, reason: String },
 }

@@ -44,6 +44,33 @@ fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
+/// Create `dir` and any missing parents with mode 0755 whatever the umask: a web server
+/// running as its own user must be able to enter every directory of the published tree
+/// (under `umask 077` they would be 0700 and every file behind them a 403). Directories that
+/// exist already keep their mode.
+pub(crate) fn create_public_dir_all(dir: &Path) -> Result<(), RepoError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        create_public_dir_all(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Made by a parallel copy of another target meanwhile: its creator sets the mode.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(io_err(dir, e)),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| io_err(dir, e))?;
+    }
+    Ok(())
+}
+
 /// Flush every dirty page of the file system holding `path` (Linux `syncfs`). Used once before
 /// the metadata switch instead of one fsync per target file.
 pub(crate) fn sync_filesystem(path: &Path) -> Result<(), RepoError> {
@@ -114,7 +141,7 @@ impl GenerationDir {
     /// Build the next generation and switch the link to it. Older generations except the one
     /// just replaced are removed (the replaced one stays for readers that are mid-way through).
     pub fn commit(&self, next: NextGeneration) -> Result<PathBuf, RepoError> {
-        fs::create_dir_all(&self.store).map_err(|e| io_err(&self.store, e))?;
+        create_public_dir_all(&self.store)?;
         let current = self.current()?;
         let number = self.generation_number()? + 1;
         let name = format!("{number:08}");
@@ -123,7 +150,7 @@ impl GenerationDir {
             // Left over from a crash before the switch: never visible, safe to remove.
             fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         }
-        fs::create_dir(&dir).map_err(|e| io_err(&dir, e))?;
+        create_public_dir_all(&dir)?;
         let result = self.fill(&dir, current.as_deref(), &next);
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&dir);

@@ -9,8 +9,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::config::{ExpiryConfig, RepoConfig};
 use crate::error::RepoError;
-use crate::keys::{self, KeyProtection, KeySource, NewKey};
+use crate::keys::{self, KeySource, NewKey};
 use crate::repo::{self, Repository};
+use airlock_keystore::Protection;
 
 /// Keys of one top-level role: how many, of which scheme, and how many must sign.
 #[derive(Clone, Copy, Debug)]
@@ -54,14 +55,16 @@ pub struct InitOptions {
     pub snapshot: RoleKeySpec,
     pub timestamp: RoleKeySpec,
     pub expiry: ExpiryConfig,
-    pub protection: KeyProtection,
+    pub protection: Protection,
+    /// Publishing settings (meta hashes in the snapshot, releases kept).
+    pub publish: crate::config::PublishConfig,
     /// Reference time for expiry dates (`None`: now).
     pub now: Option<DateTime<Utc>>,
 }
 
 impl InitOptions {
     /// 1 Ed25519 key per role, threshold 1, default periods, keys protected by `protection`.
-    pub fn simple(protection: KeyProtection) -> Self {
+    pub fn simple(protection: Protection) -> Self {
         let one = RoleKeySpec::new(KeyScheme::Ed25519, 1, 1);
         InitOptions {
             root: one,
@@ -70,6 +73,7 @@ impl InitOptions {
             timestamp: one,
             expiry: ExpiryConfig::default(),
             protection,
+            publish: crate::config::PublishConfig::default(),
             now: None,
         }
     }
@@ -115,6 +119,12 @@ impl Repository {
 fn init_inner(dir: &Path, options: &InitOptions) -> Result<Repository, RepoError> {
     let now = options.now.unwrap_or_else(Utc::now).trunc_subsecs(0);
     let mut config = RepoConfig::new(options.expiry.clone());
+    if options.publish.keep_releases == 0 {
+        return Err(RepoError::invalid(
+            "keep_releases must be at least 1 (the current release)",
+        ));
+    }
+    config.publish = options.publish.clone();
     let mut root = Root::new(now + options.expiry.root.to_duration());
     let mut all_keys: Vec<NewKey> = Vec::new();
     for (role, spec) in [
@@ -165,7 +175,7 @@ fn init_inner(dir: &Path, options: &InitOptions) -> Result<Repository, RepoError
     );
     work.commit(next)?;
     drop(lock);
-    let mut repo = Repository::open(dir, options.protection.passphrase())?;
+    let mut repo = Repository::open(dir, keys::passphrase_of(&options.protection))?;
     repo.set_time(now);
     for k in all_keys {
         if let Some(private) = k.private {

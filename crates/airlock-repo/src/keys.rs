@@ -10,35 +10,11 @@ use airlock_keystore::{PassphraseSource, Protection};
 use crate::config::{KeyEntry, RepoConfig};
 use crate::error::RepoError;
 
-/// How new private key files are protected.
-#[derive(Clone, Debug)]
-pub enum KeyProtection {
-    /// Encrypted PKCS#8 (scrypt), passphrase from this source. The default.
-    Encrypted(PassphraseSource),
-    /// Encrypted with a cheap scrypt cost: test suites only.
-    EncryptedFastForTests(PassphraseSource),
-    /// Not encrypted at all: tests and throw-away demos only (`--plaintext-keys`).
-    PlaintextForTests,
-}
-
-impl KeyProtection {
-    pub(crate) fn protection(&self) -> Protection {
-        match self {
-            KeyProtection::Encrypted(p) => Protection::encrypted(p.clone()),
-            KeyProtection::EncryptedFastForTests(p) => {
-                Protection::encrypted_fast_for_tests(p.clone())
-            }
-            KeyProtection::PlaintextForTests => Protection::PlaintextForTests,
-        }
-    }
-
-    pub(crate) fn passphrase(&self) -> Option<PassphraseSource> {
-        match self {
-            KeyProtection::Encrypted(p) | KeyProtection::EncryptedFastForTests(p) => {
-                Some(p.clone())
-            }
-            KeyProtection::PlaintextForTests => None,
-        }
+/// The passphrase source of `protection`, if it has one.
+pub(crate) fn passphrase_of(protection: &Protection) -> Option<PassphraseSource> {
+    match protection {
+        Protection::Encrypted { passphrase, .. } => Some(passphrase.clone()),
+        Protection::PlaintextForTests => None,
     }
 }
 
@@ -100,11 +76,21 @@ impl Keyring {
             if !path.exists() {
                 return Ok(None);
             }
-            let pass = self
-                .passphrase
-                .clone()
-                .unwrap_or_else(|| PassphraseSource::Env("AIRLOCK_PASSPHRASE".into()));
-            let key = airlock_keystore::read_private_key(&path, &pass)?;
+            // The caller chooses where passphrases come from; without a source only plaintext
+            // key files can be read (an empty value is refused before any decryption).
+            let key = match &self.passphrase {
+                Some(pass) => airlock_keystore::read_private_key(&path, pass)?,
+                None => airlock_keystore::read_private_key(
+                    &path,
+                    &PassphraseSource::Value(zeroize::Zeroizing::new(String::new())),
+                )
+                .map_err(|e| match e {
+                    airlock_keystore::KeystoreError::Passphrase { .. } => {
+                        RepoError::NoPassphrase { path: path.clone() }
+                    }
+                    other => other.into(),
+                })?,
+            };
             if key.public_key().key_id() != keyid {
                 return Err(RepoError::config(
                     &path,
@@ -125,7 +111,7 @@ pub(crate) fn make_keys(
     repo_dir: &Path,
     role: &str,
     source: &KeySource,
-    protection: &KeyProtection,
+    protection: &Protection,
 ) -> Result<Vec<NewKey>, RepoError> {
     let mut out: Vec<NewKey> = Vec::new();
     let result = (|| {
@@ -145,11 +131,7 @@ pub(crate) fn make_keys(
                     let public_path = repo_dir.join(&public_rel);
                     std::fs::create_dir_all(repo_dir.join("keys"))
                         .map_err(|e| crate::fsutil::io_err(&repo_dir.join("keys"), e))?;
-                    airlock_keystore::write_private_key(
-                        &private_path,
-                        &key,
-                        &protection.protection(),
-                    )?;
+                    airlock_keystore::write_private_key(&private_path, &key, protection)?;
                     let mut files = vec![private_path];
                     airlock_keystore::write_public_key(&public_path, &public)?;
                     files.push(public_path);

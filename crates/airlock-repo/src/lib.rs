@@ -8,10 +8,10 @@
 //! leaves a half-written repository.
 //!
 //! ```no_run
-//! use airlock_repo::{AddOptions, AddSource, InitOptions, KeyProtection, Repository, TargetName};
+//! use airlock_repo::{AddOptions, AddSource, InitOptions, Protection, Repository, TargetName};
 //!
 //! let dir = std::path::Path::new("/tmp/my-repo");
-//! let mut repo = Repository::init(dir, &InitOptions::simple(KeyProtection::PlaintextForTests))?;
+//! let mut repo = Repository::init(dir, &InitOptions::simple(Protection::PlaintextForTests))?;
 //! repo.add_targets(
 //!     &[AddSource { path: "dist/app.tar.gz".into(), target: TargetName::Prefix("app/".into()) }],
 //!     &AddOptions::default(),
@@ -37,14 +37,17 @@ pub mod repo;
 mod targets;
 mod verify;
 
-pub use config::{ExpiryConfig, KeyEntry, Period, RepoConfig};
+pub use airlock_keystore::{PassphraseSource, Protection};
+pub use config::{ExpiryConfig, KeyEntry, Period, PublishConfig, RepoConfig};
 pub use delegate::{BinDelegation, ChangeReport, PathDelegation, Rotation};
 pub use error::RepoError;
 pub use fsutil::write_atomic;
 pub use init::{InitOptions, RoleKeySpec};
-pub use keys::{KeyProtection, KeySource};
+pub use keys::KeySource;
+/// The keystore's [`Protection`] under its former name here.
+pub type KeyProtection = Protection;
 pub use offline::{ExportedRole, ImportReport, RoleStatus, sign_metadata};
-pub use publish::{PublishReport, TargetFiles};
+pub use publish::{GcReport, PublishReport, TargetFiles};
 pub use repo::Repository;
 pub use targets::{
     AddOptions, AddReport, AddSource, TargetCustom, TargetName, check_target_path,

@@ -31,7 +31,7 @@ pub struct ExportedRole {
     pub threshold: u64,
 }
 
-/// Status of one staged role.
+/// Status of one role: each staged role, then the published snapshot and timestamp.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RoleStatus {
     pub role: String,
@@ -336,6 +336,51 @@ impl Repository {
                     .collect(),
             });
         }
+        // Snapshot and timestamp are never staged: what matters is when the published ones
+        // expire (the cron job's `refresh` must run before that), checked against the
+        // published root, whose keys sign them.
+        let published_root = published.root.as_ref().map(|r| &r.signed);
+        if let (Some(root), Some(snapshot)) = (published_root, &published.snapshot) {
+            out.push(online_status("snapshot", root, snapshot)?);
+        }
+        if let (Some(root), Some(timestamp)) = (published_root, &published.timestamp) {
+            out.push(online_status("timestamp", root, timestamp)?);
+        }
         Ok(out)
     }
+}
+
+/// Status of a published snapshot or timestamp.
+fn online_status<T: airlock_core::tuf::metadata::Role>(
+    role: &str,
+    root: &airlock_core::tuf::roles::Root,
+    md: &airlock_core::tuf::metadata::Metadata<T>,
+) -> Result<RoleStatus, RepoError> {
+    let authority = root
+        .authority(role)
+        .ok_or_else(|| RepoError::UnknownRole(role.to_string()))?;
+    let msg = md
+        .signed_bytes()
+        .map_err(|e| RepoError::metadata(format!("{role}.json"), e))?;
+    let valid = authority.count_valid(&md.signatures, &msg);
+    let signed_ids: BTreeSet<&str> = md.signatures.iter().map(|s| s.keyid.as_str()).collect();
+    Ok(RoleStatus {
+        role: role.to_string(),
+        version: md.signed.version(),
+        published_version: md.signed.version(),
+        expires: md
+            .signed
+            .expires()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        valid_signatures: valid,
+        threshold: authority.threshold,
+        signed: valid >= authority.threshold,
+        unpublished: false,
+        missing: authority
+            .keyids
+            .iter()
+            .filter(|k| !signed_ids.contains(k.as_str()))
+            .cloned()
+            .collect(),
+    })
 }

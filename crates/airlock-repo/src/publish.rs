@@ -8,7 +8,7 @@
 //! the `metadata` link. A client that reads before the switch sees the old repository, complete;
 //! after it, the new one, complete.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use airlock_core::tuf::metadata::{Metadata, SignMode};
 use airlock_core::tuf::roles::{MetaFile, Root, Snapshot, Timestamp};
@@ -25,7 +25,8 @@ pub enum TargetFiles {
     Copy,
     /// Hard-link each file (after checking its length and hash) when it is on the same file
     /// system, else copy. Much faster for many small files, but the published file *is* the
-    /// source file: it is made read-only, and must never be modified in place afterwards
+    /// source file: the source file itself becomes mode 0444 (read-only, readable by
+    /// everyone, as a web server needs), and must never be modified in place afterwards
     /// (replacing it with a new file, as build tools do, is fine).
     HardLink,
 }
@@ -183,11 +184,6 @@ impl Repository {
                 .map_or(1, |s| s.signed.version + 1),
             self.expires_for("snapshot"),
         );
-        for (role, md) in &self.targets {
-            snapshot
-                .meta
-                .insert(format!("{role}.json"), MetaFile::new(md.signed.version));
-        }
         for role in &changed_roles {
             let md = self
                 .targets
@@ -195,6 +191,30 @@ impl Repository {
                 .ok_or_else(|| RepoError::UnknownRole(role.clone()))?;
             let name = format!("{}.{role}.json", md.signed.version);
             next.write.insert(name.clone(), to_bytes(md, &name)?);
+        }
+        let current_dir = self.published.current()?;
+        for (role, md) in &self.targets {
+            let version = md.signed.version;
+            let meta = if self.config.publish.meta_hashes {
+                // The bytes clients will fetch: new ones, or the published file unchanged.
+                let name = format!("{version}.{role}.json");
+                let bytes = match (next.write.get(&name), &current_dir) {
+                    (Some(b), _) => b.clone(),
+                    (None, Some(dir)) => {
+                        let path = dir.join(&name);
+                        std::fs::read(&path).map_err(|e| fsutil::io_err(&path, e))?
+                    }
+                    (None, None) => {
+                        return Err(RepoError::invalid(format!(
+                            "{name} is neither new nor published"
+                        )));
+                    }
+                };
+                MetaFile::with_bytes(version, &bytes)
+            } else {
+                MetaFile::new(version)
+            };
+            snapshot.meta.insert(format!("{role}.json"), meta);
         }
         let mut report = self.write_snapshot_and_timestamp(
             &published,
@@ -310,22 +330,8 @@ impl Repository {
         roles_written: Vec<String>,
         copied: u64,
     ) -> Result<PublishReport, RepoError> {
-        // Keep: every root version; the files the new snapshot lists; and the files the
-        // previous snapshot listed (a client that read the old timestamp a moment ago).
-        let mut wanted: BTreeSet<String> = BTreeSet::new();
-        let mut listed: BTreeMap<String, u64> = BTreeMap::new();
-        for (name, meta) in &snapshot.meta {
-            listed.insert(name.clone(), meta.version);
-        }
-        for (name, version) in &listed {
-            wanted.insert(format!("{version}.{name}"));
-        }
-        if let Some(old) = &published.snapshot {
-            for (name, meta) in &old.signed.meta {
-                wanted.insert(format!("{}.{name}", meta.version));
-            }
-            wanted.insert(format!("{}.snapshot.json", old.signed.version));
-        }
+        let wanted =
+            self.wanted_metadata(snapshot, published, self.config.publish.keep_releases)?;
         for name in self.published.current_files()? {
             let is_root = name == "root.json" || name.ends_with(".root.json");
             if (is_root || wanted.contains(&name)) && !next.write.contains_key(&name) {
@@ -348,5 +354,159 @@ impl Repository {
             metadata_dir: dir.display().to_string(),
             copy_targets_ms: 0,
         })
+    }
+}
+
+/// What [`Repository::gc`] removed.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct GcReport {
+    /// Releases (snapshot versions) whose files were kept, the current one included.
+    pub releases_kept: u64,
+    pub metadata_files_removed: usize,
+    pub target_files_removed: usize,
+    pub bytes_removed: u64,
+}
+
+impl Repository {
+    /// Metadata files of the last `keep` releases: the new `snapshot`'s files, then those of
+    /// the most recent earlier snapshots still in `published/metadata` (a client that read an
+    /// older timestamp a moment ago still fetches them). Root files are kept separately.
+    fn wanted_metadata(
+        &self,
+        snapshot: &Snapshot,
+        published: &PublishedState,
+        keep: u64,
+    ) -> Result<BTreeSet<String>, RepoError> {
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        wanted.insert(format!("{}.snapshot.json", snapshot.version));
+        wanted.insert("timestamp.json".into());
+        for (name, meta) in &snapshot.meta {
+            wanted.insert(format!("{}.{name}", meta.version));
+        }
+        let mut older: Vec<u64> = self
+            .published
+            .current_files()?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".snapshot.json")?.parse::<u64>().ok())
+            .filter(|v| *v < snapshot.version)
+            .collect();
+        // The previous snapshot is listed by the live timestamp even if its file went missing.
+        if let Some(old) = &published.snapshot
+            && old.signed.version < snapshot.version
+            && !older.contains(&old.signed.version)
+        {
+            older.push(old.signed.version);
+        }
+        older.sort_unstable_by(|a, b| b.cmp(a));
+        let dir = self.published.current()?;
+        for version in older.into_iter().take(keep.saturating_sub(1) as usize) {
+            let name = format!("{version}.snapshot.json");
+            let old = match (&published.snapshot, &dir) {
+                (Some(s), _) if s.signed.version == version => s.signed.clone(),
+                (_, Some(dir)) => crate::repo::read_metadata::<Snapshot>(&dir.join(&name))?.signed,
+                (_, None) => continue,
+            };
+            for (role, meta) in &old.meta {
+                wanted.insert(format!("{}.{role}", meta.version));
+            }
+            wanted.insert(name);
+        }
+        Ok(wanted)
+    }
+
+    /// Remove what no kept release refers to: metadata files of releases older than the last
+    /// `keep` (default: the config's `keep_releases`), then target files in
+    /// `published/targets` that no targets role of a kept release (nor the staged state)
+    /// lists. The current snapshot's files and targets always stay. Nothing is removed if a
+    /// kept metadata file cannot be read.
+    pub fn gc(&mut self, keep: Option<u64>) -> Result<GcReport, RepoError> {
+        let keep = keep.unwrap_or(self.config.publish.keep_releases);
+        if keep == 0 {
+            return Err(RepoError::invalid(
+                "keep at least 1 release (the current one)",
+            ));
+        }
+        let published = self.published_state()?;
+        let Some(current) = published.snapshot.clone() else {
+            return Err(RepoError::invalid(
+                "nothing is published yet: run `airlock repo publish` first",
+            ));
+        };
+        let mut report = GcReport {
+            releases_kept: keep,
+            ..GcReport::default()
+        };
+        // 1. Metadata: a new generation holding only what the kept releases need.
+        let wanted = self.wanted_metadata(&current.signed, &published, keep)?;
+        let files = self.published.current_files()?;
+        let mut next = NextGeneration::default();
+        for name in &files {
+            let is_root = name == "root.json" || name.ends_with(".root.json");
+            if is_root || wanted.contains(name) {
+                next.keep.push(name.clone());
+            }
+        }
+        report.metadata_files_removed = files.len() - next.keep.len();
+        if report.metadata_files_removed > 0 {
+            self.published.commit(next)?;
+        }
+        // 2. Targets listed by a kept targets role, or staged.
+        let dir = self
+            .published
+            .current()?
+            .ok_or_else(|| RepoError::invalid("published metadata vanished"))?;
+        let mut listed: BTreeSet<String> = BTreeSet::new();
+        let mut add = |targets: &airlock_core::tuf::roles::Targets| {
+            for (path, tf) in &targets.targets {
+                if let Some(sha) = tf.hashes.get("sha256") {
+                    listed.insert(crate::targets::hashed_target_path(path, sha));
+                }
+            }
+        };
+        for name in self.published.current_files()? {
+            let is_role = name.ends_with(".json")
+                && name != "root.json"
+                && name != "timestamp.json"
+                && !name.ends_with(".root.json")
+                && !name.ends_with(".snapshot.json");
+            if is_role {
+                let md = crate::repo::read_metadata::<airlock_core::tuf::roles::Targets>(
+                    &dir.join(&name),
+                )?;
+                add(&md.signed);
+            }
+        }
+        for md in self.targets.values() {
+            add(&md.signed);
+        }
+        let store = self.dir.join("published").join("targets");
+        let mut doomed: Vec<(std::path::PathBuf, u64)> = Vec::new();
+        for entry in walkdir::WalkDir::new(&store).min_depth(1) {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(&store).to_path_buf();
+                fsutil::io_err(&path, e.into())
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let rel = entry
+                .path()
+                .strip_prefix(&store)
+                .map_err(|_| RepoError::invalid("walked outside published/targets"))?;
+            let rel: Vec<&str> = rel
+                .components()
+                .filter_map(|c| c.as_os_str().to_str())
+                .collect();
+            if !listed.contains(&rel.join("/")) {
+                let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                doomed.push((entry.path().to_path_buf(), len));
+            }
+        }
+        for (path, len) in doomed {
+            std::fs::remove_file(&path).map_err(|e| fsutil::io_err(&path, e))?;
+            report.target_files_removed += 1;
+            report.bytes_removed += len;
+        }
+        Ok(report)
     }
 }

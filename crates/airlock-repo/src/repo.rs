@@ -491,7 +491,8 @@ impl Repository {
         if self
             .dirty
             .iter()
-            .any(|r| r != "root" && r != "targets" && self.targets.contains_key(r))
+            // A delegated role changed or removed (`undelegate`): rewrite the file.
+            .any(|r| r != "root" && r != "targets")
         {
             let delegated: BTreeMap<&String, &Metadata<Targets>> = self
                 .targets
@@ -527,8 +528,11 @@ pub(crate) fn create_skeleton(dir: &Path) -> Result<bool, RepoError> {
             });
         }
     }
+    // The repository directory (when made here) and the published tree are 0755 whatever
+    // the umask, so that a web server running as its own user can serve `published/`; the
+    // private keys stay behind `keys/` (0700, files 0600).
+    fsutil::create_public_dir_all(&dir.join("published").join("targets"))?;
     fs::create_dir_all(dir.join("keys")).map_err(|e| io_err(dir, e))?;
-    fs::create_dir_all(dir.join("published").join("targets")).map_err(|e| io_err(dir, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

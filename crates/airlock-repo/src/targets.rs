@@ -74,6 +74,8 @@ pub struct AddOptions {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AddReport {
     pub added: usize,
+    /// The target paths added, in order.
+    pub targets: Vec<String>,
     pub bytes: u64,
     /// Roles changed (new versions, re-signed where keys were available).
     pub roles: Vec<String>,
@@ -81,9 +83,11 @@ pub struct AddReport {
     pub unsigned: Vec<String>,
 }
 
-/// Check a target path: it becomes a file path under `published/targets`, so it must be
-/// relative, `/`-separated, without empty, `.` or `..` segments, backslashes or control
-/// characters.
+/// Check a target path. It becomes a file path under `published/targets` and, unescaped, part
+/// of the URL every client fetches, so it must be relative, `/`-separated, without empty, `.`
+/// or `..` segments, backslashes or control characters, and without `%`, `#` or `?` (a URL
+/// would read them as an escape, a fragment or a query: python-tuf and tough cannot fetch such
+/// a target).
 pub fn check_target_path(path: &str) -> Result<(), RepoError> {
     let bad = |why: &str| RepoError::Target {
         path: path.to_string(),
@@ -92,14 +96,26 @@ pub fn check_target_path(path: &str) -> Result<(), RepoError> {
     if path.is_empty() || path.len() > 1024 {
         return Err(bad("must be 1 to 1024 bytes long"));
     }
-    if path.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(bad("contains a control character or a backslash"));
+    if path.chars().any(char::is_control) {
+        return Err(bad("contains a control character"));
+    }
+    if path.contains('\\') {
+        return Err(bad("contains a backslash"));
+    }
+    if let Some(c) = path.chars().find(|c| matches!(c, '%' | '#' | '?')) {
+        return Err(bad(&format!(
+            "contains '{c}', which a URL reads as an escape, a fragment or a query: no client could fetch it"
+        )));
+    }
+    if path.starts_with('/') {
+        return Err(bad("has a leading '/' (target paths are relative)"));
     }
     for seg in path.split('/') {
-        if seg.is_empty() || seg == "." || seg == ".." {
-            return Err(bad(
-                "has an empty, '.' or '..' segment, or a leading or trailing '/'",
-            ));
+        if seg.is_empty() {
+            return Err(bad("has an empty segment ('//' or a trailing '/')"));
+        }
+        if seg == "." || seg == ".." {
+            return Err(bad(&format!("has a '{seg}' segment")));
         }
         if seg.len() > 180 {
             return Err(bad("has a segment longer than 180 bytes"));
@@ -250,29 +266,41 @@ impl Repository {
         current
     }
 
-    /// Roles a client visits before `role` on its way to `target` (to drop stale entries).
-    fn path_to(&self, target: &str, role: &str) -> Vec<String> {
-        let mut chain = vec!["targets".to_string()];
-        let mut current = "targets".to_string();
-        while current != role && chain.len() < 33 {
-            let Some(d) = self
-                .targets
-                .get(&current)
-                .and_then(|m| m.signed.delegations.as_ref())
-            else {
+    /// The roles a client's search for `target` visits when none of them lists it, in visit
+    /// order: the delegation search of spec 5.7.7 (as airlock-core's `TargetSearch` walks it:
+    /// depth-first, pre-order, nothing after a terminating delegation, at most
+    /// `MAX_DELEGATIONS` delegated roles) over the staged roles. The staged roles may not be
+    /// signed yet, so the core's search over a `TrustedSet` cannot be used here.
+    pub(crate) fn search_order(&self, target: &str) -> Vec<String> {
+        let mut order: Vec<String> = Vec::new();
+        let mut visited = BTreeSet::new();
+        let mut pending = vec![("targets".to_string(), "root".to_string())];
+        while let Some((role, parent)) = pending.pop() {
+            if order.len() > airlock_core::tuf::search::MAX_DELEGATIONS {
                 break;
+            }
+            if !visited.insert((role.clone(), parent)) {
+                continue;
+            }
+            let Some(md) = self.targets.get(&role) else {
+                continue;
             };
-            let Some(child) = d
-                .roles_for_target(target)
-                .into_iter()
-                .find(|c| self.targets.contains_key(&c.name))
-            else {
-                break;
+            order.push(role.clone());
+            let Some(d) = &md.signed.delegations else {
+                continue;
             };
-            current = child.name;
-            chain.push(current.clone());
+            let mut children = Vec::new();
+            for child in d.roles_for_target(target) {
+                let terminating = child.terminating;
+                children.push((child.name, role.clone()));
+                if terminating {
+                    pending.clear();
+                    break;
+                }
+            }
+            pending.extend(children.into_iter().rev());
         }
-        chain
+        order
     }
 
     /// Add files (hashing them in parallel; `progress` is called with the number of files
@@ -315,12 +343,23 @@ impl Repository {
                 Some(r) => r.clone(),
                 None => self.role_for_target(target),
             };
-            for on_way in self.path_to(target, &role) {
-                if on_way != role
-                    && let Some(md) = self.targets.get_mut(&on_way)
+            let order = self.search_order(target);
+            let Some(position) = order.iter().position(|r| *r == role) else {
+                return Err(RepoError::Target {
+                    path: target.clone(),
+                    reason: format!(
+                        "a client looking for it never searches role {role}: no chain of \
+                         delegations from targets to {role} covers this path (or a terminating \
+                         delegation is searched first); delegate the path to {role} or drop --role"
+                    ),
+                });
+            };
+            // A role searched earlier that still lists the path would shadow the new entry.
+            for earlier in order.iter().take(position) {
+                if let Some(md) = self.targets.get_mut(earlier)
                     && md.signed.targets.remove(target).is_some()
                 {
-                    changed.insert(on_way);
+                    changed.insert(earlier.clone());
                 }
             }
             let md = self
@@ -342,6 +381,7 @@ impl Repository {
         self.finish_change(&changed, &published)
             .map(|(roles, unsigned)| AddReport {
                 added: files.len(),
+                targets: files.iter().map(|(t, _)| t.clone()).collect(),
                 bytes,
                 roles,
                 unsigned,
@@ -456,7 +496,11 @@ impl Repository {
             if n.is_multiple_of(256) || n == total {
                 progress(n, total);
             }
-            if fs::metadata(&dest).is_ok_and(|m| m.len() == tf.length) {
+            // Already there from an earlier publish: keep it only if its bytes are the listed
+            // ones (a file damaged in place keeps its length); otherwise it is replaced below.
+            if fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == tf.length)
+                && hash_file(&dest).is_ok_and(|(len, actual)| len == tf.length && actual == *sha)
+            {
                 return Ok(());
             }
             if mode == crate::publish::TargetFiles::HardLink
@@ -473,7 +517,11 @@ impl Repository {
     }
 }
 
-/// Hard-link `src` as `dest` after checking its length and hash, and make it read-only.
+/// Hard-link `src` as `dest` after checking its length and hash, and make it mode 0444.
+/// A hard link shares the source's inode, so this is the source file's mode too: read-only
+/// (it must not change in place once published) and readable by everyone (the web server's
+/// user must read it; it is public once published anyway). The user asked for exactly this
+/// file to be published, so changing its mode is accepted and documented (`--link-targets`).
 /// Returns `false` (caller copies instead) when the two are on different file systems.
 fn link_verified(
     src: &Path,
@@ -495,11 +543,11 @@ fn link_verified(
     let dir = dest
         .parent()
         .ok_or_else(|| RepoError::invalid(format!("{}: no parent directory", dest.display())))?;
-    fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    crate::fsutil::create_public_dir_all(dir)?;
     match fs::hard_link(src, dest) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => return Ok(false),
-        // A stale file of the wrong length: let the copy path replace it.
+        // A stale file with the wrong contents: let the copy path replace it.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
         Err(e) => return Err(io_err(dest, e)),
     }
@@ -523,7 +571,7 @@ fn copy_verified(
     let dir = dest
         .parent()
         .ok_or_else(|| RepoError::invalid(format!("{}: no parent directory", dest.display())))?;
-    fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    crate::fsutil::create_public_dir_all(dir)?;
     let mut input = File::open(src).map_err(|e| io_err(src, e))?;
     // 0644: a web server running as its own user serves published targets.
     let mut tmp = AtomicFile::create(dest, &WriteOptions::public().sync_dir(false))?;
@@ -565,7 +613,8 @@ mod tests {
             assert!(check_target_path(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "/abs", "a/", "a//b", "../x", "a/../b", "./a", "a\\b", "a\nb", "a\0b",
+            "", "/abs", "a/", "a//b", "../x", "a/../b", "./a", "a\\b", "a\nb", "a\0b", "a%20b",
+            "a#b", "a?b", "a\u{7f}b", "a\u{85}b",
         ] {
             assert!(check_target_path(bad).is_err(), "{bad:?}");
         }

@@ -16,7 +16,7 @@ fn no_progress() -> impl Fn(u64, u64) + Sync {
 }
 
 fn init(dir: &Path, root: RoleKeySpec, targets: RoleKeySpec) -> Repository {
-    let mut opts = InitOptions::simple(KeyProtection::PlaintextForTests);
+    let mut opts = InitOptions::simple(Protection::PlaintextForTests);
     opts.root = root;
     opts.targets = targets;
     Repository::init(dir, &opts).expect("init")
@@ -606,7 +606,7 @@ fn refused_inputs_leave_the_repository_untouched() {
     assert_eq!(meta_before, meta_after);
     // Init refuses a non-empty directory and leaves it alone.
     let err =
-        Repository::init(&src, &InitOptions::simple(KeyProtection::PlaintextForTests)).unwrap_err();
+        Repository::init(&src, &InitOptions::simple(Protection::PlaintextForTests)).unwrap_err();
     assert!(matches!(err, RepoError::AlreadyExists { .. }));
     assert!(src.join("ok.txt").exists());
     // A second command while one holds the lock is refused.
@@ -627,7 +627,7 @@ fn every_key_type_can_hold_a_role_and_keys_are_encrypted_by_default() {
     let pass = airlock_keystore::PassphraseSource::Value(zeroize::Zeroizing::new(
         "correct horse".to_string(),
     ));
-    let mut opts = InitOptions::simple(KeyProtection::EncryptedFastForTests(pass.clone()));
+    let mut opts = InitOptions::simple(Protection::encrypted_fast_for_tests(pass.clone()));
     opts.root = RoleKeySpec::new(KeyScheme::HybridEd25519SlhDsa, 1, 1);
     opts.targets = RoleKeySpec::new(KeyScheme::EcdsaP256, 1, 1);
     opts.snapshot = RoleKeySpec::new(KeyScheme::RsaPssSha256, 1, 1);
@@ -663,6 +663,17 @@ fn every_key_type_can_hold_a_role_and_keys_are_encrypted_by_default() {
         err.contains("keys/snapshot-") || err.contains("keys/timestamp-"),
         "{err}"
     );
+    assert_eq!(before, tree(&dir));
+    drop(repo);
+    // No passphrase source given: the library chooses none of its own (no hidden
+    // AIRLOCK_PASSPHRASE), it says that an encrypted key needs one.
+    let mut repo = Repository::open(&dir, None).unwrap();
+    let err = repo.publish(&no_progress()).unwrap_err().to_string();
+    assert!(
+        err.contains("encrypted") && err.contains("no passphrase source"),
+        "{err}"
+    );
+    assert!(!err.contains("AIRLOCK_PASSPHRASE"), "{err}");
     assert_eq!(before, tree(&dir));
     drop(repo);
     let mut repo = Repository::open(&dir, Some(pass)).unwrap();
@@ -773,4 +784,30 @@ fn verify_reports_a_delegation_to_more_bins_than_the_snapshot_lists() {
         "{:#?}",
         report.problems
     );
+}
+
+/// A published target file damaged in place (same length) is replaced at the next publish of
+/// that target: the existing file is checked by hash, not by length alone.
+#[test]
+fn publish_replaces_a_published_target_file_of_the_right_length_but_wrong_hash() {
+    for mode in [TargetFiles::Copy, TargetFiles::HardLink] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("repo");
+        let mut repo = init(&dir, ed(1, 1), ed(1, 1));
+        let src = tmp.path().join("src");
+        write_files(&src, &[("a.bin", "original")]);
+        add_dir(&mut repo, &src, "");
+        repo.publish_with(mode, &no_progress()).unwrap();
+        let sha = airlock_core::tuf::hashes::sha256_map(b"original")["sha256"].clone();
+        let published = dir.join(format!("published/targets/{sha}.a.bin"));
+        // Damaged in place (a disk error, a bad rsync): same length, other bytes. In link mode
+        // the damage is to a separate copy, not to the source.
+        fs::remove_file(&published).unwrap();
+        fs::write(&published, "0riginal").unwrap();
+        add_dir(&mut repo, &src, "");
+        let report = repo.publish_with(mode, &no_progress()).unwrap();
+        assert_eq!(report.target_files_copied, 1, "{mode:?}");
+        assert_eq!(fs::read(&published).unwrap(), b"original", "{mode:?}");
+        assert!(verify_published(&dir.join("published"), now()).ok);
+    }
 }

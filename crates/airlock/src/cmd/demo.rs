@@ -16,7 +16,7 @@ use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use airlock_keystore::PassphraseSource;
 use airlock_log::testbed::LocalTransparency;
 use airlock_repo::{
-    AddOptions, AddSource, InitOptions, KeyProtection, Repository, RoleKeySpec, TargetCustom,
+    AddOptions, AddSource, InitOptions, Protection, Repository, RoleKeySpec, TargetCustom,
     TargetName, hashed_target_path,
 };
 use airlock_serve::{ServerHandle, TestCa, static_dir_router};
@@ -83,7 +83,7 @@ pub fn run(args: Args) -> Result<()> {
     let options = InitOptions {
         root: RoleKeySpec::new(KeyScheme::Ed25519, 3, 2),
         targets: RoleKeySpec::new(KeyScheme::EcdsaP256, 1, 1),
-        ..InitOptions::simple(KeyProtection::EncryptedFastForTests(passphrase))
+        ..InitOptions::simple(Protection::encrypted_fast_for_tests(passphrase))
     };
     let mut repo = Repository::init(&repo_dir, &options).context("creating the repository")?;
     ok("root: 3 Ed25519 keys, any 2 must sign (kept offline)");

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use airlock_core::crypto::{KeyScheme, PublicKey};
 use airlock_keystore::PassphraseSource;
 use airlock_repo::{
-    AddOptions, AddSource, BinDelegation, ExpiryConfig, InitOptions, KeyProtection, KeySource,
-    PathDelegation, Period, Repository, RoleKeySpec, Rotation, TargetCustom, TargetName,
+    AddOptions, AddSource, BinDelegation, ExpiryConfig, InitOptions, KeySource, PathDelegation,
+    Period, Repository, RoleKeySpec, Rotation, TargetCustom, TargetName,
 };
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -54,6 +54,8 @@ enum Command {
     Remove(RemoveArgs),
     Delegate(DelegateArgs),
     DelegateBins(BinsArgs),
+    Undelegate(UndelegateArgs),
+    Gc(GcArgs),
     Status(StatusArgs),
     Export(ExportArgs),
     Sign(SignArgs),
@@ -113,21 +115,55 @@ struct InitArgs {
     /// Write private keys unencrypted. For tests and throw-away demos only.
     #[arg(long)]
     plaintext_keys: bool,
+    /// List the length and SHA-256 of each role file in the snapshot, so that a compromised
+    /// snapshot or timestamp key cannot feed clients endless or substituted role files.
+    #[arg(long)]
+    meta_hashes: bool,
+    /// Releases whose metadata stays published (current included); `gc` keeps their targets.
+    #[arg(long, default_value_t = 2)]
+    keep_releases: u64,
+}
+
+/// Remove a delegation (a delegated role or a hash-bin prefix) and every role only it
+/// delegated to; its delegator gets a new version. Key files stay under keys/.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock repo undelegate docs && airlock repo publish")]
+struct UndelegateArgs {
+    role: String,
+}
+
+/// Remove published metadata of releases older than the last N, and target files that no kept
+/// release lists. The current release is never touched.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:\n  airlock repo -C myrepo gc --keep 5")]
+struct GcArgs {
+    /// Releases to keep, the current one included (default: keep_releases in the config).
+    #[arg(long)]
+    keep: Option<u64>,
 }
 
 /// Add files or whole directories as targets (hashed in parallel), with custom metadata.
+///
+/// A directory adds its contents: ./dist/lib/x.so becomes PREFIX + lib/x.so. With --dir-name
+/// it adds the directory itself: PREFIX + dist/lib/x.so.
 #[derive(Parser, Debug)]
 #[command(after_help = "Examples:
   airlock repo add ./dist --prefix app/1.2.0/ --version 1.2.0 --channel stable \\
-      --source-ref git+https://example.org/app@v1.2.0
+      --source-ref git+https://example.org/app@v1.2.0      # app/1.2.0/<files in dist>
+  airlock repo add ./dist --prefix app/ --dir-name         # app/dist/<files in dist>
   airlock repo add ./build/app.tar.gz --name app/latest.tar.gz")]
 struct AddArgs {
-    /// Files or directories (walked recursively; symbolic links are refused).
+    /// Files or directories (walked recursively; symbolic links are refused). A directory adds
+    /// its contents, not its own name (see --dir-name).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Target path prefix (e.g. `app/1.2.0/`); a directory's files keep their relative paths.
     #[arg(long, default_value = "")]
     prefix: String,
+    /// List a directory's files under the directory's own name (PREFIX + DIR/...), not its
+    /// contents directly under PREFIX.
+    #[arg(long, conflicts_with = "name")]
+    dir_name: bool,
     /// Exact target path, for a single file.
     #[arg(long, conflicts_with = "prefix")]
     name: Option<String>,
@@ -219,7 +255,8 @@ struct StatusArgs {}
 )]
 struct PublishArgs {
     /// Hard-link new target files into published/targets instead of copying them (same file
-    /// system only; the files are made read-only and must never be modified in place).
+    /// system only). The published file is the source file: the source becomes mode 0444
+    /// (read-only, readable by everyone) and must never be modified in place.
     #[arg(long)]
     link_targets: bool,
 }
@@ -417,9 +454,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Init(a) => {
             let protection = if a.plaintext_keys {
-                KeyProtection::PlaintextForTests
+                airlock_repo::Protection::PlaintextForTests
             } else {
-                KeyProtection::Encrypted(passphrase(&args))
+                airlock_repo::Protection::encrypted(passphrase(&args))
             };
             let spec =
                 |t: Option<KeyScheme>, n, th| RoleKeySpec::new(t.unwrap_or(a.key_type), n, th);
@@ -440,6 +477,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     delegated: a.delegated_expiry,
                 },
                 protection,
+                publish: airlock_repo::PublishConfig {
+                    meta_hashes: a.meta_hashes,
+                    keep_releases: a.keep_releases,
+                },
                 now: None,
             };
             let repo = Repository::init(&a.dir, &opts)
@@ -478,14 +519,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
                 None => TargetName::Prefix(a.prefix.clone()),
             };
-            let sources: Vec<AddSource> = a
-                .paths
-                .iter()
-                .map(|p| AddSource {
+            let mut sources: Vec<AddSource> = Vec::new();
+            // What each directory became, said back to the user (contents vs the directory).
+            let mut dirs: Vec<String> = Vec::new();
+            for p in &a.paths {
+                let mut target = target.clone();
+                if p.is_dir() {
+                    let mut prefix = a.prefix.clone();
+                    if a.dir_name {
+                        let name = p
+                            .canonicalize()
+                            .with_context(|| format!("reading {}", p.display()))?
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .map(str::to_string)
+                            .with_context(|| {
+                                format!("{}: no UTF-8 directory name for --dir-name", p.display())
+                            })?;
+                        prefix = format!("{prefix}{name}/");
+                        target = TargetName::Prefix(prefix.clone());
+                    }
+                    dirs.push(if a.dir_name {
+                        format!("directory {} itself, as {prefix}...", p.display())
+                    } else {
+                        format!(
+                            "contents of {} as {prefix}... (--dir-name: the directory itself)",
+                            p.display()
+                        )
+                    });
+                }
+                sources.push(AddSource {
                     path: p.clone(),
-                    target: target.clone(),
-                })
-                .collect();
+                    target,
+                });
+            }
             let options = AddOptions {
                 custom: TargetCustom {
                     version: a.version.clone(),
@@ -501,6 +568,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })?;
             pb.finish_and_clear();
             print(json_out, serde_json::to_value(&report)?, || {
+                for d in &dirs {
+                    println!("{d}");
+                }
+                for t in report.targets.iter().take(10) {
+                    println!("  {t}");
+                }
+                if report.targets.len() > 10 {
+                    println!("  ... and {} more", report.targets.len() - 10);
+                }
                 println!(
                     "staged {} target(s), {} bytes, in {} role(s)",
                     report.added,
@@ -558,6 +634,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     a.from, a.bins, a.prefix
                 );
                 unsigned_note(&report.unsigned);
+            });
+        }
+        Command::Undelegate(a) => {
+            let mut repo = open(&args)?;
+            let report = repo.undelegate(&a.role)?;
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!(
+                    "removed the delegation to {}; changed {}",
+                    a.role,
+                    report.roles.join(", ")
+                );
+                unsigned_note(&report.unsigned);
+            });
+        }
+        Command::Gc(a) => {
+            let mut repo = open(&args)?;
+            let report = repo.gc(a.keep)?;
+            print(json_out, serde_json::to_value(&report)?, || {
+                println!(
+                    "kept {} release(s); removed {} metadata file(s) and {} target file(s) ({} bytes)",
+                    report.releases_kept,
+                    report.metadata_files_removed,
+                    report.target_files_removed,
+                    report.bytes_removed
+                );
             });
         }
         Command::Status(_) => {
