@@ -603,7 +603,7 @@ fn encrypted_keys_with_a_passphrase_from_the_environment_or_a_file_descriptor() 
     };
     let out = with_env(
         &["repo", "init", r, "--passphrase-env", "REPO_PASS"],
-        "s3cret pass",
+        "s3cret passphrase",
     );
     assert!(
         out.status.success(),
@@ -642,7 +642,7 @@ fn encrypted_keys_with_a_passphrase_from_the_environment_or_a_file_descriptor() 
     assert_eq!(before, tree(&repo));
     let out = with_env(
         &["repo", "-C", r, "--passphrase-env", "REPO_PASS", "add", s],
-        "s3cret pass",
+        "s3cret passphrase",
     );
     assert!(
         out.status.success(),
@@ -651,7 +651,7 @@ fn encrypted_keys_with_a_passphrase_from_the_environment_or_a_file_descriptor() 
     );
     // The cron path: passphrase on file descriptor 3.
     let pass_file = tmp.path().join("pass");
-    fs::write(&pass_file, "s3cret pass\n").unwrap();
+    fs::write(&pass_file, "s3cret passphrase\n").unwrap();
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
