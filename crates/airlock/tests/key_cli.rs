@@ -217,3 +217,42 @@ fn manual_pages_and_completions_cover_every_command() {
         }
     }
 }
+
+/// Keys that share a passphrase cost one prompt per run: `repo init` makes five encrypted keys
+/// and asks twice (the passphrase and its confirmation), on a real terminal (`script` gives the
+/// command a pseudo-terminal; rpassword reads from it). Feeding only those two lines would
+/// fail at the third key if each key asked again.
+#[test]
+fn keys_sharing_a_passphrase_are_asked_for_once_per_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("R");
+    let inner = format!(
+        "env -u AIRLOCK_PASSPHRASE '{BIN}' repo init '{}' --root-keys 2",
+        s(&repo)
+    );
+    // Each line is sent only after the prompt for it had time to appear, as a person types.
+    let feeder = format!(
+        "(sleep 1; printf '%s\\n' '{PASS}'; sleep 1; printf '%s\\n' '{PASS}'; sleep 3) | \
+         timeout 60 script -qec \"{inner}\" /dev/null"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &feeder])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert_eq!(shown.matches("Passphrase for").count(), 1, "{shown}");
+    let keys: Vec<_> = std::fs::read_dir(repo.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "key"))
+        .collect();
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    for k in &keys {
+        ok(
+            airlock(&["key", "public", s(k)], Some(PASS)),
+            "every key opens with the one passphrase",
+        );
+    }
+}
