@@ -7,8 +7,9 @@
 //! - [`server`]: an axum router served over HTTPS (or plain HTTP on loopback) with a
 //!   [`ServerHandle`] that stops it on drop; [`static_dir_router`] serves a directory.
 
+mod conn;
 pub mod server;
 pub mod tls;
 
-pub use server::{ServeError, ServerHandle, static_dir_router};
+pub use server::{ServeError, ServerHandle, ServerLimits, static_dir_router};
 pub use tls::{IdentityError, ServerIdentity, TestCa, TlsFiles};
