@@ -98,12 +98,18 @@ impl Client {
 
     /// Connects and completes the TLS handshake.
     fn tls(addr: SocketAddr, ca: &TestCa) -> Self {
+        Self::tls_alpn(addr, ca, &[])
+    }
+
+    /// Connects and completes the TLS handshake offering the ALPN protocols `alpn`.
+    fn tls_alpn(addr: SocketAddr, ca: &TestCa, alpn: &[&[u8]]) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
             .with_root_certificates(ca.root_store())
             .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
         let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
         let mut tcp = TcpStream::connect(addr).expect("connect");
@@ -248,6 +254,29 @@ fn silent_connections_are_closed() {
     let tls = tls_server(&ca, limits());
     assert!(Client::plain(plain.addr()).closed_by_server(), "plain");
     assert!(Client::plain(tls.addr()).closed_by_server(), "TLS");
+}
+
+/// The HTTP/2 preface and an empty SETTINGS frame, then no request: HTTP/2 gets the same
+/// request-head limit as HTTP/1.1.
+#[test]
+fn http2_connection_without_a_request_is_closed() {
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface.extend_from_slice(&[0, 0, 0, 0x04, 0, 0, 0, 0, 0]);
+    let ca = TestCa::new().unwrap();
+    let plain = plain_server(limits());
+    let tls = tls_server(&ca, limits());
+    let mut client = Client::plain(plain.addr());
+    client.stream().write_all(&preface).unwrap();
+    assert!(
+        client.closed_by_server(),
+        "plain HTTP/2 connection held open"
+    );
+    let mut client = Client::tls_alpn(tls.addr(), &ca, &[b"h2"]);
+    client.stream().write_all(&preface).unwrap();
+    assert!(
+        client.closed_by_server(),
+        "HTTP/2 over TLS connection held open"
+    );
 }
 
 /// A TLS client that starts a ClientHello and never finishes it.
