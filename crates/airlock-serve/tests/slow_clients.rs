@@ -401,7 +401,7 @@ fn many_idle_connections_do_not_lock_out_a_client() {
         let closed = idle
             .iter_mut()
             .filter_map(|c| {
-                c.wait_closed(Duration::from_millis(200), &mut Vec::new())
+                c.wait_closed(Duration::from_millis(50), &mut Vec::new())
                     .then_some(())
             })
             .count();
