@@ -5,10 +5,13 @@
 //! - [`tls`]: a test CA generated at run time ([`TestCa`]), server identities
 //!   ([`ServerIdentity`]) and rustls server configurations (ring provider).
 //! - [`server`]: an axum router served over HTTPS (or plain HTTP on loopback) with a
-//!   [`ServerHandle`] that stops it on drop; [`static_dir_router`] serves a directory.
+//!   [`ServerHandle`] that stops it on drop, under [`ServerLimits`] (timeouts for every phase of
+//!   a connection and a connection cap, so idle and slow clients cannot hold it open);
+//!   [`static_dir_router`] serves a directory.
 
+mod conn;
 pub mod server;
 pub mod tls;
 
-pub use server::{ServeError, ServerHandle, static_dir_router};
+pub use server::{ServeError, ServerHandle, ServerLimits, static_dir_router};
 pub use tls::{IdentityError, ServerIdentity, TestCa, TlsFiles};

@@ -1,6 +1,12 @@
-//! HTTP(S) servers for tests, the demo and small deployments: an axum [`Router`] served over
-//! rustls (or plain HTTP for loopback tests), with a handle that reports the bound address and
-//! stops the server when dropped.
+//! HTTP(S) servers for `repo serve`, `log serve`, `witness serve`, the demo and tests: an axum
+//! [`Router`] served over rustls (or plain HTTP for loopback tests), with a handle that reports
+//! the bound address and stops the server when dropped.
+//!
+//! The server is a small accept loop over tokio, tokio-rustls and hyper-util (HTTP/1.1 and
+//! HTTP/2, chosen by ALPN or the connection preface). Every connection is bounded by
+//! [`ServerLimits`], so idle and slow clients cannot hold the server open; see there for what
+//! each limit covers and why the connection cap sheds the oldest idle connection instead of
+//! refusing new ones.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -8,14 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower_http::services::ServeDir;
 
+use crate::conn::{self, Registry};
 use crate::tls::{IdentityError, ServerIdentity};
 
 /// How long a graceful shutdown waits for open connections before closing them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// How long the accept loop pauses after a failed `accept` (e.g. out of file descriptors), so a
+/// shortage does not turn into a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Why a server could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -36,13 +48,69 @@ pub enum ServeError {
     Tls(#[from] IdentityError),
 }
 
+/// What a client may cost the server: time limits for each phase of a connection and a cap on
+/// open connections. [`ServerLimits::default`] is what every [`ServerHandle`] constructor uses
+/// unless given other limits (`start_with_limits`, `spawn_with_limits`).
+///
+/// A connection is *busy* from the moment a complete request head has arrived until its
+/// response has been sent (or abandoned), and *idle* otherwise. Only idle connections are timed
+/// out by `request_head`/`idle` and shed at the cap; busy ones are bounded by `request_body`,
+/// `request` and `send_stall`. The limits hold the same way for HTTP/1.1 and HTTP/2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// From accepting the TCP connection to a finished TLS handshake (a client that never sends
+    /// its ClientHello, or sends half of it). Default 10 s.
+    pub tls_handshake: Duration,
+    /// For a complete request head: on a new connection counted from the end of the TLS
+    /// handshake (or the accept, for plain HTTP), on a kept-alive one from the first byte of the
+    /// next request. Ends slowloris on headers. Default 10 s.
+    pub request_head: Duration,
+    /// How long a kept-alive connection may wait for its next request. Default 30 s.
+    pub idle: Duration,
+    /// For the whole request body, counted from the end of the head; reading it past this
+    /// fails, and the handler answers with an error (axum's extractors say 400). Ends slowloris
+    /// on bodies. Default 30 s.
+    pub request_body: Duration,
+    /// For the handler to produce the response head, counted from the end of the request head
+    /// (it includes reading a body the handler buffers). Past it the client gets 503. A
+    /// response body that is streamed afterwards is bounded by `send_stall` instead, so large
+    /// downloads on slow links still work. Default 60 s.
+    pub request: Duration,
+    /// How long one write to the client may wait for the client to read (a client that asks
+    /// for a large file and stops reading). Default 30 s.
+    pub send_stall: Duration,
+    /// Open connections at most. When a new connection arrives at the cap, the connection that
+    /// has been idle longest is closed to make room; only when every connection is busy does
+    /// the new one wait (in the kernel's accept queue) until one finishes. Refusing new
+    /// connections instead would let a few hundred idle sockets lock every legitimate client
+    /// out until they time out; shedding the oldest idle one serves a client that arrives
+    /// after an idle flood at once. Keep it under half the process's open-file limit (each busy
+    /// connection may hold a file open too): the default 512 fits systemd's default soft limit
+    /// of 1024.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            tls_handshake: Duration::from_secs(10),
+            request_head: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            request_body: Duration::from_secs(30),
+            request: Duration::from_secs(60),
+            send_stall: Duration::from_secs(30),
+            max_connections: 512,
+        }
+    }
+}
+
 /// A running HTTP or HTTPS server. Dropping it (or calling [`ServerHandle::shutdown`]) stops it:
 /// no new connections are accepted and open ones get [`SHUTDOWN_GRACE`] (1 s) to finish.
 #[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
     tls: bool,
-    handle: Handle<SocketAddr>,
+    shutdown: watch::Sender<bool>,
     runner: Runner,
 }
 
@@ -68,12 +136,23 @@ impl ServerHandle {
     }
 
     /// Serves `app` on `addr` (port 0 picks a free port) over HTTPS when `identity` is given, plain
-    /// HTTP otherwise, from a background thread with its own tokio runtime. The socket is bound
-    /// before this returns, so connecting to [`ServerHandle::addr`] right away works.
+    /// HTTP otherwise, from a background thread with its own tokio runtime, with the default
+    /// [`ServerLimits`]. The socket is bound before this returns, so connecting to
+    /// [`ServerHandle::addr`] right away works.
     pub fn start(
         addr: SocketAddr,
         app: Router,
         identity: Option<&ServerIdentity>,
+    ) -> Result<Self, ServeError> {
+        Self::start_with_limits(addr, app, identity, ServerLimits::default())
+    }
+
+    /// [`ServerHandle::start`] with other limits than the defaults.
+    pub fn start_with_limits(
+        addr: SocketAddr,
+        app: Router,
+        identity: Option<&ServerIdentity>,
+        limits: ServerLimits,
     ) -> Result<Self, ServeError> {
         let tls = identity.map(|i| i.rustls_server_config()).transpose()?;
         let (listener, local) = bind(addr)?;
@@ -86,11 +165,11 @@ impl ServerHandle {
                 addr: local,
                 source,
             })?;
-        let handle = Handle::new();
+        let (shutdown, stop) = watch::channel(false);
         let serve = {
             // Registering the listener with tokio needs the runtime's reactor.
             let _guard = runtime.enter();
-            serve_future(listener, local, app, tls.clone(), handle.clone())?
+            serve_future(listener, local, app, tls.clone(), limits, stop)?
         };
         let thread = std::thread::Builder::new()
             .name(format!("airlock-serve {local}"))
@@ -106,28 +185,38 @@ impl ServerHandle {
         Ok(Self {
             addr: local,
             tls: tls.is_some(),
-            handle,
+            shutdown,
             runner: Runner::Thread(Some(thread)),
         })
     }
 
     /// Like [`ServerHandle::start`], but runs the server as a task on the current tokio runtime
-    /// (for services that already run one, e.g. `airlock repo serve`). Must be called inside a
-    /// tokio runtime. Shutdown signals the task and returns without waiting for it.
+    /// (for services that already run one). Must be called inside a tokio runtime. Shutdown
+    /// signals the task and returns without waiting for it.
     pub async fn spawn(
         addr: SocketAddr,
         app: Router,
         identity: Option<&ServerIdentity>,
     ) -> Result<Self, ServeError> {
+        Self::spawn_with_limits(addr, app, identity, ServerLimits::default()).await
+    }
+
+    /// [`ServerHandle::spawn`] with other limits than the defaults.
+    pub async fn spawn_with_limits(
+        addr: SocketAddr,
+        app: Router,
+        identity: Option<&ServerIdentity>,
+        limits: ServerLimits,
+    ) -> Result<Self, ServeError> {
         let tls = identity.map(|i| i.rustls_server_config()).transpose()?;
         let (listener, local) = bind(addr)?;
-        let handle = Handle::new();
-        let serve = serve_future(listener, local, app, tls.clone(), handle.clone())?;
+        let (shutdown, stop) = watch::channel(false);
+        let serve = serve_future(listener, local, app, tls.clone(), limits, stop)?;
         tokio::spawn(serve);
         Ok(Self {
             addr: local,
             tls: tls.is_some(),
-            handle,
+            shutdown,
             runner: Runner::Task,
         })
     }
@@ -158,7 +247,7 @@ impl ServerHandle {
     }
 
     fn stop(&mut self) {
-        self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        self.shutdown.send_replace(true);
         if let Runner::Thread(thread) = &mut self.runner
             && let Some(thread) = thread.take()
             && thread.join().is_err()
@@ -196,47 +285,76 @@ fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
     Ok((listener, local))
 }
 
-/// Builds the future that serves until `handle` signals shutdown. Must run inside a runtime.
+/// Builds the future that serves until `stop` says so (or its sender is gone). Must be called
+/// inside a runtime.
 fn serve_future(
     listener: TcpListener,
     local: SocketAddr,
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
-    handle: Handle<SocketAddr>,
+    limits: ServerLimits,
+    stop: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()> + Send + 'static, ServeError> {
     let start_err = |source| ServeError::Start {
         addr: local,
         source,
     };
-    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::from_tcp(listener).map_err(start_err)?;
-    Ok(async move {
-        let result = match tls {
-            Some(config) => {
-                server
-                    // TCP_NODELAY: without it a response's head and body segments wait for
-                    // the client's delayed ACK (about 40 ms on the first request of a
-                    // connection).
-                    .acceptor(
-                        axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(
-                            config,
-                        ))
-                        .acceptor(axum_server::accept::NoDelayAcceptor::new()),
-                    )
-                    .handle(handle)
-                    .serve(make_service)
-                    .await
-            }
-            None => {
-                server
-                    .acceptor(axum_server::accept::NoDelayAcceptor::new())
-                    .handle(handle)
-                    .serve(make_service)
-                    .await
+    listener.set_nonblocking(true).map_err(start_err)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(start_err)?;
+    let shared = Arc::new(conn::Shared::new(
+        app,
+        tls.map(TlsAcceptor::from),
+        limits,
+        stop.clone(),
+    ));
+    Ok(accept_loop(listener, local, shared, stop))
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    local: SocketAddr,
+    shared: Arc<conn::Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let registry = Arc::new(Registry::default());
+    let mut connections = JoinSet::new();
+    loop {
+        // Reap finished connection tasks so the set does not grow with the server's age.
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = conn::stopped(&mut stop) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                tracing::warn!("accepting a connection on {local}: {e}");
+                tokio::select! {
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    () = conn::stopped(&mut stop) => break,
+                }
             }
         };
-        if let Err(e) = result {
-            tracing::error!("server on {local} stopped with an error: {e}");
+        tokio::select! {
+            () = registry.make_room(shared.limits.max_connections) => {}
+            () = conn::stopped(&mut stop) => break,
         }
-    })
+        // Without TCP_NODELAY a response's head and body segments wait for the client's
+        // delayed ACK (about 40 ms on the first request of a connection).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY on a connection to {local}: {e}");
+        }
+        let entry = registry.register();
+        connections.spawn(conn::serve(stream, entry, registry.clone(), shared.clone()));
+    }
+    drop(listener);
+    // Connections saw the stop signal too and close within the grace period; anything left
+    // after it is aborted when the set is dropped.
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE * 2, drain)
+        .await
+        .is_err()
+    {
+        tracing::debug!("server on {local}: closing connections still open after the grace");
+    }
 }
