@@ -4,6 +4,7 @@
 //! file or a socket: services around it fetch bytes, hand them in and store what it accepted.
 //!
 //! - [`cjson`]: OLPC canonical JSON, byte-compatible with securesystemslib.
+//! - [`unique_keys`]: refuses JSON objects with a key twice (metadata must read one way).
 //! - [`crypto`]: keys, signers and verifiers for every signature scheme airlock supports.
 //! - [`tuf`]: TUF 1.0.x metadata model and the client's trusted-metadata state.
 //! - [`tlog`]: transparency-log math and formats (Merkle proofs, signed notes, checkpoints,
@@ -14,3 +15,4 @@ pub mod cjson;
 pub mod crypto;
 pub mod tlog;
 pub mod tuf;
+pub mod unique_keys;

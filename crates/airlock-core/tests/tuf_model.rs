@@ -260,10 +260,10 @@ fn typed_parse_edge_cases() {
     let again: serde_json::Value = serde_json::to_value(&md).unwrap();
     assert!(again["signed"]["targets"]["a"]["custom"].is_null());
     assert!(again["signed"]["targets"]["a"].get("custom").is_some());
-    // A known field twice is malformed, not "last one wins".
+    // A known field twice is refused, not "last one wins".
     assert!(matches!(
         Metadata::<Targets>::from_bytes(targets(r#","length":2"#).as_bytes()),
-        Err(MetadataError::Malformed { .. })
+        Err(MetadataError::DuplicateKey { .. })
     ));
     // Unknown fields sort in among known ones when written.
     let md = Metadata::<Targets>::from_bytes(targets(r#","zz":1,"b":2"#).as_bytes()).unwrap();

@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use airlock_core::tuf::delegation::{DelegatedRole, Delegations, SuccinctRoles};
+use airlock_core::crypto::{KeyMaterial, PublicKey};
+use airlock_core::tuf::delegation::{DelegatedRole, Delegations, SuccinctRoles, fold_case};
 use airlock_core::tuf::metadata::Metadata;
 use airlock_core::tuf::roles::Targets;
 
@@ -73,7 +74,57 @@ fn check_threshold(threshold: u64, keys: usize, what: &str) -> Result<(), RepoEr
     Ok(())
 }
 
+/// Refuse a role key list that holds one public key twice (two encodings of it have two key
+/// ids): a client counts that key once, so the role could never reach the threshold it appears
+/// to have.
+fn check_distinct_keys<'a>(
+    role: &str,
+    keys: impl IntoIterator<Item = (&'a str, &'a PublicKey)>,
+) -> Result<(), RepoError> {
+    let mut seen: Vec<(KeyMaterial, &str)> = Vec::new();
+    for (keyid, key) in keys {
+        let material = key.material().map_err(|error| RepoError::Crypto {
+            what: format!("key {keyid} of {role}"),
+            error,
+        })?;
+        if let Some((_, first)) = seen.iter().find(|(m, _)| *m == material) {
+            return Err(RepoError::invalid(format!(
+                "{role}: key ids {first} and {keyid} are the same public key; a key counts \
+                 once toward a threshold, so list it once"
+            )));
+        }
+        seen.push((material, keyid));
+    }
+    Ok(())
+}
+
+fn new_keys(new: &[NewKey]) -> impl Iterator<Item = (&str, &PublicKey)> {
+    new.iter().map(|k| (k.entry.keyid.as_str(), &k.public))
+}
+
 impl Repository {
+    /// Refuse a new role name that differs only in case from an existing role: on a
+    /// case-insensitive file system both would be one `<role>.json`.
+    fn check_case_collision<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), RepoError> {
+        for name in names {
+            let fold = fold_case(name);
+            if let Some(existing) = self
+                .targets
+                .keys()
+                .find(|r| r.as_str() != name && fold_case(r) == fold)
+            {
+                return Err(RepoError::invalid(format!(
+                    "role name {name:?} differs only in case from the existing role \
+                     {existing:?}; both would be one file on a case-insensitive file system"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// New key files are encrypted with the passphrase source the caller opened the
     /// repository with; without one only `plaintext` (tests) is possible.
     fn key_protection(&self, plaintext: bool) -> Result<Protection, RepoError> {
@@ -170,12 +221,14 @@ impl Repository {
             }
         }
         check_threshold(d.threshold, key_count(&d.keys), &d.name)?;
+        self.check_case_collision([d.name.as_str()])?;
         let published = self.published_state()?;
         self.with_new_keys(
             &d.name.clone(),
             Some(&d.keys),
             plaintext_keys,
             |repo, new| {
+                check_distinct_keys(&d.name, new_keys(new))?;
                 repo.register_keys(new);
                 let keyids: Vec<String> = new.iter().map(|k| k.entry.keyid.clone()).collect();
                 let parent = repo
@@ -246,12 +299,20 @@ impl Repository {
         if let Some(clash) = probe.bin_names().find(|n| existing.contains(n)) {
             return Err(RepoError::invalid(format!("role {clash:?} exists already")));
         }
+        self.check_case_collision(
+            probe
+                .bin_names()
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        )?;
         let published = self.published_state()?;
         self.with_new_keys(
             &d.name_prefix.clone(),
             Some(&d.keys),
             plaintext_keys,
             |repo, new| {
+                check_distinct_keys(&d.name_prefix, new_keys(new))?;
                 repo.register_keys(new);
                 let keyids: Vec<String> = new.iter().map(|k| k.entry.keyid.clone()).collect();
                 let keys = new
@@ -446,9 +507,24 @@ impl Repository {
                 r.role
             )));
         }
+        let kept_keys: Vec<(String, PublicKey)> = {
+            let table = match &parent {
+                None => Some(&self.root.signed.keys),
+                Some(p) => self
+                    .targets
+                    .get(p)
+                    .and_then(|md| md.signed.delegations.as_ref())
+                    .map(|d| &d.keys),
+            };
+            kept.iter()
+                .filter_map(|k| Some((k.clone(), table?.get(k)?.clone())))
+                .collect()
+        };
         let published = self.published_state()?;
         let role_label = r.role.clone();
         self.with_new_keys(&role_label, r.add.as_ref(), plaintext_keys, |repo, new| {
+            let kept_iter = kept_keys.iter().map(|(id, k)| (id.as_str(), k));
+            check_distinct_keys(&r.role, kept_iter.chain(new_keys(new)))?;
             repo.register_keys(new);
             let new_ids: Vec<String> = new.iter().map(|k| k.entry.keyid.clone()).collect();
             let mut keyids = kept.clone();

@@ -64,6 +64,8 @@ fn envelope_parts(bytes: &[u8], file: &str) -> Result<(Value, Vec<Signature>, Ve
         reason,
     };
     let value: Value = serde_json::from_slice(bytes).map_err(|e| err(format!("not JSON: {e}")))?;
+    // serde keeps the last of two equal keys, a reviewer's tool may show the first: refuse.
+    airlock_core::unique_keys::check_unique_keys(bytes).map_err(|e| err(e.to_string()))?;
     let signed = value
         .get("signed")
         .cloned()
@@ -383,4 +385,21 @@ fn online_status<T: airlock_core::tuf::metadata::Role>(
             .cloned()
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use airlock_core::crypto::{KeyScheme, PrivateKey};
+
+    use super::*;
+
+    #[test]
+    fn a_file_with_a_duplicated_key_is_neither_signed_nor_imported() {
+        let key = PrivateKey::generate(KeyScheme::Ed25519).unwrap();
+        let twice = br#"{"signatures":[],"signed":{"_type":"targets","targets":{"a":1,"a":2}}}"#;
+        let err = sign_metadata(twice, &key, "targets.json").unwrap_err();
+        assert!(err.to_string().contains(r#"duplicate key "a""#), "{err}");
+        let once = br#"{"signatures":[],"signed":{"_type":"targets","targets":{"a":1,"b":2}}}"#;
+        sign_metadata(once, &key, "targets.json").unwrap();
+    }
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use airlock_core::crypto::Signer;
 use airlock_core::tuf::metadata::{Metadata, Role, SignMode};
-use airlock_core::tuf::roles::{Root, Snapshot, Targets, Timestamp};
+use airlock_core::tuf::roles::{Root, Snapshot, TOP_LEVEL_ROLES, Targets, Timestamp};
 use airlock_core::tuf::verify::Authority;
 use airlock_keystore::PassphraseSource;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -184,13 +184,14 @@ pub(crate) fn check_role_name(name: &str) -> Result<(), RepoError> {
             .as_bytes()
             .first()
             .is_some_and(u8::is_ascii_alphanumeric)
-        && !matches!(name, "root" | "targets" | "snapshot" | "timestamp");
+        // `Root.json` is `root.json` on a case-insensitive file system.
+        && !TOP_LEVEL_ROLES.contains(&name.to_ascii_lowercase().as_str());
     if ok {
         Ok(())
     } else {
         Err(RepoError::invalid(format!(
             "role name {name:?}: use 1-64 ASCII letters, digits, '-', '_' or '.', starting with a \
-             letter or digit, and not a top-level role name"
+             letter or digit, and not a top-level role name in any case"
         )))
     }
 }

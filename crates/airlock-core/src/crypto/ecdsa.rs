@@ -4,8 +4,8 @@
 //! Signing uses RFC 6979 deterministic nonces and normalises S to the low half, so our
 //! signatures are never malleated by us. Verification accepts high-S signatures too, because
 //! securesystemslib (pyca/cryptography, i.e. OpenSSL) produces them half of the time. ECDSA
-//! signatures are therefore malleable ((r, s) and (r, n - s) both verify); TUF counts distinct
-//! key ids toward a threshold, never distinct signatures, so that is harmless here.
+//! signatures are therefore malleable ((r, s) and (r, n - s) both verify); a threshold counts
+//! distinct keys, never distinct signatures, so that is harmless here.
 
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
@@ -31,6 +31,15 @@ pub(crate) fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, CryptoError
     // parameter (P-256) and that the point is on the curve and not the identity.
     VerifyingKey::from_public_key_pem(pem.trim())
         .map_err(|e| malformed_key(format!("not a P-256 SubjectPublicKeyInfo PEM: {e}")))
+}
+
+/// The uncompressed SEC1 point, whatever form the SubjectPublicKeyInfo carried.
+pub(crate) fn canonical_bytes(vk: &VerifyingKey) -> Vec<u8> {
+    use p256::elliptic_curve::sec1::ToSec1Point as _;
+    p256::PublicKey::from(vk)
+        .to_sec1_point(false)
+        .as_bytes()
+        .to_vec()
 }
 
 pub(crate) fn verify(key: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {

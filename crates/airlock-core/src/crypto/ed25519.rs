@@ -41,6 +41,12 @@ pub(crate) fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, CryptoError
     strict_verifying_key(&arr).map_err(malformed_key)
 }
 
+/// The point's canonical encoding: a key given with a non-canonical y coordinate (or in upper-case
+/// hex) is the same key as its canonical form.
+pub(crate) fn canonical_bytes(vk: &VerifyingKey) -> [u8; 32] {
+    vk.to_edwards().compress().to_bytes()
+}
+
 /// Decode a 32-byte Ed25519 public key, refusing small-order points.
 pub(crate) fn strict_verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey, String> {
     let vk = VerifyingKey::from_bytes(bytes).map_err(|e| format!("Ed25519 key: {e}"))?;

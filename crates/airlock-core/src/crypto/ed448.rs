@@ -38,6 +38,11 @@ pub(crate) fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, CryptoError
     VerifyingKey::from_bytes(&arr).map_err(|_| malformed_key("not a valid prime-order Ed448 point"))
 }
 
+/// The point's canonical encoding (a non-canonical y coordinate decodes to the same key).
+pub(crate) fn canonical_bytes(vk: &VerifyingKey) -> Vec<u8> {
+    vk.to_edwards().to_affine().compress().to_bytes().to_vec()
+}
+
 pub(crate) fn verify(key: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
     let vk = verifying_key(key)?;
     let sig = Signature::from_slice(sig).map_err(|e| CryptoError::MalformedSignature {

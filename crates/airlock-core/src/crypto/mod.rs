@@ -15,7 +15,8 @@
 //! - `ed448` / `ed448`: RFC 8032 Ed448 (airlock's names; no other TUF implementation reads it).
 //!
 //! Interface contract used by the rest of the workspace (keep it stable):
-//! - `PublicKey::{verify, key_id}`
+//! - `PublicKey::{verify, key_id, material}` (`material`: the key itself, one canonical form per
+//!   scheme, for counting distinct keys)
 //! - `Signer` trait (object safe)
 //! - `PrivateKey::generate(KeyScheme)`, `PrivateKey` implements `Signer`
 
@@ -142,6 +143,26 @@ impl PublicKey {
         }
     }
 
+    /// The decoded public key in one canonical form per scheme, so that one key written two
+    /// ways (hex case, compressed or uncompressed point, PKCS#1 or SPKI PEM, whitespace) is seen
+    /// as one key. Key ids cannot do that: each hashes one particular encoding.
+    pub fn material(&self) -> Result<KeyMaterial, CryptoError> {
+        let scheme = self.key_scheme().ok_or_else(|| self.unsupported())?;
+        let bytes = match scheme {
+            KeyScheme::Ed25519 => ed25519::canonical_bytes(&ed25519::verifying_key(self)?).to_vec(),
+            KeyScheme::EcdsaP256 => ecdsa::canonical_bytes(&ecdsa::verifying_key(self)?),
+            KeyScheme::RsaPssSha256 => rsa::canonical_bytes(&rsa::verifying_key(self)?),
+            KeyScheme::HybridEd25519SlhDsa => {
+                let (ed, slh) = hybrid::verifying_keys(self)?;
+                let mut both = ed25519::canonical_bytes(&ed).to_vec();
+                both.extend_from_slice(&slh.to_vec());
+                both
+            }
+            KeyScheme::Ed448 => ed448::canonical_bytes(&ed448::verifying_key(self)?),
+        };
+        Ok(KeyMaterial { scheme, bytes })
+    }
+
     /// Verify `sig` (raw signature bytes, already hex-decoded) over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         match self.key_scheme().ok_or_else(|| self.unsupported())? {
@@ -154,8 +175,26 @@ impl PublicKey {
     }
 }
 
+/// A public key reduced to what it is: its scheme and its key material in one canonical encoding
+/// (Ed25519/Ed448: the canonical point encoding; P-256: the uncompressed SEC1 point; RSA: modulus
+/// and exponent; hybrid: both halves). Two [`PublicKey`]s with equal material are one key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyMaterial {
+    scheme: KeyScheme,
+    bytes: Vec<u8>,
+}
+
+impl KeyMaterial {
+    pub fn scheme(&self) -> KeyScheme {
+        self.scheme
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// The signature schemes airlock can generate keys for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KeyScheme {
     /// Ed25519 (RFC 8032).
     Ed25519,

@@ -71,6 +71,17 @@ pub(crate) fn verifying_key(key: &PublicKey) -> Result<rsa::PublicKey, CryptoErr
     Ok(pk)
 }
 
+/// Modulus and exponent (big-endian, no leading zeros, the modulus length-prefixed), whether the
+/// PEM was SubjectPublicKeyInfo or PKCS#1.
+pub(crate) fn canonical_bytes(pk: &rsa::PublicKey) -> Vec<u8> {
+    let (n, e) = (pk.n_bytes(), pk.e_bytes());
+    let mut out = Vec::with_capacity(8 + n.len() + e.len());
+    out.extend_from_slice(&(n.len() as u64).to_be_bytes());
+    out.extend_from_slice(&n);
+    out.extend_from_slice(&e);
+    out
+}
+
 pub(crate) fn verify(key: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
     let pk = verifying_key(key)?;
     // The signature must be exactly as long as the modulus (RFC 8017 8.1.2 step 1).

@@ -594,3 +594,67 @@ fn key_file_crlf_accepted() {
     let back = decode_private_key(crlf.as_bytes(), Some(b"pw")).unwrap();
     assert_eq!(back.public_key(), keys()[0].public_key());
 }
+
+/// One key written another valid way has another key id but the same material, so a threshold
+/// counts it once (tests/key_identity.rs plays the attack).
+#[test]
+fn material_is_one_per_key_whatever_the_encoding() {
+    let respelled = |k: &PublicKey, member: &str, f: &dyn Fn(&str) -> String| {
+        let mut other = k.clone();
+        let value = k.keyval[member].as_str().unwrap();
+        other.keyval.insert(member.into(), Value::String(f(value)));
+        other
+    };
+    let upper = |s: &str| s.to_ascii_uppercase();
+    let mut variants: Vec<(usize, PublicKey)> = Vec::new();
+    let ed = keys()[0].public_key();
+    variants.push((0, respelled(ed, "public", &upper)));
+    let ecdsa = keys()[1].public_key();
+    let mut legacy = ecdsa.clone();
+    legacy.keytype = names::ECDSA_KEYTYPE_LEGACY.into();
+    variants.push((1, legacy));
+    variants.push((1, respelled(ecdsa, "public", &|s| format!("\n{s}\n\n"))));
+    let PrivateKey::Rsa(rsa_key) = &keys()[2] else {
+        unreachable!()
+    };
+    let pkcs1 = {
+        use ::rsa::pkcs1::EncodeRsaPublicKey;
+        let public = rsa_key.private_key().to_public_key();
+        public.to_pkcs1_pem(::rsa::pkcs8::LineEnding::LF).unwrap()
+    };
+    variants.push((
+        2,
+        public_key_with(names::RSA_KEYTYPE, names::RSA_SCHEME, pkcs1),
+    ));
+    let hybrid = keys()[3].public_key();
+    variants.push((3, respelled(hybrid, hybrid::KEYVAL_ED25519, &upper)));
+    variants.push((3, respelled(hybrid, hybrid::KEYVAL_SLH_DSA, &upper)));
+    variants.push((4, respelled(keys()[4].public_key(), "public", &upper)));
+    for (i, variant) in &variants {
+        let original = keys()[*i].public_key();
+        assert_ne!(variant.key_id(), original.key_id(), "{variant:?}");
+        assert_eq!(
+            variant.material().unwrap(),
+            original.material().unwrap(),
+            "{variant:?}"
+        );
+    }
+    // Distinct keys, and the same bytes under different schemes, stay distinct.
+    let all: Vec<KeyMaterial> = keys()
+        .iter()
+        .chain(other_keys())
+        .map(|k| k.public_key().material().unwrap())
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len());
+    let ed_as_ed448_scheme = {
+        let mut k = ed.clone();
+        k.keytype = names::ED448.into();
+        k.scheme = names::ED448.into();
+        k
+    };
+    assert!(ed_as_ed448_scheme.material().is_err());
+    let mut unknown = ed.clone();
+    unknown.scheme = "ed25519-ph".into();
+    assert!(unknown.material().is_err());
+}

@@ -158,7 +158,8 @@ pub struct VerifiedCheckpoint {
     pub checkpoint: Checkpoint,
     /// The note as received (all signature lines kept).
     pub note: Note,
-    /// Valid cosignatures by the given witnesses: (index into `witnesses`, cosignature).
+    /// Valid cosignatures by the given witnesses: (index into `witnesses`, cosignature), at most
+    /// one per witness public key (however many names it is listed under).
     pub cosignatures: Vec<(usize, Cosignature)>,
 }
 
@@ -197,15 +198,25 @@ pub fn open_checkpoint(
     if !verified.iter().any(|v| v.verifier == 0) {
         return Err(no_log_sig());
     }
-    let cosignatures = verified
-        .iter()
-        .filter(|v| v.verifier > 0)
-        .filter_map(|v| {
-            Cosignature::from_signature(&v.signature)
-                .ok()
-                .map(|c| (v.verifier - 1, c))
-        })
-        .collect();
+    // cosignature/v1 does not sign the key name, so a cosignature copied onto a line with
+    // another name verifies under every listed name of the same key: keep one per public key,
+    // so that any count of `cosignatures` counts witnesses, not names.
+    let mut cosigners: Vec<[u8; 32]> = Vec::new();
+    let mut cosignatures = Vec::new();
+    for v in verified.iter().filter(|v| v.verifier > 0) {
+        let index = v.verifier - 1;
+        let Some(witness) = witnesses.get(index) else {
+            continue;
+        };
+        let Ok(c) = Cosignature::from_signature(&v.signature) else {
+            continue;
+        };
+        let key = witness.public_key();
+        if !cosigners.contains(&key) {
+            cosigners.push(key);
+            cosignatures.push((index, c));
+        }
+    }
     Ok(VerifiedCheckpoint {
         checkpoint,
         note,

@@ -230,4 +230,66 @@ mod tests {
         assert!(!cos.verifier().verify(text.as_bytes(), &sig.bytes));
         assert!(CosignatureSigner::from_skey(&plain.to_skey()).is_err());
     }
+
+    /// cosignature/v1 does not sign the witness's name: one cosignature copied onto a line with
+    /// another name (and that name's key ID) verifies under a verifier of the same key with that
+    /// name. Listing one witness key under two names must not make one witness count twice.
+    #[test]
+    fn one_witness_key_under_two_names_counts_once() {
+        let log = NoteSigner::generate("example.com/log", KeyAlgorithm::Ed25519).unwrap();
+        let w = CosignatureSigner::generate("witness.example").unwrap();
+        let alias = NoteVerifier::new(
+            "alias.example",
+            KeyAlgorithm::CosignatureV1,
+            &w.verifier().public_key(),
+        )
+        .unwrap();
+        let cp = Checkpoint::new("example.com/log", 7, [3; 32]).unwrap();
+        let mut note = cp.sign(&log).unwrap();
+        w.cosign_note(&mut note, 1_700_000_000).unwrap();
+        let mut relabelled = note.signatures()[1].clone();
+        relabelled.name = alias.name().into();
+        relabelled.key_id = alias.key_id();
+        note.add_signature(relabelled).unwrap();
+        let witnesses = [w.verifier(), alias];
+        let opened = open_checkpoint(&note.to_bytes(), &log.verifier(), &witnesses).unwrap();
+        assert_eq!(opened.cosignatures.len(), 1, "{:?}", opened.cosignatures);
+        assert_eq!(opened.cosignatures[0].0, 0);
+
+        // A policy built in code (not parsed, so its duplicate-key check never ran) with
+        // "2 of" the two names: one witness does not meet it.
+        let policy = crate::tlog::Policy {
+            logs: vec![crate::tlog::policy::PolicyLog {
+                verifier: log.verifier(),
+                url: None,
+            }],
+            witnesses: witnesses
+                .iter()
+                .map(|v| crate::tlog::policy::PolicyWitness {
+                    name: v.name().into(),
+                    verifier: v.clone(),
+                    url: None,
+                })
+                .collect(),
+            groups: vec![crate::tlog::policy::PolicyGroup {
+                name: "both".into(),
+                threshold: 2,
+                members: vec![
+                    crate::tlog::policy::Member::Witness(0),
+                    crate::tlog::policy::Member::Witness(1),
+                ],
+            }],
+            quorum: crate::tlog::policy::Quorum::Member(crate::tlog::policy::Member::Group(0)),
+        };
+        let err = policy
+            .verify_checkpoint(&note.to_bytes(), 1_800_000_000)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::tlog::policy::PolicyCheckError::QuorumNotMet { .. }
+            ),
+            "{err}"
+        );
+    }
 }

@@ -471,26 +471,35 @@ mod tests {
         let log = f.log.verifier().to_vkey();
         let w = f.x[0].verifier().to_vkey();
         let w2 = f.x[1].verifier().to_vkey();
+        // The same witness key under another key name (cosignature/v1 does not sign the name).
+        let w_renamed = NoteVerifier::new(
+            "renamed.example",
+            KeyAlgorithm::CosignatureV1,
+            &f.x[0].verifier().public_key(),
+        )
+        .unwrap()
+        .to_vkey();
         let cases = [
-            format!("log {log}\n"),                                   // no quorum
-            format!("log {log}\nquorum none\nquorum none\n"),         // two quorums
-            format!("quorum A\nwitness A {w}\n"),                     // used before defined
-            format!("witness A {w}\ngroup G 2 A\nquorum G\n"),        // k > n
-            format!("witness A {w}\ngroup G 0 A\nquorum G\n"),        // k = 0
-            format!("witness A {w}\ngroup G 01 A\nquorum G\n"),       // leading zero
-            format!("witness A {w}\ngroup G any\nquorum G\n"),        // no members
-            format!("witness A {w}\ngroup G any A A\nquorum G\n"),    // member twice
-            format!("witness A {w}\nwitness A {w2}\nquorum A\n"),     // name twice
-            format!("witness A {w}\nwitness B {w}\nquorum A\n"),      // duplicate key
-            format!("witness none {w}\nquorum none\n"),               // reserved name
-            format!("witness A {w}\ngroup G any A none\nquorum G\n"), // none as member
-            format!("witness A {log}\nquorum A\n"),                   // 0x01 witness key
-            format!("log {w}\nquorum none\n"),                        // 0x04 log key
-            format!("log {log}\nlog {log}\nquorum none\n"),           // duplicate log
-            format!("log {log} url extra\nquorum none\n"),            // too many fields
-            format!("logg {log}\nquorum none\n"),                     // unknown keyword
-            format!("log {log}\r\nquorum none\n"),                    // CR
-            format!("witness A {w}x\nquorum A\n"),                    // bad key
+            format!("log {log}\n"),                                      // no quorum
+            format!("log {log}\nquorum none\nquorum none\n"),            // two quorums
+            format!("quorum A\nwitness A {w}\n"),                        // used before defined
+            format!("witness A {w}\ngroup G 2 A\nquorum G\n"),           // k > n
+            format!("witness A {w}\ngroup G 0 A\nquorum G\n"),           // k = 0
+            format!("witness A {w}\ngroup G 01 A\nquorum G\n"),          // leading zero
+            format!("witness A {w}\ngroup G any\nquorum G\n"),           // no members
+            format!("witness A {w}\ngroup G any A A\nquorum G\n"),       // member twice
+            format!("witness A {w}\nwitness A {w2}\nquorum A\n"),        // name twice
+            format!("witness A {w}\nwitness B {w}\nquorum A\n"),         // duplicate key
+            format!("witness A {w}\nwitness B {w_renamed}\nquorum A\n"), // same key, other name
+            format!("witness none {w}\nquorum none\n"),                  // reserved name
+            format!("witness A {w}\ngroup G any A none\nquorum G\n"),    // none as member
+            format!("witness A {log}\nquorum A\n"),                      // 0x01 witness key
+            format!("log {w}\nquorum none\n"),                           // 0x04 log key
+            format!("log {log}\nlog {log}\nquorum none\n"),              // duplicate log
+            format!("log {log} url extra\nquorum none\n"),               // too many fields
+            format!("logg {log}\nquorum none\n"),                        // unknown keyword
+            format!("log {log}\r\nquorum none\n"),                       // CR
+            format!("witness A {w}x\nquorum A\n"),                       // bad key
         ];
         for c in cases {
             assert!(Policy::parse(c.as_bytes()).is_err(), "accepted {c:?}");

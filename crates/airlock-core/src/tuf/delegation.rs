@@ -20,6 +20,17 @@ use super::roles::TOP_LEVEL_ROLES;
 use super::verify::Authority;
 use crate::crypto::PublicKey;
 
+/// Why role names that differ only in case are refused.
+pub(crate) const CASE_COLLISION: &str = "both would be one file on a case-insensitive file system";
+
+/// A role name with case differences erased: two names with the same fold would share one
+/// `<role>.json` on a case-insensitive file system (Windows, macOS by default). Upper- then
+/// lower-casing also folds what those file systems fold beyond ASCII (`É`/`é`, `ß`/`SS`); it
+/// may fold a little more than a given file system does, which only refuses more.
+pub fn fold_case(name: &str) -> String {
+    name.to_uppercase().to_lowercase()
+}
+
 /// `delegations` in a targets role: keys, and either a list of roles or succinct hash bins.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Delegations {
@@ -136,6 +147,7 @@ impl Delegations {
         match (&self.roles, &self.succinct_roles) {
             (Some(roles), None) => {
                 let mut names = BTreeSet::new();
+                let mut folded = BTreeMap::new();
                 for role in roles {
                     if role.name.is_empty() || TOP_LEVEL_ROLES.contains(&role.name.as_str()) {
                         return Err(bad(format!(
@@ -145,6 +157,21 @@ impl Delegations {
                     }
                     if !names.insert(role.name.as_str()) {
                         return Err(bad(format!("role {:?} is delegated twice", role.name)));
+                    }
+                    let fold = fold_case(&role.name);
+                    if let Some(top) = TOP_LEVEL_ROLES.iter().find(|t| **t == fold) {
+                        return Err(bad(format!(
+                            "delegated role name {:?} differs only in case from the top-level \
+                             role {top:?} ({CASE_COLLISION})",
+                            role.name
+                        )));
+                    }
+                    if let Some(other) = folded.insert(fold, role.name.as_str()) {
+                        return Err(bad(format!(
+                            "delegated role names {other:?} and {:?} differ only in case \
+                             ({CASE_COLLISION})",
+                            role.name
+                        )));
                     }
                     if role.threshold == 0 {
                         return Err(bad(format!("role {:?} has threshold 0", role.name)));

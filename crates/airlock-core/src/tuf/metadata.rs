@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::cjson;
 use crate::crypto::{CryptoError, Signer};
+use crate::unique_keys::{JsonKeyError, check_unique_keys};
 
 /// One signature in a metadata envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +90,13 @@ pub enum MetadataError {
     SpecVersion { role: &'static str, found: String },
     #[error("{role} metadata is malformed: {reason}")]
     Malformed { role: &'static str, reason: String },
+    /// JSON readers disagree on which copy of a duplicated key counts, so such a file would not
+    /// read the same everywhere.
+    #[error("{role} metadata is refused: {source}")]
+    DuplicateKey {
+        role: &'static str,
+        source: JsonKeyError,
+    },
     #[error("{role} metadata has no canonical form: {source}")]
     Canonical {
         role: &'static str,
@@ -225,8 +233,8 @@ impl<T: Role> Metadata<T> {
     }
 
     /// Parse bytes as metadata of role type `T`, with the canonical bytes of `signed` that
-    /// signatures must cover. Checks `_type`, spec version, the role's own rules and that no key
-    /// id signs twice; not signatures.
+    /// signatures must cover. Checks that no JSON object has a key twice (at any depth), `_type`,
+    /// spec version, the role's own rules and that no key id signs twice; not signatures.
     ///
     /// The bytes are read straight into the typed model and `signed_bytes` is the canonical form
     /// of that model (python-tuf does the same): a signature therefore covers exactly the values
@@ -236,6 +244,11 @@ impl<T: Role> Metadata<T> {
     /// never passes it.
     pub fn parse(bytes: &[u8]) -> Result<Parsed<T>, MetadataError> {
         let role = T::TYPE;
+        // serde keeps the last copy of a duplicated key; refuse them first, at every level.
+        let keys = check_unique_keys(bytes);
+        if let Err(source @ JsonKeyError::Duplicate { .. }) = keys {
+            return Err(MetadataError::DuplicateKey { role, source });
+        }
         let metadata: Metadata<T> = match serde_json::from_slice(bytes) {
             Ok(m) => m,
             // The fast path says only "invalid"; the slow path says which rule was broken.
@@ -246,6 +259,13 @@ impl<T: Role> Metadata<T> {
                 });
             }
         };
+        // Valid JSON the key check could not follow: refuse rather than let it pass unchecked.
+        if let Err(e) = keys {
+            return Err(MetadataError::Json {
+                role,
+                reason: e.to_string(),
+            });
+        }
         metadata.signed.validate()?;
         check_distinct_keyids(role, &metadata.signatures)?;
         let signed_bytes = metadata.signed_bytes()?;

@@ -24,7 +24,9 @@
 //! Delegations ([`delegation`]): [`Delegations`] (`authority(role)`,
 //! `roles_for_target(path) -> Vec<ChildRole>`), [`DelegatedRole`] (`covers(path)`),
 //! [`SuccinctRoles`] (`bin_for_target`, `bin_index`, `bin_name`, `bin_names`, `is_bin_name`,
-//! `number_of_bins`, `suffix_len`), [`path_matches`], [`path_hash`].
+//! `number_of_bins`, `suffix_len`), [`path_matches`], [`path_hash`], [`fold_case`] (role names
+//! that fold alike would share a file on a case-insensitive file system: refused as delegations
+//! of one role, and by `TrustedSet` across delegators).
 //!
 //! Signatures ([`verify`]): [`Authority`] `{ keys, keyids, threshold }` with
 //! `verify(signatures, msg) -> Result<count, ThresholdError>`.
@@ -62,7 +64,7 @@ pub mod trusted;
 pub mod verify;
 
 pub use delegation::{
-    ChildRole, DelegatedRole, Delegations, SuccinctRoles, path_hash, path_matches,
+    ChildRole, DelegatedRole, Delegations, SuccinctRoles, fold_case, path_hash, path_matches,
 };
 pub use hashes::{HashError, MultiHasher, SUPPORTED_HASHES, verify_all};
 pub use metadata::{

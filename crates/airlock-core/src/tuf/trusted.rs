@@ -35,6 +35,7 @@ use std::collections::btree_map::Entry;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use super::delegation::fold_case;
 use super::hashes::HashError;
 use super::metadata::{Metadata, MetadataError, Role};
 use super::roles::{Root, Snapshot, Targets, Timestamp};
@@ -108,6 +109,11 @@ pub enum TrustError {
     },
     #[error("{parent} does not delegate to {role}")]
     NotDelegated { role: String, parent: String },
+    #[error(
+        "delegated roles {role:?} and {other:?} differ only in case: {}",
+        super::delegation::CASE_COLLISION
+    )]
+    RoleNameCase { role: String, other: String },
     #[error("cannot load {role}: its delegator {parent} is not trusted yet")]
     DelegatorNotLoaded { role: String, parent: String },
     #[error(
@@ -180,6 +186,9 @@ pub struct TrustedSet {
     delegated: BTreeMap<(String, String), Metadata<Targets>>,
     /// SHA-256 of the signed bytes of each trusted delegated role, by role name.
     delegated_digest: BTreeMap<String, Vec<u8>>,
+    /// Each trusted delegated role name by its [`fold_case`]: one delegator's delegations are
+    /// checked when parsed, this catches `a` and `A` delegated by two different roles.
+    delegated_folded: BTreeMap<String, String>,
 }
 
 fn verify_with<T: Role>(
@@ -231,6 +240,7 @@ impl TrustedSet {
             targets: None,
             delegated: BTreeMap::new(),
             delegated_digest: BTreeMap::new(),
+            delegated_folded: BTreeMap::new(),
         })
     }
 
@@ -619,6 +629,15 @@ impl TrustedSet {
                 .ok_or_else(not_delegated)?;
             Some(authority)
         };
+        let fold = (!top_level).then(|| fold_case(role));
+        if let Some(other) = fold.as_ref().and_then(|f| self.delegated_folded.get(f))
+            && other != role
+        {
+            return Err(TrustError::RoleNameCase {
+                role: role.to_string(),
+                other: other.clone(),
+            });
+        }
         let meta = snapshot
             .role_meta(role)
             .ok_or_else(|| TrustError::NotInSnapshot {
@@ -664,6 +683,9 @@ impl TrustedSet {
             None => {
                 self.delegated_digest.insert(role.to_string(), digest);
             }
+        }
+        if let Some(fold) = fold {
+            self.delegated_folded.insert(fold, role.to_string());
         }
         Ok(
             match self.delegated.entry((role.to_string(), parent.to_string())) {

@@ -4,17 +4,18 @@
 //! - only key ids the delegator lists for the role count; a signature by any other key, even one
 //!   the delegator knows for another role, is ignored;
 //! - each listed key id counts at most once, however many signatures carry it;
-//! - each *key* counts at most once, even when listed under several key ids (key ids are opaque
-//!   strings, so two ids may name the same public key);
+//! - each *key* counts at most once, even when listed under several key ids: key ids are opaque
+//!   strings, and even a correctly computed one hashes one *encoding* of a key (upper-case hex,
+//!   a compressed point, PKCS#1 instead of SPKI all give other ids), so keys are compared by
+//!   their decoded material ([`PublicKey::material`]) — the spec's "each KEY MUST only
+//!   contribute one SIGNATURE";
 //! - a key of a scheme airlock cannot verify, or a key id with no key, never counts;
 //! - a threshold of 0 is never met.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
-
 use super::metadata::Signature;
-use crate::crypto::PublicKey;
+use crate::crypto::{KeyMaterial, PublicKey};
 
 /// The keys and threshold one role is given by its delegator (root, or a targets role).
 #[derive(Clone, Copy, Debug)]
@@ -51,9 +52,7 @@ impl Authority<'_> {
     /// The number of distinct authorised keys with a valid signature over `msg`.
     pub fn count_valid(&self, signatures: &[Signature], msg: &[u8]) -> u64 {
         let mut seen_keyids: BTreeSet<&str> = BTreeSet::new();
-        // Value has no Ord; key lists are short, so a linear scan is fine.
-        let mut seen_keys: Vec<&BTreeMap<String, Value>> = Vec::new();
-        let mut valid = 0u64;
+        let mut counted: BTreeSet<KeyMaterial> = BTreeSet::new();
         for keyid in self.keyids {
             if !seen_keyids.insert(keyid.as_str()) {
                 continue;
@@ -61,7 +60,11 @@ impl Authority<'_> {
             let Some(key) = self.keys.get(keyid) else {
                 continue;
             };
-            if seen_keys.contains(&&key.keyval) {
+            // A key that does not decode cannot verify anything either.
+            let Ok(material) = key.material() else {
+                continue;
+            };
+            if counted.contains(&material) {
                 continue;
             }
             let signed_by_key = signatures.iter().filter(|s| &s.keyid == keyid).any(|s| {
@@ -70,10 +73,9 @@ impl Authority<'_> {
                     .unwrap_or(false)
             });
             if signed_by_key {
-                seen_keys.push(&key.keyval);
-                valid += 1;
+                counted.insert(material);
             }
         }
-        valid
+        counted.len() as u64
     }
 }
