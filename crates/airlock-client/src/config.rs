@@ -8,19 +8,25 @@ use airlock_fetch::Fetcher;
 
 /// How much the client is willing to read and how far it is willing to walk.
 ///
-/// The metadata caps bound downloads whose length the trusted metadata does not give (root,
-/// timestamp, and snapshot or targets roles when the listing has no `length`). Defaults are
-/// python-tuf's.
+/// The metadata caps are hard maxima, one per role, because every metadata file is held in
+/// memory to be verified. A download whose length the trusted metadata does not give (root,
+/// timestamp, and snapshot or targets roles listed without `length`) stops at the cap. A listed
+/// length above the cap is refused before anything is requested
+/// ([`crate::UpdateError::ListedLengthTooLarge`]): a compromised timestamp key must not be able
+/// to make the client read a 100 GB "snapshot". Defaults are python-tuf's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest `N.root.json` accepted. Default 512,000 (python-tuf's).
     pub root_max_len: u64,
     /// Largest `timestamp.json` accepted. Default 16,384.
     pub timestamp_max_len: u64,
-    /// Largest `snapshot.json` accepted when the timestamp gives no length. Default 2,000,000.
+    /// Largest `snapshot.json` accepted, listed or not. Default 2,000,000.
     pub snapshot_max_len: u64,
-    /// Largest targets role accepted when the snapshot gives no length. Default 5,000,000.
+    /// Largest top-level `targets.json` accepted, listed or not. Default 5,000,000.
     pub targets_max_len: u64,
+    /// Largest delegated targets role accepted, listed or not. Default 5,000,000 (python-tuf
+    /// uses its targets cap for every targets role).
+    pub delegated_targets_max_len: u64,
     /// Root versions fetched per refresh at most. Default and upper bound 256 (the core's
     /// `MAX_ROOT_ROTATIONS`): a larger setting is treated as 256.
     pub max_root_rotations: u32,
@@ -35,6 +41,7 @@ impl Default for Limits {
             timestamp_max_len: tuf::DEFAULT_MAX_TIMESTAMP_BYTES,
             snapshot_max_len: tuf::DEFAULT_MAX_SNAPSHOT_BYTES,
             targets_max_len: tuf::DEFAULT_MAX_TARGETS_BYTES,
+            delegated_targets_max_len: tuf::DEFAULT_MAX_TARGETS_BYTES,
             max_root_rotations: tuf::MAX_ROOT_ROTATIONS,
             max_delegations: tuf::MAX_DELEGATIONS as u32,
         }

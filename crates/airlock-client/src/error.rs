@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use airlock_core::tuf::TrustError;
+use airlock_core::tuf::{SearchError, TrustError};
 use airlock_fetch::FetchError;
 
 use crate::store::StoreError;
@@ -19,9 +19,22 @@ pub enum UpdateError {
          (e.g. `airlock update init ROOT.json`)"
     )]
     NotInitialised { dir: PathBuf },
-    /// The locally stored root (or the one given to `init`) does not verify on its own.
-    #[error("trusted root {path} is not usable: {source}")]
-    BadTrustedRoot {
+    /// The root handed to [`crate::Updater::init`] does not verify on its own (the caller names
+    /// where it came from).
+    #[error("the root is not usable as a trust anchor")]
+    BadInitialRoot {
+        #[source]
+        source: Box<TrustError>,
+    },
+    /// The root stored in the metadata directory does not verify on its own: it was altered or
+    /// damaged after it was trusted. Nothing can be checked without it, and no newer root can be
+    /// trusted through it, so only a root from the vendor can restore trust.
+    #[error(
+        "the trusted root {path} is damaged or was altered; restore trust with a root.json \
+         obtained from the vendor: `airlock update init --force ROOT.json` (or \
+         `Updater::init`)"
+    )]
+    CorruptTrustedRoot {
         path: PathBuf,
         #[source]
         source: Box<TrustError>,
@@ -33,6 +46,18 @@ pub enum UpdateError {
         #[source]
         source: FetchError,
     },
+    /// Trusted metadata lists a length above the configured cap for the role; nothing was
+    /// requested.
+    #[error(
+        "{role} metadata: {listed_by} lists a length of {listed} bytes, above the maximum of \
+         {max} bytes allowed for {role}; not downloaded"
+    )]
+    ListedLengthTooLarge {
+        role: String,
+        listed_by: String,
+        listed: u64,
+        max: u64,
+    },
     /// Downloaded metadata failed a check of the trust logic.
     #[error("{role} metadata from {url} refused: {source}")]
     Refused {
@@ -42,11 +67,13 @@ pub enum UpdateError {
         source: Box<TrustError>,
     },
     /// The delegation search could not go on.
-    #[error("looking up target {target:?}: {reason}")]
-    Search { target: String, reason: String },
-    /// A targets role that the trusted snapshot does not list cannot be loaded.
-    #[error("{role} metadata is not listed in the trusted snapshot, so it cannot be loaded")]
-    NotInSnapshot { role: String },
+    #[error("searching the delegations for {what}")]
+    Search {
+        /// `target "PATH"`, or `the target listing`.
+        what: String,
+        #[source]
+        source: SearchError,
+    },
     /// A base URL is not usable.
     #[error("{what} {url:?} is not an http(s) URL")]
     BadUrl { what: &'static str, url: String },

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use airlock_core::tuf::{
-    CachedSnapshot, MAX_ROOT_ROTATIONS, Metadata, Role as _, Root, SearchStep, TargetFile,
-    TargetSearch, Targets, TimestampUpdate, TrustError, TrustedSet,
+    CachedSnapshot, MAX_ROOT_ROTATIONS, Metadata, Root, SearchStep, TargetFile, TargetSearch,
+    Targets, TimestampUpdate, TrustError, TrustedSet,
 };
 use airlock_fetch::{FetchError, Fetcher, Progress};
 use chrono::{DateTime, Utc};
@@ -93,8 +93,7 @@ impl Updater {
     /// The exact bytes are stored as `root.json`, replacing any trusted metadata in the directory.
     pub fn init(metadata_dir: &Path, root_bytes: &[u8]) -> Result<Root, UpdateError> {
         let trusted = TrustedSet::new(root_bytes, Utc::now()).map_err(|source| {
-            UpdateError::BadTrustedRoot {
-                path: metadata_dir.join("root.json"),
+            UpdateError::BadInitialRoot {
                 source: Box::new(source),
             }
         })?;
@@ -134,7 +133,7 @@ impl Updater {
             })?;
         let reference_time = Utc::now();
         let trusted = TrustedSet::new(&root_bytes, reference_time).map_err(|source| {
-            UpdateError::BadTrustedRoot {
+            UpdateError::CorruptTrustedRoot {
                 path: store.path_of("root"),
                 source: Box::new(source),
             }
@@ -262,19 +261,11 @@ impl Updater {
     /// TUF 5.3.10: the final root must not be expired (intermediate roots may be). The core
     /// checks it again when the timestamp arrives; checking here names the right file.
     fn check_final_root_expiry(&self) -> Result<(), UpdateError> {
-        let root = &self.trusted.root().signed;
-        if root.is_expired(self.reference_time) {
-            return Err(UpdateError::Refused {
-                role: "root".into(),
-                url: self.metadata_url("root", Some(root.version)),
-                source: Box::new(TrustError::Expired {
-                    role: "root".into(),
-                    expires: root.expires,
-                    reference_time: self.reference_time,
-                }),
-            });
-        }
-        Ok(())
+        let version = self.trusted.root().signed.version;
+        self.trusted.check_final_root().map_err(Self::refused(
+            "root",
+            &self.metadata_url("root", Some(version)),
+        ))
     }
 
     /// TUF 5.4: the stored timestamp (if it still verifies) is the base for the rollback check;
@@ -316,7 +307,12 @@ impl Updater {
             None => (0, None),
         };
         let url = self.metadata_url("snapshot", self.consistent().then_some(version));
-        let max_len = length.unwrap_or(self.config.limits.snapshot_max_len);
+        let max_len = capped_length(
+            "snapshot",
+            "timestamp",
+            length,
+            self.config.limits.snapshot_max_len,
+        )?;
         let bytes = self.fetch_metadata("snapshot", &url, max_len)?;
         self.trusted
             .update_snapshot(&bytes)
@@ -344,23 +340,18 @@ impl Updater {
                 Err(e) => tracing::info!("stored {role} not used: {e}"),
             }
         }
-        let meta = self
-            .trusted
-            .snapshot()
-            .and_then(|s| s.signed.role_meta(role).cloned());
-        let (version, length) = match &meta {
-            Some(m) => (m.version, m.length),
-            None => (0, None),
-        };
+        let meta = self.trusted.snapshot_entry(role).map_err(|source| {
+            // No URL to name: without a snapshot entry there is no version to ask for.
+            Self::refused(role, &self.metadata_url(role, None))(source)
+        })?;
+        let (version, length) = (meta.version, meta.length);
         let url = self.metadata_url(role, self.consistent().then_some(version));
-        if meta.is_none() {
-            // Without a snapshot entry there is no version to ask for and nothing to check the
-            // bytes against; the core would refuse them anyway.
-            return Err(UpdateError::NotInSnapshot {
-                role: role.to_string(),
-            });
-        }
-        let max_len = length.unwrap_or(self.config.limits.targets_max_len);
+        let cap = if role == "targets" {
+            self.config.limits.targets_max_len
+        } else {
+            self.config.limits.delegated_targets_max_len
+        };
+        let max_len = capped_length(role, "snapshot", length, cap)?;
         let bytes = self.fetch_metadata(role, &url, max_len)?;
         self.trusted
             .update_delegated_targets(&bytes, role, delegator)
@@ -389,31 +380,41 @@ impl Updater {
             target_path,
             self.config.limits.max_delegations as usize,
         );
+        match self.run_search(&mut search, &format!("target {target_path:?}"))? {
+            SearchStep::Found { role, target } => Ok(Some(TargetInfo {
+                path: target_path.to_string(),
+                file: target,
+                role,
+            })),
+            SearchStep::LimitReached => {
+                tracing::info!(
+                    "stopped looking for {target_path:?} after {} delegated roles \
+                     (max_delegations)",
+                    self.config.limits.max_delegations
+                );
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Drive a core search to its end, loading each role it asks for. Returns the final step
+    /// (never `NeedRole`).
+    fn run_search(
+        &mut self,
+        search: &mut TargetSearch,
+        what: &str,
+    ) -> Result<SearchStep, UpdateError> {
         loop {
             let step = search
                 .step(&self.trusted)
-                .map_err(|e| UpdateError::Search {
-                    target: target_path.to_string(),
-                    reason: e.to_string(),
+                .map_err(|source| UpdateError::Search {
+                    what: what.to_string(),
+                    source,
                 })?;
             match step {
                 SearchStep::NeedRole { role, parent } => self.load_targets(&role, &parent)?,
-                SearchStep::Found { role, target } => {
-                    return Ok(Some(TargetInfo {
-                        path: target_path.to_string(),
-                        file: target,
-                        role,
-                    }));
-                }
-                SearchStep::NotFound => return Ok(None),
-                SearchStep::LimitReached => {
-                    tracing::info!(
-                        "stopped looking for {target_path:?} after {} delegated roles \
-                         (max_delegations)",
-                        self.config.limits.max_delegations
-                    );
-                    return Ok(None);
-                }
+                done => return Ok(done),
             }
         }
     }
@@ -425,65 +426,28 @@ impl Updater {
         Ok(self.list_targets_within(max)?.targets)
     }
 
-    /// Every target listed by the first `max_roles` targets roles (top-level included) in
-    /// pre-order, delegation order. Each path found is resolved by the same search as
-    /// [`Updater::get_target_info`], so a path listed by a role that is not authorised for it is
-    /// left out, and each is reported with the role a download would use. May fetch delegated
-    /// roles; a role that fails its checks fails the listing.
+    /// Every target listed by the first `max_roles` targets roles (top-level included, and
+    /// always read) in pre-order, delegation order: the core's [`TargetSearch::every_role`]
+    /// decides which roles are read, as it does for a lookup. Each path found is then resolved
+    /// by the same search as [`Updater::get_target_info`], so a path listed by a role that is
+    /// not authorised for it is left out, and each is reported with the role a download would
+    /// use. May fetch delegated roles; a role that fails its checks fails the listing.
     pub fn list_targets_within(&mut self, max_roles: u32) -> Result<TargetListing, UpdateError> {
         if self.trusted.targets().is_none() {
             self.refresh()?;
         }
+        let max_delegations = max_roles.saturating_sub(1) as usize;
+        let mut walk = TargetSearch::every_role(max_delegations);
+        self.run_search(&mut walk, "the target listing")?;
         let mut candidates: BTreeSet<String> = BTreeSet::new();
-        let mut queue: Vec<(String, String)> = vec![("targets".into(), "root".into())];
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        let mut visits = 0u32;
-        let mut unqueued_bins = 0u64;
-        while let Some((role, delegator)) = queue.last().cloned() {
-            if seen.contains(&role) {
-                queue.pop();
-                continue;
-            }
-            if visits >= max_roles {
-                break;
-            }
-            queue.pop();
-            seen.insert(role.clone());
-            self.load_targets(&role, &delegator)?;
-            visits += 1;
-            let Some(targets) = self.trusted_targets(&role, &delegator) else {
-                continue;
-            };
-            candidates.extend(targets.targets.keys().cloned());
-            if let Some(d) = &targets.delegations {
-                let mut children: Vec<(String, String)> = Vec::new();
-                if let Some(roles) = &d.roles {
-                    children.extend(roles.iter().map(|r| (r.name.clone(), role.clone())));
-                }
-                if let Some(bins) = &d.succinct_roles {
-                    // Up to 2^32 bins: queue only as many as may still be visited (the search
-                    // is depth-first, so later bins would come after those anyway) and count
-                    // the rest, instead of building billions of names.
-                    let budget = u64::from(max_roles.saturating_sub(visits));
-                    let queued = bins.number_of_bins().min(budget);
-                    unqueued_bins = unqueued_bins.saturating_add(bins.number_of_bins() - queued);
-                    children.extend(
-                        bins.bin_names()
-                            .take(queued as usize)
-                            .map(|n| (n, role.clone())),
-                    );
-                }
-                children.reverse();
-                queue.extend(children);
+        let mut roles_visited = 0u32;
+        for (role, parent) in walk.visited_roles() {
+            roles_visited = roles_visited.saturating_add(1);
+            if let Some(targets) = self.trusted_targets(role, parent) {
+                candidates.extend(targets.targets.keys().cloned());
             }
         }
-        let roles_not_visited = queue
-            .iter()
-            .map(|(r, _)| r)
-            .filter(|r| !seen.contains(*r))
-            .collect::<BTreeSet<_>>()
-            .len()
-            .saturating_add(usize::try_from(unqueued_bins).unwrap_or(usize::MAX));
+        let roles_not_visited = usize::try_from(walk.roles_not_visited()).unwrap_or(usize::MAX);
         let mut targets = Vec::new();
         for path in candidates {
             if let Some(info) = self.get_target_info(&path)? {
@@ -492,7 +456,7 @@ impl Updater {
         }
         Ok(TargetListing {
             targets,
-            roles_visited: visits,
+            roles_visited,
             roles_not_visited,
         })
     }
@@ -619,6 +583,26 @@ impl Updater {
             out.insert("targets", t.signed.version);
         }
         out
+    }
+}
+
+/// How many bytes to read at most for `role`: the listed length, or the configured cap when none
+/// is listed. A listed length above the cap is refused before any request.
+fn capped_length(
+    role: &str,
+    listed_by: &str,
+    listed: Option<u64>,
+    max: u64,
+) -> Result<u64, UpdateError> {
+    match listed {
+        Some(listed) if listed > max => Err(UpdateError::ListedLengthTooLarge {
+            role: role.to_string(),
+            listed_by: listed_by.to_string(),
+            listed,
+            max,
+        }),
+        Some(listed) => Ok(listed),
+        None => Ok(max),
     }
 }
 

@@ -220,6 +220,76 @@ fn endless_data_is_cut_at_the_listed_length_for_every_file() {
 // ---------------------------------------------------------------------------------------------
 // Extraneous dependencies: the mirror (or a role) adds software the client did not ask for.
 
+/// A compromised timestamp or snapshot key can list any length. Every metadata file is held in
+/// memory, so a listed length above the role's cap is refused before a single byte of that file
+/// is requested, and the error says which role, what was listed and what the cap is.
+#[test]
+fn endless_data_a_listed_length_above_the_cap_is_refused_before_the_download() {
+    const HUGE: u64 = 100_000_000_000; // 100 GB
+    let limits = airlock_client::Limits::default();
+    let cases: [(&str, &str, &str, u64); 3] = [
+        (
+            "snapshot",
+            "timestamp",
+            "/metadata/2.snapshot.json",
+            limits.snapshot_max_len,
+        ),
+        (
+            "targets",
+            "snapshot",
+            "/metadata/2.targets.json",
+            limits.targets_max_len,
+        ),
+        (
+            "dev",
+            "snapshot",
+            "/metadata/1.dev.json",
+            limits.delegated_targets_max_len,
+        ),
+    ];
+    for (role, listed_by, path, cap) in cases {
+        let mut repo = TestRepo::new();
+        repo.delegate("targets", "dev", &["dev/*"], false);
+        repo.add_target("dev", "dev/tool.bin", b"0123456789");
+        repo.publish();
+        // Signed with the role's real key: what a thief of that key can publish.
+        if role == "snapshot" {
+            let meta = repo
+                .timestamp
+                .signed
+                .meta
+                .get_mut("snapshot.json")
+                .expect("meta");
+            meta.length = Some(HUGE);
+            repo.write_timestamp();
+        } else {
+            let meta = repo
+                .snapshot
+                .signed
+                .meta
+                .get_mut(&format!("{role}.json"))
+                .expect("meta");
+            meta.length = Some(HUGE);
+            repo.write_snapshot_and_timestamp();
+        }
+        let (https, evil) = serve(repo.path());
+        let client = Client::new(&https, &repo.initial_root());
+        let err = fetch(&mut client.updater(), &client, "dev/tool.bin").expect_err(role);
+        assert!(
+            matches!(
+                &err,
+                UpdateError::ListedLengthTooLarge { role: r, listed_by: by, listed, max }
+                    if r == role && by == listed_by && *listed == HUGE && *max == cap
+            ),
+            "{role}: {err}"
+        );
+        assert_says(&err, &[role, listed_by, "100000000000", &cap.to_string()]);
+        assert_eq!(evil.count(path), 0, "{role} must not be requested");
+        assert!(!stored_names(&client).contains(&format!("{role}.json")));
+        assert!(disk(&client).targets.is_empty());
+    }
+}
+
 #[test]
 fn extraneous_dependencies_cannot_be_added() {
     let mut repo = TestRepo::new();

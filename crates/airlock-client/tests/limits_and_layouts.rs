@@ -453,13 +453,12 @@ fn default_size_caps_bound_metadata_whose_length_is_not_listed() {
 fn configured_size_caps_are_enforced_for_every_role() {
     let repo = repo_without_lengths();
     let (https, _evil) = serve(repo.path());
-    // Delegated roles share `targets_max_len` with targets.json (the default-cap test above
-    // shows it applied to one).
     let files = [
         ("root", "metadata/2.root.json"),
         ("timestamp", "metadata/timestamp.json"),
         ("snapshot", "metadata/2.snapshot.json"),
         ("targets", "metadata/2.targets.json"),
+        ("dev", "metadata/1.dev.json"),
     ];
     for (role, file) in files {
         let len = repo.read_raw(file).len() as u64;
@@ -469,7 +468,8 @@ fn configured_size_caps_are_enforced_for_every_role() {
                 "root" => limits.root_max_len = cap,
                 "timestamp" => limits.timestamp_max_len = cap,
                 "snapshot" => limits.snapshot_max_len = cap,
-                _ => limits.targets_max_len = cap,
+                "targets" => limits.targets_max_len = cap,
+                _ => limits.delegated_targets_max_len = cap,
             }
             limits
         };

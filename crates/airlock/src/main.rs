@@ -1,9 +1,57 @@
 #![forbid(unsafe_code)]
-//! `airlock`: one binary, subcommands repo, update, log, witness, key, demo.
+//! `airlock`: one binary, subcommands repo, update, log, witness, key, demo, man, completions.
+//!
+//! Output to a reader that went away (`airlock update list | head -1`) ends the process quietly
+//! with exit status 141, the status a shell reports for coreutils killed by SIGPIPE, so that
+//! `set -o pipefail` still sees that the output was cut short. Rust ignores SIGPIPE, which makes
+//! `std`'s `println!` panic on EPIPE instead; the macros below replace it for the whole binary.
+
+use std::io::Write as _;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+/// Exit status after the reader of standard output went away (128 + SIGPIPE).
+const EXIT_BROKEN_PIPE: i32 = 141;
+
+// These shadow `std`'s macros in every module declared below (textual scope wins over the
+// prelude), so no command can reach the panicking versions.
+macro_rules! println {
+    () => { $crate::print_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::print_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::print_stdout(format_args!($($arg)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::print_stderr(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::print_stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod cmd;
+
+/// `print!` that never panics: a closed pipe ends the process quietly (see the crate docs), any
+/// other write failure (a full disk behind a redirection) is reported once, with status 1.
+fn print_stdout(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        exit_on_stdout_error(&e);
+    }
+}
+
+/// `eprint!` that never panics: when standard error cannot be written there is nowhere left to
+/// report it, so the message is dropped.
+fn print_stderr(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
+fn exit_on_stdout_error(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(EXIT_BROKEN_PIPE);
+    }
+    print_stderr(format_args!("error: writing to standard output: {e}\n"));
+    std::process::exit(1);
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,6 +105,14 @@ fn main() {
         Command::Completions(a) => cmd::manual::completions(a, Cli::command()),
     };
     if let Err(e) = result {
+        // A command that writes to stdout through its own handle gets the closed pipe back as a
+        // bare io::Error (`?` without context); wrapped ones concern something else, e.g. a socket.
+        if let Some(io) = e
+            .downcast_ref::<std::io::Error>()
+            .filter(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            exit_on_stdout_error(io);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

@@ -87,12 +87,13 @@ fn init_refresh_list_download() {
 
     let out = ok(&airlock(&dir, &["download", "app/app.bin", "plugins/p.so"]));
     assert!(out.contains("downloaded"), "{out}");
+    // One file per target, its path percent-encoded (the library's one mapping).
     assert_eq!(
-        std::fs::read(dir.join("targets/app/app.bin")).expect("app"),
+        std::fs::read(dir.join("targets/app%2Fapp.bin")).expect("app"),
         b"the application"
     );
     assert_eq!(
-        std::fs::read(dir.join("targets/plugins/p.so")).expect("plugin"),
+        std::fs::read(dir.join("targets/plugins%2Fp.so")).expect("plugin"),
         b"a plugin"
     );
     let out = ok(&airlock(&dir, &["download", "app/app.bin", "--json"]));
@@ -115,6 +116,122 @@ fn init_refresh_list_download() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: refresh failed"), "{err}");
     assert!(err.contains("TLS"), "{err}");
+    assert!(err.contains("--ca-file"), "hint at the CA option: {err}");
+}
+
+fn fails_with(out: &Output, words: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    for w in words {
+        assert!(err.contains(w), "should mention {w:?}: {err}");
+    }
+    err
+}
+
+#[test]
+fn init_refuses_values_that_cannot_work_at_once() {
+    let repo = TestRepo::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path().join("root.json");
+    std::fs::write(&root, repo.initial_root()).expect("root");
+    let dir = work.path().join("state");
+    let root = root.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 7] = [
+        (
+            &["--metadata-url", "http://127.0.0.1:8080/metadata/"],
+            &["--metadata-url", "--allow-http-loopback"],
+        ),
+        (
+            &["--metadata-url", "http://updates.example.org/metadata/"],
+            &["--metadata-url", "https"],
+        ),
+        (
+            &["--metadata-url", "not a url"],
+            &["--metadata-url", "not a usable URL"],
+        ),
+        (
+            &["--metadata-url", "ftp://updates.example.org/metadata/"],
+            &["--metadata-url", "not a usable URL"],
+        ),
+        (
+            &["--metadata-url", "https://127.0.0.1:PORT/metadata/"],
+            &["--metadata-url", "PORT"],
+        ),
+        (
+            &[
+                "--metadata-url",
+                "https://127.0.0.1:8443/metadata/",
+                "--targets-url",
+                "http://127.0.0.1:8443/targets/",
+            ],
+            &["--targets-url", "--allow-http-loopback"],
+        ),
+        (
+            &[
+                "--metadata-url",
+                "https://127.0.0.1:8443/metadata/",
+                "--ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            &["--ca-file", "/nonexistent/ca.pem"],
+        ),
+    ];
+    for (flags, words) in cases {
+        let mut args = vec!["init", root];
+        args.extend_from_slice(flags);
+        fails_with(&airlock(&dir, &args), words);
+        assert!(!dir.exists(), "{flags:?}: nothing written");
+    }
+    // With the switch, plain http to loopback is accepted.
+    ok(&airlock(
+        &dir,
+        &[
+            "init",
+            root,
+            "--metadata-url",
+            "http://127.0.0.1:8080/metadata/",
+            "--allow-http-loopback",
+        ],
+    ));
+}
+
+#[test]
+fn a_damaged_trusted_root_says_how_to_recover() {
+    let mut repo = TestRepo::new();
+    repo.publish();
+    let https = HttpsRepo::serve(repo.path());
+    let work = tempfile::tempdir().expect("tempdir");
+    let ca = https.ca.write_ca_pem(work.path()).expect("ca.pem");
+    let root = work.path().join("root.json");
+    std::fs::write(&root, repo.initial_root()).expect("root");
+    let dir = work.path().join("state");
+    ok(&airlock(
+        &dir,
+        &[
+            "init",
+            root.to_str().unwrap(),
+            "--metadata-url",
+            &https.metadata_url(),
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+    ));
+    let stored = dir.join("metadata/root.json");
+    let mut bytes = std::fs::read(&stored).expect("stored root");
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&stored, &bytes).expect("damage");
+    fails_with(
+        &airlock(&dir, &["refresh"]),
+        &[
+            &stored.display().to_string(),
+            "from the vendor",
+            "airlock update init --force",
+        ],
+    );
+    // The advice works.
+    ok(&airlock(&dir, &["init", "--force", root.to_str().unwrap()]));
+    ok(&airlock(&dir, &["refresh"]));
 }
 
 #[test]

@@ -48,7 +48,8 @@
 //! - [`TargetSearch::new`]`(path)` / `with_max_delegations(path, n)`;
 //!   `step(&TrustedSet) -> Result<`[`SearchStep`]`, `[`SearchError`]`>` with
 //!   `NeedRole { role, parent }`, `Found { role, target }`, `NotFound`, `LimitReached`;
-//!   [`MAX_DELEGATIONS`] = 32.
+//!   [`MAX_DELEGATIONS`] = 32. `every_role(n)` walks every role for a listing
+//!   (`visited_roles()`, `roles_not_visited()`).
 //! - Size caps for downloads (python-tuf's defaults): [`DEFAULT_MAX_ROOT_BYTES`] (512 000),
 //!   [`DEFAULT_MAX_TIMESTAMP_BYTES`] (16 384), [`DEFAULT_MAX_SNAPSHOT_BYTES`] (2 000 000),
 //!   [`DEFAULT_MAX_TARGETS_BYTES`] (5 000 000).

@@ -14,6 +14,12 @@
 //! - A (role, parent) pair is visited once, so cycles end; a role reached through two parents
 //!   is visited (and verified) once per parent.
 //!
+//! [`TargetSearch::every_role`] walks the same way without a target, following every
+//! delegation (paths and `terminating` only matter for a given target), so that a listing reads
+//! each role exactly as a lookup would and reports what the cap left out
+//! ([`TargetSearch::roles_not_visited`]). Hash bins are queued only as far as the cap can still
+//! reach, so 2^32 bins are counted, not named.
+//!
 //! ```text
 //! let mut search = TargetSearch::new("app/v2.tgz");
 //! loop {
@@ -30,6 +36,7 @@
 
 use std::collections::BTreeSet;
 
+use super::delegation::Delegations;
 use super::roles::TargetFile;
 use super::trusted::TrustedSet;
 
@@ -59,11 +66,14 @@ pub enum SearchError {
 /// One target's delegation search. See the module docs.
 #[derive(Debug)]
 pub struct TargetSearch {
-    target: String,
+    /// `None`: visit every role (a listing).
+    target: Option<String>,
     /// Roles still to visit, as (role, parent); the next one is at the end.
     pending: Vec<(String, String)>,
     visited: BTreeSet<(String, String)>,
     delegated_visits: usize,
+    /// Hash bins of a listing never queued because the cap could not reach them.
+    bins_not_queued: u64,
     max_delegations: usize,
     requested: Option<(String, String)>,
     outcome: Option<SearchStep>,
@@ -76,15 +86,45 @@ impl TargetSearch {
     }
 
     pub fn with_max_delegations(target_path: &str, max_delegations: usize) -> Self {
+        Self::start(Some(target_path.to_string()), max_delegations)
+    }
+
+    /// Visit every targets role reachable from top-level `targets`, at most `max_delegations`
+    /// delegated ones, for a listing: the walk never answers `Found`; it ends with `NotFound`
+    /// when every role was visited and `LimitReached` when the cap stopped it. The caller reads
+    /// the roles from the [`TrustedSet`] ([`TargetSearch::visited_roles`]) and resolves each
+    /// path it finds with its own search, which applies paths and `terminating`.
+    pub fn every_role(max_delegations: usize) -> Self {
+        Self::start(None, max_delegations)
+    }
+
+    fn start(target: Option<String>, max_delegations: usize) -> Self {
         TargetSearch {
-            target: target_path.to_string(),
+            target,
             pending: vec![("targets".to_string(), "root".to_string())],
             visited: BTreeSet::new(),
             delegated_visits: 0,
+            bins_not_queued: 0,
             max_delegations,
             requested: None,
             outcome: None,
         }
+    }
+
+    /// The (role, parent) pairs visited so far.
+    pub fn visited_roles(&self) -> impl Iterator<Item = &(String, String)> {
+        self.visited.iter()
+    }
+
+    /// Roles reachable but not visited (still pending, or hash bins beyond the cap); 0 once the
+    /// walk visited everything.
+    pub fn roles_not_visited(&self) -> u64 {
+        let pending: BTreeSet<&(String, String)> = self
+            .pending
+            .iter()
+            .filter(|r| !self.visited.contains(*r))
+            .collect();
+        (pending.len() as u64).saturating_add(self.bins_not_queued)
     }
 
     /// The number of delegated roles visited so far.
@@ -135,7 +175,12 @@ impl TargetSearch {
             if !top_level {
                 self.delegated_visits += 1;
             }
-            if let Some(target) = metadata.signed.targets.get(&self.target) {
+            let Some(target_path) = &self.target else {
+                let children = self.every_child(metadata.signed.delegations.as_ref(), role);
+                self.pending.extend(children.into_iter().rev());
+                continue;
+            };
+            if let Some(target) = metadata.signed.targets.get(target_path) {
                 return Ok(SearchStep::Found {
                     role: role.clone(),
                     target: target.clone(),
@@ -145,7 +190,7 @@ impl TargetSearch {
                 continue;
             };
             let mut children = Vec::new();
-            for child in delegations.roles_for_target(&self.target) {
+            for child in delegations.roles_for_target(target_path) {
                 let terminating = child.terminating;
                 children.push((child.name, role.clone()));
                 if terminating {
@@ -158,5 +203,33 @@ impl TargetSearch {
             self.pending.extend(children.into_iter().rev());
         }
         Ok(SearchStep::NotFound)
+    }
+
+    /// Every role `delegations` names, in delegation order, as (role, `parent`); hash bins only
+    /// as many as the cap can still visit (the walk is depth-first, so later bins would come
+    /// after those anyway), the rest counted.
+    fn every_child(
+        &mut self,
+        delegations: Option<&Delegations>,
+        parent: &str,
+    ) -> Vec<(String, String)> {
+        let Some(delegations) = delegations else {
+            return Vec::new();
+        };
+        let mut children: Vec<(String, String)> = delegations
+            .roles
+            .iter()
+            .flatten()
+            .map(|r| (r.name.clone(), parent.to_string()))
+            .collect();
+        if let Some(bins) = &delegations.succinct_roles {
+            let budget = self.max_delegations.saturating_sub(self.delegated_visits) as u64;
+            let queued = bins.number_of_bins().min(budget);
+            self.bins_not_queued = self
+                .bins_not_queued
+                .saturating_add(bins.number_of_bins() - queued);
+            children.extend((0..queued).map(|i| (bins.bin_name(i), parent.to_string())));
+        }
+        children
     }
 }

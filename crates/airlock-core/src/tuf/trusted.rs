@@ -273,6 +273,21 @@ impl TrustedSet {
             self.delegated(role, parent)
         }
     }
+    /// The trusted snapshot's entry for targets role `role`: what a client fetches it by
+    /// (version, and length when listed). Refused when no snapshot is trusted or it does not
+    /// list the role, so that nothing unlisted is requested.
+    pub fn snapshot_entry(&self, role: &str) -> Result<&super::roles::MetaFile, TrustError> {
+        let snapshot = self.snapshot.as_ref().ok_or(TrustError::OutOfOrder {
+            action: "loading a targets role",
+            reason: "no snapshot is trusted yet",
+        })?;
+        snapshot
+            .signed
+            .role_meta(role)
+            .ok_or_else(|| TrustError::NotInSnapshot {
+                role: role.to_string(),
+            })
+    }
     /// Root rotations applied so far.
     pub fn root_rotations(&self) -> u32 {
         self.rotations
@@ -343,7 +358,9 @@ impl TrustedSet {
         Ok(&self.root)
     }
 
-    fn check_final_root(&self) -> Result<(), TrustError> {
+    /// TUF 5.3.10: the final root must not be expired. `update_timestamp` checks it too; a
+    /// client asks first so that its error names the root, not the timestamp.
+    pub fn check_final_root(&self) -> Result<(), TrustError> {
         self.expired("root", &self.root.signed)
     }
 

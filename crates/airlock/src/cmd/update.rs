@@ -4,14 +4,21 @@
 //! - `client.toml`: where the repository is (written by `init`, read by the other commands;
 //!   flags override it),
 //! - `metadata/`: the trusted TUF metadata, exactly as received (managed by airlock-client),
-//! - `targets/`: downloads, unless `download --out` says otherwise.
+//! - `targets/`: downloads, unless `download --out` says otherwise. A target is stored under its
+//!   whole path percent-encoded into one file name (`a/b.txt` becomes `a%2Fb.txt`), the one
+//!   mapping airlock-client, its conformance binary and python-tuf use, so no target can name a
+//!   file outside the directory.
+//!
+//! Values are checked by the command that takes them: a URL that is not `https://` (or plain
+//! `http://` to loopback with `--allow-http-loopback`), has no host or a port that is not a
+//! number, or a `--ca-file` that does not load, is refused at once with an error naming the flag.
 
 use std::io::IsTerminal;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use airlock_client::{TargetInfo, Updater, UpdaterConfig};
-use airlock_fetch::{Fetcher, FetcherConfig, Trust};
+use airlock_client::{RefreshSummary, TargetInfo, Updater, UpdaterConfig};
+use airlock_fetch::{FetchError, Fetcher, FetcherConfig, Trust, check_url_scheme};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -88,7 +95,7 @@ enum Command {
         #[arg(required = true)]
         targets: Vec<String>,
         /// Directory to put the files in (default: <dir>/targets). A target `a/b.txt` is
-        /// stored as `<out>/a/b.txt`.
+        /// stored as `<out>/a%2Fb.txt` (its path percent-encoded into one file name).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -144,6 +151,76 @@ fn metadata_dir(dir: &Path) -> PathBuf {
     dir.join("metadata")
 }
 
+impl ClientConfig {
+    /// Refuse a URL or CA file that cannot work, naming the flag that gives it.
+    fn check(&self) -> anyhow::Result<Trust> {
+        for (flag, url) in [
+            ("--metadata-url", &self.metadata_url),
+            ("--targets-url", &self.targets_url),
+        ] {
+            if let Some(url) = url {
+                check_url(flag, url, self.allow_http_loopback)?;
+            }
+        }
+        match &self.ca_file {
+            Some(path) => Trust::ca_bundle_file(path)
+                .with_context(|| format!("--ca-file {} is not usable", path.display())),
+            None => Ok(Trust::WebPki),
+        }
+    }
+}
+
+/// The fetcher's scheme policy, plus a port that must be a number (`https://host:PORT/` from a
+/// copied example would otherwise fail only at the first download).
+fn check_url(flag: &str, url: &str, allow_http_loopback: bool) -> anyhow::Result<()> {
+    match check_url_scheme(url, allow_http_loopback) {
+        Ok(()) => {}
+        Err(FetchError::InsecureUrl { reason, .. }) => bail!(
+            "{flag} {url:?}: {reason}; plain http is only for a test server on 127.0.0.1, ::1 \
+             or localhost, with --allow-http-loopback"
+        ),
+        Err(FetchError::InvalidUrl { reason, .. }) => {
+            bail!("{flag} {url:?} is not a usable URL: {reason}")
+        }
+        Err(e) => bail!("{flag} {url:?} is not a usable URL: {e}"),
+    }
+    let authority = url.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let port = match host_port.rsplit_once(']') {
+        Some((_, after)) => after.strip_prefix(':'),
+        None => host_port.split_once(':').map(|(_, p)| p),
+    };
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        bail!("{flag} {url:?} is not a usable URL: port {port:?} is not a number");
+    }
+    Ok(())
+}
+
+/// Refresh, with a hint when the server's certificate comes from a CA the client does not know.
+fn refresh_updater(updater: &mut Updater) -> anyhow::Result<RefreshSummary> {
+    updater.refresh().map_err(|e| {
+        let unknown_issuer =
+            std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .filter_map(|c| c.downcast_ref::<FetchError>())
+            .any(
+                |f| matches!(f, FetchError::Tls { detail, .. } if detail.contains("UnknownIssuer")),
+            );
+        let hint = if unknown_issuer {
+            " (the server's certificate is not signed by a trusted CA; if the repository uses \
+             its own CA, give its certificate with --ca-file CA.pem)"
+        } else {
+            ""
+        };
+        anyhow::Error::new(e).context(format!("refresh failed{hint}"))
+    })
+}
+
 fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
     let metadata_url = config.metadata_url.clone().with_context(|| {
         format!(
@@ -152,11 +229,7 @@ fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
             args.dir.join(CONFIG_FILE).display()
         )
     })?;
-    let trust = match &config.ca_file {
-        Some(path) => Trust::ca_bundle_file(path)
-            .with_context(|| format!("loading CA file {}", path.display()))?,
-        None => Trust::WebPki,
-    };
+    let trust = config.check()?;
     let fetcher = Fetcher::new(FetcherConfig {
         trust,
         allow_http_loopback: config.allow_http_loopback,
@@ -185,19 +258,6 @@ fn target_json(info: &TargetInfo) -> serde_json::Value {
     })
 }
 
-/// `a/b.txt` under `out`, refusing anything that could leave `out` (`..`, absolute paths).
-fn destination(out: &Path, target: &str) -> anyhow::Result<PathBuf> {
-    let rel = Path::new(target);
-    let ok = !target.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
-    if !ok {
-        bail!(
-            "target path {target:?} cannot be stored safely as a file under {}",
-            out.display()
-        );
-    }
-    Ok(out.join(rel))
-}
-
 fn human_size(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
@@ -212,6 +272,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn init(args: &Args, root_file: &Path, force: bool) -> anyhow::Result<()> {
+    // Checked before anything is written, so a wrong flag leaves no half-made directory.
+    let config = ClientConfig::load(&args.dir)?.merged(args);
+    config.check()?;
     let bytes = std::fs::read(root_file)
         .with_context(|| format!("reading trusted root {}", root_file.display()))?;
     let existing = metadata_dir(&args.dir).join("root.json");
@@ -226,7 +289,6 @@ fn init(args: &Args, root_file: &Path, force: bool) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let root = Updater::init(&metadata_dir(&args.dir), &bytes)
         .with_context(|| format!("{} cannot be used as a trusted root", root_file.display()))?;
-    let config = ClientConfig::load(&args.dir)?.merged(args);
     config.save(&args.dir)?;
     if args.json {
         return print_json(&json!({
@@ -254,7 +316,7 @@ fn init(args: &Args, root_file: &Path, force: bool) -> anyhow::Result<()> {
 fn refresh(args: &Args) -> anyhow::Result<()> {
     let config = ClientConfig::load(&args.dir)?.merged(args);
     let mut updater = updater(args, &config)?;
-    let summary = updater.refresh().context("refresh failed")?;
+    let summary = refresh_updater(&mut updater)?;
     if args.json {
         return print_json(&serde_json::to_value(&summary)?);
     }
@@ -278,7 +340,7 @@ fn refresh(args: &Args) -> anyhow::Result<()> {
 fn list(args: &Args, max_roles: u32) -> anyhow::Result<()> {
     let config = ClientConfig::load(&args.dir)?.merged(args);
     let mut updater = updater(args, &config)?;
-    updater.refresh().context("refresh failed")?;
+    refresh_updater(&mut updater)?;
     let listing = updater
         .list_targets_within(max_roles)
         .context("listing targets failed")?;
@@ -328,11 +390,11 @@ fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Resu
         .map(Path::to_path_buf)
         .unwrap_or_else(|| args.dir.join("targets"));
     let mut updater = updater(args, &config)?;
-    updater.refresh().context("refresh failed")?;
+    refresh_updater(&mut updater)?;
     let show_progress = !args.json && std::io::stderr().is_terminal();
     let mut results = Vec::new();
     for name in targets {
-        let dest = destination(&out, name)?;
+        let dest = Updater::local_target_path(&out, name);
         let info = updater
             .get_target_info(name)?
             .with_context(|| format!("target {name:?} is not listed by the repository"))?;
@@ -393,14 +455,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn destinations_never_leave_the_output_directory() {
-        let out = Path::new("/tmp/out");
-        assert_eq!(
-            destination(out, "a/b.txt").unwrap(),
-            PathBuf::from("/tmp/out/a/b.txt")
-        );
-        for bad in ["../x", "/etc/passwd", "a/../../x", "", "./a", "a//b/.."] {
-            assert!(destination(out, bad).is_err(), "{bad}");
+    fn urls_are_checked_where_the_flag_is_given() {
+        for good in [
+            "https://updates.example.org/metadata/",
+            "https://127.0.0.1:8443/metadata/",
+            "https://[::1]:8443/m/",
+        ] {
+            check_url("--metadata-url", good, false).unwrap();
+        }
+        check_url("--metadata-url", "http://127.0.0.1:8080/m/", true).unwrap();
+        for (bad, says) in [
+            ("not a url", "not a usable URL"),
+            ("ftp://example.org/m/", "not a usable URL"),
+            ("https://127.0.0.1:PORT/metadata/", "not a usable URL"),
+            ("http://example.org/m/", "--allow-http-loopback"),
+            ("http://127.0.0.1:8080/m/", "--allow-http-loopback"),
+        ] {
+            let err = check_url("--metadata-url", bad, false).expect_err(bad);
+            let msg = format!("{err:#}");
+            assert!(msg.starts_with("--metadata-url"), "{msg}");
+            assert!(msg.contains(says), "{bad}: {msg}");
         }
     }
 }
