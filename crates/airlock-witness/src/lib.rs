@@ -63,7 +63,7 @@ pub enum WitnessError {
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
     /// Reading or writing the key file (wrong passphrase, truncated file, ...); names the file.
-    #[error("{0}")]
+    #[error(transparent)]
     Key(#[from] airlock_keystore::KeystoreError),
     #[error(transparent)]
     Fs(#[from] airlock_fs::FsError),
