@@ -176,6 +176,27 @@ impl FetchError {
     }
 }
 
+/// The answer to [`Fetcher::post`], whatever its status.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body's first line, at most 300 characters: the reason a text protocol gives.
+    pub fn reason(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        text.lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect()
+    }
+}
+
 /// Called as a download progresses with (bytes received so far, `Content-Length` if announced).
 /// The announced length is for display only; it is not trusted.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
@@ -436,6 +457,53 @@ impl Fetcher {
             }
         }
         Ok(written)
+    }
+
+    /// POSTs `body` with extra `headers` and returns the answer whatever its status (a protocol
+    /// may put its reason in a 4xx body, e.g. tlog-witness's 409), reading at most `max_len`
+    /// bytes of it; a longer body is [`FetchError::TooLarge`]. Same scheme policy, TLS trust and
+    /// timeouts as a download, but one attempt and no redirect followed: a POST is never
+    /// replayed by this client.
+    pub fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        max_len: u64,
+    ) -> Result<Response, FetchError> {
+        self.check_url(url)?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send(body).map_err(|e| classify(url, e))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut out = Vec::new();
+        response
+            .into_body()
+            .into_with_config()
+            .limit(max_len.saturating_add(1))
+            .reader()
+            .take(max_len.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| classify_read(url, e, max_len))?;
+        if out.len() as u64 > max_len {
+            return Err(FetchError::TooLarge {
+                url: url.to_string(),
+                max_len,
+            });
+        }
+        Ok(Response {
+            status,
+            content_type,
+            body: out,
+        })
     }
 
     /// Scheme policy: https always; http only to loopback and only when allowed.

@@ -8,5 +8,7 @@
 pub mod fetch;
 pub mod tls;
 
-pub use fetch::{FetchError, Fetcher, FetcherConfig, MinRate, Progress, Trust, check_url_scheme};
+pub use fetch::{
+    FetchError, Fetcher, FetcherConfig, MinRate, Progress, Response, Trust, check_url_scheme,
+};
 pub use tls::TlsError;

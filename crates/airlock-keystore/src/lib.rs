@@ -26,6 +26,9 @@ use airlock_core::crypto::{CryptoError, PrivateKey, PublicKey};
 use airlock_fs::WriteOptions;
 use zeroize::Zeroizing;
 
+mod note_key;
+pub use note_key::{generate_note_key, read_note_key};
+
 /// Re-exported so callers need only this crate: the scrypt cost knob and the format errors.
 pub use airlock_core::crypto::keyfile::{KdfCost, KeyFileError};
 
@@ -63,6 +66,11 @@ pub enum KeystoreError {
     Fs(airlock_fs::FsError),
     #[error("{path} already exists; refusing to overwrite a key file")]
     Exists { path: PathBuf },
+    #[error("note key file {path}: {reason}")]
+    NoteKey { path: PathBuf, reason: String },
+    /// A keystore note key file read without its key name (the caller's configuration lacks it).
+    #[error("note key file {path}: the key name is needed to read it")]
+    NoteKeyNameMissing { path: PathBuf },
 }
 
 /// Where a passphrase comes from.

@@ -15,7 +15,7 @@ use airlock_core::tlog::witness::AddCheckpointRequest;
 use airlock_core::tlog::{
     Checkpoint, CosignatureSigner, Hash, KeyAlgorithm, MemoryTree, NoteSigner, consistency_proof,
 };
-use airlock_log::{FsTileStore, HttpClient, Log, LogOptions, SIGNATURE_HEADER, sign_submission};
+use airlock_log::{FsTileStore, Log, LogOptions, SIGNATURE_HEADER, sign_submission};
 use airlock_serve::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
 
@@ -112,7 +112,13 @@ fn bench_http_appends(
                 stop.clone(),
             );
             std::thread::spawn(move || {
-                let client = HttpClient::new(Some(&ca), false, Duration::from_secs(30)).unwrap();
+                let client =
+                    airlock_fetch::Fetcher::new(airlock_log::config::witness_fetcher_config(
+                        airlock_fetch::Trust::CaBundlePem(ca.to_vec()),
+                        false,
+                        Duration::from_secs(30),
+                    ))
+                    .unwrap();
                 let mut lat = Vec::new();
                 let mut k = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -161,15 +167,22 @@ fn bench_proofs(url: &str, ca: &[u8], size: u64, threads: usize, dur: Duration) 
             let (url, ca, stop, count) =
                 (url.to_string(), ca.to_vec(), stop.clone(), count.clone());
             std::thread::spawn(move || {
-                let client = HttpClient::new(Some(&ca), false, Duration::from_secs(30)).unwrap();
+                let client =
+                    airlock_fetch::Fetcher::new(airlock_log::config::witness_fetcher_config(
+                        airlock_fetch::Trust::CaBundlePem(ca.to_vec()),
+                        false,
+                        Duration::from_secs(30),
+                    ))
+                    .unwrap();
                 let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1);
                 while !stop.load(Ordering::Relaxed) {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
                     let i = x % size;
-                    let r = client.get(&format!("{url}/proof/{i}"), 1 << 20).unwrap();
-                    assert_eq!(r.status, 200);
+                    client
+                        .fetch_capped(&format!("{url}/proof/{i}"), 1 << 20)
+                        .unwrap();
                     count.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -220,7 +233,13 @@ fn bench_witness(dir: &std::path::Path, logs: usize, dur: Duration) -> (f64, u64
                 count.clone(),
             );
             std::thread::spawn(move || {
-                let client = HttpClient::new(Some(&ca), false, Duration::from_secs(30)).unwrap();
+                let client =
+                    airlock_fetch::Fetcher::new(airlock_log::config::witness_fetcher_config(
+                        airlock_fetch::Trust::CaBundlePem(ca.to_vec()),
+                        false,
+                        Duration::from_secs(30),
+                    ))
+                    .unwrap();
                 let mut tree = MemoryTree::new();
                 let mut old = 0u64;
                 while !stop.load(Ordering::Relaxed) {

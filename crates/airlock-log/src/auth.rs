@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use airlock_core::tlog::{NoteSigner, NoteVerifier};
 
-use crate::tile::MAX_ENTRY_SIZE;
+use crate::tile_codec::MAX_ENTRY_SIZE;
 
 /// The request header that carries the publisher's signature.
 pub const SIGNATURE_HEADER: &str = "airlock-signature";
@@ -64,6 +64,83 @@ pub fn sign_submission(
     Ok(format!("{} {}", sig.name, STANDARD.encode(raw)))
 }
 
+/// A submission signature whose key is a publisher key of this log, not yet checked against
+/// the entry (which may not have been read yet).
+#[derive(Debug)]
+pub struct ClaimedSignature<'a> {
+    key: &'a NoteVerifier,
+    signature: Vec<u8>,
+}
+
+impl ClaimedSignature<'_> {
+    /// The publisher's key name.
+    pub fn name(&self) -> &str {
+        self.key.name()
+    }
+}
+
+/// Checks the `Airlock-Signature` header alone: well formed, and by a key in `publishers`.
+/// Everything an unauthenticated client can be refused for without reading its body.
+pub fn check_signature_header<'a>(
+    publishers: &'a [NoteVerifier],
+    header: Option<&str>,
+) -> Result<ClaimedSignature<'a>, AuthError> {
+    let header = header.ok_or(AuthError::Missing)?;
+    let (name, b64) = header.trim().split_once(' ').ok_or(AuthError::Malformed(
+        "expected '<key name> <base64 signature>'",
+    ))?;
+    let raw = STANDARD
+        .decode(b64)
+        .map_err(|_| AuthError::Malformed("signature is not standard base64"))?;
+    let (Some(id), Some(signature)) = (raw.get(..4), raw.get(4..)) else {
+        return Err(AuthError::Malformed("signature is shorter than a key ID"));
+    };
+    if signature.len() != 64 {
+        return Err(AuthError::Malformed(
+            "signature is not a 4-byte key ID and a 64-byte Ed25519 signature",
+        ));
+    }
+    let key_id = u32::from_be_bytes([id[0], id[1], id[2], id[3]]);
+    let key = publishers
+        .iter()
+        .find(|k| k.name() == name && k.key_id() == key_id)
+        .ok_or_else(|| AuthError::UnknownKey {
+            name: name.chars().take(100).collect(),
+            key_id,
+        })?;
+    Ok(ClaimedSignature {
+        key,
+        signature: signature.to_vec(),
+    })
+}
+
+/// Checks the entry against a signature that passed [`check_signature_header`]: size, and the
+/// signature over this entry for the log `origin`.
+pub fn verify_entry(
+    claim: &ClaimedSignature<'_>,
+    origin: &str,
+    entry: &[u8],
+) -> Result<(), AuthError> {
+    if entry.len() > MAX_ENTRY_SIZE {
+        return Err(AuthError::TooLarge {
+            len: entry.len(),
+            max: MAX_ENTRY_SIZE,
+        });
+    }
+    if entry.is_empty() {
+        return Err(AuthError::Empty);
+    }
+    if !claim
+        .key
+        .verify(submission_text(origin, entry).as_bytes(), &claim.signature)
+    {
+        return Err(AuthError::BadSignature {
+            name: claim.name().to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks size and signature of a submission; returns the publisher's key name.
 pub fn verify_submission(
     publishers: &[NoteVerifier],
@@ -77,36 +154,9 @@ pub fn verify_submission(
             max: MAX_ENTRY_SIZE,
         });
     }
-    let header = header.ok_or(AuthError::Missing)?;
-    let (name, b64) = header.trim().split_once(' ').ok_or(AuthError::Malformed(
-        "expected '<key name> <base64 signature>'",
-    ))?;
-    let raw = STANDARD
-        .decode(b64)
-        .map_err(|_| AuthError::Malformed("signature is not standard base64"))?;
-    if raw.len() != 4 + 64 {
-        return Err(AuthError::Malformed(
-            "signature is not a 4-byte key ID and a 64-byte Ed25519 signature",
-        ));
-    }
-    let (id, sig) = raw.split_at(4);
-    let key_id = u32::from_be_bytes([id[0], id[1], id[2], id[3]]);
-    let key = publishers
-        .iter()
-        .find(|k| k.name() == name && k.key_id() == key_id)
-        .ok_or_else(|| AuthError::UnknownKey {
-            name: name.chars().take(100).collect(),
-            key_id,
-        })?;
-    if entry.is_empty() {
-        return Err(AuthError::Empty);
-    }
-    if !key.verify(submission_text(origin, entry).as_bytes(), sig) {
-        return Err(AuthError::BadSignature {
-            name: name.to_string(),
-        });
-    }
-    Ok(name.to_string())
+    let claim = check_signature_header(publishers, header)?;
+    verify_entry(&claim, origin, entry)?;
+    Ok(claim.name().to_string())
 }
 
 #[cfg(test)]

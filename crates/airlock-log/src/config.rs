@@ -27,14 +27,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use airlock_core::crypto::{Ed25519Private, PrivateKey};
 use airlock_core::tlog::{KeyAlgorithm, NoteSigner, NoteVerifier};
-use airlock_keystore::{KeystoreError, PassphraseSource, Protection};
+use airlock_keystore::{KeystoreError, PassphraseSource};
 
-use crate::http::HttpClient;
 use crate::service::LogOptions;
-use crate::store::FsTileStore;
-use crate::witnessing::WitnessEndpoint;
+use crate::tile_store::FsTileStore;
+use crate::witness_client::WitnessEndpoint;
 
 /// A configuration problem, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +46,7 @@ pub enum ConfigError {
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
     /// Reading or writing a key file (wrong passphrase, truncated file, ...); names the file.
-    #[error("{0}")]
+    #[error(transparent)]
     Key(#[from] KeystoreError),
 }
 
@@ -114,7 +112,8 @@ impl LogConfig {
 
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
         let text = toml::to_string_pretty(self).map_err(|e| invalid(path, e.to_string()))?;
-        crate::store::write_atomic(path, text.as_bytes()).map_err(|e| invalid(path, e.to_string()))
+        crate::tile_store::write_atomic(path, text.as_bytes())
+            .map_err(|e| invalid(path, e.to_string()))
     }
 
     /// `p` relative to the directory of the configuration file.
@@ -131,13 +130,19 @@ impl LogConfig {
         passphrase: &PassphraseSource,
     ) -> Result<NoteSigner, ConfigError> {
         let path = Self::resolve(config_path, &self.key_file);
-        read_signer(
+        airlock_keystore::read_note_key(
             &path,
             self.key_name.as_deref(),
             KeyAlgorithm::Ed25519,
-            config_path,
             passphrase,
         )
+        .map_err(|e| match e {
+            KeystoreError::NoteKeyNameMissing { path } => invalid(
+                config_path,
+                format!("key_name is missing (needed to read {})", path.display()),
+            ),
+            e => ConfigError::Key(e),
+        })
     }
 
     pub fn publishers(&self, config_path: &Path) -> Result<Vec<NoteVerifier>, ConfigError> {
@@ -181,24 +186,19 @@ impl LogConfig {
         let witness_client = if witnesses.is_empty() {
             None
         } else {
-            let ca = match &self.witness_ca {
-                Some(p) => {
-                    let p = Self::resolve(config_path, p);
-                    Some(std::fs::read(&p).map_err(|source| ConfigError::Io { path: p, source })?)
-                }
-                None => None,
+            let trust = match &self.witness_ca {
+                Some(p) => airlock_fetch::Trust::ca_bundle_file(&Self::resolve(config_path, p))
+                    .map_err(|e| invalid(config_path, e.to_string()))?,
+                None => airlock_fetch::Trust::WebPki,
             };
+            let timeout = Duration::from_secs(self.witness_timeout_secs.max(1));
             // Plain http is allowed only for witness URLs the operator wrote as http://
-            // (loopback tests); the client refuses http otherwise.
+            // (loopback tests); the fetcher refuses http to anything but loopback.
             let allow_http = witnesses.iter().any(|w| w.url.starts_with("http://"));
-            Some(
-                HttpClient::new(
-                    ca.as_deref(),
-                    allow_http,
-                    Duration::from_secs(self.witness_timeout_secs.max(1)),
-                )
-                .map_err(|e| invalid(config_path, e.to_string()))?,
-            )
+            Some(Arc::new(
+                airlock_fetch::Fetcher::new(witness_fetcher_config(trust, allow_http, timeout))
+                    .map_err(|e| invalid(config_path, e.to_string()))?,
+            ))
         };
         Ok(LogOptions {
             signer,
@@ -211,118 +211,19 @@ impl LogConfig {
     }
 }
 
-/// Generates a fresh Ed25519 note signer named `name` (algorithm `alg`) and writes its seed to
-/// the new key file `path` as an airlock-keystore private key (encrypted PKCS#8 unless
-/// `protection` is `PlaintextForTests`; mode 0600, atomic, never overwrites).
-pub fn generate_signer_key(
-    path: &Path,
-    name: &str,
-    alg: KeyAlgorithm,
-    protection: &Protection,
-) -> Result<NoteSigner, ConfigError> {
-    let ed = Ed25519Private::generate().map_err(|e| invalid(path, e.to_string()))?;
-    let signer = NoteSigner::from_seed(name, alg, &ed.seed())
-        .map_err(|e| invalid(path, format!("key name {name:?}: {e}")))?;
-    airlock_keystore::write_private_key(path, &PrivateKey::Ed25519(ed), protection)?;
-    Ok(signer)
-}
-
-/// Reads a note signer key file written by [`generate_signer_key`] (the name comes from the
-/// configuration), or a legacy plaintext skey file (`PRIVATE+KEY+...`, which carries its name).
-pub fn read_signer(
-    path: &Path,
-    name: Option<&str>,
-    alg: KeyAlgorithm,
-    config_path: &Path,
-    passphrase: &PassphraseSource,
-) -> Result<NoteSigner, ConfigError> {
-    let head = read_head(path)?;
-    if head.starts_with(b"PRIVATE+KEY+") {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let signer =
-            NoteSigner::from_skey(text.trim()).map_err(|e| invalid(path, e.to_string()))?;
-        if signer.algorithm() != alg {
-            return Err(invalid(
-                path,
-                format!("key algorithm {} where {alg} is needed", signer.algorithm()),
-            ));
-        }
-        if name.is_some_and(|n| n != signer.name()) {
-            return Err(invalid(
-                path,
-                format!(
-                    "key name {:?} differs from key_name in the configuration",
-                    signer.name()
-                ),
-            ));
-        }
-        return Ok(signer);
-    }
-    let Some(name) = name else {
-        return Err(invalid(
-            config_path,
-            "key_name is missing (needed to read the keystore key file)",
-        ));
-    };
-    match airlock_keystore::read_private_key(path, passphrase)? {
-        PrivateKey::Ed25519(ed) => NoteSigner::from_seed(name, alg, &ed.seed())
-            .map_err(|e| invalid(config_path, format!("key_name {name:?}: {e}"))),
-        _ => Err(invalid(path, "not an Ed25519 private key")),
-    }
-}
-
-/// The first bytes of a file (to tell a legacy skey file from a PEM key file).
-fn read_head(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    use std::io::Read;
-    let io = |source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut head = Vec::with_capacity(16);
-    std::fs::File::open(path)
-        .map_err(io)?
-        .take(16)
-        .read_to_end(&mut head)
-        .map_err(io)?;
-    Ok(head)
-}
-
-/// Writes a secret key string to a new file with mode 0600 (refuses to overwrite), atomically
-/// (the one atomic writer: temp file, fsync, no-clobber rename, fsync the directory): a crash
-/// never leaves a truncated key under the final name.
-pub fn write_secret_key(path: &Path, skey: &str) -> Result<(), ConfigError> {
-    let bytes = format!("{skey}\n");
-    airlock_fs::write_atomic(
-        path,
-        bytes.as_bytes(),
-        &airlock_fs::WriteOptions::private().no_clobber(),
-    )
-    .map_err(|e| ConfigError::Io {
-        path: path.to_path_buf(),
-        source: e.source,
-    })
-}
-
-#[cfg(test)]
-mod secret_key_tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn secret_key_is_written_0600_once_and_never_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.key");
-        write_secret_key(&path, "PRIVATE+KEY+first").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        assert!(write_secret_key(&path, "PRIVATE+KEY+second").is_err());
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "PRIVATE+KEY+first\n"
-        );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+/// The fetcher settings for calling witnesses: `timeout` bounds connecting and each read, and
+/// a witness has no retries beyond the log's next checkpoint.
+pub fn witness_fetcher_config(
+    trust: airlock_fetch::Trust,
+    allow_http_loopback: bool,
+    timeout: Duration,
+) -> airlock_fetch::FetcherConfig {
+    airlock_fetch::FetcherConfig {
+        trust,
+        allow_http_loopback,
+        connect_timeout: timeout,
+        read_timeout: timeout,
+        retries: 0,
+        ..airlock_fetch::FetcherConfig::default()
     }
 }

@@ -4,21 +4,21 @@
 
 pub mod auth;
 pub mod config;
-pub mod http;
 pub mod monitor;
-pub mod proof;
+pub mod proof_bundle;
 pub mod sequencer;
 pub mod service;
-pub mod store;
-pub mod testbed;
-pub mod tile;
-pub mod witnessing;
+pub mod tile_codec;
+pub mod tile_store;
+pub mod witness_client;
 
-pub use auth::{AuthError, SIGNATURE_HEADER, sign_submission, submission_text, verify_submission};
-pub use http::{HttpClient, HttpError, HttpResponse};
-pub use proof::{BundleError, VerifiedEntry, verify_bundle};
+pub use auth::{
+    AuthError, ClaimedSignature, SIGNATURE_HEADER, check_signature_header, sign_submission,
+    submission_text, verify_entry, verify_submission,
+};
+pub use proof_bundle::{BundleError, VerifiedEntry, verify_bundle};
 pub use sequencer::{CheckpointSigner, Committed, Sequencer, SequencerError};
 pub use service::{Log, LogError, LogOptions, LogSigner, Published};
-pub use store::{FsTileStore, Guard, PendingBatch, StoreError, TileStore};
-pub use tile::{MAX_ENTRY_SIZE, TileError, TileId, TileKind};
-pub use witnessing::{WitnessCallError, WitnessEndpoint, request_cosignature};
+pub use tile_codec::{MAX_ENTRY_SIZE, TileError, TileId, TileKind};
+pub use tile_store::{FsTileStore, Guard, PendingBatch, StoreError, TileStore};
+pub use witness_client::{WitnessCallError, WitnessEndpoint, request_cosignature};

@@ -6,14 +6,15 @@ use airlock_core::tlog::{
     Hash, NoteVerifier, VerifiedCheckpoint, leaf_hash, open_checkpoint, root_from_leaf_hashes,
 };
 
-use crate::http::HttpClient;
-use crate::tile::{TILE_WIDTH, TileId, hash_tile_bytes, parse_bundle};
+use crate::tile_codec::{TILE_WIDTH, TileId, hash_tile_bytes, parse_bundle};
+use airlock_fetch::{FetchError, Fetcher};
 
 /// What the monitor found wrong. Each names the URL, tile or check.
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    #[error("{url}: {reason}")]
-    Fetch { url: String, reason: String },
+    /// The fetch error names the URL (tile, bundle or checkpoint) that failed.
+    #[error(transparent)]
+    Fetch(FetchError),
     #[error("checkpoint at {url}: {reason}")]
     Checkpoint { url: String, reason: String },
     #[error("{tile}: {reason}")]
@@ -45,27 +46,20 @@ pub struct MonitorReport {
     pub tiles_checked: u64,
 }
 
-fn fetch(client: &HttpClient, base: &str, path: &str) -> Result<Vec<u8>, MonitorError> {
+/// Largest tile, bundle or checkpoint read (a full entry bundle of 256 entries of 64 KiB).
+const MAX_OBJECT: u64 = 16 << 20;
+
+fn fetch(client: &Fetcher, base: &str, path: &str) -> Result<Vec<u8>, MonitorError> {
     let url = format!("{}/{path}", base.trim_end_matches('/'));
-    let resp = client
-        .get(&url, 16 << 20)
-        .map_err(|e| MonitorError::Fetch {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-    if resp.status != 200 {
-        return Err(MonitorError::Fetch {
-            url,
-            reason: format!("HTTP {}: {}", resp.status, resp.reason()),
-        });
-    }
-    Ok(resp.body)
+    client
+        .fetch_capped(&url, MAX_OBJECT)
+        .map_err(MonitorError::Fetch)
 }
 
 /// Walks the log at `base` (see the module docs). `witnesses` are only used to report which
 /// cosignatures verified. `seen` is the checkpoint verified last time, if any.
 pub fn walk(
-    client: &HttpClient,
+    client: &Fetcher,
     base: &str,
     log_key: &NoteVerifier,
     witnesses: &[NoteVerifier],

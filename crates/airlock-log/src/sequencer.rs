@@ -24,11 +24,11 @@ use airlock_core::tlog::{
     verify_consistency,
 };
 
-use crate::store::{Guard, PendingBatch, StoreError, TileStore};
-use crate::tile::{
+use crate::tile_codec::{
     MAX_ENTRY_SIZE, TILE_WIDTH, TileId, TileKind, bundle_bytes, hash_tile_bytes, parse_bundle,
     parse_hash_tile,
 };
+use crate::tile_store::{Guard, PendingBatch, StoreError, TileStore};
 
 /// Why the sequencer could not open, append or sign.
 #[derive(Debug, thiserror::Error)]
@@ -452,7 +452,7 @@ pub fn read_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::FsTileStore;
+    use crate::tile_store::FsTileStore;
     use airlock_core::tlog::{MemoryTree, inclusion_proof, tree_root, verify_inclusion};
 
     fn open(dir: &std::path::Path) -> Arc<dyn TileStore> {
@@ -621,7 +621,7 @@ mod tests {
 #[cfg(test)]
 mod crash_points {
     use super::*;
-    use crate::store::FsTileStore;
+    use crate::tile_store::FsTileStore;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct PowerCut {

@@ -4,7 +4,9 @@
 //! - `POST /add`: body = entry, header `Airlock-Signature` (see [`crate::auth`]). Answers
 //!   `200` with the entry's index (decimal, newline) once the entry is durable, `400` malformed,
 //!   `401` unauthenticated, `413` too large, `503` if the log cannot write. A refused submission
-//!   changes nothing.
+//!   changes nothing. The header is checked first (well formed, a publisher key of this log),
+//!   so that an unauthenticated client is refused before its body is read; a publisher's body is
+//!   read up to a cap, and an announced length above the entry limit is refused at once.
 //! - `GET /checkpoint`, `GET /tile/<L>/<N>[.p/<W>]`, `GET /tile/entries/<N>[.p/<W>]`: as
 //!   c2sp.org/tlog-tiles.
 //! - `GET /proof/<index>`: a c2sp.org/tlog-proof bundle for the entry against the published
@@ -20,24 +22,25 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use airlock_fetch::Fetcher;
+
 use airlock_core::tlog::tiles::{TileHashReader, TileReader};
 use airlock_core::tlog::{
     Checkpoint, Hash, MerkleError, Note, NoteSigner, NoteVerifier, ProofBundle,
 };
 
-use crate::auth::{AuthError, SIGNATURE_HEADER, verify_submission};
-use crate::http::HttpClient;
+use crate::auth::{AuthError, SIGNATURE_HEADER, check_signature_header, verify_entry};
 use crate::sequencer::{CheckpointSigner, Sequencer, SequencerError, StoreTileSource};
-use crate::store::{StoreError, TileStore};
-use crate::tile::{MAX_ENTRY_SIZE, TileId, TileKind, parse_hash_tile};
-use crate::witnessing::{WitnessEndpoint, request_cosignature};
+use crate::tile_codec::{MAX_ENTRY_SIZE, TileId, TileKind, parse_hash_tile};
+use crate::tile_store::{StoreError, TileStore};
+use crate::witness_client::{WitnessEndpoint, request_cosignature};
 
 /// Why the log could not start or answer.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +88,7 @@ pub struct LogOptions {
     /// Witnesses asked to cosign each new checkpoint.
     pub witnesses: Vec<WitnessEndpoint>,
     /// Client used to call witnesses (TLS trust, timeout).
-    pub witness_client: Option<HttpClient>,
+    pub witness_client: Option<Arc<Fetcher>>,
     /// Largest number of entries in one batch.
     pub max_batch: usize,
 }
@@ -100,7 +103,9 @@ pub struct Published {
     pub cosigned_by: Vec<String>,
 }
 
-/// Bodies up to this size are read fully before being refused as too large.
+/// A publisher's body is read up to this size before being refused as too large (an entry is
+/// at most 64 KiB; reading a little more lets a chunked upload just over the limit get a 413
+/// rather than a reset connection).
 const OVERSIZE_READ_LIMIT: usize = 1 << 20;
 
 type Ack = oneshot::Sender<Result<u64, String>>;
@@ -302,10 +307,8 @@ impl Log {
             .route("/checkpoint", get(checkpoint_handler))
             .route("/tile/{*path}", get(tile_handler))
             .route("/proof/{index}", get(proof_handler))
-            // Read bodies up to 1 MiB so that the handler answers an oversized entry with its
-            // own one-line 413 after the client has sent it all (closing the connection
-            // mid-upload would look like a network failure to the client). Larger bodies are
-            // cut off by axum with a 413.
+            // `/add` authenticates from the header, then reads at most OVERSIZE_READ_LIMIT
+            // itself; other routes take no body.
             .layer(DefaultBodyLimit::max(OVERSIZE_READ_LIMIT))
             .with_state(self.clone())
     }
@@ -393,7 +396,7 @@ fn sequencer_loop(
 fn publisher_loop(
     inner: Arc<Inner>,
     witnesses: Vec<WitnessEndpoint>,
-    client: Option<HttpClient>,
+    client: Option<Arc<Fetcher>>,
     rx: std_mpsc::Receiver<Signed>,
 ) {
     let known: Vec<Mutex<u64>> = witnesses.iter().map(|_| Mutex::new(0)).collect();
@@ -440,7 +443,7 @@ fn publisher_loop(
                             }
                             cosigned_by.push(w.verifier.name().to_string());
                         }
-                        Ok(Err(e)) => tracing::warn!("{e}"),
+                        Ok(Err(e)) => tracing::warn!("{}", error_chain(&e)),
                         Err(_) => tracing::error!("witness call thread panicked"),
                     }
                 }
@@ -466,6 +469,18 @@ fn publisher_loop(
     }
 }
 
+/// An error and its causes on one line, each cause once.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     m = m.replace('\n', " ");
@@ -478,7 +493,18 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
         .into_response()
 }
 
-async fn add_handler(State(log): State<Log>, headers: HeaderMap, body: Bytes) -> Response {
+fn auth_refusal(e: AuthError) -> Response {
+    let status = match e {
+        AuthError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        AuthError::Malformed(_) | AuthError::Empty => StatusCode::BAD_REQUEST,
+        AuthError::Missing | AuthError::UnknownKey { .. } | AuthError::BadSignature { .. } => {
+            StatusCode::UNAUTHORIZED
+        }
+    };
+    text(status, e.to_string())
+}
+
+async fn add_handler(State(log): State<Log>, headers: HeaderMap, body: Body) -> Response {
     let sig = headers
         .get(SIGNATURE_HEADER)
         .map(|v| v.to_str().map_err(|_| ()));
@@ -492,15 +518,37 @@ async fn add_handler(State(log): State<Log>, headers: HeaderMap, body: Bytes) ->
         Some(Ok(s)) => Some(s),
         None => None,
     };
-    match verify_submission(&log.inner.publishers, &log.inner.origin, &body, sig) {
-        Ok(_) => {}
-        Err(e @ AuthError::TooLarge { .. }) => {
-            return text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+    // The header names the key: a client that is not a publisher is refused before one byte
+    // of its body is read or buffered.
+    let claim = match check_signature_header(&log.inner.publishers, sig) {
+        Ok(c) => c,
+        Err(e) => return auth_refusal(e),
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(len) = announced.filter(|len| *len > OVERSIZE_READ_LIMIT) {
+        return auth_refusal(AuthError::TooLarge {
+            len,
+            max: MAX_ENTRY_SIZE,
+        });
+    }
+    // A publisher's body is read up to a cap above the largest entry, so that a publisher's
+    // upload that is too large still gets its one-line 413 rather than a reset connection.
+    let body = match axum::body::to_bytes(body, OVERSIZE_READ_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "entry is above the limit of {MAX_ENTRY_SIZE} bytes (or the upload failed)"
+                ),
+            );
         }
-        Err(e @ (AuthError::Malformed(_) | AuthError::Empty)) => {
-            return text(StatusCode::BAD_REQUEST, e.to_string());
-        }
-        Err(e) => return text(StatusCode::UNAUTHORIZED, e.to_string()),
+    };
+    if let Err(e) = verify_entry(&claim, &log.inner.origin, &body) {
+        return auth_refusal(e);
     }
     match log.append(body.to_vec()).await {
         Ok(index) => text(StatusCode::OK, index.to_string()),
@@ -535,8 +583,8 @@ async fn tile_handler(State(log): State<Log>, Path(path): Path<String>) -> Respo
     // might have left behind).
     let size = log.published().map(|p| p.size).unwrap_or(0);
     let needed = match id.kind {
-        TileKind::Hash(l) => crate::tile::tile_for(l, id.index, size),
-        TileKind::Entries => crate::tile::tile_for(0, id.index, size),
+        TileKind::Hash(l) => crate::tile_codec::tile_for(l, id.index, size),
+        TileKind::Entries => crate::tile_codec::tile_for(0, id.index, size),
     };
     if needed.is_none_or(|n| id.width > n.width) {
         return text(

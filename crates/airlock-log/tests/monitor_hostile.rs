@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use airlock_core::tlog::{Checkpoint, KeyAlgorithm, NoteSigner};
-use airlock_log::http::HttpClient;
 use airlock_log::monitor::walk;
 use airlock_serve::{ServerHandle, TestCa};
 use axum::Router;
@@ -23,11 +22,11 @@ fn a_checkpoint_claiming_a_huge_size_is_an_error_not_a_crash() {
     let identity = ca.issue_server_cert(&["127.0.0.1"]).unwrap();
     let app = Router::new().route("/checkpoint", get(move || async move { note.clone() }));
     let server = ServerHandle::https(app, &identity).unwrap();
-    let client = HttpClient::new(
-        Some(ca.cert_pem().as_bytes()),
+    let client = airlock_fetch::Fetcher::new(airlock_log::config::witness_fetcher_config(
+        airlock_fetch::Trust::CaBundlePem(ca.cert_pem().as_bytes().to_vec()),
         false,
         Duration::from_secs(10),
-    )
+    ))
     .unwrap();
 
     let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -13,8 +13,7 @@ use airlock_core::tlog::{
 };
 use airlock_log::sequencer::StoreTileSource;
 use airlock_log::{
-    FsTileStore, HttpClient, Log, LogOptions, SIGNATURE_HEADER, WitnessEndpoint, sign_submission,
-    verify_bundle,
+    FsTileStore, Log, LogOptions, SIGNATURE_HEADER, WitnessEndpoint, sign_submission, verify_bundle,
 };
 use airlock_serve::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
@@ -30,7 +29,7 @@ fn start_fork(
     log_seed: &[u8; 32],
     publisher: &NoteSigner,
     witness: &WitnessEndpoint,
-    client: &HttpClient,
+    client: &Arc<airlock_fetch::Fetcher>,
     ca: &TestCa,
 ) -> Fork {
     let signer =
@@ -50,7 +49,7 @@ fn start_fork(
     Fork { log, server, store }
 }
 
-fn submit(f: &Fork, client: &HttpClient, publisher: &NoteSigner, entry: &str) -> u64 {
+fn submit(f: &Fork, client: &airlock_fetch::Fetcher, publisher: &NoteSigner, entry: &str) -> u64 {
     let sig = sign_submission(publisher, f.log.origin(), entry.as_bytes()).unwrap();
     let r = client
         .post(
@@ -77,12 +76,14 @@ fn wait_size(f: &Fork, size: u64) -> airlock_log::Published {
 fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new().unwrap();
-    let client = HttpClient::new(
-        Some(ca.cert_pem().as_bytes()),
-        false,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let client = Arc::new(
+        airlock_fetch::Fetcher::new(airlock_log::config::witness_fetcher_config(
+            airlock_fetch::Trust::CaBundlePem(ca.cert_pem().as_bytes().to_vec()),
+            false,
+            Duration::from_secs(10),
+        ))
+        .unwrap(),
+    );
     let log_seed = [42u8; 32];
     let log_key =
         NoteSigner::from_seed("airlock.test/log", KeyAlgorithm::Ed25519, &log_seed).unwrap();
@@ -123,7 +124,9 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
     let held = open_checkpoint(&pa.note, &log_key.verifier(), &witnesses).unwrap();
     assert_eq!(held.checkpoint.size, 10);
     assert_eq!(held.cosignatures.len(), 1);
-    let proof_a = client.get(&a.server.url("/proof/7"), 1 << 20).unwrap().body;
+    let proof_a = client
+        .fetch_capped(&a.server.url("/proof/7"), 1 << 20)
+        .unwrap();
     verify_bundle(&proof_a, b"release 7", &log_key.verifier(), &witnesses, 1).unwrap();
 
     // Fork B: same key, same first 5 entries, then a targeted release only some users see.
@@ -151,7 +154,9 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
     assert_eq!(witness.stored_size("airlock.test/log"), 10);
     // ... so a proof of the targeted release fails a quorum of 1 witness, although the log
     // signature itself is valid.
-    let proof_b = client.get(&b.server.url("/proof/8"), 1 << 20).unwrap().body;
+    let proof_b = client
+        .fetch_capped(&b.server.url("/proof/8"), 1 << 20)
+        .unwrap();
     verify_bundle(
         &proof_b,
         b"evil release 8",
@@ -218,7 +223,9 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
         submit(&c, &client, &publisher, &format!("other release {i}"));
     }
     wait_size(&c, 10);
-    let proof_c = client.get(&c.server.url("/proof/3"), 1 << 20).unwrap().body;
+    let proof_c = client
+        .fetch_capped(&c.server.url("/proof/3"), 1 << 20)
+        .unwrap();
     let err = client_verifier
         .verify_entry(
             &held_state,
@@ -240,9 +247,8 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
     let source = StoreTileSource(&*a.store);
     let proof_10_11 = consistency_proof(&TileHashReader::new(11, &source), 10, 11).unwrap();
     let proof_a2 = client
-        .get(&a.server.url("/proof/10"), 1 << 20)
-        .unwrap()
-        .body;
+        .fetch_capped(&a.server.url("/proof/10"), 1 << 20)
+        .unwrap();
     let ok = client_verifier
         .verify_entry(
             &held_state,

@@ -8,7 +8,7 @@ use airlock_core::tlog::{
     Checkpoint, Cosignature, CosignatureSigner, Hash, KeyAlgorithm, MemoryTree, NoteSigner,
     Signature, consistency_proof,
 };
-use airlock_log::{HttpClient, HttpResponse};
+use airlock_fetch::{Fetcher, Response};
 use airlock_serve::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
 use base64::Engine as _;
@@ -23,7 +23,7 @@ struct Setup {
     witness_seed: [u8; 32],
     server: ServerHandle,
     witness: Arc<Witness>,
-    client: HttpClient,
+    client: Fetcher,
 }
 
 fn tree(n: u64, tag: &str) -> MemoryTree {
@@ -67,11 +67,11 @@ fn setup() -> Setup {
     let log = NoteSigner::generate(ORIGIN, KeyAlgorithm::Ed25519).unwrap();
     let witness_seed = [7u8; 32];
     let (witness, server) = start_witness(&state, &witness_seed, &log, &ca);
-    let client = HttpClient::new(
-        Some(ca.cert_pem().as_bytes()),
+    let client = airlock_fetch::Fetcher::new(airlock_log::config::witness_fetcher_config(
+        airlock_fetch::Trust::CaBundlePem(ca.cert_pem().as_bytes().to_vec()),
         false,
         Duration::from_secs(10),
-    )
+    ))
     .unwrap();
     Setup {
         _dir: dir,
@@ -93,7 +93,7 @@ fn signed(log: &NoteSigner, t: &MemoryTree) -> Vec<u8> {
         .to_bytes()
 }
 
-fn post(s: &Setup, body: &[u8]) -> HttpResponse {
+fn post(s: &Setup, body: &[u8]) -> Response {
     s.client
         .post(&s.server.url("/add-checkpoint"), &[], body, 1 << 16)
         .unwrap()
@@ -112,7 +112,7 @@ fn add_checkpoint_body(old: u64, proof: &[Hash], note: &[u8]) -> Vec<u8> {
     body
 }
 
-fn add(s: &Setup, old: u64, proof: &[Hash], note: &[u8]) -> HttpResponse {
+fn add(s: &Setup, old: u64, proof: &[Hash], note: &[u8]) -> Response {
     post(s, &add_checkpoint_body(old, proof, note))
 }
 

@@ -20,8 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use airlock_core::crypto::{Ed25519Private, PrivateKey};
-use airlock_core::tlog::{CosignatureSigner, NoteVerifier};
+use airlock_core::tlog::{CosignatureSigner, KeyAlgorithm, NoteSigner, NoteVerifier};
 use airlock_keystore::{PassphraseSource, Protection};
 
 use crate::{FollowedLog, WitnessError, write_atomic};
@@ -88,35 +87,20 @@ impl WitnessConfig {
         passphrase: &PassphraseSource,
     ) -> Result<CosignatureSigner, WitnessError> {
         let path = Self::resolve(config_path, &self.key_file);
-        if read_head(&path)?.starts_with(b"PRIVATE+KEY+") {
-            let text = std::fs::read_to_string(&path).map_err(|source| WitnessError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let signer = CosignatureSigner::from_skey(text.trim())
-                .map_err(|e| key_err(&path, e.to_string()))?;
-            if self.key_name.as_deref().is_some_and(|n| n != signer.name()) {
-                return Err(key_err(
-                    &path,
-                    format!(
-                        "key name {:?} differs from key_name in the configuration",
-                        signer.name()
-                    ),
-                ));
-            }
-            return Ok(signer);
-        }
-        let Some(name) = self.key_name.as_deref() else {
-            return Err(key_err(
+        let signer = airlock_keystore::read_note_key(
+            &path,
+            self.key_name.as_deref(),
+            KeyAlgorithm::CosignatureV1,
+            passphrase,
+        )
+        .map_err(|e| match e {
+            airlock_keystore::KeystoreError::NoteKeyNameMissing { path } => key_err(
                 config_path,
-                "key_name is missing (needed to read the keystore key file)",
-            ));
-        };
-        match airlock_keystore::read_private_key(&path, passphrase)? {
-            PrivateKey::Ed25519(ed) => CosignatureSigner::from_seed(name, &ed.seed())
-                .map_err(|e| key_err(config_path, format!("key_name {name:?}: {e}"))),
-            _ => Err(key_err(&path, "not an Ed25519 private key")),
-        }
+                format!("key_name is missing (needed to read {})", path.display()),
+            ),
+            e => WitnessError::Key(e),
+        })?;
+        as_cosigner(&signer, &path)
     }
 
     /// The followed logs with parsed keys.
@@ -149,20 +133,10 @@ fn key_err(path: &Path, reason: impl Into<String>) -> WitnessError {
     }
 }
 
-/// The first bytes of a file (to tell a legacy skey file from a PEM key file).
-fn read_head(path: &Path) -> Result<Vec<u8>, WitnessError> {
-    use std::io::Read;
-    let io = |source| WitnessError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut head = Vec::with_capacity(16);
-    std::fs::File::open(path)
-        .map_err(io)?
-        .take(16)
-        .read_to_end(&mut head)
-        .map_err(io)?;
-    Ok(head)
+/// The cosignature signer of a note signer whose algorithm is cosignature/v1 (checked by the
+/// key loader already).
+fn as_cosigner(signer: &NoteSigner, path: &Path) -> Result<CosignatureSigner, WitnessError> {
+    CosignatureSigner::from_skey(&signer.to_skey()).map_err(|e| key_err(path, e.to_string()))
 }
 
 /// Generates a fresh cosignature/v1 signer named `name` and writes its Ed25519 seed to the new
@@ -173,11 +147,9 @@ pub fn generate_signer_key(
     name: &str,
     protection: &Protection,
 ) -> Result<CosignatureSigner, WitnessError> {
-    let ed = Ed25519Private::generate().map_err(|e| key_err(path, e.to_string()))?;
-    let signer = CosignatureSigner::from_seed(name, &ed.seed())
-        .map_err(|e| key_err(path, format!("key name {name:?}: {e}")))?;
-    airlock_keystore::write_private_key(path, &PrivateKey::Ed25519(ed), protection)?;
-    Ok(signer)
+    let signer =
+        airlock_keystore::generate_note_key(path, name, KeyAlgorithm::CosignatureV1, protection)?;
+    as_cosigner(&signer, path)
 }
 
 #[cfg(test)]

@@ -8,15 +8,16 @@
 //! | status | when |
 //! |---|---|
 //! | 400 | malformed request, or old size larger than the checkpoint's size |
-//! | 403 | no signature by a known key of that log verifies |
+//! | 403 | no signature by a known key of that log, or a line whose key name and ID match a known key does not verify |
 //! | 404 | unknown origin |
 //! | 409 | the old size is not the stored size; body = stored size, `text/x.tlog.size` |
 //! | 422 | the consistency proof does not verify, or same size with a different root |
 //! | 200 | body = the cosignature line(s) |
 //!
-//! (The tlog-witness text of the same-size-different-root case has varied between 409 and 422;
-//! Airlock answers 422, as the project's requirements say: it is a proof failure, and a 409
-//! would invite the log to retry.)
+//! Both follow the current c2sp.org/tlog-witness text. A note with a bad line by a trusted key
+//! is malformed (c2sp.org/signed-note) even when another line by that key verifies, so it is
+//! refused whole. The same-size-different-root case was once a 409 in that text; it is a 422
+//! now: a proof failure, not a stale size the log should retry from.
 //!
 //! Check and persist happen under one lock, and the new state is written atomically (temp file,
 //! fsync, rename, fsync the directory) before answering, so two racing requests can never both
@@ -62,7 +63,7 @@ pub enum WitnessError {
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
     /// Reading or writing the key file (wrong passphrase, truncated file, ...); names the file.
-    #[error("{0}")]
+    #[error(transparent)]
     Key(#[from] airlock_keystore::KeystoreError),
     #[error(transparent)]
     Fs(#[from] airlock_fs::FsError),
@@ -208,6 +209,9 @@ impl Witness {
                 Err(e) => WitnessResponse::text(e.status(), e.to_string()),
             };
         };
+        if let Some(refusal) = bad_trusted_line(&req.note, keys) {
+            return refusal;
+        }
         let Ok(mut stored) = slot.lock() else {
             return WitnessResponse::text(500, "witness state lock poisoned");
         };
@@ -255,6 +259,28 @@ impl Witness {
     }
 }
 
+/// The 403 for a note carrying a signature line whose key name and ID match a trusted key but
+/// which does not verify. Checked on every line: the core's note verification stops looking at a
+/// key once one of its lines verified, which the tlog-witness text does not allow here.
+fn bad_trusted_line(note: &Note, keys: &[NoteVerifier]) -> Option<WitnessResponse> {
+    note.signatures().iter().find_map(|sig| {
+        let key = keys
+            .iter()
+            .find(|k| k.name() == sig.name && k.key_id() == sig.key_id)?;
+        if key.verify(note.text().as_bytes(), &sig.bytes) {
+            None
+        } else {
+            Some(WitnessResponse::text(
+                403,
+                format!(
+                    "add-checkpoint: the signature line of trusted key {}+{:08x} does not verify",
+                    sig.name, sig.key_id
+                ),
+            ))
+        }
+    })
+}
+
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -273,4 +299,110 @@ async fn add_checkpoint_handler(State(w): State<Arc<Witness>>, body: Bytes) -> R
         r.body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_core::tlog::{KeyAlgorithm, MemoryTree, NoteSigner, Signature, consistency_proof};
+
+    const ORIGIN: &str = "airlock.test/log";
+
+    fn tree(n: u64, tag: &str) -> MemoryTree {
+        let mut t = MemoryTree::new();
+        for i in 0..n {
+            t.push(format!("{tag} {i}").as_bytes());
+        }
+        t
+    }
+
+    fn witness(dir: &Path, log: &NoteSigner) -> Witness {
+        Witness::open(
+            CosignatureSigner::generate("airlock.test/witness").unwrap(),
+            vec![FollowedLog {
+                origin: ORIGIN.into(),
+                keys: vec![log.verifier()],
+            }],
+            dir,
+        )
+        .unwrap()
+    }
+
+    fn request(old: u64, proof: Vec<[u8; 32]>, note: &Note) -> Vec<u8> {
+        AddCheckpointRequest::new(old, proof, &note.to_bytes())
+            .unwrap()
+            .to_bytes()
+    }
+
+    /// c2sp.org/tlog-witness: 403 when a signature line whose key name and ID match a trusted
+    /// key fails to verify, even if another line from that key verifies (such a note is
+    /// malformed per signed-note), whichever order the lines come in.
+    #[test]
+    fn a_bad_line_from_a_trusted_key_is_403_even_next_to_a_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = NoteSigner::generate(ORIGIN, KeyAlgorithm::Ed25519).unwrap();
+        let w = witness(dir.path(), &log);
+        let t = tree(3, "a");
+        let good = Checkpoint::new(ORIGIN, 3, t.root())
+            .unwrap()
+            .sign(&log)
+            .unwrap();
+        let mut bad_sig = good.signatures()[0].clone();
+        bad_sig.bytes[0] ^= 1;
+        // Built by hand: `Note::add_signature` keeps one line per key.
+        let with_lines = |lines: [&Signature; 2]| {
+            let mut text = format!("{}\n", good.text());
+            for l in lines {
+                text.push_str(&l.to_line());
+            }
+            Note::parse(text.as_bytes()).unwrap()
+        };
+        let good_sig = &good.signatures()[0];
+        for note in [
+            with_lines([good_sig, &bad_sig]),
+            with_lines([&bad_sig, good_sig]),
+        ] {
+            assert_eq!(note.signatures().len(), 2);
+            let r = w.add_checkpoint(&request(0, vec![], &note), 1);
+            assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+            assert_eq!(w.stored_size(ORIGIN), 0, "nothing stored on a refusal");
+        }
+        // A line by an unknown key (another name or ID) is still ignored.
+        let stranger = NoteSigner::generate("someone.else", KeyAlgorithm::Ed25519).unwrap();
+        let mut with_stranger = good.clone();
+        with_stranger.sign(&stranger).unwrap();
+        let r = w.add_checkpoint(&request(0, vec![], &with_stranger), 1);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(w.stored_size(ORIGIN), 3);
+    }
+
+    /// Same size, different root: 422 (the current tlog-witness text), not 409.
+    #[test]
+    fn same_size_with_another_root_is_422() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = NoteSigner::generate(ORIGIN, KeyAlgorithm::Ed25519).unwrap();
+        let w = witness(dir.path(), &log);
+        let a = tree(4, "a");
+        let b = tree(4, "b");
+        let sign = |t: &MemoryTree| {
+            Checkpoint::new(ORIGIN, t.size(), t.root())
+                .unwrap()
+                .sign(&log)
+                .unwrap()
+        };
+        assert_eq!(
+            w.add_checkpoint(&request(0, vec![], &sign(&a)), 1).status,
+            200
+        );
+        let r = w.add_checkpoint(&request(4, vec![], &sign(&b)), 1);
+        assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+        // And a consistent extension still works afterwards.
+        let mut c = tree(4, "a");
+        c.push(b"next");
+        let proof = consistency_proof(&c, 4, 5).unwrap();
+        assert_eq!(
+            w.add_checkpoint(&request(4, proof, &sign(&c)), 1).status,
+            200
+        );
+    }
 }

@@ -12,7 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_core::tlog::{KeyAlgorithm, MemoryTree, NoteSigner, NoteVerifier, open_checkpoint};
-use airlock_log::{HttpClient, SIGNATURE_HEADER, sign_submission};
+use airlock_fetch::{Fetcher, Trust};
+use airlock_log::config::witness_fetcher_config;
+use airlock_log::{SIGNATURE_HEADER, sign_submission};
+
+/// A client without retries: an entry is acknowledged by exactly one answer.
+fn client(ca_pem: &[u8]) -> Fetcher {
+    Fetcher::new(witness_fetcher_config(
+        Trust::CaBundlePem(ca_pem.to_vec()),
+        false,
+        Duration::from_secs(10),
+    ))
+    .unwrap()
+}
 
 const BIN: &str = env!("CARGO_BIN_EXE_airlock");
 const ORIGIN: &str = "airlock.test/crashlog";
@@ -115,8 +127,7 @@ fn killed_at_random_points_the_log_loses_no_acknowledged_entry_and_never_forks()
                 publisher.clone(),
             );
             threads.push(std::thread::spawn(move || {
-                let client =
-                    HttpClient::new(Some(&ca_pem), false, Duration::from_secs(10)).unwrap();
+                let client = client(&ca_pem);
                 let mut k = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let entry = format!("round {round} thread {t} entry {k} {}", "x".repeat(200));
@@ -146,13 +157,10 @@ fn killed_at_random_points_the_log_loses_no_acknowledged_entry_and_never_forks()
                 checkpoints.clone(),
             );
             threads.push(std::thread::spawn(move || {
-                let client =
-                    HttpClient::new(Some(&ca_pem), false, Duration::from_secs(10)).unwrap();
+                let client = client(&ca_pem);
                 while !stop.load(Ordering::Relaxed) {
-                    if let Ok(r) = client.get(&format!("{url}/checkpoint"), 1 << 20)
-                        && r.status == 200
-                    {
-                        checkpoints.lock().unwrap().insert(r.body);
+                    if let Ok(body) = client.fetch_capped(&format!("{url}/checkpoint"), 1 << 20) {
+                        checkpoints.lock().unwrap().insert(body);
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }

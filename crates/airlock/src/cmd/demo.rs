@@ -14,12 +14,12 @@ use airlock_core::crypto::KeyScheme;
 use airlock_core::tlog::{LogVerifier, Policy, ProofBundle, VerifierState};
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use airlock_keystore::PassphraseSource;
-use airlock_log::testbed::LocalTransparency;
 use airlock_repo::{
     AddOptions, AddSource, InitOptions, Protection, Repository, RoleKeySpec, TargetCustom,
     TargetName, hashed_target_path,
 };
 use airlock_serve::{ServerHandle, TestCa, static_dir_router};
+use airlock_testbed::LocalTransparency;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 

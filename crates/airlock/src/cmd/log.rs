@@ -3,16 +3,17 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use airlock_core::tlog::{KeyAlgorithm, NoteSigner, NoteVerifier, leaf_hash};
+use airlock_core::tlog::{Checkpoint, KeyAlgorithm, Note, NoteSigner, NoteVerifier, leaf_hash};
+use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use airlock_keystore::{PassphraseSource, Protection};
-use airlock_log::config::{LogConfig, WitnessEntry, generate_signer_key, write_secret_key};
+use airlock_log::config::{LogConfig, WitnessEntry};
 use airlock_log::monitor::{Seen, walk};
-use airlock_log::{HttpClient, Log, SIGNATURE_HEADER, sign_submission};
+use airlock_log::{Log, SIGNATURE_HEADER, sign_submission};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -32,8 +33,12 @@ enum Cmd {
 --publisher-key 'pub.example+1a2b3c4d+AT...' --listen 127.0.0.1:7370"
     )]
     Init(InitArgs),
-    /// Make a publisher (or any Ed25519 note) key; prints its verifier key.
-    #[command(after_help = "Example:\n  airlock log keygen --name publisher.example --out pub.key")]
+    /// Make a publisher (or any Ed25519 note) key, encrypted; prints its verifier key.
+    #[command(
+        after_help = "Example:\n  airlock log keygen --name publisher.example --out pub.key\n\
+Writes pub.key (encrypted, 0600) and pub.key.pub (the verifier key, which `add` reads the key \
+name from)."
+    )]
     Keygen(KeygenArgs),
     /// Allow another publisher key to submit entries.
     #[command(
@@ -146,9 +151,15 @@ struct KeygenArgs {
     /// Key name (for a publisher: any name, e.g. your domain).
     #[arg(long)]
     name: String,
-    /// File to write the secret key to (mode 0600, never overwritten).
+    /// File to write the secret key to (an airlock key file, encrypted unless
+    /// --plaintext-key; mode 0600, never overwritten). The verifier key goes to `<out>.pub`.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    passphrase: PassphraseOpts,
+    /// Write the key unencrypted. For tests and throw-away demos only.
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
+    plaintext_key: bool,
     #[arg(long)]
     json: bool,
 }
@@ -169,7 +180,7 @@ struct AddWitnessArgs {
     /// The witness's cosignature verifier key.
     #[arg(long)]
     key: String,
-    /// The witness's submission URL prefix.
+    /// The witness's submission URL prefix (https://, or http:// to a loopback address).
     #[arg(long)]
     url: String,
 }
@@ -199,16 +210,20 @@ struct ClientOpts {
 }
 
 impl ClientOpts {
-    fn client(&self) -> anyhow::Result<HttpClient> {
-        let ca = match &self.ca {
-            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-            None => None,
+    fn client(&self) -> anyhow::Result<Fetcher> {
+        let trust = match &self.ca {
+            Some(p) => Trust::ca_bundle_file(p)?,
+            None => Trust::WebPki,
         };
-        Ok(HttpClient::new(
-            ca.as_deref(),
-            self.allow_http,
-            Duration::from_secs(30),
-        )?)
+        Ok(Fetcher::new(FetcherConfig {
+            trust,
+            allow_http_loopback: self.allow_http,
+            ..FetcherConfig::default()
+        })?)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.url.trim_end_matches('/'))
     }
 }
 
@@ -219,6 +234,12 @@ struct AddArgs {
     /// Publisher secret key file (from `airlock log keygen`).
     #[arg(long)]
     key: PathBuf,
+    /// The key's name. Default: read from the verifier key in `<key>.pub` (written by keygen);
+    /// an old plaintext key file carries its own name.
+    #[arg(long)]
+    key_name: Option<String>,
+    #[command(flatten)]
+    passphrase: PassphraseOpts,
     /// The log's origin (bound into the signature). Default: the first line of the log's
     /// checkpoint (a wrong origin only makes the log refuse the signature).
     #[arg(long)]
@@ -229,6 +250,10 @@ struct AddArgs {
     /// The entry as a string.
     #[arg(long)]
     data: Option<String>,
+    /// After the index, wait up to SECS seconds (default 60) until the log publishes a
+    /// checkpoint that includes the entry, so that `airlock log proof` answers at once.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "60")]
+    wait: Option<u64>,
     #[arg(long)]
     json: bool,
 }
@@ -242,6 +267,10 @@ struct ProofArgs {
     /// Write the bundle here (default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// While the entry is not in a published checkpoint yet (the log publishes once its
+    /// witnesses answered), keep asking for up to SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    wait: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -318,14 +347,15 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         );
     }
     for k in &a.publisher_keys {
-        NoteVerifier::from_vkey(k).with_context(|| format!("publisher key {k:?}"))?;
+        parse_vkey(k, "publisher", KeyAlgorithm::Ed25519)?;
     }
     if !airlock_core::tlog::is_valid_key_name(&a.origin) {
         bail!("origin {:?} is not a valid key name", a.origin);
     }
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let signer = generate_signer_key(
-        &a.dir.join("log.key"),
+    let key_path = a.dir.join("log.key");
+    let made = NewDir::create(&a.dir, &key_path)?;
+    let signer = airlock_keystore::generate_note_key(
+        &key_path,
         &a.origin,
         KeyAlgorithm::Ed25519,
         &a.passphrase.protection(a.plaintext_key),
@@ -345,6 +375,7 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         witnesses: Vec::new(),
     };
     cfg.save(&cfg_path)?;
+    made.done();
     let vkey = signer.verifier().to_vkey();
     if a.json {
         println!(
@@ -359,10 +390,28 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
 }
 
 fn keygen(a: KeygenArgs) -> anyhow::Result<()> {
-    let signer = NoteSigner::generate(&a.name, KeyAlgorithm::Ed25519)
-        .with_context(|| format!("{:?} is not a valid key name", a.name))?;
-    write_secret_key(&a.out, &signer.to_skey())?;
+    if !airlock_core::tlog::is_valid_key_name(&a.name) {
+        bail!("{:?} is not a valid key name", a.name);
+    }
+    let pub_path = public_key_path(&a.out);
+    if pub_path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite it",
+            pub_path.display()
+        );
+    }
+    let signer = airlock_keystore::generate_note_key(
+        &a.out,
+        &a.name,
+        KeyAlgorithm::Ed25519,
+        &a.passphrase.protection(a.plaintext_key),
+    )?;
     let vkey = signer.verifier().to_vkey();
+    airlock_fs::write_atomic(
+        &pub_path,
+        format!("{vkey}\n").as_bytes(),
+        &airlock_fs::WriteOptions::public().no_clobber(),
+    )?;
     if a.json {
         println!(
             "{}",
@@ -377,11 +426,7 @@ fn keygen(a: KeygenArgs) -> anyhow::Result<()> {
 fn add_publisher(a: AddPublisherArgs) -> anyhow::Result<()> {
     let cfg_path = config_path(&a.dir);
     let mut cfg = LogConfig::load(&cfg_path)?;
-    let v =
-        NoteVerifier::from_vkey(&a.key).with_context(|| format!("publisher key {:?}", a.key))?;
-    if v.algorithm() != KeyAlgorithm::Ed25519 {
-        bail!("publisher key {:?} is not an Ed25519 note key", a.key);
-    }
+    let v = parse_vkey(&a.key, "publisher", KeyAlgorithm::Ed25519)?;
     if !cfg.publishers.contains(&a.key) {
         cfg.publishers.push(a.key);
     }
@@ -396,10 +441,10 @@ fn add_publisher(a: AddPublisherArgs) -> anyhow::Result<()> {
 fn add_witness(a: AddWitnessArgs) -> anyhow::Result<()> {
     let cfg_path = config_path(&a.dir);
     let mut cfg = LogConfig::load(&cfg_path)?;
-    let v = NoteVerifier::from_vkey(&a.key).with_context(|| format!("witness key {:?}", a.key))?;
-    if v.algorithm() != KeyAlgorithm::CosignatureV1 {
-        bail!("witness key {:?} is not a cosignature/v1 key", a.key);
-    }
+    let v = parse_vkey(&a.key, "witness", KeyAlgorithm::CosignatureV1)?;
+    // The same scheme policy the log applies when it calls the witness, checked now rather
+    // than at the first checkpoint.
+    airlock_fetch::check_url_scheme(&a.url, true).context("witness URL")?;
     cfg.witnesses.retain(|w| w.key != a.key);
     cfg.witnesses.push(WitnessEntry {
         key: a.key,
@@ -466,26 +511,53 @@ fn read_entry(file: &Option<PathBuf>, data: &Option<String>) -> anyhow::Result<V
     })
 }
 
-fn add(a: AddArgs) -> anyhow::Result<()> {
-    let entry = read_entry(&a.file, &a.data)?;
-    let skey =
-        std::fs::read_to_string(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
-    let signer =
-        NoteSigner::from_skey(skey.trim()).with_context(|| format!("key {}", a.key.display()))?;
-    let client = a.client.client()?;
-    let origin = match a.origin {
-        Some(o) => o,
+/// The publisher key of `airlock log add`: its name comes from `--key-name`, else from the
+/// verifier key keygen wrote next to it, else (old plaintext key files) from the file itself.
+fn publisher_signer(a: &AddArgs) -> anyhow::Result<NoteSigner> {
+    let name = match &a.key_name {
+        Some(n) => Some(n.clone()),
         None => {
-            let url = format!("{}/checkpoint", a.client.url.trim_end_matches('/'));
-            let resp = client.get(&url, 1 << 20)?;
-            if resp.status != 200 {
-                bail!("{url}: HTTP {}: {}", resp.status, resp.reason());
+            let pub_path = public_key_path(&a.key);
+            match std::fs::read_to_string(&pub_path) {
+                Ok(text) => Some(
+                    parse_vkey(text.trim(), "publisher", KeyAlgorithm::Ed25519)
+                        .with_context(|| format!("{}", pub_path.display()))?
+                        .name()
+                        .to_string(),
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", pub_path.display())),
             }
-            resp.reason()
         }
     };
+    Ok(airlock_keystore::read_note_key(
+        &a.key,
+        name.as_deref(),
+        KeyAlgorithm::Ed25519,
+        &a.passphrase.source(),
+    )?)
+}
+
+/// The size of the checkpoint `client` gets from the log (unverified: used only to know when
+/// to ask for a proof, which is verified on its own).
+fn published_size(client: &Fetcher, opts: &ClientOpts) -> anyhow::Result<(String, u64)> {
+    let url = opts.url("checkpoint");
+    let bytes = client.fetch_capped(&url, 1 << 20)?;
+    let note = Note::parse(&bytes).with_context(|| url.clone())?;
+    let cp = Checkpoint::parse_text(note.text()).with_context(|| url.clone())?;
+    Ok((cp.origin, cp.size))
+}
+
+fn add(a: AddArgs) -> anyhow::Result<()> {
+    let entry = read_entry(&a.file, &a.data)?;
+    let signer = publisher_signer(&a)?;
+    let client = a.client.client()?;
+    let origin = match &a.origin {
+        Some(o) => o.clone(),
+        None => published_size(&client, &a.client)?.0,
+    };
     let sig = sign_submission(&signer, &origin, &entry)?;
-    let url = format!("{}/add", a.client.url.trim_end_matches('/'));
+    let url = a.client.url("add");
     let resp = client.post(&url, &[(SIGNATURE_HEADER, &sig)], &entry, 4096)?;
     if resp.status != 200 {
         bail!("{url}: HTTP {}: {}", resp.status, resp.reason());
@@ -495,11 +567,31 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
         .trim()
         .parse()
         .context("unparsable index in the answer")?;
+    let mut checkpoint_size = None;
+    if let Some(secs) = a.wait {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, size) = published_size(&client, &a.client)?;
+            if size > index {
+                checkpoint_size = Some(size);
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "entry {index} is logged but not yet in a published checkpoint after {secs} s \
+(the log publishes once its witnesses answered); `airlock log proof --index {index}` later"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({"index": index, "leaf_hash": hex::encode(leaf_hash(&entry))})
-        );
+        let mut out =
+            serde_json::json!({"index": index, "leaf_hash": hex::encode(leaf_hash(&entry))});
+        if let Some(size) = checkpoint_size {
+            out["checkpoint_size"] = size.into();
+        }
+        println!("{out}");
     } else {
         println!("{index}");
     }
@@ -508,27 +600,93 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
 
 fn proof(a: ProofArgs) -> anyhow::Result<()> {
     let client = a.client.client()?;
-    let url = format!("{}/proof/{}", a.client.url.trim_end_matches('/'), a.index);
-    let resp = client.get(&url, 1 << 20)?;
-    if resp.status != 200 {
-        bail!("{url}: HTTP {}: {}", resp.status, resp.reason());
-    }
+    let url = a.client.url(&format!("proof/{}", a.index));
+    let deadline = Instant::now() + Duration::from_secs(a.wait);
+    let bundle = loop {
+        match client.fetch_capped(&url, 1 << 20) {
+            Ok(b) => break b,
+            // 404: not in the published checkpoint yet (or no such entry).
+            Err(e) if e.is_not_found() && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) if e.is_not_found() => bail!(
+                "{url}: entry {} is not in a published checkpoint yet; retry in a few seconds \
+(the log publishes once its witnesses answered; `--wait SECS` waits longer)",
+                a.index
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    };
     match a.out {
         Some(p) => {
-            std::fs::write(&p, &resp.body).with_context(|| format!("writing {}", p.display()))?
+            std::fs::write(&p, &bundle).with_context(|| format!("writing {}", p.display()))?
         }
-        None => std::io::stdout().write_all(&resp.body)?,
+        None => std::io::stdout().write_all(&bundle)?,
     }
     Ok(())
 }
 
-fn parse_keys(keys: &[String], what: &str) -> anyhow::Result<Vec<NoteVerifier>> {
-    keys.iter()
-        .map(|k| NoteVerifier::from_vkey(k).with_context(|| format!("{what} key {k:?}")))
-        .collect()
+/// Where keygen writes the verifier key of the key file `key`.
+fn public_key_path(key: &Path) -> PathBuf {
+    let mut s = key.as_os_str().to_owned();
+    s.push(".pub");
+    PathBuf::from(s)
+}
+
+/// How a key string is shown in an error: its name and key ID only, so that a private key
+/// pasted by mistake (`PRIVATE+KEY+name+id+secret`) never reaches a terminal or a log.
+fn key_label(k: &str) -> String {
+    let mut parts = k.trim().splitn(3, '+');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), Some(_)) => format!("{a}+{b}+…"),
+        _ => format!("{:?}", k.chars().take(40).collect::<String>()),
+    }
+}
+
+/// Parses a verifier key of algorithm `alg` given for `what` (publisher, witness, log).
+pub(crate) fn parse_vkey(k: &str, what: &str, alg: KeyAlgorithm) -> anyhow::Result<NoteVerifier> {
+    if k.trim_start().starts_with("PRIVATE+KEY+") {
+        bail!(
+            "{what} key: that is a private key (PRIVATE+KEY+…), not a verifier key; give the \
+verifier key that keygen printed, and keep the private key secret"
+        );
+    }
+    let v = NoteVerifier::from_vkey(k).map_err(|_| {
+        // The parse error may quote the string: name the key by its label only.
+        anyhow::anyhow!(
+            "{what} key {} is not a verifier key ({})",
+            key_label(k),
+            "expected <name>+<8 hex digit key ID>+<base64 key>"
+        )
+    })?;
+    if v.algorithm() != alg {
+        let want = match alg {
+            KeyAlgorithm::CosignatureV1 => "a cosignature/v1 key (type 0x04)",
+            _ => "an Ed25519 note key (type 0x01)",
+        };
+        bail!(
+            "{what} key {}+{:08x} is a {} key; {what} keys must be {want}",
+            v.name(),
+            v.key_id(),
+            v.algorithm()
+        );
+    }
+    Ok(v)
+}
+
+fn parse_keys(keys: &[String], what: &str, alg: KeyAlgorithm) -> anyhow::Result<Vec<NoteVerifier>> {
+    keys.iter().map(|k| parse_vkey(k, what, alg)).collect()
 }
 
 fn verify_proof(a: VerifyProofArgs) -> anyhow::Result<()> {
+    // Keys first: a wrong key is named before any file is read.
+    let keys = match &a.log_key {
+        Some(k) if a.policy.is_none() => Some((
+            parse_vkey(k, "log", KeyAlgorithm::Ed25519)?,
+            parse_keys(&a.witness_keys, "witness", KeyAlgorithm::CosignatureV1)?,
+        )),
+        _ => None,
+    };
     let entry = read_entry(&a.entry_file, &a.entry)?;
     let bundle =
         std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
@@ -553,9 +711,9 @@ fn verify_proof(a: VerifyProofArgs) -> anyhow::Result<()> {
             .with_context(|| format!("{}", a.proof.display()))?;
         (v.index, v.checkpoint.size, v.witnesses, v.checkpoint.origin)
     } else {
-        let log_key =
-            NoteVerifier::from_vkey(a.log_key.as_deref().unwrap_or_default()).context("log key")?;
-        let witnesses = parse_keys(&a.witness_keys, "witness")?;
+        let Some((log_key, witnesses)) = keys else {
+            bail!("give --log-key or --policy");
+        };
         let quorum = a.quorum.unwrap_or(witnesses.len());
         let v = airlock_log::verify_bundle(&bundle, &entry, &log_key, &witnesses, quorum)
             .with_context(|| format!("{}", a.proof.display()))?;
@@ -597,8 +755,8 @@ fn read_seen(path: &Path) -> anyhow::Result<Option<Seen>> {
 
 fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
     let client = a.client.client()?;
-    let log_key = NoteVerifier::from_vkey(&a.log_key).context("log key")?;
-    let witnesses = parse_keys(&a.witness_keys, "witness")?;
+    let log_key = parse_vkey(&a.log_key, "log", KeyAlgorithm::Ed25519)?;
+    let witnesses = parse_keys(&a.witness_keys, "witness", KeyAlgorithm::CosignatureV1)?;
     let seen = match &a.state {
         Some(p) => read_seen(p)?,
         None => None,
@@ -622,7 +780,11 @@ fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
     let cp = &report.checkpoint.checkpoint;
     if let Some(p) = &a.state {
         let state = serde_json::json!({"size": cp.size, "root": hex::encode(cp.root_hash)});
-        airlock_log::store::write_atomic(p, state.to_string().as_bytes())?;
+        airlock_fs::write_atomic(
+            p,
+            state.to_string().as_bytes(),
+            &airlock_fs::WriteOptions::public(),
+        )?;
     }
     if a.json {
         let entries: Vec<_> = report
@@ -657,4 +819,57 @@ fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A directory `init` is filling: if anything fails before [`NewDir::done`] (the guard is
+/// dropped on the error path), what this run created is removed again: the whole directory if
+/// it made it, else the key file if it was not there before. A failed `init` leaves nothing
+/// behind and can simply be run again.
+pub(crate) struct NewDir {
+    dir: PathBuf,
+    key: PathBuf,
+    created_dir: bool,
+    key_existed: bool,
+    armed: std::cell::Cell<bool>,
+}
+
+impl NewDir {
+    pub(crate) fn create(dir: &Path, key: &Path) -> anyhow::Result<Self> {
+        let created_dir = !dir.exists();
+        let key_existed = key.exists();
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(NewDir {
+            dir: dir.to_path_buf(),
+            key: key.to_path_buf(),
+            created_dir,
+            key_existed,
+            armed: std::cell::Cell::new(true),
+        })
+    }
+
+    /// Everything is in place: keep it.
+    pub(crate) fn done(&self) {
+        self.armed.set(false);
+    }
+}
+
+impl Drop for NewDir {
+    fn drop(&mut self) {
+        if !self.armed.get() {
+            return;
+        }
+        let removed = if self.created_dir {
+            std::fs::remove_dir_all(&self.dir)
+        } else if self.key_existed {
+            Ok(())
+        } else {
+            match std::fs::remove_file(&self.key) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }
+        };
+        if let Err(e) = removed {
+            eprintln!("warning: could not remove {}: {e}", self.dir.display());
+        }
+    }
 }

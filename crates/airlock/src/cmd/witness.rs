@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Subcommand;
 
-use airlock_core::tlog::{KeyAlgorithm, NoteVerifier};
+use airlock_core::tlog::KeyAlgorithm;
 use airlock_witness::Witness;
 use airlock_witness::config::{LogEntry, WitnessConfig, generate_signer_key};
 
-use super::log::PassphraseOpts;
+use super::log::{NewDir, PassphraseOpts};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -110,9 +110,10 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
     if !airlock_core::tlog::is_valid_key_name(&a.name) {
         bail!("{:?} is not a valid key name", a.name);
     }
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let key_path = a.dir.join("witness.key");
+    let made = NewDir::create(&a.dir, &key_path)?;
     let signer = generate_signer_key(
-        &a.dir.join("witness.key"),
+        &key_path,
         &a.name,
         &a.passphrase.protection(a.plaintext_key),
     )?;
@@ -126,6 +127,7 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         logs: Vec::new(),
     };
     cfg.save(&cfg_path)?;
+    made.done();
     let vkey = signer.verifier().to_vkey();
     if a.json {
         println!(
@@ -142,11 +144,7 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
 fn add_log(a: AddLogArgs) -> anyhow::Result<()> {
     let cfg_path = config_path(&a.dir);
     let mut cfg = WitnessConfig::load(&cfg_path)?;
-    let v =
-        NoteVerifier::from_vkey(&a.log_key).with_context(|| format!("log key {:?}", a.log_key))?;
-    if v.algorithm() != KeyAlgorithm::Ed25519 {
-        bail!("log key {:?} is not an Ed25519 checkpoint key", a.log_key);
-    }
+    let v = super::log::parse_vkey(&a.log_key, "log", KeyAlgorithm::Ed25519)?;
     let origin = v.name().to_string();
     match cfg.logs.iter_mut().find(|l| l.origin == origin) {
         Some(l) if l.keys.contains(&a.log_key) => {}

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use airlock_core::tlog::Hash;
 
-use crate::tile::TileId;
+use crate::tile_codec::TileId;
 
 /// A storage failure, naming the file or object.
 #[derive(Debug, thiserror::Error)]

@@ -2,10 +2,20 @@
 //! and every kind of bad submission refused without changing anything.
 
 use airlock_core::tlog::{KeyAlgorithm, NoteSigner, open_checkpoint};
-use airlock_log::testbed::LocalTransparency;
+use airlock_fetch::{FetchError, Fetcher};
+use airlock_log::config::witness_fetcher_config;
+use airlock_log::{SIGNATURE_HEADER, sign_submission, verify_bundle};
+use airlock_testbed::LocalTransparency;
 use std::time::Duration;
 
-use airlock_log::{HttpClient, SIGNATURE_HEADER, sign_submission, verify_bundle};
+fn fresh_client(net: &LocalTransparency) -> Fetcher {
+    Fetcher::new(witness_fetcher_config(
+        airlock_fetch::Trust::CaBundlePem(net.ca_pem.clone()),
+        false,
+        Duration::from_secs(10),
+    ))
+    .unwrap()
+}
 
 #[test]
 fn entry_is_logged_cosigned_and_proven_offline() {
@@ -54,19 +64,18 @@ fn entry_is_logged_cosigned_and_proven_offline() {
         );
     }
     // Not yet logged: 404.
-    let resp = net
+    let err = net
         .client
-        .get(&net.log_server.url("/proof/99"), 4096)
-        .unwrap();
-    assert_eq!(resp.status, 404);
+        .fetch_capped(&net.log_server.url("/proof/99"), 4096)
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
 }
 
 fn state(net: &LocalTransparency) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
     let cp = net
         .client
-        .get(&net.log_server.url("/checkpoint"), 1 << 20)
-        .unwrap()
-        .body;
+        .fetch_capped(&net.log_server.url("/checkpoint"), 1 << 20)
+        .unwrap();
     let mut files = Vec::new();
     for e in walk(&net.path().join("log")) {
         files.push((e.0, e.1));
@@ -167,8 +176,7 @@ fn bad_submissions_get_4xx_and_change_nothing() {
     for (what, headers, body, want) in cases {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         // A fresh connection per case: the server may close one after refusing a large body.
-        let client = HttpClient::new(Some(&net.ca_pem), false, Duration::from_secs(10)).unwrap();
-        let resp = client.post(&url, &h, body, 4096).unwrap();
+        let resp = fresh_client(&net).post(&url, &h, body, 4096).unwrap();
         assert_eq!(resp.status, want, "{what}: {}", resp.reason());
         assert!(!resp.reason().is_empty(), "{what}: no reason given");
         assert_eq!(
@@ -181,9 +189,55 @@ fn bad_submissions_get_4xx_and_change_nothing() {
         );
     }
     // Wrong method / path do not write either.
-    let client = HttpClient::new(Some(&net.ca_pem), false, Duration::from_secs(10)).unwrap();
-    assert_eq!(client.get(&url, 4096).unwrap().status, 405);
+    let err = fresh_client(&net).fetch_capped(&url, 4096).unwrap_err();
+    assert!(
+        matches!(err, FetchError::HttpStatus { status: 405, .. }),
+        "{err}"
+    );
     assert_eq!(state(&net), before);
     // And the log still works.
     assert_eq!(net.submit(b"second").unwrap(), 1);
+}
+
+/// Sends the head of a `POST /add` announcing `len` body bytes, and no body; returns the status
+/// line of the answer (which must then come from the head alone).
+fn status_without_body(net: &LocalTransparency, sig: &str, len: usize) -> String {
+    use std::io::{Read, Write};
+    let plain =
+        airlock_serve::ServerHandle::start("127.0.0.1:0".parse().unwrap(), net.log.router(), None)
+            .unwrap();
+    let addr = plain.base_url().trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(addr.trim_end_matches('/')).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST /add HTTP/1.1\r\nHost: log\r\nContent-Length: {len}\r\n{SIGNATURE_HEADER}: {sig}\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = [0u8; 256];
+    let n = s
+        .read(&mut buf)
+        .expect("no answer before the body was sent");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_submission_is_refused_from_its_header_before_the_body_is_read() {
+    let net = LocalTransparency::start(0).unwrap();
+    let origin = net.log.origin().to_string();
+    let stranger = NoteSigner::generate("airlock.test/publisher", KeyAlgorithm::Ed25519).unwrap();
+    let stranger_sig = sign_submission(&stranger, &origin, b"x").unwrap();
+    // Not a publisher: 401 without waiting for the 500 kB it announced.
+    let status = status_without_body(&net, &stranger_sig, 500_000);
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    // A publisher announcing far more than an entry can hold: 413 at once.
+    let sig = sign_submission(&net.publisher, &origin, b"x").unwrap();
+    let status = status_without_body(&net, &sig, 2_000_000);
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    // Nothing was appended.
+    assert_eq!(net.submit(b"first").unwrap(), 0);
 }

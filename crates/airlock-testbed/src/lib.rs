@@ -1,9 +1,10 @@
+#![forbid(unsafe_code)]
 //! A complete transparency setup on 127.0.0.1, in-process, for the demo and tests: a test CA,
 //! a log served over HTTPS from a temporary directory, and `n` witnesses (each over HTTPS, with
 //! its own state directory) that the log asks to cosign every checkpoint.
 //!
 //! ```no_run
-//! let net = airlock_log::testbed::LocalTransparency::start(2).unwrap();
+//! let net = airlock_testbed::LocalTransparency::start(2).unwrap();
 //! let index = net.submit(b"release v1.2.3 sha256:...").unwrap();
 //! let checkpoint = net.wait_cosigned(index).unwrap();
 //! let proof = net.proof(index).unwrap();
@@ -14,14 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use airlock_core::tlog::{CosignatureSigner, KeyAlgorithm, NoteSigner, NoteVerifier};
+use airlock_fetch::{FetchError, Fetcher, Trust};
+use airlock_log::config::witness_fetcher_config;
+use airlock_log::{
+    FsTileStore, Log, LogOptions, SIGNATURE_HEADER, WitnessEndpoint, sign_submission,
+};
 use airlock_serve::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
-
-use crate::auth::{SIGNATURE_HEADER, sign_submission};
-use crate::http::HttpClient;
-use crate::service::{Log, LogOptions};
-use crate::store::FsTileStore;
-use crate::witnessing::WitnessEndpoint;
 
 /// Why the local setup failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,8 @@ pub enum TestbedError {
         status: u16,
         reason: String,
     },
+    #[error("talking to the log")]
+    Fetch(#[from] FetchError),
     #[error(
         "entry {index} was not in a checkpoint cosigned by all {witnesses} witnesses within {secs} s"
     )]
@@ -64,7 +66,7 @@ pub struct LocalTransparency {
     pub witnesses: Vec<LocalWitness>,
     /// A publisher key the log accepts.
     pub publisher: NoteSigner,
-    pub client: HttpClient,
+    pub client: Arc<Fetcher>,
 }
 
 impl LocalTransparency {
@@ -101,8 +103,14 @@ impl LocalTransparency {
             });
             witnesses.push(LocalWitness { witness: w, server });
         }
-        let client =
-            HttpClient::new(Some(&ca_pem), false, Duration::from_secs(10)).map_err(setup)?;
+        let client = Arc::new(
+            Fetcher::new(witness_fetcher_config(
+                Trust::CaBundlePem(ca_pem.clone()),
+                false,
+                Duration::from_secs(10),
+            ))
+            .map_err(setup)?,
+        );
         let store = FsTileStore::open(
             &dir.path().join("log/public"),
             &dir.path().join("log/state"),
@@ -163,8 +171,7 @@ impl LocalTransparency {
         let url = self.log_server.url("/add");
         let resp = self
             .client
-            .post(&url, &[(SIGNATURE_HEADER, &sig)], entry, 1024)
-            .map_err(setup)?;
+            .post(&url, &[(SIGNATURE_HEADER, &sig)], entry, 1024)?;
         if resp.status != 200 {
             return Err(TestbedError::Http {
                 url,
@@ -189,10 +196,7 @@ impl LocalTransparency {
                 && p.cosigned_by.len() == self.witnesses.len()
             {
                 let url = self.log_server.url("/checkpoint");
-                let resp = self.client.get(&url, 1 << 20).map_err(setup)?;
-                if resp.status == 200 {
-                    return Ok(resp.body);
-                }
+                return Ok(self.client.fetch_capped(&url, 1 << 20)?);
             }
             if start.elapsed() > timeout {
                 return Err(TestbedError::NotCosigned {
@@ -208,15 +212,7 @@ impl LocalTransparency {
     /// Fetches the tlog-proof bundle for entry `index` over HTTPS.
     pub fn proof(&self, index: u64) -> Result<Vec<u8>, TestbedError> {
         let url = self.log_server.url(&format!("/proof/{index}"));
-        let resp = self.client.get(&url, 1 << 20).map_err(setup)?;
-        if resp.status != 200 {
-            return Err(TestbedError::Http {
-                url,
-                status: resp.status,
-                reason: resp.reason(),
-            });
-        }
-        Ok(resp.body)
+        Ok(self.client.fetch_capped(&url, 1 << 20)?)
     }
 }
 

@@ -4,7 +4,7 @@ use airlock_core::tlog::tiles::{TileHashReader, TileReader};
 use airlock_core::tlog::witness::AddCheckpointRequest;
 use airlock_core::tlog::{Checkpoint, Cosignature, NoteVerifier, Signature, consistency_proof};
 
-use crate::http::{HttpClient, HttpError};
+use airlock_fetch::{FetchError, Fetcher};
 
 /// A witness the log asks for cosignatures.
 #[derive(Debug, Clone)]
@@ -18,11 +18,11 @@ pub struct WitnessEndpoint {
 /// Why a witness did not cosign.
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessCallError {
-    #[error("witness {witness}: {source}")]
+    #[error("witness {witness}")]
     Http {
         witness: String,
         #[source]
-        source: HttpError,
+        source: FetchError,
     },
     #[error("witness {witness} answered HTTP {status}: {reason}")]
     Refused {
@@ -46,7 +46,7 @@ pub enum WitnessCallError {
 /// witness is believed to hold (`known_size`, updated on success or on a 409 answer). Tiles for
 /// the consistency proof come from `tiles`. Returns the witness's valid cosignatures.
 pub fn request_cosignature(
-    client: &HttpClient,
+    client: &Fetcher,
     witness: &WitnessEndpoint,
     checkpoint: &Checkpoint,
     note: &[u8],
