@@ -63,8 +63,13 @@ fn interactive_cost_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k");
     let k = PrivateKey::generate(KeyScheme::Ed25519).unwrap();
-    write_private_key(&path, &k, &Protection::encrypted(value("pw"))).unwrap();
-    let back = read_private_key(&path, &value("pw")).unwrap();
+    write_private_key(
+        &path,
+        &k,
+        &Protection::encrypted(value("a passphrase long enough")),
+    )
+    .unwrap();
+    let back = read_private_key(&path, &value("a passphrase long enough")).unwrap();
     assert_eq!(back.public_key(), k.public_key());
 }
 

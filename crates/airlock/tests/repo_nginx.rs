@@ -379,7 +379,12 @@ fn nginx_worker_as_another_user_serves_every_published_file_under_umask_077() {
     update(&state, &args);
     for (name, content) in files {
         assert_eq!(
-            fs::read_to_string(state.join("targets").join(name)).unwrap(),
+            fs::read_to_string(
+                state
+                    .join("targets")
+                    .join(airlock_client::store::encode_target_file_name(name))
+            )
+            .unwrap(),
             content,
             "airlock update got {name}"
         );
