@@ -1,18 +1,28 @@
-//! `verify`: check a published tree the way a client would, and list every problem found
-//! (not only the first): signatures and thresholds, root rotations, versions, expiry, lengths
-//! and hashes of metadata and target files, missing files, targets outside their delegation.
+//! `verify`: check a published tree the way a client would. The verdict comes from the
+//! client's own trust code: the tree is loaded into airlock-core's `TrustedSet` (root chain,
+//! timestamp, snapshot, targets) and every delegated role is reached through `TargetSearch`,
+//! exactly as `airlock update` reads them; each target is then resolved with the client's search
+//! and its file checked against every listed hash. This module adds only what a publisher needs
+//! on top: which file a refusal concerns, checks of the published layout (`root.json` is the
+//! newest `N.root.json`, no gap in the root chain, consistent snapshots, target files present
+//! under their hash-prefixed names), and a list of problems rather than the first one.
+//!
+//! An expired role does not hide the rest: the walk is repeated at a reference time just
+//! before that expiry, so every expiry is listed and every signature still checked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use airlock_core::tuf::metadata::{Metadata, Role};
-use airlock_core::tuf::roles::{Root, Snapshot, Targets, Timestamp};
-use airlock_core::tuf::verify::Authority;
+use airlock_core::tuf::hashes::MultiHasher;
+use airlock_core::tuf::roles::TargetFile;
+use airlock_core::tuf::search::{SearchStep, TargetSearch};
+use airlock_core::tuf::trusted::{TrustError, TrustedSet};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
-use crate::targets::{check_target_path, hash_file, hashed_target_path};
+use crate::targets::{check_target_path, hashed_target_path};
 
 /// One thing wrong with a published tree.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -20,7 +30,8 @@ pub struct Problem {
     /// The file concerned, relative to the tree (`metadata/3.targets.json`, `targets/a/HASH.x`).
     pub file: String,
     /// Which check failed: `signature`, `version`, `expiry`, `length`, `hash`, `missing`,
-    /// `parse`, `delegation`, `path`.
+    /// `parse`, `delegation`, `path`, `consistent_snapshot`, `refused` (any other refusal of the
+    /// client's trust code).
     pub check: String,
     pub message: String,
 }
@@ -37,84 +48,48 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
-struct Checker {
-    problems: Vec<Problem>,
-}
-
-impl Checker {
-    fn problem(&mut self, file: impl Into<String>, check: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
+impl Problem {
+    fn new(file: impl Into<String>, check: &str, message: impl Into<String>) -> Self {
+        Problem {
             file: file.into(),
             check: check.to_string(),
             message: message.into(),
-        });
-    }
-
-    fn load<T: Role>(&mut self, dir: &Path, name: &str) -> Option<(Metadata<T>, Vec<u8>, Vec<u8>)> {
-        let file = format!("metadata/{name}");
-        let bytes = match fs::read(dir.join(name)) {
-            Ok(b) => b,
-            Err(e) => {
-                self.problem(file, "missing", format!("cannot read: {e}"));
-                return None;
-            }
-        };
-        match Metadata::<T>::parse(&bytes) {
-            Ok(p) => Some((p.metadata, p.signed_bytes, bytes)),
-            Err(e) => {
-                self.problem(file, "parse", e.to_string());
-                None
-            }
-        }
-    }
-
-    fn threshold(
-        &mut self,
-        file: &str,
-        who: &str,
-        a: Option<Authority<'_>>,
-        sigs: &[airlock_core::tuf::metadata::Signature],
-        msg: &[u8],
-    ) {
-        match a {
-            None => self.problem(
-                file,
-                "delegation",
-                format!("{who} gives no keys for this role"),
-            ),
-            Some(a) => {
-                if let Err(e) = a.verify(sigs, msg) {
-                    self.problem(
-                        file,
-                        "signature",
-                        format!("threshold of {who} not met: {e}"),
-                    );
-                }
-            }
-        }
-    }
-
-    fn expiry(&mut self, file: &str, expires: DateTime<Utc>, now: DateTime<Utc>) {
-        if expires <= now {
-            self.problem(file, "expiry", format!("expired at {expires}"));
         }
     }
 }
 
-/// Verify the tree at `published` (holding `metadata/` and `targets/`) at time `now`.
-pub fn verify_published(published: &Path, now: DateTime<Utc>) -> VerifyReport {
-    verify_dirs(&published.join("metadata"), &published.join("targets"), now)
+/// How many times an expiry may lower the reference time: one per role is plenty, this only
+/// bounds the loop.
+const MAX_EXPIRY_RETRIES: usize = 64;
+
+/// The client's walk over the local tree, stopped at its first refusal.
+struct Walk {
+    trusted: Option<TrustedSet>,
+    /// `metadata/<file>` each role was read from.
+    files: BTreeMap<String, String>,
+    /// (role, parent) pairs loaded, in walk order.
+    roles: Vec<(String, String)>,
+    /// Hash bins and delegations the walk could not reach (cap), if any.
+    not_visited: u64,
+    refusal: Option<Refusal>,
 }
 
-/// Verify metadata in `metadata` and hash-prefixed target files in `targets`.
-pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> VerifyReport {
-    let mut c = Checker {
-        problems: Vec::new(),
-    };
-    let mut report = VerifyReport::default();
+struct Refusal {
+    file: String,
+    error: Result<TrustError, Problem>,
+}
 
-    // Root chain: 1.root.json .. N.root.json, each signed by its predecessor's and its own
-    // threshold.
+fn read(metadata: &Path, name: &str) -> Result<Vec<u8>, Problem> {
+    fs::read(metadata.join(name)).map_err(|e| {
+        Problem::new(
+            format!("metadata/{name}"),
+            "missing",
+            format!("cannot read: {e}"),
+        )
+    })
+}
+
+fn root_versions(metadata: &Path) -> Vec<u64> {
     let mut versions: Vec<u64> = fs::read_dir(metadata)
         .map(|rd| {
             rd.flatten()
@@ -129,310 +104,397 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
         })
         .unwrap_or_default();
     versions.sort_unstable();
-    if versions.is_empty() {
-        c.problem(
+    versions
+}
+
+/// Load the tree into a `TrustedSet` as a client does, at `reference` time.
+fn walk(metadata: &Path, newest_root: u64, reference: DateTime<Utc>) -> Walk {
+    let mut w = Walk {
+        trusted: None,
+        files: BTreeMap::new(),
+        roles: Vec::new(),
+        not_visited: 0,
+        refusal: None,
+    };
+    macro_rules! attempt {
+        ($file:expr, $e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(error) => {
+                    w.refusal = Some(Refusal { file: $file, error });
+                    return w;
+                }
+            }
+        };
+    }
+    let first = attempt!(
+        "metadata/1.root.json".into(),
+        read(metadata, "1.root.json").map_err(Err)
+    );
+    let mut trusted = attempt!(
+        "metadata/1.root.json".into(),
+        TrustedSet::new(&first, reference).map_err(Ok)
+    );
+    w.files.insert("root".into(), "1.root.json".into());
+    for v in 2..=newest_root {
+        let name = format!("{v}.root.json");
+        let bytes = attempt!(
+            format!("metadata/{name}"),
+            read(metadata, &name).map_err(|mut p| {
+                p.message = "gap in the root chain".into();
+                Err(p)
+            })
+        );
+        attempt!(
+            format!("metadata/{name}"),
+            trusted.update_root(&bytes).map(|_| ()).map_err(Ok)
+        );
+        w.files.insert("root".into(), name);
+    }
+    let ts = attempt!(
+        "metadata/timestamp.json".into(),
+        read(metadata, "timestamp.json").map_err(Err)
+    );
+    w.files.insert("timestamp".into(), "timestamp.json".into());
+    w.trusted = Some(trusted);
+    let trusted = w.trusted.as_mut().expect("just set");
+    let root_file = format!("metadata/{}", w.files["root"]);
+    // The final root's expiry is checked when the timestamp is loaded: name the root file then.
+    if let Err(e) = trusted.check_final_root() {
+        w.refusal = Some(Refusal {
+            file: root_file,
+            error: Ok(e),
+        });
+        return w;
+    }
+    if let Err(e) = trusted.update_timestamp(&ts) {
+        w.refusal = Some(Refusal {
+            file: "metadata/timestamp.json".into(),
+            error: Ok(e),
+        });
+        return w;
+    }
+    let snap_version = trusted
+        .timestamp()
+        .and_then(|t| t.signed.snapshot_meta())
+        .map_or(0, |m| m.version);
+    let snap_name = format!("{snap_version}.snapshot.json");
+    w.files.insert("snapshot".into(), snap_name.clone());
+    let bytes = match read(metadata, &snap_name) {
+        Ok(b) => b,
+        Err(p) => {
+            w.refusal = Some(Refusal {
+                file: p.file.clone(),
+                error: Err(p),
+            });
+            return w;
+        }
+    };
+    if let Err(e) = trusted.update_snapshot(&bytes) {
+        w.refusal = Some(Refusal {
+            file: format!("metadata/{snap_name}"),
+            error: Ok(e),
+        });
+        return w;
+    }
+    let max = trusted.snapshot().map_or(0, |s| s.signed.meta.len());
+    let mut search = TargetSearch::every_role(max);
+    loop {
+        let trusted = w.trusted.as_mut().expect("set above");
+        let step = match search.step(trusted) {
+            Ok(s) => s,
+            Err(e) => {
+                w.refusal = Some(Refusal {
+                    file: "metadata".into(),
+                    error: Err(Problem::new("metadata", "refused", e.to_string())),
+                });
+                return w;
+            }
+        };
+        let SearchStep::NeedRole { role, parent } = step else {
+            break;
+        };
+        let version = match trusted.snapshot_entry(&role) {
+            Ok(m) => m.version,
+            Err(e) => {
+                w.refusal = Some(Refusal {
+                    file: format!("metadata/{snap_name}"),
+                    error: Ok(e),
+                });
+                return w;
+            }
+        };
+        let name = format!("{version}.{role}.json");
+        let bytes = match read(metadata, &name) {
+            Ok(b) => b,
+            Err(p) => {
+                w.refusal = Some(Refusal {
+                    file: p.file.clone(),
+                    error: Err(p),
+                });
+                return w;
+            }
+        };
+        let loaded = if role == "targets" && parent == "root" {
+            trusted.update_targets(&bytes).map(|_| ())
+        } else {
+            trusted
+                .update_delegated_targets(&bytes, &role, &parent)
+                .map(|_| ())
+        };
+        if let Err(e) = loaded {
+            w.refusal = Some(Refusal {
+                file: format!("metadata/{name}"),
+                error: Ok(e),
+            });
+            return w;
+        }
+        w.files.insert(role.clone(), name);
+        w.roles.push((role, parent));
+    }
+    w.not_visited = search.roles_not_visited();
+    w
+}
+
+/// The `check` name of a refusal by the client's trust code.
+fn check_of(e: &TrustError) -> &'static str {
+    match e {
+        TrustError::Metadata(_) => "parse",
+        TrustError::Signatures { .. } => "signature",
+        TrustError::Expired { .. } => "expiry",
+        TrustError::Content { .. } => "hash",
+        TrustError::RootVersion { .. }
+        | TrustError::Rollback { .. }
+        | TrustError::SnapshotMetaRollback { .. }
+        | TrustError::RoleRollbackInSnapshot { .. }
+        | TrustError::VersionMismatch { .. } => "version",
+        TrustError::NotInSnapshot { .. } | TrustError::RoleDroppedFromSnapshot { .. } => "missing",
+        TrustError::NotDelegated { .. } | TrustError::RoleNameCase { .. } => "delegation",
+        _ => "refused",
+    }
+}
+
+/// The message of an error with its causes, each once.
+fn message_of(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+/// Verify the tree at `published` (holding `metadata/` and `targets/`) at time `now`.
+pub fn verify_published(published: &Path, now: DateTime<Utc>) -> VerifyReport {
+    verify_dirs(&published.join("metadata"), &published.join("targets"), now)
+}
+
+/// Verify metadata in `metadata` and hash-prefixed target files in `targets`.
+pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> VerifyReport {
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut report = VerifyReport::default();
+
+    let versions = root_versions(metadata);
+    let Some(&newest) = versions.last() else {
+        problems.push(Problem::new(
             "metadata/1.root.json",
             "missing",
             "no versioned root metadata (N.root.json)",
-        );
-        report.problems = c.problems;
-        return report;
-    }
-    let mut root: Option<(Metadata<Root>, Vec<u8>)> = None;
-    for want in 1..=versions.last().copied().unwrap_or(1) {
-        let name = format!("{want}.root.json");
-        if !versions.contains(&want) {
-            c.problem(
-                format!("metadata/{name}"),
-                "missing",
-                "gap in the root chain",
-            );
-            continue;
-        }
-        let Some((md, msg, bytes)) = c.load::<Root>(metadata, &name) else {
-            continue;
-        };
-        let file = format!("metadata/{name}");
-        if md.signed.version != want {
-            c.problem(
-                &file,
-                "version",
-                format!("says version {}, file name says {want}", md.signed.version),
-            );
-        }
-        let prev = root.as_ref().map(|(r, _)| r.signed.clone());
-        if let Some(p) = &prev {
-            c.threshold(
-                &file,
-                &format!("root version {}", p.version),
-                p.authority("root"),
-                &md.signatures,
-                &msg,
-            );
-        }
-        c.threshold(
-            &file,
-            "itself",
-            md.signed.authority("root"),
-            &md.signatures,
-            &msg,
-        );
-        root = Some((md, bytes));
-    }
-    let Some((root, root_bytes)) = root else {
-        report.problems = c.problems;
+        ));
+        report.problems = problems;
         return report;
     };
-    let root_file = format!("metadata/{}.root.json", root.signed.version);
-    report.root_version = root.signed.version;
-    c.expiry(&root_file, root.signed.expires, now);
-    if root.signed.consistent_snapshot != Some(true) {
-        c.problem(
-            &root_file,
-            "consistent_snapshot",
-            "consistent_snapshot is not true",
-        );
-    }
-    match fs::read(metadata.join("root.json")) {
-        Ok(b) if b == root_bytes => {}
-        Ok(_) => c.problem(
-            "metadata/root.json",
-            "version",
-            "differs from the newest N.root.json",
-        ),
-        Err(e) => c.problem("metadata/root.json", "missing", e.to_string()),
-    }
 
-    // Timestamp -> snapshot.
-    let Some((ts, ts_msg, _)) = c.load::<Timestamp>(metadata, "timestamp.json") else {
-        report.problems = c.problems;
-        return report;
-    };
-    report.timestamp_version = ts.signed.version;
-    c.threshold(
-        "metadata/timestamp.json",
-        "root",
-        root.signed.authority("timestamp"),
-        &ts.signatures,
-        &ts_msg,
-    );
-    c.expiry("metadata/timestamp.json", ts.signed.expires, now);
-    let Some(snap_meta) = ts.signed.snapshot_meta().cloned() else {
-        c.problem("metadata/timestamp.json", "parse", "no snapshot.json entry");
-        report.problems = c.problems;
-        return report;
-    };
-    let snap_name = format!("{}.snapshot.json", snap_meta.version);
-    let snap_file = format!("metadata/{snap_name}");
-    let Some((snap, snap_msg, snap_bytes)) = c.load::<Snapshot>(metadata, &snap_name) else {
-        report.problems = c.problems;
-        return report;
-    };
-    if let Err(e) = snap_meta.verify_bytes(&snap_bytes) {
-        c.problem(
-            &snap_file,
-            "hash",
-            format!("does not match timestamp.json: {e}"),
-        );
+    // The client's walk; each expiry is listed and the walk repeated just before it.
+    let mut reference = now;
+    let mut walked = walk(metadata, newest, reference);
+    for _ in 0..MAX_EXPIRY_RETRIES {
+        let expires = match &walked.refusal {
+            Some(Refusal {
+                error: Ok(TrustError::Expired { expires, .. }),
+                ..
+            }) => *expires,
+            _ => break,
+        };
+        if let Some(Refusal { file, error: Ok(e) }) = walked.refusal.take() {
+            problems.push(Problem::new(file, "expiry", message_of(&e)));
+        }
+        reference = expires - chrono::Duration::seconds(1);
+        walked = walk(metadata, newest, reference);
     }
-    if snap.signed.version != snap_meta.version {
-        c.problem(
-            &snap_file,
-            "version",
+    let refused = walked.refusal.is_some();
+    if let Some(r) = walked.refusal.take() {
+        problems.push(match r.error {
+            Ok(e) => Problem::new(r.file, check_of(&e), message_of(&e)),
+            Err(p) => p,
+        });
+    }
+    if walked.not_visited > 0 {
+        problems.push(Problem::new(
+            "metadata",
+            "delegation",
             format!(
-                "says version {}, timestamp says {}",
-                snap.signed.version, snap_meta.version
+                "{} delegated roles are beyond the client's reach (more than the snapshot lists)",
+                walked.not_visited
             ),
-        );
+        ));
     }
-    report.snapshot_version = snap.signed.version;
-    c.threshold(
-        &snap_file,
-        "root",
-        root.signed.authority("snapshot"),
-        &snap.signatures,
-        &snap_msg,
-    );
-    c.expiry(&snap_file, snap.signed.expires, now);
 
-    // Targets roles, walked from `targets` through the delegations.
-    let mut loaded: BTreeMap<String, Metadata<Targets>> = BTreeMap::new();
-    let mut queue: Vec<(String, Option<String>)> = vec![("targets".into(), None)];
-    let mut visited: BTreeSet<String> = BTreeSet::new();
-    let bins_listable = u64::try_from(snap.signed.meta.len()).unwrap_or(u64::MAX);
-    while let Some((role, parent)) = queue.pop() {
-        if !visited.insert(role.clone()) {
-            continue;
-        }
-        let Some(meta) = snap.signed.role_meta(&role).cloned() else {
-            c.problem(
-                &snap_file,
-                "missing",
-                format!("does not list delegated role {role}"),
-            );
-            continue;
-        };
-        let name = format!("{}.{role}.json", meta.version);
-        let file = format!("metadata/{name}");
-        let Some((md, msg, bytes)) = c.load::<Targets>(metadata, &name) else {
-            continue;
-        };
-        if let Err(e) = meta.verify_bytes(&bytes) {
-            c.problem(&file, "hash", format!("does not match the snapshot: {e}"));
-        }
-        if md.signed.version != meta.version {
-            c.problem(
-                &file,
+    // Layout checks a client does not make but a publisher must get right.
+    if let Some(root_name) = walked.files.get("root") {
+        let root_file = format!("metadata/{root_name}");
+        match (
+            fs::read(metadata.join("root.json")),
+            fs::read(metadata.join(root_name)),
+        ) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (Ok(_), _) => problems.push(Problem::new(
+                "metadata/root.json",
                 "version",
-                format!(
-                    "says version {}, snapshot says {}",
-                    md.signed.version, meta.version
-                ),
-            );
-        }
-        match &parent {
-            None => c.threshold(
-                &file,
-                "root",
-                root.signed.authority("targets"),
-                &md.signatures,
-                &msg,
-            ),
-            Some(p) => {
-                let a = loaded
-                    .get(p)
-                    .and_then(|pm| pm.signed.delegations.as_ref())
-                    .and_then(|d| d.authority(&role));
-                c.threshold(&file, p, a, &md.signatures, &msg);
+                "differs from the newest N.root.json",
+            )),
+            (Err(e), _) => {
+                problems.push(Problem::new("metadata/root.json", "missing", e.to_string()))
             }
         }
-        c.expiry(&file, md.signed.expires, now);
-        if let Some(d) = &md.signed.delegations {
-            if let Some(roles) = &d.roles {
-                for r in roles.iter().rev() {
-                    queue.push((r.name.clone(), Some(role.clone())));
-                }
+        if let Some(t) = &walked.trusted {
+            report.root_version = t.root().signed.version;
+            if t.root().signed.consistent_snapshot != Some(true) {
+                problems.push(Problem::new(
+                    root_file,
+                    "consistent_snapshot",
+                    "consistent_snapshot is not true",
+                ));
             }
-            if let Some(b) = &d.succinct_roles {
-                // Every bin must be in the snapshot (TAP 15); checking that first keeps a
-                // bit_length of 32 from making us list 2^32 role names.
-                if b.number_of_bins() > bins_listable {
-                    c.problem(
-                        &file,
-                        "delegation",
+        }
+    }
+    let Some(trusted) = walked.trusted else {
+        report.ok = false;
+        report.problems = problems;
+        return report;
+    };
+    report.timestamp_version = trusted.timestamp().map_or(0, |t| t.signed.version);
+    report.snapshot_version = trusted.snapshot().map_or(0, |s| s.signed.version);
+    report.roles_checked = walked.roles.len();
+    if let Some(snap) = trusted.snapshot() {
+        let reached: BTreeSet<&str> = walked.roles.iter().map(|(r, _)| r.as_str()).collect();
+        if !refused && problems.iter().all(|p| p.check == "expiry") {
+            for name in snap.signed.meta.keys() {
+                let role = name.trim_end_matches(".json");
+                if !reached.contains(role) {
+                    problems.push(Problem::new(
                         format!(
-                            "delegates to {} hash bins, more than the {} roles the snapshot lists",
-                            b.number_of_bins(),
-                            bins_listable
+                            "metadata/{}",
+                            walked.files.get("snapshot").cloned().unwrap_or_default()
                         ),
-                    );
-                } else {
-                    let names: Vec<String> = b.bin_names().collect();
-                    for n in names.into_iter().rev() {
-                        queue.push((n, Some(role.clone())));
-                    }
+                        "delegation",
+                        format!("lists {name}, which no role delegates to"),
+                    ));
                 }
             }
         }
-        loaded.insert(role, md);
     }
-    for name in snap.signed.meta.keys() {
-        let role = name.trim_end_matches(".json");
-        if !visited.contains(role) {
-            c.problem(
-                &snap_file,
-                "delegation",
-                format!("lists {name}, which no role delegates to"),
-            );
-        }
-    }
-    report.roles_checked = loaded.len();
 
-    // Target files: each in its role's delegation, present under its hash-prefixed name.
-    let parent_of: BTreeMap<String, String> = loaded
-        .iter()
-        .flat_map(|(p, md)| {
-            let mut v = Vec::new();
-            if let Some(d) = &md.signed.delegations {
-                for r in d.roles.iter().flatten() {
-                    v.push((r.name.clone(), p.clone()));
-                }
-                if let Some(b) = &d.succinct_roles
-                    && b.number_of_bins() <= bins_listable
-                {
-                    v.extend(b.bin_names().map(|n| (n, p.clone())));
-                }
-            }
-            v
-        })
-        .collect();
-    let mut jobs: Vec<(String, String, PathBuf, u64, Option<String>)> = Vec::new();
-    for (role, md) in &loaded {
+    // Target files: each resolved by the client's search to the role listing it, and present
+    // under its hash-prefixed name with every listed hash matching.
+    let mut jobs: Vec<(String, String, PathBuf, TargetFile)> = Vec::new();
+    for (role, parent) in &walked.roles {
+        let Some(md) = trusted.targets_role(role, parent) else {
+            continue;
+        };
         for (path, tf) in &md.signed.targets {
             report.targets_checked += 1;
             if let Err(e) = check_target_path(path) {
-                c.problem(format!("targets/{path}"), "path", e.to_string());
+                problems.push(Problem::new(
+                    format!("targets/{path}"),
+                    "path",
+                    e.to_string(),
+                ));
                 continue;
             }
-            if let Some(parent) = parent_of.get(role)
-                && let Some(d) = loaded
-                    .get(parent)
-                    .and_then(|m| m.signed.delegations.as_ref())
-                && !d.roles_for_target(path).iter().any(|x| &x.name == role)
-            {
-                c.problem(
+            match resolve(&trusted, path) {
+                Some(found) if &found == role => {}
+                Some(found) => problems.push(Problem::new(
                     format!("targets/{path}"),
                     "delegation",
-                    format!("listed by {role}, but {parent}'s delegation to {role} does not cover this path"),
-                );
+                    format!("listed by {role}, but a client finds it in {found}"),
+                )),
+                None => problems.push(Problem::new(
+                    format!("targets/{path}"),
+                    "delegation",
+                    format!(
+                        "listed by {role}, but a client's search never reaches {role} for this path"
+                    ),
+                )),
             }
             let Some(sha) = tf.hashes.get("sha256") else {
-                c.problem(
+                problems.push(Problem::new(
                     format!("targets/{path}"),
                     "hash",
                     format!("{role} lists no sha256 hash"),
-                );
+                ));
                 continue;
             };
             let rel = hashed_target_path(path, sha);
-            jobs.push((
-                role.clone(),
-                rel.clone(),
-                targets.join(&rel),
-                tf.length,
-                Some(sha.clone()),
-            ));
+            jobs.push((role.clone(), rel.clone(), targets.join(&rel), tf.clone()));
         }
     }
     let file_problems: Vec<Problem> = jobs
         .par_iter()
-        .filter_map(|(role, rel, full, length, sha)| {
-            let file = format!("targets/{rel}");
-            let p = |check: &str, message: String| {
-                Some(Problem {
-                    file: file.clone(),
-                    check: check.into(),
-                    message,
-                })
-            };
-            match hash_file(full) {
-                Err(e) => p("missing", format!("listed by {role}: {e}")),
-                Ok((len, _)) if len != *length => {
-                    p("length", format!("is {len} bytes, {role} says {length}"))
-                }
-                Ok((_, h)) if Some(&h) != sha.as_ref() => p(
-                    "hash",
-                    format!(
-                        "sha256 is {h}, {role} says {}",
-                        sha.clone().unwrap_or_default()
-                    ),
-                ),
-                Ok(_) => None,
-            }
-        })
+        .filter_map(|(role, rel, full, tf)| check_target_file(role, rel, full, tf))
         .collect();
-    c.problems.extend(file_problems);
-    report.ok = c.problems.is_empty();
-    report.problems = c.problems;
+    problems.extend(file_problems);
+    report.ok = problems.is_empty();
+    report.problems = problems;
     report
+}
+
+/// Which role a client's search finds `path` in (every role is already trusted).
+fn resolve(trusted: &TrustedSet, path: &str) -> Option<String> {
+    let mut search = TargetSearch::new(path);
+    match search.step(trusted) {
+        Ok(SearchStep::Found { role, .. }) => Some(role),
+        _ => None,
+    }
+}
+
+/// The client's check of a downloaded target: the length, then every listed hash.
+fn check_target_file(role: &str, rel: &str, full: &Path, tf: &TargetFile) -> Option<Problem> {
+    let file = format!("targets/{rel}");
+    let problem = |check: &str, message: String| Some(Problem::new(file.clone(), check, message));
+    let mut f = match fs::File::open(full) {
+        Ok(f) => f,
+        Err(e) => return problem("missing", format!("listed by {role}: {e}")),
+    };
+    let mut hasher = match MultiHasher::new(&tf.hashes) {
+        Ok(h) => h,
+        Err(e) => return problem("hash", format!("{role}: {e}")),
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n as u64;
+                hasher.update(buf.get(..n).unwrap_or_default());
+            }
+            Err(e) => return problem("missing", format!("reading: {e}")),
+        }
+    }
+    if len != tf.length {
+        return problem(
+            "length",
+            format!("is {len} bytes, {role} says {}", tf.length),
+        );
+    }
+    match hasher.finish() {
+        Ok(()) => None,
+        Err(e) => problem("hash", format!("{role}: {e}")),
+    }
 }
