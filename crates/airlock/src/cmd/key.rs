@@ -17,9 +17,6 @@ use super::common::{PassphraseArgs, passphrase_source, print_json};
   airlock key public /media/usb/root-3.key
   airlock key passwd /media/usb/root-3.key")]
 pub struct Args {
-    /// Machine-readable JSON on stdout.
-    #[arg(long, global = true)]
-    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,11 +77,11 @@ struct PasswdArgs {
     new_passphrase_fd: Option<i32>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, json: bool) -> Result<()> {
     match args.command {
-        Command::Generate(a) => generate(a, args.json),
-        Command::Public(a) => public(a, args.json),
-        Command::Passwd(a) => passwd(a, args.json),
+        Command::Generate(a) => generate(a, json),
+        Command::Public(a) => public(a, json),
+        Command::Passwd(a) => passwd(a, json),
     }
 }
 

@@ -107,7 +107,8 @@ struct InitArgs {
     /// Write the signing key unencrypted. For tests and throw-away demos only.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
     plaintext_key: bool,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
@@ -160,7 +161,8 @@ struct KeygenArgs {
     /// Write the key unencrypted. For tests and throw-away demos only.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
     plaintext_key: bool,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
@@ -254,7 +256,8 @@ struct AddArgs {
     /// checkpoint that includes the entry, so that `airlock log proof` answers at once.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "60")]
     wait: Option<u64>,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
@@ -297,7 +300,8 @@ struct VerifyProofArgs {
     /// --log-key/--witness-key/--quorum.
     #[arg(long)]
     policy: Option<PathBuf>,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
@@ -312,21 +316,22 @@ struct MonitorArgs {
     /// File remembering the last verified checkpoint (size and root); created if missing.
     #[arg(long)]
     state: Option<PathBuf>,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     match args.command {
-        Cmd::Init(a) => init(a),
-        Cmd::Keygen(a) => keygen(a),
+        Cmd::Init(a) => init(InitArgs { json, ..a }),
+        Cmd::Keygen(a) => keygen(KeygenArgs { json, ..a }),
         Cmd::AddPublisher(a) => add_publisher(a),
         Cmd::AddWitness(a) => add_witness(a),
         Cmd::Serve(a) => serve(a),
-        Cmd::Add(a) => add(a),
+        Cmd::Add(a) => add(AddArgs { json, ..a }),
         Cmd::Proof(a) => proof(a),
-        Cmd::VerifyProof(a) => verify_proof(a),
-        Cmd::Monitor(a) => monitor(a),
+        Cmd::VerifyProof(a) => verify_proof(VerifyProofArgs { json, ..a }),
+        Cmd::Monitor(a) => monitor(MonitorArgs { json, ..a }),
     }
 }
 
@@ -444,7 +449,8 @@ fn add_witness(a: AddWitnessArgs) -> anyhow::Result<()> {
     let v = parse_vkey(&a.key, "witness", KeyAlgorithm::CosignatureV1)?;
     // The same scheme policy the log applies when it calls the witness, checked now rather
     // than at the first checkpoint.
-    airlock_fetch::check_url_scheme(&a.url, true).context("witness URL")?;
+    airlock_fetch::check_url_scheme(&a.url, true)
+        .map_err(|e| super::output::usage(format!("--url {:?}: {e}", a.url)))?;
     cfg.witnesses.retain(|w| w.key != a.key);
     cfg.witnesses.push(WitnessEntry {
         key: a.key,

@@ -40,8 +40,8 @@ pub struct Args {
     /// Read the key passphrase from this open file descriptor (e.g. `3 3<secret`).
     #[arg(long, global = true, value_name = "FD")]
     passphrase_fd: Option<i32>,
-    /// Machine-readable JSON on stdout.
-    #[arg(long, global = true)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
     #[command(subcommand)]
     command: Command,
@@ -449,7 +449,8 @@ fn unsigned_note(unsigned: &[String]) {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args, json: bool) -> anyhow::Result<()> {
+    args.json = json;
     let json_out = args.json;
     match &args.command {
         Command::Init(a) => {
@@ -842,11 +843,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             });
             if !report.ok {
-                bail!(
-                    "{} problem(s) found in {}",
-                    report.problems.len(),
-                    dir.display()
-                );
+                // The report printed above is the result; a failed check is a refusal.
+                return Err(super::output::Reported {
+                    kind: super::output::Kind::Refused,
+                    message: format!(
+                        "{} problem(s) found in {}",
+                        report.problems.len(),
+                        dir.display()
+                    ),
+                }
+                .into());
             }
         }
         Command::Serve(a) => serve(&args, a)?,

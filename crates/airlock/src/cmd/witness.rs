@@ -63,7 +63,8 @@ struct InitArgs {
     /// Write the cosignature key unencrypted. For tests and throw-away demos only.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
     plaintext_key: bool,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
@@ -87,9 +88,9 @@ struct ServeArgs {
     passphrase: PassphraseOpts,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     match args.command {
-        Cmd::Init(a) => init(a),
+        Cmd::Init(a) => init(InitArgs { json, ..a }),
         Cmd::AddLog(a) => add_log(a),
         Cmd::Serve(a) => serve(a),
     }
