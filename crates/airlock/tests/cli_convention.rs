@@ -319,3 +319,49 @@ fn missing_file_bad_value_and_unknown_flag() {
         "{help}"
     );
 }
+
+#[test]
+fn old_flag_names_still_parse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r");
+    json_ok(&["repo", "--json", "init", s(&repo)]);
+    // --repo is -C, as --dir is.
+    json_ok(&["repo", "--repo", s(&repo), "--json", "status"]);
+    json_ok(&["repo", "--dir", s(&repo), "--json", "status"]);
+    // `log` client flags: --ca and --allow-http are the old names of --ca-file and
+    // --allow-http-loopback; parsed, the missing CA file is then an ordinary error (1, not 2).
+    json_err(
+        &[
+            "--json",
+            "log",
+            "proof",
+            "--url",
+            "http://127.0.0.1:9",
+            "--allow-http",
+            "--ca",
+            "/nonexistent/ca.pem",
+            "--index",
+            "0",
+        ],
+        1,
+        "error",
+    );
+    // `repo serve`: --addr, --cert, --key are the old names of --listen, --tls-cert, --tls-key.
+    json_err(
+        &[
+            "--json",
+            "repo",
+            "-C",
+            s(&repo),
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--cert",
+            "/nonexistent/c.pem",
+            "--key",
+            "/nonexistent/k.pem",
+        ],
+        1,
+        "error",
+    );
+}

@@ -10,10 +10,11 @@ use clap::Subcommand;
 
 use airlock_core::tlog::{Checkpoint, KeyAlgorithm, Note, NoteSigner, NoteVerifier, leaf_hash};
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
-use airlock_keystore::{PassphraseSource, Protection};
 use airlock_log::config::{LogConfig, WitnessEntry};
 use airlock_log::monitor::{Seen, walk};
 use airlock_log::{Log, SIGNATURE_HEADER, sign_submission};
+
+use super::common::{ClientTlsArgs, PassphraseArgs, TlsArgs, wait_for_shutdown_signal};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -93,58 +94,20 @@ struct InitArgs {
     /// Publisher verifier key allowed to submit (repeatable).
     #[arg(long = "publisher-key")]
     publisher_keys: Vec<String>,
-    /// TLS certificate chain (PEM) to serve HTTPS with.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// CA bundle used to reach witnesses over HTTPS (default: webpki roots).
-    #[arg(long)]
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// CA certificates (PEM) trusted when calling the witnesses over HTTPS (default: the
+    /// webpki roots).
+    #[arg(long = "ca-file", alias = "witness-ca", value_name = "PEM")]
     witness_ca: Option<PathBuf>,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    passphrase: PassphraseArgs,
     /// Write the signing key unencrypted. For tests and throw-away demos only.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
     plaintext_key: bool,
     /// The top-level `--json`.
     #[arg(skip)]
     json: bool,
-}
-
-/// Where the passphrase of the log's (or witness's) private key comes from.
-#[derive(clap::Args, Debug)]
-pub(crate) struct PassphraseOpts {
-    /// Read the key passphrase from this environment variable (default: AIRLOCK_PASSPHRASE if
-    /// set, else ask on the terminal).
-    #[arg(long, conflicts_with = "passphrase_fd")]
-    passphrase_env: Option<String>,
-    /// Read the key passphrase from this open file descriptor (e.g. `3 3<secret`).
-    #[arg(long)]
-    passphrase_fd: Option<i32>,
-}
-
-impl PassphraseOpts {
-    pub(crate) fn source(&self) -> PassphraseSource {
-        if let Some(fd) = self.passphrase_fd {
-            PassphraseSource::Fd(fd)
-        } else if let Some(var) = &self.passphrase_env {
-            PassphraseSource::Env(var.clone())
-        } else if std::env::var_os("AIRLOCK_PASSPHRASE").is_some() {
-            PassphraseSource::Env("AIRLOCK_PASSPHRASE".into())
-        } else {
-            PassphraseSource::Prompt
-        }
-    }
-
-    /// How `init` protects a new key: encrypted, unless `plaintext` (tests only).
-    pub(crate) fn protection(&self, plaintext: bool) -> Protection {
-        if plaintext {
-            Protection::PlaintextForTests
-        } else {
-            Protection::encrypted(self.source())
-        }
-    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -157,7 +120,7 @@ struct KeygenArgs {
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    passphrase: PassphraseArgs,
     /// Write the key unencrypted. For tests and throw-away demos only.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
     plaintext_key: bool,
@@ -195,7 +158,7 @@ struct ServeArgs {
     #[arg(long)]
     listen: Option<SocketAddr>,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    passphrase: PassphraseArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -203,23 +166,19 @@ struct ClientOpts {
     /// The log's base URL.
     #[arg(long)]
     url: String,
-    /// CA bundle (PEM) to trust instead of the webpki roots.
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// Allow plain http:// (loopback testing only).
-    #[arg(long)]
-    allow_http: bool,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 impl ClientOpts {
     fn client(&self) -> anyhow::Result<Fetcher> {
-        let trust = match &self.ca {
+        let trust = match &self.tls.ca_file {
             Some(p) => Trust::ca_bundle_file(p)?,
             None => Trust::WebPki,
         };
         Ok(Fetcher::new(FetcherConfig {
             trust,
-            allow_http_loopback: self.allow_http,
+            allow_http_loopback: self.tls.allow_http_loopback,
             ..FetcherConfig::default()
         })?)
     }
@@ -241,7 +200,7 @@ struct AddArgs {
     #[arg(long)]
     key_name: Option<String>,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    passphrase: PassphraseArgs,
     /// The log's origin (bound into the signature). Default: the first line of the log's
     /// checkpoint (a wrong origin only makes the log refuse the signature).
     #[arg(long)]
@@ -371,8 +330,8 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         public_dir: "public".into(),
         state_dir: "state".into(),
         listen: a.listen,
-        tls_cert: a.tls_cert.as_deref().map(absolute).transpose()?,
-        tls_key: a.tls_key.as_deref().map(absolute).transpose()?,
+        tls_cert: a.tls.tls_cert.as_deref().map(absolute).transpose()?,
+        tls_key: a.tls.tls_key.as_deref().map(absolute).transpose()?,
         max_batch: 65_536,
         publishers: a.publisher_keys,
         witness_ca: a.witness_ca.as_deref().map(absolute).transpose()?,
@@ -489,16 +448,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         server.base_url()
     );
     std::io::stdout().flush()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    })?;
+    wait_for_shutdown_signal()?;
     eprintln!("shutting down");
     server.shutdown();
     log.shutdown();

@@ -12,6 +12,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use super::common::{PassphraseArgs, TlsArgs, wait_for_shutdown_signal};
+
 #[derive(clap::Args, Debug)]
 #[command(
     about = "Publisher's tool: create, sign and publish a TUF repository",
@@ -25,21 +27,18 @@ Private keys are encrypted; the passphrase comes from --passphrase-fd, --passphr
 the AIRLOCK_PASSPHRASE environment variable, or a prompt (in that order)."
 )]
 pub struct Args {
-    /// The repository directory.
+    /// The repository directory (`-C` and `--repo` are the same).
     #[arg(
         short = 'C',
-        long = "repo",
+        long = "dir",
+        alias = "repo",
         global = true,
         env = "AIRLOCK_REPO",
         default_value = "."
     )]
     repo: PathBuf,
-    /// Read the key passphrase from this environment variable.
-    #[arg(long, global = true, value_name = "VAR")]
-    passphrase_env: Option<String>,
-    /// Read the key passphrase from this open file descriptor (e.g. `3 3<secret`).
-    #[arg(long, global = true, value_name = "FD")]
-    passphrase_fd: Option<i32>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
     /// The top-level `--json`.
     #[arg(skip)]
     json: bool,
@@ -360,18 +359,15 @@ struct VerifyArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Examples:
   airlock repo -C myrepo serve --test-ca-dir ./tls     # clients trust ./tls/ca.pem
-  airlock repo -C myrepo serve --addr 0.0.0.0:8443 --cert fullchain.pem --key key.pem")]
+  airlock repo -C myrepo serve --listen 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key key.pem")]
 struct ServeArgs {
-    #[arg(long, default_value = "127.0.0.1:0")]
-    addr: std::net::SocketAddr,
-    /// Server certificate chain (PEM).
-    #[arg(long, requires = "key")]
-    cert: Option<PathBuf>,
-    /// Server private key (PEM).
-    #[arg(long, requires = "cert")]
-    key: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, alias = "addr", default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Generate a test CA and server certificate for 127.0.0.1/localhost, written to this dir.
-    #[arg(long, conflicts_with = "cert")]
+    #[arg(long, conflicts_with = "tls_cert")]
     test_ca_dir: Option<PathBuf>,
     /// Directory to serve; default REPO/published.
     #[arg(long)]
@@ -379,15 +375,7 @@ struct ServeArgs {
 }
 
 fn passphrase(args: &Args) -> PassphraseSource {
-    if let Some(fd) = args.passphrase_fd {
-        PassphraseSource::Fd(fd)
-    } else if let Some(var) = &args.passphrase_env {
-        PassphraseSource::Env(var.clone())
-    } else if std::env::var_os("AIRLOCK_PASSPHRASE").is_some() {
-        PassphraseSource::Env("AIRLOCK_PASSPHRASE".into())
-    } else {
-        PassphraseSource::Prompt
-    }
+    args.passphrase.source()
 }
 
 fn open(args: &Args) -> anyhow::Result<Repository> {
@@ -882,7 +870,7 @@ fn serve(args: &Args, a: &ServeArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let (identity, ca_file) = match (&a.cert, &a.key, &a.test_ca_dir) {
+    let (identity, ca_file) = match (&a.tls.tls_cert, &a.tls.tls_key, &a.test_ca_dir) {
         (Some(cert), Some(key), _) => (
             airlock_serve::ServerIdentity::from_pem_files(cert, key)?,
             None,
@@ -897,10 +885,10 @@ fn serve(args: &Args, a: &ServeArgs) -> anyhow::Result<()> {
                 Some(ca_file),
             )
         }
-        _ => bail!("give --cert and --key, or --test-ca-dir DIR for a generated test CA"),
+        _ => bail!("give --tls-cert and --tls-key, or --test-ca-dir DIR for a generated test CA"),
     };
     let app = airlock_serve::static_dir_router(dir.clone());
-    let server = airlock_serve::ServerHandle::start(a.addr, app, Some(&identity))?;
+    let server = airlock_serve::ServerHandle::start(a.listen, app, Some(&identity))?;
     let base = server.base_url();
     print(
         args.json,
@@ -922,16 +910,7 @@ fn serve(args: &Args, a: &ServeArgs) -> anyhow::Result<()> {
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    })?;
+    wait_for_shutdown_signal()?;
     server.shutdown();
     Ok(())
 }
