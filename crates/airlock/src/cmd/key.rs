@@ -65,6 +65,7 @@ struct PublicArgs {
   airlock key passwd --passphrase-fd 3 root-1.key 3<old-pass"
 )]
 struct PasswdArgs {
+    /// The key file to re-encrypt in place.
     file: PathBuf,
     /// Where the current passphrase comes from.
     #[command(flatten)]

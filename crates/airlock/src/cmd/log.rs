@@ -131,6 +131,7 @@ struct KeygenArgs {
 
 #[derive(clap::Args, Debug)]
 struct AddPublisherArgs {
+    /// The log directory (from `log init`).
     #[arg(long)]
     dir: PathBuf,
     /// The publisher's Ed25519 note verifier key (from `airlock log keygen`).
@@ -140,6 +141,7 @@ struct AddPublisherArgs {
 
 #[derive(clap::Args, Debug)]
 struct AddWitnessArgs {
+    /// The log directory (from `log init`).
     #[arg(long)]
     dir: PathBuf,
     /// The witness's cosignature verifier key.
@@ -152,6 +154,7 @@ struct AddWitnessArgs {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
+    /// The log directory (from `log init`).
     #[arg(long)]
     dir: PathBuf,
     /// Override the configured listen address (port 0 picks a free port).
@@ -224,6 +227,7 @@ struct AddArgs {
 struct ProofArgs {
     #[command(flatten)]
     client: ClientOpts,
+    /// Index of the entry to prove.
     #[arg(long)]
     index: u64,
     /// Write the bundle here (default: standard output).
@@ -268,8 +272,10 @@ struct VerifyProofArgs {
 struct MonitorArgs {
     #[command(flatten)]
     client: ClientOpts,
+    /// The log's checkpoint verifier key (`log init` prints it).
     #[arg(long)]
     log_key: String,
+    /// A witness whose cosignature to report; repeatable.
     #[arg(long = "witness-key")]
     witness_keys: Vec<String>,
     /// File remembering the last verified checkpoint (size and root); created if missing.

@@ -27,6 +27,7 @@ pub struct ManArgs {
   airlock completions zsh > \"${fpath[1]}/_airlock\"
   airlock completions fish > ~/.config/fish/completions/airlock.fish")]
 pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
     shell: clap_complete::Shell,
 }
 

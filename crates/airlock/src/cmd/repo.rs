@@ -79,33 +79,46 @@ struct InitArgs {
     /// Key type for every role unless overridden: ed25519, ecdsa, rsa or hybrid.
     #[arg(long, default_value = "ed25519")]
     key_type: KeyScheme,
+    /// Root keys' type (default: --key-type).
     #[arg(long)]
     root_key_type: Option<KeyScheme>,
+    /// Targets keys' type (default: --key-type).
     #[arg(long)]
     targets_key_type: Option<KeyScheme>,
+    /// Snapshot key's type (default: --key-type).
     #[arg(long)]
     snapshot_key_type: Option<KeyScheme>,
+    /// Timestamp key's type (default: --key-type).
     #[arg(long)]
     timestamp_key_type: Option<KeyScheme>,
+    /// Number of root keys (kept offline).
     #[arg(long, default_value_t = 1)]
     root_keys: usize,
+    /// Root keys that must sign a root.
     #[arg(long, default_value_t = 1)]
     root_threshold: u64,
+    /// Number of targets keys.
     #[arg(long, default_value_t = 1)]
     targets_keys: usize,
+    /// Targets keys that must sign the targets role.
     #[arg(long, default_value_t = 1)]
     targets_threshold: u64,
+    /// Number of snapshot keys (online; all must sign).
     #[arg(long, default_value_t = 1)]
     snapshot_keys: usize,
+    /// Number of timestamp keys (online; all must sign).
     #[arg(long, default_value_t = 1)]
     timestamp_keys: usize,
     /// Validity of each signed root (s, m, h, d, w).
     #[arg(long, default_value = "365d")]
     root_expiry: Period,
+    /// Validity of each signed targets role.
     #[arg(long, default_value = "90d")]
     targets_expiry: Period,
+    /// Validity of each signed snapshot.
     #[arg(long, default_value = "7d")]
     snapshot_expiry: Period,
+    /// Validity of each signed timestamp (refresh from cron well within it).
     #[arg(long, default_value = "1d")]
     timestamp_expiry: Period,
     /// Validity of delegated roles and hash bins.
@@ -128,6 +141,7 @@ struct InitArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock repo undelegate docs && airlock repo publish")]
 struct UndelegateArgs {
+    /// The delegated role or hash-bin prefix to remove.
     role: String,
 }
 
@@ -184,6 +198,7 @@ struct AddArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock repo remove app/1.1.0/ app/latest.tar.gz")]
 struct RemoveArgs {
+    /// Target paths; one ending in `/` removes everything under it.
     #[arg(required = true)]
     targets: Vec<String>,
 }
@@ -204,6 +219,7 @@ struct DelegateArgs {
     from: String,
     #[command(flatten)]
     keys: KeyArgs,
+    /// A terminating delegation: a client searching for a matching path looks no further.
     #[arg(long)]
     terminating: bool,
 }
@@ -218,6 +234,7 @@ struct BinsArgs {
     /// Bin names are PREFIX-00 .. PREFIX-ff.
     #[arg(long, default_value = "bin")]
     prefix: String,
+    /// The delegating role.
     #[arg(long, default_value = "targets")]
     from: String,
     #[command(flatten)]
@@ -229,11 +246,13 @@ struct KeyArgs {
     /// Generate this many keys (ignored when --public-key is given).
     #[arg(long, default_value_t = 1)]
     keys: usize,
+    /// Type of generated keys: ed25519, ecdsa, rsa or hybrid.
     #[arg(long, default_value = "ed25519")]
     key_type: KeyScheme,
     /// Use this public key file (TUF JSON) instead of generating; repeatable.
     #[arg(long = "public-key")]
     public_keys: Vec<PathBuf>,
+    /// Keys that must sign the role.
     #[arg(long, default_value_t = 1)]
     threshold: u64,
     /// Write generated private keys unencrypted (tests only).
@@ -267,6 +286,7 @@ struct PublishArgs {
   airlock repo sign --key root-A.key root.json  # on machine A, then on machine B
   airlock repo import root.json                 # back on the repository machine")]
 struct ExportArgs {
+    /// The role to export (root, targets, a delegated role, ...).
     role: String,
     /// Output file (default ROLE.json in the current directory).
     #[arg(short, long)]
@@ -284,6 +304,7 @@ struct SignArgs {
     key: PathBuf,
     /// The metadata file (signed in place unless --out is given).
     file: PathBuf,
+    /// Write the signed file here instead of in place.
     #[arg(short, long)]
     out: Option<PathBuf>,
 }
@@ -292,6 +313,7 @@ struct SignArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock repo import root.json targets.json")]
 struct ImportArgs {
+    /// Signed metadata files (from `export` and `sign`).
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -308,6 +330,7 @@ struct RotateArgs {
     /// Generate this many new keys.
     #[arg(long, default_value_t = 0)]
     generate: usize,
+    /// Type of generated keys: ed25519, ecdsa, rsa or hybrid.
     #[arg(long, default_value = "ed25519")]
     key_type: KeyScheme,
     /// Add this public key (TUF JSON); repeatable.
@@ -319,8 +342,10 @@ struct RotateArgs {
     /// Drop every old key.
     #[arg(long)]
     replace: bool,
+    /// New threshold (default: unchanged).
     #[arg(long)]
     threshold: Option<u64>,
+    /// Write generated private keys unencrypted (tests only).
     #[arg(long)]
     plaintext_keys: bool,
 }
@@ -329,6 +354,7 @@ struct RotateArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock repo bump targets && airlock repo publish")]
 struct BumpArgs {
+    /// The role to re-sign (root, targets, a delegated role, ...).
     role: String,
 }
 
