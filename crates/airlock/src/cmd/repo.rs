@@ -32,6 +32,7 @@ pub struct Args {
         short = 'C',
         long = "dir",
         alias = "repo",
+        value_name = "DIR",
         global = true,
         env = "AIRLOCK_REPO",
         default_value = "."
