@@ -57,9 +57,13 @@ fn exit_on_stdout_error(e: &std::io::Error) -> ! {
 #[command(
     name = "airlock",
     version,
-    about = "Secure automatic updates: TUF, transparency log, witnesses"
+    about = "Secure automatic updates: TUF, transparency log, witnesses",
+    after_help = cmd::output::EXIT_HELP
 )]
 struct Cli {
+    /// Print machine-readable JSON on standard output instead of text, errors included.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,15 +97,19 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => parse_failed(&e),
+    };
+    let json = cli.json;
     let result = match cli.command {
-        Command::Repo(a) => cmd::repo::run(a),
-        Command::Update(a) => cmd::update::run(a),
-        Command::Log(a) => cmd::log::run(a),
-        Command::Witness(a) => cmd::witness::run(a),
-        Command::Key(a) => cmd::key::run(a),
-        Command::Demo(a) => cmd::demo::run(a),
-        Command::Man(a) => cmd::manual::man(a, Cli::command()),
+        Command::Repo(a) => cmd::repo::run(a, json),
+        Command::Update(a) => cmd::update::run(a, json),
+        Command::Log(a) => cmd::log::run(a, json),
+        Command::Witness(a) => cmd::witness::run(a, json),
+        Command::Key(a) => cmd::key::run(a, json),
+        Command::Demo(a) => cmd::demo::run(a, json),
+        Command::Man(a) => cmd::manual::man(a, Cli::command(), json),
         Command::Completions(a) => cmd::manual::completions(a, Cli::command()),
     };
     if let Err(e) = result {
@@ -113,7 +121,76 @@ fn main() {
         {
             exit_on_stdout_error(io);
         }
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        let kind = cmd::output::classify(&e);
+        if json {
+            if !e.is::<cmd::output::Reported>() {
+                println!("{}", cmd::output::error_json(&e, kind));
+            }
+        } else {
+            eprintln!("error: {e:#}");
+        }
+        std::process::exit(kind.exit_code());
+    }
+}
+
+/// A command line clap refused (status 2), or `--help`/`--version` (status 0). With `--json`
+/// anywhere on the line, a refusal is the JSON error object; help stays text.
+fn parse_failed(e: &clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let is_help = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !is_help && std::env::args_os().skip(1).any(|a| a == "--json") {
+        let message = e.render().to_string();
+        let first = message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        let err = anyhow::Error::new(cmd::output::UsageError(first));
+        println!(
+            "{}",
+            cmd::output::error_json(&err, cmd::output::Kind::Usage)
+        );
+        std::process::exit(cmd::output::EXIT_USAGE);
+    }
+    e.exit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_option_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "airlock", &mut missing);
+        assert!(missing.is_empty(), "options without help: {missing:#?}");
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -17,9 +17,9 @@ fn demo_runs_end_to_end_and_refuses_the_attacks() {
         "snapshot v1: length and hashes match the timestamp",
         "sha256 verified",
         "is included: Merkle proof checks out",
-        "refused: mirror serves a modified release",
+        "refused, as it must: mirror serves a modified release",
         "sha256 hash mismatch",
-        "refused: mirror serves a forged timestamp",
+        "refused, as it must: mirror serves a forged timestamp",
         "byte for byte what it was",
         "Done:",
     ] {
@@ -28,6 +28,10 @@ fn demo_runs_end_to_end_and_refuses_the_attacks() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
+    // A refusal is the check working, not a failure; and nothing is installed, only verified.
+    assert!(!stdout.contains('\u{2717}'), "{stdout}");
+    assert!(!stdout.contains("install"), "{stdout}");
+    assert!(stdout.contains("downloaded and verified"), "{stdout}");
 }
 
 #[test]

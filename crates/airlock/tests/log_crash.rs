@@ -188,7 +188,7 @@ fn killed_at_random_points_the_log_loses_no_acknowledged_entry_and_never_forks()
         "--json",
         "--url",
         &url,
-        "--ca",
+        "--ca-file",
         files.ca_cert.to_str().unwrap(),
         "--log-key",
         &log_vkey,

@@ -334,7 +334,7 @@ fn monitor_state_as_a_bare_file_name_as_the_help_shows() {
             "monitor",
             "--url",
             &log.url,
-            "--ca",
+            "--ca-file",
             &log.ca,
             "--log-key",
             &log.log_key,
@@ -364,7 +364,7 @@ fn proof_right_after_add_and_add_wait() {
         "--wait",
         "--url",
         &log.url,
-        "--ca",
+        "--ca-file",
         &log.ca,
         "--key",
         &log.p("pub.key"),
@@ -380,7 +380,7 @@ fn proof_right_after_add_and_add_wait() {
         "0",
         "--url",
         &log.url,
-        "--ca",
+        "--ca-file",
         &log.ca,
         "--index",
         &index,
@@ -393,7 +393,7 @@ fn proof_right_after_add_and_add_wait() {
         "add",
         "--url",
         &log.url,
-        "--ca",
+        "--ca-file",
         &log.ca,
         "--key",
         &log.p("pub.key"),
@@ -405,7 +405,7 @@ fn proof_right_after_add_and_add_wait() {
         "proof",
         "--url",
         &log.url,
-        "--ca",
+        "--ca-file",
         &log.ca,
         "--index",
         index.trim(),
@@ -414,7 +414,16 @@ fn proof_right_after_add_and_add_wait() {
     ]);
     // An entry that is not there: after the bounded wait, a message that says to retry.
     let err = fails(&[
-        "log", "proof", "--wait", "1", "--url", &log.url, "--ca", &log.ca, "--index", "99",
+        "log",
+        "proof",
+        "--wait",
+        "1",
+        "--url",
+        &log.url,
+        "--ca-file",
+        &log.ca,
+        "--index",
+        "99",
     ]);
     assert!(err.contains("retry"), "{err}");
 }
@@ -448,7 +457,16 @@ fn keygen_writes_an_encrypted_publisher_key_and_old_plaintext_keys_still_submit(
     let add = |key: &str, pass: &str| {
         Command::new(BIN)
             .args([
-                "log", "add", "--url", &log.url, "--ca", &log.ca, "--key", key, "--data", "entry",
+                "log",
+                "add",
+                "--url",
+                &log.url,
+                "--ca-file",
+                &log.ca,
+                "--key",
+                key,
+                "--data",
+                "entry",
             ])
             .env("AIRLOCK_PASSPHRASE", pass)
             .stdin(Stdio::null())

@@ -437,7 +437,7 @@ fn offline_threshold_signing_with_two_key_files_through_the_cli() {
         .path();
     fs::write(&victim, "release 3").unwrap();
     let out = airlock(&["repo", "-C", r, "--json", "verify"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3), "a failed check is a refusal");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], false);
     assert_eq!(report["problems"][0]["check"], "hash");

@@ -119,9 +119,10 @@ fn init_refresh_list_download() {
     assert!(err.contains("--ca-file"), "hint at the CA option: {err}");
 }
 
-fn fails_with(out: &Output, words: &[&str]) -> String {
+/// Failed with exit status `code` (docs/cli.md) and one line on stderr naming `words`.
+fn fails_with(out: &Output, code: i32, words: &[&str]) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(code), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     for w in words {
         assert!(err.contains(w), "should mention {w:?}: {err}");
@@ -137,6 +138,7 @@ fn init_refuses_values_that_cannot_work_at_once() {
     std::fs::write(&root, repo.initial_root()).expect("root");
     let dir = work.path().join("state");
     let root = root.to_str().unwrap();
+    // A URL flag that cannot work is a usage error (2); a CA file that does not load, 1.
     let cases: [(&[&str], &[&str]); 7] = [
         (
             &["--metadata-url", "http://127.0.0.1:8080/metadata/"],
@@ -180,7 +182,8 @@ fn init_refuses_values_that_cannot_work_at_once() {
     for (flags, words) in cases {
         let mut args = vec!["init", root];
         args.extend_from_slice(flags);
-        fails_with(&airlock(&dir, &args), words);
+        let code = if flags.contains(&"--ca-file") { 1 } else { 2 };
+        fails_with(&airlock(&dir, &args), code, words);
         assert!(!dir.exists(), "{flags:?}: nothing written");
     }
     // With the switch, plain http to loopback is accepted.
@@ -221,8 +224,10 @@ fn a_damaged_trusted_root_says_how_to_recover() {
     let mut bytes = std::fs::read(&stored).expect("stored root");
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&stored, &bytes).expect("damage");
+    // The stored root fails its own signature check: refused (3).
     fails_with(
         &airlock(&dir, &["refresh"]),
+        3,
         &[
             &stored.display().to_string(),
             "from the vendor",
@@ -260,7 +265,7 @@ fn tampered_target_is_refused_with_a_readable_error() {
         ],
     ));
     let out = airlock(&dir, &["download", "a.txt"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3), "refused by the hash check");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sha256 hash mismatch"), "{err}");
     assert!(!dir.join("targets/a.txt").exists());

@@ -5,6 +5,7 @@
 //! the run, and the updater is the same library `airlock update` uses. The demo then plays two
 //! attacks against the same client and shows them refused.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,7 +22,10 @@ use airlock_repo::{
 use airlock_serve::{ServerHandle, TestCa, static_dir_router};
 use airlock_testbed::LocalTransparency;
 use anyhow::{Context, Result, bail};
+use serde_json::json;
 use sha2::{Digest, Sha256};
+
+use super::common::print_json;
 
 /// Walk through a release end to end on 127.0.0.1 and show every check an update passes.
 ///
@@ -38,25 +42,88 @@ pub struct Args {
 
 const TARGET: &str = "app/app-1.0.0.tar.gz";
 
+thread_local! {
+    /// With `--json`, the steps collected for the one document printed at the end; `None`
+    /// prints each line as it happens.
+    static JSON_STEPS: RefCell<Option<Vec<serde_json::Value>>> = const { RefCell::new(None) };
+}
+
+/// Text to print now, or (with `--json`) a record for the final document.
+fn emit(text: String, record: impl FnOnce() -> serde_json::Value) {
+    let collected = JSON_STEPS.with_borrow_mut(|steps| match steps {
+        Some(steps) => {
+            steps.push(record());
+            true
+        }
+        None => false,
+    });
+    if !collected {
+        println!("{text}");
+    }
+}
+
 fn step(n: u32, title: &str) {
-    println!("\n{n}. {title}");
+    emit(
+        format!("\n{n}. {title}"),
+        || json!({"step": n, "title": title, "checks": []}),
+    );
+}
+
+/// Appends a check to the last step of the JSON document, or prints it.
+fn check(mark: &str, outcome: &str, msg: &str) {
+    let collected = JSON_STEPS.with_borrow_mut(|steps| {
+        let Some(steps) = steps else { return false };
+        if let Some(checks) = steps
+            .last_mut()
+            .and_then(|s| s.get_mut("checks"))
+            .and_then(|c| c.as_array_mut())
+        {
+            checks.push(json!({"outcome": outcome, "message": msg}));
+        }
+        true
+    });
+    if !collected {
+        println!("   {mark} {msg}");
+    }
 }
 
 fn ok(msg: impl AsRef<str>) {
-    println!("   \u{2713} {}", msg.as_ref());
+    check("\u{2713}", "ok", msg.as_ref());
 }
 
+/// An attack the client refused: the check worked, so it is marked as a pass.
 fn refused(msg: impl AsRef<str>) {
-    println!("   \u{2717} refused: {}", msg.as_ref());
+    check(
+        "\u{2713}",
+        "refused",
+        &format!("refused, as it must: {}", msg.as_ref()),
+    );
+}
+
+/// Copies a directory tree (the log's and witnesses' files) so `--keep` keeps them too.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The statement a release's log entry carries: what a client can recompute from verified TUF
-/// metadata alone, so the log proof binds exactly the bytes the client installs.
+/// metadata alone, so the log proof binds exactly the bytes the client downloads and verifies.
 fn release_statement(target: &str, length: u64, sha256: &str) -> Vec<u8> {
     format!("airlock-release/v1\ntarget {target}\nlength {length}\nsha256 {sha256}\n").into_bytes()
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, json_out: bool) -> Result<()> {
+    JSON_STEPS.with_borrow_mut(|steps| *steps = json_out.then(Vec::new));
     let (_tmp, root_dir) = match &args.keep {
         Some(dir) => {
             if dir.exists() {
@@ -71,10 +138,12 @@ pub fn run(args: Args) -> Result<()> {
             (Some(t), p)
         }
     };
-    println!(
-        "Airlock demo: everything runs on 127.0.0.1, files in {}",
-        root_dir.display()
-    );
+    if !json_out {
+        println!(
+            "Airlock demo: everything runs on 127.0.0.1, files in {}",
+            root_dir.display()
+        );
+    }
 
     // 1. The vendor creates a repository.
     step(1, "Vendor creates a TUF repository");
@@ -151,9 +220,14 @@ pub fn run(args: Args) -> Result<()> {
         "checkpoint cosigned by {n_witnesses} witness(es), each checking it extends what it saw before"
     ));
     let proof = transparency.proof(index)?;
+    let proof_file = root_dir.join("app-1.0.0.tar.gz.tlog-proof");
+    std::fs::write(&proof_file, &proof)
+        .with_context(|| format!("writing {}", proof_file.display()))?;
     ok(format!(
-        "proof bundle for entry #{index}: {} bytes, shipped beside the release",
-        proof.len()
+        "proof bundle for entry #{index}: {} bytes, written beside the release at {} (a \
+         vendor ships it with the download; here step 6 reads it back)",
+        proof.len(),
+        proof_file.display()
     ));
     let mut policy_text = format!("log {}\n", transparency.log_verifier());
     let mut names = Vec::new();
@@ -178,7 +252,7 @@ pub fn run(args: Args) -> Result<()> {
     // 5. The user's machine updates.
     step(
         5,
-        "User's machine: the updater checks everything before installing",
+        "User's machine: the updater checks everything before keeping a byte",
     );
     let client_dir = root_dir.join("client");
     let md_dir = client_dir.join("metadata");
@@ -242,7 +316,7 @@ pub fn run(args: Args) -> Result<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let verified = verifier.verify_entry(
         &VerifierState::new(),
-        &ProofBundle::parse(&proof)?,
+        &ProofBundle::parse(&std::fs::read(&proof_file)?)?,
         &entry,
         None,
         now,
@@ -271,7 +345,7 @@ pub fn run(args: Args) -> Result<()> {
     );
 
     // 7. Attacks against the same client, refused.
-    step(7, "Attacks from the mirror, refused");
+    step(7, "Attacks from the mirror: each must be refused");
     let on_mirror = published
         .join("targets")
         .join(hashed_target_path(TARGET, &sha256));
@@ -306,8 +380,30 @@ pub fn run(args: Args) -> Result<()> {
     }
     ok("the client's trusted timestamp.json is byte for byte what it was");
 
-    println!("\nDone: one release signed, logged, witnessed, mirrored, verified and installed.");
+    if args.keep.is_some() {
+        // The log and witnesses keep their files in a directory of their own, removed when
+        // they stop: copied so that `--keep` keeps the whole run.
+        let kept = root_dir.join("transparency");
+        copy_tree(transparency.dir.path(), &kept)?;
+        ok(format!(
+            "log and witness files copied to {}",
+            kept.display()
+        ));
+    }
     drop(server);
     drop(transparency);
-    Ok(())
+    let summary = "one release signed, logged, witnessed, mirrored, downloaded and verified; \
+                   both attacks refused";
+    match JSON_STEPS.with_borrow_mut(Option::take) {
+        Some(steps) => print_json(&json!({
+            "dir": root_dir,
+            "kept": args.keep.is_some(),
+            "steps": steps,
+            "result": summary,
+        })),
+        None => {
+            println!("\nDone: {summary}.");
+            Ok(())
+        }
+    }
 }

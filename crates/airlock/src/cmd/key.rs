@@ -17,9 +17,6 @@ use super::common::{PassphraseArgs, passphrase_source, print_json};
   airlock key public /media/usb/root-3.key
   airlock key passwd /media/usb/root-3.key")]
 pub struct Args {
-    /// Machine-readable JSON on stdout.
-    #[arg(long, global = true)]
-    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +65,7 @@ struct PublicArgs {
   airlock key passwd --passphrase-fd 3 root-1.key 3<old-pass"
 )]
 struct PasswdArgs {
+    /// The key file to re-encrypt in place.
     file: PathBuf,
     /// Where the current passphrase comes from.
     #[command(flatten)]
@@ -80,11 +78,11 @@ struct PasswdArgs {
     new_passphrase_fd: Option<i32>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, json: bool) -> Result<()> {
     match args.command {
-        Command::Generate(a) => generate(a, args.json),
-        Command::Public(a) => public(a, args.json),
-        Command::Passwd(a) => passwd(a, args.json),
+        Command::Generate(a) => generate(a, json),
+        Command::Public(a) => public(a, json),
+        Command::Passwd(a) => passwd(a, json),
     }
 }
 

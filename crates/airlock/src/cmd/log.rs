@@ -10,10 +10,11 @@ use clap::Subcommand;
 
 use airlock_core::tlog::{Checkpoint, KeyAlgorithm, Note, NoteSigner, NoteVerifier, leaf_hash};
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
-use airlock_keystore::{PassphraseSource, Protection};
 use airlock_log::config::{LogConfig, WitnessEntry};
 use airlock_log::monitor::{Seen, walk};
 use airlock_log::{Log, SIGNATURE_HEADER, sign_submission};
+
+use super::common::{ClientTlsArgs, PassphraseArgs, TlsArgs, wait_for_shutdown_signal};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -93,57 +94,20 @@ struct InitArgs {
     /// Publisher verifier key allowed to submit (repeatable).
     #[arg(long = "publisher-key")]
     publisher_keys: Vec<String>,
-    /// TLS certificate chain (PEM) to serve HTTPS with.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// CA bundle used to reach witnesses over HTTPS (default: webpki roots).
-    #[arg(long)]
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// CA certificates (PEM) trusted when calling the witnesses over HTTPS (default: the
+    /// webpki roots).
+    #[arg(long = "ca-file", alias = "witness-ca", value_name = "PEM")]
     witness_ca: Option<PathBuf>,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    passphrase: PassphraseArgs,
     /// Write the signing key unencrypted. For tests and throw-away demos only.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
     plaintext_key: bool,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
-}
-
-/// Where the passphrase of the log's (or witness's) private key comes from.
-#[derive(clap::Args, Debug)]
-pub(crate) struct PassphraseOpts {
-    /// Read the key passphrase from this environment variable (default: AIRLOCK_PASSPHRASE if
-    /// set, else ask on the terminal).
-    #[arg(long, conflicts_with = "passphrase_fd")]
-    passphrase_env: Option<String>,
-    /// Read the key passphrase from this open file descriptor (e.g. `3 3<secret`).
-    #[arg(long)]
-    passphrase_fd: Option<i32>,
-}
-
-impl PassphraseOpts {
-    pub(crate) fn source(&self) -> PassphraseSource {
-        if let Some(fd) = self.passphrase_fd {
-            PassphraseSource::Fd(fd)
-        } else if let Some(var) = &self.passphrase_env {
-            PassphraseSource::Env(var.clone())
-        } else if std::env::var_os("AIRLOCK_PASSPHRASE").is_some() {
-            PassphraseSource::Env("AIRLOCK_PASSPHRASE".into())
-        } else {
-            PassphraseSource::Prompt
-        }
-    }
-
-    /// How `init` protects a new key: encrypted, unless `plaintext` (tests only).
-    pub(crate) fn protection(&self, plaintext: bool) -> Protection {
-        if plaintext {
-            Protection::PlaintextForTests
-        } else {
-            Protection::encrypted(self.source())
-        }
-    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -156,16 +120,18 @@ struct KeygenArgs {
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    passphrase: PassphraseArgs,
     /// Write the key unencrypted. For tests and throw-away demos only.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
     plaintext_key: bool,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
 #[derive(clap::Args, Debug)]
 struct AddPublisherArgs {
+    /// The log directory (from `log init`).
     #[arg(long)]
     dir: PathBuf,
     /// The publisher's Ed25519 note verifier key (from `airlock log keygen`).
@@ -175,6 +141,7 @@ struct AddPublisherArgs {
 
 #[derive(clap::Args, Debug)]
 struct AddWitnessArgs {
+    /// The log directory (from `log init`).
     #[arg(long)]
     dir: PathBuf,
     /// The witness's cosignature verifier key.
@@ -187,13 +154,14 @@ struct AddWitnessArgs {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
+    /// The log directory (from `log init`).
     #[arg(long)]
     dir: PathBuf,
     /// Override the configured listen address (port 0 picks a free port).
     #[arg(long)]
     listen: Option<SocketAddr>,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    passphrase: PassphraseArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -201,23 +169,19 @@ struct ClientOpts {
     /// The log's base URL.
     #[arg(long)]
     url: String,
-    /// CA bundle (PEM) to trust instead of the webpki roots.
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// Allow plain http:// (loopback testing only).
-    #[arg(long)]
-    allow_http: bool,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 impl ClientOpts {
     fn client(&self) -> anyhow::Result<Fetcher> {
-        let trust = match &self.ca {
+        let trust = match &self.tls.ca_file {
             Some(p) => Trust::ca_bundle_file(p)?,
             None => Trust::WebPki,
         };
         Ok(Fetcher::new(FetcherConfig {
             trust,
-            allow_http_loopback: self.allow_http,
+            allow_http_loopback: self.tls.allow_http_loopback,
             ..FetcherConfig::default()
         })?)
     }
@@ -239,7 +203,7 @@ struct AddArgs {
     #[arg(long)]
     key_name: Option<String>,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    passphrase: PassphraseArgs,
     /// The log's origin (bound into the signature). Default: the first line of the log's
     /// checkpoint (a wrong origin only makes the log refuse the signature).
     #[arg(long)]
@@ -254,7 +218,8 @@ struct AddArgs {
     /// checkpoint that includes the entry, so that `airlock log proof` answers at once.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "60")]
     wait: Option<u64>,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
@@ -262,6 +227,7 @@ struct AddArgs {
 struct ProofArgs {
     #[command(flatten)]
     client: ClientOpts,
+    /// Index of the entry to prove.
     #[arg(long)]
     index: u64,
     /// Write the bundle here (default: standard output).
@@ -297,7 +263,8 @@ struct VerifyProofArgs {
     /// --log-key/--witness-key/--quorum.
     #[arg(long)]
     policy: Option<PathBuf>,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
@@ -305,28 +272,31 @@ struct VerifyProofArgs {
 struct MonitorArgs {
     #[command(flatten)]
     client: ClientOpts,
+    /// The log's checkpoint verifier key (`log init` prints it).
     #[arg(long)]
     log_key: String,
+    /// A witness whose cosignature to report; repeatable.
     #[arg(long = "witness-key")]
     witness_keys: Vec<String>,
     /// File remembering the last verified checkpoint (size and root); created if missing.
     #[arg(long)]
     state: Option<PathBuf>,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     match args.command {
-        Cmd::Init(a) => init(a),
-        Cmd::Keygen(a) => keygen(a),
+        Cmd::Init(a) => init(InitArgs { json, ..a }),
+        Cmd::Keygen(a) => keygen(KeygenArgs { json, ..a }),
         Cmd::AddPublisher(a) => add_publisher(a),
         Cmd::AddWitness(a) => add_witness(a),
         Cmd::Serve(a) => serve(a),
-        Cmd::Add(a) => add(a),
+        Cmd::Add(a) => add(AddArgs { json, ..a }),
         Cmd::Proof(a) => proof(a),
-        Cmd::VerifyProof(a) => verify_proof(a),
-        Cmd::Monitor(a) => monitor(a),
+        Cmd::VerifyProof(a) => verify_proof(VerifyProofArgs { json, ..a }),
+        Cmd::Monitor(a) => monitor(MonitorArgs { json, ..a }),
     }
 }
 
@@ -366,8 +336,8 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         public_dir: "public".into(),
         state_dir: "state".into(),
         listen: a.listen,
-        tls_cert: a.tls_cert.as_deref().map(absolute).transpose()?,
-        tls_key: a.tls_key.as_deref().map(absolute).transpose()?,
+        tls_cert: a.tls.tls_cert.as_deref().map(absolute).transpose()?,
+        tls_key: a.tls.tls_key.as_deref().map(absolute).transpose()?,
         max_batch: 65_536,
         publishers: a.publisher_keys,
         witness_ca: a.witness_ca.as_deref().map(absolute).transpose()?,
@@ -444,7 +414,8 @@ fn add_witness(a: AddWitnessArgs) -> anyhow::Result<()> {
     let v = parse_vkey(&a.key, "witness", KeyAlgorithm::CosignatureV1)?;
     // The same scheme policy the log applies when it calls the witness, checked now rather
     // than at the first checkpoint.
-    airlock_fetch::check_url_scheme(&a.url, true).context("witness URL")?;
+    airlock_fetch::check_url_scheme(&a.url, true)
+        .map_err(|e| super::output::usage(format!("--url {:?}: {e}", a.url)))?;
     cfg.witnesses.retain(|w| w.key != a.key);
     cfg.witnesses.push(WitnessEntry {
         key: a.key,
@@ -483,16 +454,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         server.base_url()
     );
     std::io::stdout().flush()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    })?;
+    wait_for_shutdown_signal()?;
     eprintln!("shutting down");
     server.shutdown();
     log.shutdown();

@@ -18,9 +18,6 @@ pub struct ManArgs {
     /// Directory to write the pages into (created if missing).
     #[arg(long)]
     out: PathBuf,
-    /// Machine-readable JSON on stdout (the list of files written).
-    #[arg(long)]
-    json: bool,
 }
 
 /// Print a completion script for a shell on stdout.
@@ -30,14 +27,15 @@ pub struct ManArgs {
   airlock completions zsh > \"${fpath[1]}/_airlock\"
   airlock completions fish > ~/.config/fish/completions/airlock.fish")]
 pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
     shell: clap_complete::Shell,
 }
 
-pub fn man(args: ManArgs, command: clap::Command) -> Result<()> {
+pub fn man(args: ManArgs, command: clap::Command, json: bool) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let mut written = Vec::new();
     write_pages(&args.out, command, &mut written)?;
-    if args.json {
+    if json {
         print_json(&json!({ "written": written }))
     } else {
         for p in &written {

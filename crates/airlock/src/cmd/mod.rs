@@ -4,6 +4,7 @@ pub mod demo;
 pub mod key;
 pub mod log;
 pub mod manual;
+pub mod output;
 pub mod repo;
 pub mod update;
 pub mod witness;

@@ -12,6 +12,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use super::common::{PassphraseArgs, TlsArgs, wait_for_shutdown_signal};
+
 #[derive(clap::Args, Debug)]
 #[command(
     about = "Publisher's tool: create, sign and publish a TUF repository",
@@ -25,23 +27,21 @@ Private keys are encrypted; the passphrase comes from --passphrase-fd, --passphr
 the AIRLOCK_PASSPHRASE environment variable, or a prompt (in that order)."
 )]
 pub struct Args {
-    /// The repository directory.
+    /// The repository directory (`-C` and `--repo` are the same).
     #[arg(
         short = 'C',
-        long = "repo",
+        long = "dir",
+        alias = "repo",
+        value_name = "DIR",
         global = true,
         env = "AIRLOCK_REPO",
         default_value = "."
     )]
     repo: PathBuf,
-    /// Read the key passphrase from this environment variable.
-    #[arg(long, global = true, value_name = "VAR")]
-    passphrase_env: Option<String>,
-    /// Read the key passphrase from this open file descriptor (e.g. `3 3<secret`).
-    #[arg(long, global = true, value_name = "FD")]
-    passphrase_fd: Option<i32>,
-    /// Machine-readable JSON on stdout.
-    #[arg(long, global = true)]
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
     #[command(subcommand)]
     command: Command,
@@ -80,33 +80,46 @@ struct InitArgs {
     /// Key type for every role unless overridden: ed25519, ecdsa, rsa or hybrid.
     #[arg(long, default_value = "ed25519")]
     key_type: KeyScheme,
+    /// Root keys' type (default: --key-type).
     #[arg(long)]
     root_key_type: Option<KeyScheme>,
+    /// Targets keys' type (default: --key-type).
     #[arg(long)]
     targets_key_type: Option<KeyScheme>,
+    /// Snapshot key's type (default: --key-type).
     #[arg(long)]
     snapshot_key_type: Option<KeyScheme>,
+    /// Timestamp key's type (default: --key-type).
     #[arg(long)]
     timestamp_key_type: Option<KeyScheme>,
+    /// Number of root keys (kept offline).
     #[arg(long, default_value_t = 1)]
     root_keys: usize,
+    /// Root keys that must sign a root.
     #[arg(long, default_value_t = 1)]
     root_threshold: u64,
+    /// Number of targets keys.
     #[arg(long, default_value_t = 1)]
     targets_keys: usize,
+    /// Targets keys that must sign the targets role.
     #[arg(long, default_value_t = 1)]
     targets_threshold: u64,
+    /// Number of snapshot keys (online; all must sign).
     #[arg(long, default_value_t = 1)]
     snapshot_keys: usize,
+    /// Number of timestamp keys (online; all must sign).
     #[arg(long, default_value_t = 1)]
     timestamp_keys: usize,
     /// Validity of each signed root (s, m, h, d, w).
     #[arg(long, default_value = "365d")]
     root_expiry: Period,
+    /// Validity of each signed targets role.
     #[arg(long, default_value = "90d")]
     targets_expiry: Period,
+    /// Validity of each signed snapshot.
     #[arg(long, default_value = "7d")]
     snapshot_expiry: Period,
+    /// Validity of each signed timestamp (refresh from cron well within it).
     #[arg(long, default_value = "1d")]
     timestamp_expiry: Period,
     /// Validity of delegated roles and hash bins.
@@ -129,6 +142,7 @@ struct InitArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock repo undelegate docs && airlock repo publish")]
 struct UndelegateArgs {
+    /// The delegated role or hash-bin prefix to remove.
     role: String,
 }
 
@@ -185,6 +199,7 @@ struct AddArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock repo remove app/1.1.0/ app/latest.tar.gz")]
 struct RemoveArgs {
+    /// Target paths; one ending in `/` removes everything under it.
     #[arg(required = true)]
     targets: Vec<String>,
 }
@@ -205,6 +220,7 @@ struct DelegateArgs {
     from: String,
     #[command(flatten)]
     keys: KeyArgs,
+    /// A terminating delegation: a client searching for a matching path looks no further.
     #[arg(long)]
     terminating: bool,
 }
@@ -219,6 +235,7 @@ struct BinsArgs {
     /// Bin names are PREFIX-00 .. PREFIX-ff.
     #[arg(long, default_value = "bin")]
     prefix: String,
+    /// The delegating role.
     #[arg(long, default_value = "targets")]
     from: String,
     #[command(flatten)]
@@ -230,11 +247,13 @@ struct KeyArgs {
     /// Generate this many keys (ignored when --public-key is given).
     #[arg(long, default_value_t = 1)]
     keys: usize,
+    /// Type of generated keys: ed25519, ecdsa, rsa or hybrid.
     #[arg(long, default_value = "ed25519")]
     key_type: KeyScheme,
     /// Use this public key file (TUF JSON) instead of generating; repeatable.
     #[arg(long = "public-key")]
     public_keys: Vec<PathBuf>,
+    /// Keys that must sign the role.
     #[arg(long, default_value_t = 1)]
     threshold: u64,
     /// Write generated private keys unencrypted (tests only).
@@ -268,6 +287,7 @@ struct PublishArgs {
   airlock repo sign --key root-A.key root.json  # on machine A, then on machine B
   airlock repo import root.json                 # back on the repository machine")]
 struct ExportArgs {
+    /// The role to export (root, targets, a delegated role, ...).
     role: String,
     /// Output file (default ROLE.json in the current directory).
     #[arg(short, long)]
@@ -285,6 +305,7 @@ struct SignArgs {
     key: PathBuf,
     /// The metadata file (signed in place unless --out is given).
     file: PathBuf,
+    /// Write the signed file here instead of in place.
     #[arg(short, long)]
     out: Option<PathBuf>,
 }
@@ -293,6 +314,7 @@ struct SignArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock repo import root.json targets.json")]
 struct ImportArgs {
+    /// Signed metadata files (from `export` and `sign`).
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -309,6 +331,7 @@ struct RotateArgs {
     /// Generate this many new keys.
     #[arg(long, default_value_t = 0)]
     generate: usize,
+    /// Type of generated keys: ed25519, ecdsa, rsa or hybrid.
     #[arg(long, default_value = "ed25519")]
     key_type: KeyScheme,
     /// Add this public key (TUF JSON); repeatable.
@@ -320,8 +343,10 @@ struct RotateArgs {
     /// Drop every old key.
     #[arg(long)]
     replace: bool,
+    /// New threshold (default: unchanged).
     #[arg(long)]
     threshold: Option<u64>,
+    /// Write generated private keys unencrypted (tests only).
     #[arg(long)]
     plaintext_keys: bool,
 }
@@ -330,6 +355,7 @@ struct RotateArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock repo bump targets && airlock repo publish")]
 struct BumpArgs {
+    /// The role to re-sign (root, targets, a delegated role, ...).
     role: String,
 }
 
@@ -360,18 +386,15 @@ struct VerifyArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Examples:
   airlock repo -C myrepo serve --test-ca-dir ./tls     # clients trust ./tls/ca.pem
-  airlock repo -C myrepo serve --addr 0.0.0.0:8443 --cert fullchain.pem --key key.pem")]
+  airlock repo -C myrepo serve --listen 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key key.pem")]
 struct ServeArgs {
-    #[arg(long, default_value = "127.0.0.1:0")]
-    addr: std::net::SocketAddr,
-    /// Server certificate chain (PEM).
-    #[arg(long, requires = "key")]
-    cert: Option<PathBuf>,
-    /// Server private key (PEM).
-    #[arg(long, requires = "cert")]
-    key: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, alias = "addr", default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Generate a test CA and server certificate for 127.0.0.1/localhost, written to this dir.
-    #[arg(long, conflicts_with = "cert")]
+    #[arg(long, conflicts_with = "tls_cert")]
     test_ca_dir: Option<PathBuf>,
     /// Directory to serve; default REPO/published.
     #[arg(long)]
@@ -379,15 +402,7 @@ struct ServeArgs {
 }
 
 fn passphrase(args: &Args) -> PassphraseSource {
-    if let Some(fd) = args.passphrase_fd {
-        PassphraseSource::Fd(fd)
-    } else if let Some(var) = &args.passphrase_env {
-        PassphraseSource::Env(var.clone())
-    } else if std::env::var_os("AIRLOCK_PASSPHRASE").is_some() {
-        PassphraseSource::Env("AIRLOCK_PASSPHRASE".into())
-    } else {
-        PassphraseSource::Prompt
-    }
+    args.passphrase.source()
 }
 
 fn open(args: &Args) -> anyhow::Result<Repository> {
@@ -449,407 +464,473 @@ fn unsigned_note(unsigned: &[String]) {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let json_out = args.json;
+pub fn run(mut args: Args, json: bool) -> anyhow::Result<()> {
+    args.json = json;
     match &args.command {
-        Command::Init(a) => {
-            let protection = if a.plaintext_keys {
-                airlock_repo::Protection::PlaintextForTests
-            } else {
-                airlock_repo::Protection::encrypted(passphrase(&args))
-            };
-            let spec =
-                |t: Option<KeyScheme>, n, th| RoleKeySpec::new(t.unwrap_or(a.key_type), n, th);
-            let opts = InitOptions {
-                root: spec(a.root_key_type, a.root_keys, a.root_threshold),
-                targets: spec(a.targets_key_type, a.targets_keys, a.targets_threshold),
-                snapshot: spec(a.snapshot_key_type, a.snapshot_keys, a.snapshot_keys as u64),
-                timestamp: spec(
-                    a.timestamp_key_type,
-                    a.timestamp_keys,
-                    a.timestamp_keys as u64,
-                ),
-                expiry: ExpiryConfig {
-                    root: a.root_expiry,
-                    targets: a.targets_expiry,
-                    snapshot: a.snapshot_expiry,
-                    timestamp: a.timestamp_expiry,
-                    delegated: a.delegated_expiry,
-                },
-                protection,
-                publish: airlock_repo::PublishConfig {
-                    meta_hashes: a.meta_hashes,
-                    keep_releases: a.keep_releases,
-                },
-                now: None,
-            };
-            let repo = Repository::init(&a.dir, &opts)
-                .with_context(|| format!("initialising {}", a.dir.display()))?;
-            let keys: Vec<_> = repo
-                .config()
-                .keys
-                .iter()
-                .map(|k| json!({"keyid": k.keyid, "role": k.role, "scheme": k.scheme, "private": k.private, "public": k.public}))
-                .collect();
-            print(json_out, json!({"repo": a.dir, "keys": keys}), || {
-                println!("created repository {}", a.dir.display());
-                for k in &repo.config().keys {
-                    println!(
-                        "  {:<9} {:<7} {}  {}",
-                        k.role,
-                        k.scheme,
-                        k.keyid.get(..16).unwrap_or(&k.keyid),
-                        k.private.as_deref().unwrap_or("-")
-                    );
-                }
-                println!(
-                    "next: move the root-*.key files to offline storage, add targets, then `airlock repo -C {} publish`",
-                    a.dir.display()
-                );
-            });
-        }
-        Command::Add(a) => {
-            let mut repo = open(&args)?;
-            let target = match &a.name {
-                Some(n) => {
-                    if a.paths.len() != 1 {
-                        bail!("--name gives the target path of exactly one file");
-                    }
-                    TargetName::Exact(n.clone())
-                }
-                None => TargetName::Prefix(a.prefix.clone()),
-            };
-            let mut sources: Vec<AddSource> = Vec::new();
-            // What each directory became, said back to the user (contents vs the directory).
-            let mut dirs: Vec<String> = Vec::new();
-            for p in &a.paths {
-                let mut target = target.clone();
-                if p.is_dir() {
-                    let mut prefix = a.prefix.clone();
-                    if a.dir_name {
-                        let name = p
-                            .canonicalize()
-                            .with_context(|| format!("reading {}", p.display()))?
-                            .file_name()
-                            .and_then(|n| n.to_str())
-                            .map(str::to_string)
-                            .with_context(|| {
-                                format!("{}: no UTF-8 directory name for --dir-name", p.display())
-                            })?;
-                        prefix = format!("{prefix}{name}/");
-                        target = TargetName::Prefix(prefix.clone());
-                    }
-                    dirs.push(if a.dir_name {
-                        format!("directory {} itself, as {prefix}...", p.display())
-                    } else {
-                        format!(
-                            "contents of {} as {prefix}... (--dir-name: the directory itself)",
-                            p.display()
-                        )
-                    });
-                }
-                sources.push(AddSource {
-                    path: p.clone(),
-                    target,
-                });
-            }
-            let options = AddOptions {
-                custom: TargetCustom {
-                    version: a.version.clone(),
-                    channel: a.channel.clone(),
-                    source_ref: a.source_ref.clone(),
-                },
-                role: a.role.clone(),
-            };
-            let pb = progress_bar(json_out, "hashing");
-            let report = repo.add_targets(&sources, &options, &|done, total| {
-                pb.set_length(total);
-                pb.set_position(done);
-            })?;
-            pb.finish_and_clear();
-            print(json_out, serde_json::to_value(&report)?, || {
-                for d in &dirs {
-                    println!("{d}");
-                }
-                for t in report.targets.iter().take(10) {
-                    println!("  {t}");
-                }
-                if report.targets.len() > 10 {
-                    println!("  ... and {} more", report.targets.len() - 10);
-                }
-                println!(
-                    "staged {} target(s), {} bytes, in {} role(s)",
-                    report.added,
-                    report.bytes,
-                    report.roles.len()
-                );
-                unsigned_note(&report.unsigned);
-            });
-        }
-        Command::Remove(a) => {
-            let mut repo = open(&args)?;
-            let (roles, unsigned) = repo.remove_targets(&a.targets)?;
-            print(
-                json_out,
-                json!({"roles": roles, "unsigned": unsigned}),
-                || {
-                    println!("removed from {}", roles.join(", "));
-                    unsigned_note(&unsigned);
-                },
+        Command::Init(a) => init(&args, a),
+        Command::Add(a) => add(&args, a),
+        Command::Remove(a) => remove(&args, a),
+        Command::Delegate(a) => delegate(&args, a),
+        Command::DelegateBins(a) => delegate_bins(&args, a),
+        Command::Undelegate(a) => undelegate(&args, a),
+        Command::Gc(a) => gc(&args, a),
+        Command::Status(a) => status(&args, a),
+        Command::Export(a) => export(&args, a),
+        Command::Sign(a) => sign(&args, a),
+        Command::Import(a) => import(&args, a),
+        Command::Rotate(a) => rotate(&args, a),
+        Command::Bump(a) => bump(&args, a),
+        Command::Publish(a) => publish(&args, a),
+        Command::Refresh(a) => refresh(&args, a),
+        Command::Verify(a) => verify(&args, a),
+        Command::Serve(a) => serve(&args, a),
+    }
+}
+
+fn init(args: &Args, a: &InitArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let protection = if a.plaintext_keys {
+        airlock_repo::Protection::PlaintextForTests
+    } else {
+        airlock_repo::Protection::encrypted(passphrase(args))
+    };
+    let spec = |t: Option<KeyScheme>, n, th| RoleKeySpec::new(t.unwrap_or(a.key_type), n, th);
+    let opts = InitOptions {
+        root: spec(a.root_key_type, a.root_keys, a.root_threshold),
+        targets: spec(a.targets_key_type, a.targets_keys, a.targets_threshold),
+        snapshot: spec(a.snapshot_key_type, a.snapshot_keys, a.snapshot_keys as u64),
+        timestamp: spec(
+            a.timestamp_key_type,
+            a.timestamp_keys,
+            a.timestamp_keys as u64,
+        ),
+        expiry: ExpiryConfig {
+            root: a.root_expiry,
+            targets: a.targets_expiry,
+            snapshot: a.snapshot_expiry,
+            timestamp: a.timestamp_expiry,
+            delegated: a.delegated_expiry,
+        },
+        protection,
+        publish: airlock_repo::PublishConfig {
+            meta_hashes: a.meta_hashes,
+            keep_releases: a.keep_releases,
+        },
+        now: None,
+    };
+    let repo = Repository::init(&a.dir, &opts)
+        .with_context(|| format!("initialising {}", a.dir.display()))?;
+    let keys: Vec<_> = repo
+        .config()
+        .keys
+        .iter()
+        .map(|k| json!({"keyid": k.keyid, "role": k.role, "scheme": k.scheme, "private": k.private, "public": k.public}))
+        .collect();
+    print(json_out, json!({"repo": a.dir, "keys": keys}), || {
+        println!("created repository {}", a.dir.display());
+        for k in &repo.config().keys {
+            println!(
+                "  {:<9} {:<7} {}  {}",
+                k.role,
+                k.scheme,
+                k.keyid.get(..16).unwrap_or(&k.keyid),
+                k.private.as_deref().unwrap_or("-")
             );
         }
-        Command::Delegate(a) => {
-            let mut repo = open(&args)?;
-            let report = repo.delegate_paths(
-                &PathDelegation {
-                    from: a.from.clone(),
-                    name: a.name.clone(),
-                    paths: a.paths.clone(),
-                    keys: key_source(&a.keys)?,
-                    threshold: a.keys.threshold,
-                    terminating: a.terminating,
-                },
-                a.keys.plaintext_keys,
-            )?;
-            print(json_out, serde_json::to_value(&report)?, || {
-                println!("{} now delegates {:?} to {}", a.from, a.paths, a.name);
-                unsigned_note(&report.unsigned);
-            });
-        }
-        Command::DelegateBins(a) => {
-            let mut repo = open(&args)?;
-            let report = repo.delegate_bins(
-                &BinDelegation {
-                    from: a.from.clone(),
-                    bins: a.bins,
-                    name_prefix: a.prefix.clone(),
-                    keys: key_source(&a.keys)?,
-                    threshold: a.keys.threshold,
-                },
-                a.keys.plaintext_keys,
-            )?;
-            print(json_out, serde_json::to_value(&report)?, || {
-                println!(
-                    "{} now delegates to {} hash bins {}-*",
-                    a.from, a.bins, a.prefix
-                );
-                unsigned_note(&report.unsigned);
-            });
-        }
-        Command::Undelegate(a) => {
-            let mut repo = open(&args)?;
-            let report = repo.undelegate(&a.role)?;
-            print(json_out, serde_json::to_value(&report)?, || {
-                println!(
-                    "removed the delegation to {}; changed {}",
-                    a.role,
-                    report.roles.join(", ")
-                );
-                unsigned_note(&report.unsigned);
-            });
-        }
-        Command::Gc(a) => {
-            let mut repo = open(&args)?;
-            let report = repo.gc(a.keep)?;
-            print(json_out, serde_json::to_value(&report)?, || {
-                println!(
-                    "kept {} release(s); removed {} metadata file(s) and {} target file(s) ({} bytes)",
-                    report.releases_kept,
-                    report.metadata_files_removed,
-                    report.target_files_removed,
-                    report.bytes_removed
-                );
-            });
-        }
-        Command::Status(_) => {
-            let repo = open(&args)?;
-            let status = repo.status()?;
-            print(json_out, serde_json::to_value(&status)?, || {
-                println!(
-                    "{:<16} {:>8} {:>10} {:>10}  expires",
-                    "role", "version", "published", "signed"
-                );
-                for s in &status {
-                    println!(
-                        "{:<16} {:>8} {:>10} {:>6}/{:<3}  {}{}",
-                        s.role,
-                        s.version,
-                        s.published_version,
-                        s.valid_signatures,
-                        s.threshold,
-                        s.expires,
-                        if s.signed { "" } else { "  NEEDS SIGNATURES" }
-                    );
-                }
-            });
-        }
-        Command::Export(a) => {
-            let repo = open(&args)?;
-            let export = repo.export_role(&a.role)?;
-            let out = a
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(&export.file_name));
-            airlock_repo::write_atomic(&out, &export.bytes)?;
-            let mut v = serde_json::to_value(&export)?;
-            v["file"] = json!(out);
-            print(json_out, v, || {
-                println!(
-                    "wrote {} ({} version {}, {} of {} needed signatures present)",
-                    out.display(),
-                    export.role,
-                    export.version,
-                    export.signed_by.len(),
-                    export.threshold
-                );
-                println!("may sign it: {}", export.keyids.join(", "));
-            });
-        }
-        Command::Sign(a) => {
-            let key = airlock_keystore::read_private_key(&a.key, &passphrase(&args))?;
-            let bytes = read_capped(&a.file)?;
-            let (signed, keyid) =
-                airlock_repo::sign_metadata(&bytes, &key, &a.file.display().to_string())?;
-            let out = a.out.clone().unwrap_or_else(|| a.file.clone());
-            airlock_repo::write_atomic(&out, &signed)?;
-            print(json_out, json!({"file": out, "keyid": keyid}), || {
-                println!("signed {} with key {keyid}", out.display());
-            });
-        }
-        Command::Import(a) => {
-            let mut repo = open(&args)?;
-            let mut reports = Vec::new();
-            for f in &a.files {
-                let bytes = read_capped(f)?;
-                reports.push(repo.import_signatures(&bytes, &f.display().to_string())?);
+        println!(
+            "next: move the root-*.key files to offline storage, add targets, then `airlock repo -C {} publish`",
+            a.dir.display()
+        );
+    });
+    Ok(())
+}
+
+fn add(args: &Args, a: &AddArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let target = match &a.name {
+        Some(n) => {
+            if a.paths.len() != 1 {
+                bail!("--name gives the target path of exactly one file");
             }
-            print(json_out, serde_json::to_value(&reports)?, || {
-                for r in &reports {
-                    println!(
-                        "{} version {}: {} new signature(s); {}",
-                        r.role,
-                        r.version,
-                        r.added.len(),
-                        if r.signed {
-                            "threshold met"
-                        } else {
-                            "more signatures needed"
-                        }
-                    );
-                }
-            });
+            TargetName::Exact(n.clone())
         }
-        Command::Rotate(a) => {
-            let mut repo = open(&args)?;
-            let add = if !a.public_keys.is_empty() {
-                if a.generate > 0 {
-                    bail!("give either --generate or --public-key, not both");
-                }
-                Some(KeySource::Public(read_public_keys(&a.public_keys)?))
-            } else if a.generate > 0 {
-                Some(KeySource::Generate {
-                    scheme: a.key_type,
-                    count: a.generate,
-                })
+        None => TargetName::Prefix(a.prefix.clone()),
+    };
+    let mut sources: Vec<AddSource> = Vec::new();
+    // What each directory became, said back to the user (contents vs the directory).
+    let mut dirs: Vec<String> = Vec::new();
+    for p in &a.paths {
+        let mut target = target.clone();
+        if p.is_dir() {
+            let mut prefix = a.prefix.clone();
+            if a.dir_name {
+                let name = p
+                    .canonicalize()
+                    .with_context(|| format!("reading {}", p.display()))?
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string)
+                    .with_context(|| {
+                        format!("{}: no UTF-8 directory name for --dir-name", p.display())
+                    })?;
+                prefix = format!("{prefix}{name}/");
+                target = TargetName::Prefix(prefix.clone());
+            }
+            dirs.push(if a.dir_name {
+                format!("directory {} itself, as {prefix}...", p.display())
             } else {
-                None
-            };
-            let report = repo.rotate(
-                &Rotation {
-                    role: a.role.clone(),
-                    add,
-                    remove: a.remove.clone(),
-                    replace_all: a.replace,
-                    threshold: a.threshold,
-                },
-                a.plaintext_keys,
-            )?;
-            print(json_out, serde_json::to_value(&report)?, || {
-                println!("rotated {}; changed {}", a.role, report.roles.join(", "));
-                for k in &report.new_keyids {
-                    println!("  new key {k}");
+                format!(
+                    "contents of {} as {prefix}... (--dir-name: the directory itself)",
+                    p.display()
+                )
+            });
+        }
+        sources.push(AddSource {
+            path: p.clone(),
+            target,
+        });
+    }
+    let options = AddOptions {
+        custom: TargetCustom {
+            version: a.version.clone(),
+            channel: a.channel.clone(),
+            source_ref: a.source_ref.clone(),
+        },
+        role: a.role.clone(),
+    };
+    let pb = progress_bar(json_out, "hashing");
+    let report = repo.add_targets(&sources, &options, &|done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })?;
+    pb.finish_and_clear();
+    print(json_out, serde_json::to_value(&report)?, || {
+        for d in &dirs {
+            println!("{d}");
+        }
+        for t in report.targets.iter().take(10) {
+            println!("  {t}");
+        }
+        if report.targets.len() > 10 {
+            println!("  ... and {} more", report.targets.len() - 10);
+        }
+        println!(
+            "staged {} target(s), {} bytes, in {} role(s)",
+            report.added,
+            report.bytes,
+            report.roles.len()
+        );
+        unsigned_note(&report.unsigned);
+    });
+    Ok(())
+}
+
+fn remove(args: &Args, a: &RemoveArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let (roles, unsigned) = repo.remove_targets(&a.targets)?;
+    print(
+        json_out,
+        json!({"roles": roles, "unsigned": unsigned}),
+        || {
+            println!("removed from {}", roles.join(", "));
+            unsigned_note(&unsigned);
+        },
+    );
+    Ok(())
+}
+
+fn delegate(args: &Args, a: &DelegateArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let report = repo.delegate_paths(
+        &PathDelegation {
+            from: a.from.clone(),
+            name: a.name.clone(),
+            paths: a.paths.clone(),
+            keys: key_source(&a.keys)?,
+            threshold: a.keys.threshold,
+            terminating: a.terminating,
+        },
+        a.keys.plaintext_keys,
+    )?;
+    print(json_out, serde_json::to_value(&report)?, || {
+        println!("{} now delegates {:?} to {}", a.from, a.paths, a.name);
+        unsigned_note(&report.unsigned);
+    });
+    Ok(())
+}
+
+fn delegate_bins(args: &Args, a: &BinsArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let report = repo.delegate_bins(
+        &BinDelegation {
+            from: a.from.clone(),
+            bins: a.bins,
+            name_prefix: a.prefix.clone(),
+            keys: key_source(&a.keys)?,
+            threshold: a.keys.threshold,
+        },
+        a.keys.plaintext_keys,
+    )?;
+    print(json_out, serde_json::to_value(&report)?, || {
+        println!(
+            "{} now delegates to {} hash bins {}-*",
+            a.from, a.bins, a.prefix
+        );
+        unsigned_note(&report.unsigned);
+    });
+    Ok(())
+}
+
+fn undelegate(args: &Args, a: &UndelegateArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let report = repo.undelegate(&a.role)?;
+    print(json_out, serde_json::to_value(&report)?, || {
+        println!(
+            "removed the delegation to {}; changed {}",
+            a.role,
+            report.roles.join(", ")
+        );
+        unsigned_note(&report.unsigned);
+    });
+    Ok(())
+}
+
+fn gc(args: &Args, a: &GcArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let report = repo.gc(a.keep)?;
+    print(json_out, serde_json::to_value(&report)?, || {
+        println!(
+            "kept {} release(s); removed {} metadata file(s) and {} target file(s) ({} bytes)",
+            report.releases_kept,
+            report.metadata_files_removed,
+            report.target_files_removed,
+            report.bytes_removed
+        );
+    });
+    Ok(())
+}
+
+fn status(args: &Args, _a: &StatusArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let repo = open(args)?;
+    let status = repo.status()?;
+    print(json_out, serde_json::to_value(&status)?, || {
+        println!(
+            "{:<16} {:>8} {:>10} {:>10}  expires",
+            "role", "version", "published", "signed"
+        );
+        for s in &status {
+            println!(
+                "{:<16} {:>8} {:>10} {:>6}/{:<3}  {}{}",
+                s.role,
+                s.version,
+                s.published_version,
+                s.valid_signatures,
+                s.threshold,
+                s.expires,
+                if s.signed { "" } else { "  NEEDS SIGNATURES" }
+            );
+        }
+    });
+    Ok(())
+}
+
+fn export(args: &Args, a: &ExportArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let repo = open(args)?;
+    let export = repo.export_role(&a.role)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&export.file_name));
+    airlock_repo::write_atomic(&out, &export.bytes)?;
+    let mut v = serde_json::to_value(&export)?;
+    v["file"] = json!(out);
+    print(json_out, v, || {
+        println!(
+            "wrote {} ({} version {}, {} of {} needed signatures present)",
+            out.display(),
+            export.role,
+            export.version,
+            export.signed_by.len(),
+            export.threshold
+        );
+        println!("may sign it: {}", export.keyids.join(", "));
+    });
+    Ok(())
+}
+
+fn sign(args: &Args, a: &SignArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let key = airlock_keystore::read_private_key(&a.key, &passphrase(args))?;
+    let bytes = read_capped(&a.file)?;
+    let (signed, keyid) = airlock_repo::sign_metadata(&bytes, &key, &a.file.display().to_string())?;
+    let out = a.out.clone().unwrap_or_else(|| a.file.clone());
+    airlock_repo::write_atomic(&out, &signed)?;
+    print(json_out, json!({"file": out, "keyid": keyid}), || {
+        println!("signed {} with key {keyid}", out.display());
+    });
+    Ok(())
+}
+
+fn import(args: &Args, a: &ImportArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let mut reports = Vec::new();
+    for f in &a.files {
+        let bytes = read_capped(f)?;
+        reports.push(repo.import_signatures(&bytes, &f.display().to_string())?);
+    }
+    print(json_out, serde_json::to_value(&reports)?, || {
+        for r in &reports {
+            println!(
+                "{} version {}: {} new signature(s); {}",
+                r.role,
+                r.version,
+                r.added.len(),
+                if r.signed {
+                    "threshold met"
+                } else {
+                    "more signatures needed"
                 }
-                unsigned_note(&report.unsigned);
-            });
+            );
         }
-        Command::Bump(a) => {
-            let mut repo = open(&args)?;
-            let report = repo.bump(&a.role)?;
-            print(json_out, serde_json::to_value(&report)?, || {
-                println!("{} has a new version", a.role);
-                unsigned_note(&report.unsigned);
-            });
+    });
+    Ok(())
+}
+
+fn rotate(args: &Args, a: &RotateArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let add = if !a.public_keys.is_empty() {
+        if a.generate > 0 {
+            bail!("give either --generate or --public-key, not both");
         }
-        Command::Publish(a) => {
-            let mut repo = open(&args)?;
-            let pb = progress_bar(json_out, "copying targets");
-            let files = if a.link_targets {
-                airlock_repo::TargetFiles::HardLink
-            } else {
-                airlock_repo::TargetFiles::Copy
-            };
-            let report = repo.publish_with(files, &|done, total| {
-                pb.set_length(total);
-                pb.set_position(done);
-            })?;
-            pb.finish_and_clear();
-            print(json_out, serde_json::to_value(&report)?, || {
-                println!(
-                    "published root v{}, snapshot v{}, timestamp v{}; {} role file(s) and {} target file(s) written",
-                    report.root_version,
-                    report.snapshot_version,
-                    report.timestamp_version,
-                    report.roles_written.len(),
-                    report.target_files_copied
-                );
-            });
+        Some(KeySource::Public(read_public_keys(&a.public_keys)?))
+    } else if a.generate > 0 {
+        Some(KeySource::Generate {
+            scheme: a.key_type,
+            count: a.generate,
+        })
+    } else {
+        None
+    };
+    let report = repo.rotate(
+        &Rotation {
+            role: a.role.clone(),
+            add,
+            remove: a.remove.clone(),
+            replace_all: a.replace,
+            threshold: a.threshold,
+        },
+        a.plaintext_keys,
+    )?;
+    print(json_out, serde_json::to_value(&report)?, || {
+        println!("rotated {}; changed {}", a.role, report.roles.join(", "));
+        for k in &report.new_keyids {
+            println!("  new key {k}");
         }
-        Command::Refresh(a) => {
-            let mut repo = open(&args)?;
-            let report = repo.refresh(a.snapshot)?;
-            print(json_out, serde_json::to_value(&report)?, || {
-                println!(
-                    "timestamp v{} (snapshot v{})",
-                    report.timestamp_version, report.snapshot_version
-                );
-            });
+        unsigned_note(&report.unsigned);
+    });
+    Ok(())
+}
+
+fn bump(args: &Args, a: &BumpArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let report = repo.bump(&a.role)?;
+    print(json_out, serde_json::to_value(&report)?, || {
+        println!("{} has a new version", a.role);
+        unsigned_note(&report.unsigned);
+    });
+    Ok(())
+}
+
+fn publish(args: &Args, a: &PublishArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let pb = progress_bar(json_out, "copying targets");
+    let files = if a.link_targets {
+        airlock_repo::TargetFiles::HardLink
+    } else {
+        airlock_repo::TargetFiles::Copy
+    };
+    let report = repo.publish_with(files, &|done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })?;
+    pb.finish_and_clear();
+    print(json_out, serde_json::to_value(&report)?, || {
+        println!(
+            "published root v{}, snapshot v{}, timestamp v{}; {} role file(s) and {} target file(s) written",
+            report.root_version,
+            report.snapshot_version,
+            report.timestamp_version,
+            report.roles_written.len(),
+            report.target_files_copied
+        );
+    });
+    Ok(())
+}
+
+fn refresh(args: &Args, a: &RefreshArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let report = repo.refresh(a.snapshot)?;
+    print(json_out, serde_json::to_value(&report)?, || {
+        println!(
+            "timestamp v{} (snapshot v{})",
+            report.timestamp_version, report.snapshot_version
+        );
+    });
+    Ok(())
+}
+
+fn verify(args: &Args, a: &VerifyArgs) -> anyhow::Result<()> {
+    let json_out = args.json;
+    let dir = a
+        .published
+        .clone()
+        .unwrap_or_else(|| args.repo.join("published"));
+    if !dir.join("metadata").exists() {
+        bail!(
+            "{} has no metadata/ directory (nothing published?)",
+            dir.display()
+        );
+    }
+    let report = airlock_repo::verify_published(&dir, chrono::Utc::now());
+    print(json_out, serde_json::to_value(&report)?, || {
+        for p in &report.problems {
+            println!("{}: {}: {}", p.file, p.check, p.message);
         }
-        Command::Verify(a) => {
-            let dir = a
-                .published
-                .clone()
-                .unwrap_or_else(|| args.repo.join("published"));
-            if !dir.join("metadata").exists() {
-                bail!(
-                    "{} has no metadata/ directory (nothing published?)",
-                    dir.display()
-                );
-            }
-            let report = airlock_repo::verify_published(&dir, chrono::Utc::now());
-            print(json_out, serde_json::to_value(&report)?, || {
-                for p in &report.problems {
-                    println!("{}: {}: {}", p.file, p.check, p.message);
-                }
-                if report.ok {
-                    println!(
-                        "ok: root v{}, snapshot v{}, timestamp v{}, {} role(s), {} target(s) checked",
-                        report.root_version,
-                        report.snapshot_version,
-                        report.timestamp_version,
-                        report.roles_checked,
-                        report.targets_checked
-                    );
-                }
-            });
-            if !report.ok {
-                bail!(
-                    "{} problem(s) found in {}",
-                    report.problems.len(),
-                    dir.display()
-                );
-            }
+        if report.ok {
+            println!(
+                "ok: root v{}, snapshot v{}, timestamp v{}, {} role(s), {} target(s) checked",
+                report.root_version,
+                report.snapshot_version,
+                report.timestamp_version,
+                report.roles_checked,
+                report.targets_checked
+            );
         }
-        Command::Serve(a) => serve(&args, a)?,
+    });
+    if !report.ok {
+        // The report printed above is the result; a failed check is a refusal.
+        return Err(super::output::Reported {
+            kind: super::output::Kind::Refused,
+            message: format!(
+                "{} problem(s) found in {}",
+                report.problems.len(),
+                dir.display()
+            ),
+        }
+        .into());
     }
     Ok(())
 }
@@ -876,7 +957,7 @@ fn serve(args: &Args, a: &ServeArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let (identity, ca_file) = match (&a.cert, &a.key, &a.test_ca_dir) {
+    let (identity, ca_file) = match (&a.tls.tls_cert, &a.tls.tls_key, &a.test_ca_dir) {
         (Some(cert), Some(key), _) => (
             airlock_serve::ServerIdentity::from_pem_files(cert, key)?,
             None,
@@ -891,10 +972,10 @@ fn serve(args: &Args, a: &ServeArgs) -> anyhow::Result<()> {
                 Some(ca_file),
             )
         }
-        _ => bail!("give --cert and --key, or --test-ca-dir DIR for a generated test CA"),
+        _ => bail!("give --tls-cert and --tls-key, or --test-ca-dir DIR for a generated test CA"),
     };
     let app = airlock_serve::static_dir_router(dir.clone());
-    let server = airlock_serve::ServerHandle::start(a.addr, app, Some(&identity))?;
+    let server = airlock_serve::ServerHandle::start(a.listen, app, Some(&identity))?;
     let base = server.base_url();
     print(
         args.json,
@@ -916,16 +997,7 @@ fn serve(args: &Args, a: &ServeArgs) -> anyhow::Result<()> {
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    })?;
+    wait_for_shutdown_signal()?;
     server.shutdown();
     Ok(())
 }

@@ -25,6 +25,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::common::print_json;
+use super::output::usage;
+
 const CONFIG_FILE: &str = "client.toml";
 
 #[derive(clap::Args, Debug)]
@@ -54,8 +57,8 @@ pub struct Args {
     /// Allow plain http:// to 127.0.0.1, ::1 or localhost (tests only).
     #[arg(long, global = true)]
     allow_http_loopback: bool,
-    /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
     #[command(subcommand)]
     command: Command,
@@ -175,14 +178,18 @@ impl ClientConfig {
 fn check_url(flag: &str, url: &str, allow_http_loopback: bool) -> anyhow::Result<()> {
     match check_url_scheme(url, allow_http_loopback) {
         Ok(()) => {}
-        Err(FetchError::InsecureUrl { reason, .. }) => bail!(
-            "{flag} {url:?}: {reason}; plain http is only for a test server on 127.0.0.1, ::1 \
+        Err(FetchError::InsecureUrl { reason, .. }) => {
+            return Err(usage(format!(
+                "{flag} {url:?}: {reason}; plain http is only for a test server on 127.0.0.1, ::1 \
              or localhost, with --allow-http-loopback"
-        ),
-        Err(FetchError::InvalidUrl { reason, .. }) => {
-            bail!("{flag} {url:?} is not a usable URL: {reason}")
+            )));
         }
-        Err(e) => bail!("{flag} {url:?} is not a usable URL: {e}"),
+        Err(FetchError::InvalidUrl { reason, .. }) => {
+            return Err(usage(format!(
+                "{flag} {url:?} is not a usable URL: {reason}"
+            )));
+        }
+        Err(e) => return Err(usage(format!("{flag} {url:?} is not a usable URL: {e}"))),
     }
     let authority = url.split_once("://").map_or("", |(_, rest)| {
         rest.split(['/', '?', '#']).next().unwrap_or("")
@@ -195,7 +202,9 @@ fn check_url(flag: &str, url: &str, allow_http_loopback: bool) -> anyhow::Result
     if let Some(port) = port
         && port.parse::<u16>().is_err()
     {
-        bail!("{flag} {url:?} is not a usable URL: port {port:?} is not a number");
+        return Err(usage(format!(
+            "{flag} {url:?} is not a usable URL: port {port:?} is not a number"
+        )));
     }
     Ok(())
 }
@@ -243,11 +252,6 @@ fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
     Ok(Updater::new(cfg)?)
 }
 
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
 fn target_json(info: &TargetInfo) -> serde_json::Value {
     json!({
         "path": info.path,
@@ -262,7 +266,8 @@ fn human_size(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args, json: bool) -> anyhow::Result<()> {
+    args.json = json;
     match &args.command {
         Command::Init { root, force } => init(&args, root, *force),
         Command::Refresh => refresh(&args),

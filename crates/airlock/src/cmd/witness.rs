@@ -12,7 +12,8 @@ use airlock_core::tlog::KeyAlgorithm;
 use airlock_witness::Witness;
 use airlock_witness::config::{LogEntry, WitnessConfig, generate_signer_key};
 
-use super::log::{NewDir, PassphraseOpts};
+use super::common::{PassphraseArgs, TlsArgs, wait_for_shutdown_signal};
+use super::log::NewDir;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -50,25 +51,24 @@ struct InitArgs {
     /// The witness's key name, e.g. witness.example/w1.
     #[arg(long)]
     name: String,
+    /// Address to listen on (written to witness.toml; `serve --listen` overrides it).
     #[arg(long, default_value = "127.0.0.1:7380")]
     listen: SocketAddr,
-    /// TLS certificate chain (PEM) to serve HTTPS with.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    tls: TlsArgs,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
     /// Write the cosignature key unencrypted. For tests and throw-away demos only.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_fd"])]
     plaintext_key: bool,
-    #[arg(long)]
+    /// The top-level `--json`.
+    #[arg(skip)]
     json: bool,
 }
 
 #[derive(clap::Args, Debug)]
 struct AddLogArgs {
+    /// The witness directory (from `witness init`).
     #[arg(long)]
     dir: PathBuf,
     /// The log's checkpoint verifier key; its name is the log's origin.
@@ -78,18 +78,19 @@ struct AddLogArgs {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
+    /// The witness directory (from `witness init`).
     #[arg(long)]
     dir: PathBuf,
     /// Override the configured listen address (port 0 picks a free port).
     #[arg(long)]
     listen: Option<SocketAddr>,
     #[command(flatten)]
-    passphrase: PassphraseOpts,
+    passphrase: PassphraseArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     match args.command {
-        Cmd::Init(a) => init(a),
+        Cmd::Init(a) => init(InitArgs { json, ..a }),
         Cmd::AddLog(a) => add_log(a),
         Cmd::Serve(a) => serve(a),
     }
@@ -122,8 +123,18 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         key_name: Some(a.name.clone()),
         state_dir: "state".into(),
         listen: a.listen,
-        tls_cert: a.tls_cert.as_deref().map(std::path::absolute).transpose()?,
-        tls_key: a.tls_key.as_deref().map(std::path::absolute).transpose()?,
+        tls_cert: a
+            .tls
+            .tls_cert
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()?,
+        tls_key: a
+            .tls
+            .tls_key
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()?,
         logs: Vec::new(),
     };
     cfg.save(&cfg_path)?;
@@ -188,16 +199,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     )?;
     println!("airlock witness {name} listening on {}", server.base_url());
     std::io::stdout().flush()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    })?;
+    wait_for_shutdown_signal()?;
     server.shutdown();
     Ok(())
 }
