@@ -2,6 +2,7 @@
 //! (not only the first): signatures and thresholds, root rotations, versions, expiry, lengths
 //! and hashes of metadata and target files, missing files, targets outside their delegation.
 
+use airlock_core::error_chain;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -62,7 +63,7 @@ impl Checker {
         match Metadata::<T>::parse(&bytes) {
             Ok(p) => Some((p.metadata, p.signed_bytes, bytes)),
             Err(e) => {
-                self.problem(file, "parse", e.to_string());
+                self.problem(file, "parse", error_chain(&e));
                 None
             }
         }
@@ -87,7 +88,7 @@ impl Checker {
                     self.problem(
                         file,
                         "signature",
-                        format!("threshold of {who} not met: {e}"),
+                        format!("threshold of {who} not met: {}", error_chain(&e)),
                     );
                 }
             }
@@ -200,7 +201,7 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
             "version",
             "differs from the newest N.root.json",
         ),
-        Err(e) => c.problem("metadata/root.json", "missing", e.to_string()),
+        Err(e) => c.problem("metadata/root.json", "missing", error_chain(&e)),
     }
 
     // Timestamp -> snapshot.
@@ -232,7 +233,7 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
         c.problem(
             &snap_file,
             "hash",
-            format!("does not match timestamp.json: {e}"),
+            format!("does not match timestamp.json: {}", error_chain(&e)),
         );
     }
     if snap.signed.version != snap_meta.version {
@@ -278,7 +279,11 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
             continue;
         };
         if let Err(e) = meta.verify_bytes(&bytes) {
-            c.problem(&file, "hash", format!("does not match the snapshot: {e}"));
+            c.problem(
+                &file,
+                "hash",
+                format!("does not match the snapshot: {}", error_chain(&e)),
+            );
         }
         if md.signed.version != meta.version {
             c.problem(
@@ -371,7 +376,7 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
         for (path, tf) in &md.signed.targets {
             report.targets_checked += 1;
             if let Err(e) = check_target_path(path) {
-                c.problem(format!("targets/{path}"), "path", e.to_string());
+                c.problem(format!("targets/{path}"), "path", error_chain(&e));
                 continue;
             }
             if let Some(parent) = parent_of.get(role)
