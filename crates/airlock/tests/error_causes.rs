@@ -153,6 +153,14 @@ fn repo_open_empty_and_missing() {
     assert_each_cause_once("repo open empty dir", &e);
     let e = airlock_repo::Repository::open(&dir.path().join("missing"), None).unwrap_err();
     assert_each_cause_once("repo open missing dir", &e);
+    // A repository cannot be made below a regular file.
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let opts = airlock_repo::InitOptions::simple(airlock_repo::Protection::PlaintextForTests);
+    let e = airlock_repo::Repository::init(&file.join("repo"), &opts)
+        .err()
+        .unwrap();
+    assert_each_cause_once("repo init below a file", &e);
 }
 
 #[test]
