@@ -40,7 +40,7 @@ pub enum UpdateError {
         source: Box<TrustError>,
     },
     /// A metadata download failed (the transport error names the URL).
-    #[error("downloading {role} metadata failed: {source}")]
+    #[error("downloading {role} metadata failed")]
     Fetch {
         role: String,
         #[source]
@@ -59,7 +59,7 @@ pub enum UpdateError {
         max: u64,
     },
     /// Downloaded metadata failed a check of the trust logic.
-    #[error("{role} metadata from {url} refused: {source}")]
+    #[error("{role} metadata from {url} refused")]
     Refused {
         role: String,
         url: String,
@@ -84,7 +84,7 @@ pub enum UpdateError {
     #[error("target {target:?} is not listed by any trusted targets role")]
     TargetNotFound { target: String },
     /// A target file failed its download or its length/hash check.
-    #[error("target {target:?}: {source}")]
+    #[error("target {target:?}")]
     Target {
         target: String,
         #[source]

@@ -42,13 +42,13 @@ pub fn encode_target_file_name(path: &str) -> String {
 /// A failed local read or write. Names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Write {
         path: PathBuf,
         #[source]

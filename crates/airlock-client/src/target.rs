@@ -12,21 +12,21 @@ use airlock_fs::{AtomicFile, WriteOptions};
 /// Why a target file could not be downloaded or checked (the caller adds the target path).
 #[derive(Debug, thiserror::Error)]
 pub enum TargetFileError {
-    #[error("{0}")]
-    Fetch(#[source] FetchError),
+    #[error(transparent)]
+    Fetch(FetchError),
     #[error("{url}: got {actual} bytes, metadata lists {expected}")]
     Length {
         url: String,
         expected: u64,
         actual: u64,
     },
-    #[error("{url}: {source}")]
+    #[error("{url}")]
     Hash {
         url: String,
         #[source]
         source: HashError,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         #[source]

@@ -274,7 +274,10 @@ impl Updater {
         if let Some(bytes) = self.store.load("timestamp")?
             && let Err(e) = self.trusted.load_cached_timestamp(&bytes)
         {
-            tracing::info!("stored timestamp not used as rollback baseline: {e}");
+            tracing::info!(
+                "stored timestamp not used as rollback baseline: {}",
+                airlock_core::error_chain(&e)
+            );
         }
         let url = self.metadata_url("timestamp", None);
         let bytes = self.fetch_metadata("timestamp", &url, self.config.limits.timestamp_max_len)?;
@@ -295,7 +298,10 @@ impl Updater {
             match self.trusted.load_cached_snapshot(&bytes) {
                 Ok(CachedSnapshot::Current) => return Ok(()),
                 Ok(CachedSnapshot::Outdated) => {}
-                Err(e) => tracing::info!("stored snapshot not used: {e}"),
+                Err(e) => tracing::info!(
+                    "stored snapshot not used: {}",
+                    airlock_core::error_chain(&e)
+                ),
             }
         }
         let (version, length) = match self
@@ -337,7 +343,9 @@ impl Updater {
                 .update_delegated_targets(&bytes, role, delegator)
             {
                 Ok(_) => return Ok(()),
-                Err(e) => tracing::info!("stored {role} not used: {e}"),
+                Err(e) => {
+                    tracing::info!("stored {role} not used: {}", airlock_core::error_chain(&e))
+                }
             }
         }
         let meta = self.trusted.snapshot_entry(role).map_err(|source| {

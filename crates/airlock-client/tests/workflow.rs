@@ -76,7 +76,7 @@ fn timestamp_rollback_is_refused_and_the_stored_one_kept() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("timestamp.json"),
+        airlock_core::error_chain(&err).contains("timestamp.json"),
         "names the URL: {err}"
     );
     assert_eq!(client.stored()["timestamp.json"], current);

@@ -16,3 +16,17 @@ pub mod crypto;
 pub mod tlog;
 pub mod tuf;
 pub mod unique_keys;
+
+/// An error and its causes on one line (`a: b: c`), for the places that must carry an error as
+/// text (an HTTP answer, a report line). Errors here print their cause once: a message leaves its
+/// source's text to `source()`, so `to_string()` alone would drop the cause.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}

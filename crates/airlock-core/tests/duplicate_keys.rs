@@ -16,8 +16,8 @@ fn inject(bytes: &[u8], after: &str, insert: &str) -> Vec<u8> {
     format!("{}{insert}{}", &text[..at], &text[at..]).into_bytes()
 }
 
-fn assert_refused_naming(err: impl std::fmt::Display, key: &str) {
-    let msg = err.to_string();
+fn assert_refused_naming(err: impl std::error::Error, key: &str) {
+    let msg = airlock_core::error_chain(&err);
     assert!(
         msg.contains("duplicate") && msg.contains(&format!("{key:?}")),
         "error does not name the duplicated key {key:?}: {msg}"

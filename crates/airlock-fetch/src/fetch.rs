@@ -134,7 +134,7 @@ pub enum FetchError {
     Redirect { url: String, reason: String },
     #[error("{url}: {detail}")]
     Transport { url: String, detail: String },
-    #[error("{url}: writing the downloaded body failed: {source}")]
+    #[error("{url}: writing the downloaded body failed")]
     Write {
         url: String,
         #[source]

@@ -40,13 +40,13 @@ const MAX_PUBLIC_KEY_FILE_LEN: usize = 64 * 1024;
 /// What went wrong, always naming the file (or passphrase source) concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {
-    #[error("key file {path}: {source}")]
+    #[error("key file {path}")]
     KeyFile {
         path: PathBuf,
         #[source]
         source: KeyFileError,
     },
-    #[error("key file {path}: {source}")]
+    #[error("key file {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -54,7 +54,7 @@ pub enum KeystoreError {
     },
     #[error("public key file {path}: {reason}")]
     PublicKey { path: PathBuf, reason: String },
-    #[error("public key file {path}: {source}")]
+    #[error("public key file {path}")]
     PublicKeyCrypto {
         path: PathBuf,
         #[source]

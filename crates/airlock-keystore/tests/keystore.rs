@@ -106,7 +106,7 @@ fn wrong_passphrase_names_the_file() {
     )
     .unwrap();
     let err = read_private_key(&path, &value("wrong")).unwrap_err();
-    let msg = err.to_string();
+    let msg = airlock_core::error_chain(&err);
     assert!(msg.contains("root.key"), "{msg}");
     assert!(msg.contains("wrong passphrase"), "{msg}");
 }
@@ -143,17 +143,23 @@ fn bad_files_give_errors_naming_the_file() {
         let path = dir.path().join(name);
         fs::write(&path, &bytes).unwrap();
         let err = read_private_key(&path, &value("pw")).unwrap_err();
-        assert!(err.to_string().contains(name), "{name}: {err}");
+        assert!(
+            airlock_core::error_chain(&err).contains(name),
+            "{name}: {err}"
+        );
     }
     let missing = dir.path().join("missing.key");
     let err = read_private_key(&missing, &value("pw")).unwrap_err();
     assert!(matches!(err, KeystoreError::Io { .. }));
-    assert!(err.to_string().contains("missing.key"));
+    assert!(airlock_core::error_chain(&err).contains("missing.key"));
 
     // A private key file given where a public key is expected, and a public key with bad
     // material.
     let err = read_public_key(&good).unwrap_err();
-    assert!(err.to_string().contains("good.key"), "{err}");
+    assert!(
+        airlock_core::error_chain(&err).contains("good.key"),
+        "{err}"
+    );
     let mut bad_pub = k.public_key().clone();
     bad_pub
         .keyval
@@ -161,7 +167,10 @@ fn bad_files_give_errors_naming_the_file() {
     let bad_pub_path = dir.path().join("bad.pub.json");
     write_public_key(&bad_pub_path, &bad_pub).unwrap();
     let err = read_public_key(&bad_pub_path).unwrap_err();
-    assert!(err.to_string().contains("bad.pub.json"), "{err}");
+    assert!(
+        airlock_core::error_chain(&err).contains("bad.pub.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -200,10 +209,10 @@ fn passphrase_from_environment() {
     )
     .unwrap_err();
     assert!(
-        err.to_string().contains("AIRLOCK_TEST_SURELY_UNSET"),
+        airlock_core::error_chain(&err).contains("AIRLOCK_TEST_SURELY_UNSET"),
         "{err}"
     );
-    assert!(err.to_string().contains("env.key"), "{err}");
+    assert!(airlock_core::error_chain(&err).contains("env.key"), "{err}");
 }
 
 /// The file-descriptor source reads up to the first newline.
@@ -230,7 +239,10 @@ fn passphrase_from_file_descriptor() {
     drop(held);
 
     let err = read_private_key(&path, &PassphraseSource::Fd(987_654)).unwrap_err();
-    assert!(err.to_string().contains("file descriptor 987654"), "{err}");
+    assert!(
+        airlock_core::error_chain(&err).contains("file descriptor 987654"),
+        "{err}"
+    );
     let err = read_private_key(&path, &PassphraseSource::Fd(-1)).unwrap_err();
     assert!(matches!(err, KeystoreError::Passphrase { .. }));
 }

@@ -37,7 +37,7 @@ use crate::witness_client::WitnessEndpoint;
 /// A configuration problem, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -408,8 +408,12 @@ pub fn check_extends(
     }
     let source = StoreTileSource(store);
     let reader = TileHashReader::new(size, &source);
-    let proof = consistency_proof(&reader, guard.size, size)
-        .map_err(|e| SequencerError::GuardRefused(format!("consistency proof: {e}")))?;
+    let proof = consistency_proof(&reader, guard.size, size).map_err(|e| {
+        SequencerError::GuardRefused(format!(
+            "consistency proof: {}",
+            airlock_core::error_chain(&e)
+        ))
+    })?;
     verify_consistency(guard.size, size, &proof, &guard.root, root).map_err(|e| {
         SequencerError::GuardRefused(format!(
             "tree size {size} is not consistent with the guarded size {}: {e}",

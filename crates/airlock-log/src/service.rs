@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use airlock_fetch::Fetcher;
 
+use airlock_core::error_chain;
 use airlock_core::tlog::tiles::{TileHashReader, TileReader};
 use airlock_core::tlog::{
     Checkpoint, Hash, MerkleError, Note, NoteSigner, NoteVerifier, ProofBundle,
@@ -194,7 +195,7 @@ impl Log {
         });
         let (pub_tx, pub_rx) = std_mpsc::channel::<Signed>();
         let first_cp = Checkpoint::new(&inner.origin, sequencer.size(), sequencer.root())
-            .map_err(|e| LogError::Proof(e.to_string()))?;
+            .map_err(|e| LogError::Proof(error_chain(&e)))?;
         let _ = pub_tx.send(Signed {
             note: first,
             checkpoint: first_cp,
@@ -296,7 +297,7 @@ impl Log {
         }
         let reader = TileHashReader::new(p.size, &self.inner.tiles);
         let bundle = ProofBundle::build(&reader, index, &p.note, None)
-            .map_err(|e| LogError::Proof(e.to_string()))?;
+            .map_err(|e| LogError::Proof(error_chain(&e)))?;
         Ok(bundle.to_bytes())
     }
 
@@ -372,15 +373,25 @@ fn sequencer_loop(
                     }
                 }
                 Err(e) => {
-                    tracing::error!("appending a batch of {} entries failed: {e}", batch.len());
+                    tracing::error!(
+                        "appending a batch of {} entries failed: {}",
+                        batch.len(),
+                        error_chain(&e)
+                    );
                     for (_, ack) in batch {
-                        let _ = ack.send(Err(format!("the log could not store the entry: {e}")));
+                        let _ = ack.send(Err(format!(
+                            "the log could not store the entry: {}",
+                            error_chain(&e)
+                        )));
                     }
                     // Reload from storage: the failed batch is discarded as after a crash.
                     match Sequencer::open(seq.store().clone()) {
                         Ok(s) => seq = s,
                         Err(e) => {
-                            tracing::error!("the log cannot recover its storage: {e}");
+                            tracing::error!(
+                                "the log cannot recover its storage: {}",
+                                error_chain(&e)
+                            );
                             failed = true;
                         }
                     }
@@ -467,18 +478,6 @@ fn publisher_loop(
             .published_size
             .send_replace(Some(next.checkpoint.size));
     }
-}
-
-/// An error and its causes on one line, each cause once.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    out
 }
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -615,7 +614,7 @@ async fn tile_handler(State(log): State<Log>, Path(path): Path<String>) -> Respo
                 .into_response()
         }
         Ok(Ok(None)) => text(StatusCode::NOT_FOUND, format!("{id} not found")),
-        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, error_chain(&e)),
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read task failed"),
     }
 }
@@ -637,7 +636,7 @@ async fn proof_handler(State(log): State<Log>, Path(index): Path<String>) -> Res
         )
             .into_response(),
         Ok(Err(e @ LogError::NotYetPublished { .. })) => text(StatusCode::NOT_FOUND, e.to_string()),
-        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, error_chain(&e)),
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "proof task failed"),
     }
 }

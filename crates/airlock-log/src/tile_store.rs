@@ -20,7 +20,7 @@ use crate::tile_codec::TileId;
 /// A storage failure, naming the file or object.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -1,7 +1,6 @@
 //! What can go wrong while publishing, each variant naming the role, file or check concerned.
 //!
-//! Messages carry their cause inline (`{path}: {error}`) rather than as a `source()` chain, so
-//! that printing the chain does not repeat it.
+//! A message leaves its cause to `source()`, so printing the chain shows each cause once.
 
 use std::path::PathBuf;
 
@@ -11,9 +10,10 @@ use airlock_keystore::KeystoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
-    #[error("{path}: {error}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
     #[error(transparent)]
@@ -28,12 +28,20 @@ pub enum RepoError {
     Locked { path: PathBuf },
     #[error("config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
-    #[error("staged metadata {file}: {error}")]
-    Metadata { file: String, error: MetadataError },
+    #[error("staged metadata {file}")]
+    Metadata {
+        file: String,
+        #[source]
+        error: MetadataError,
+    },
     #[error(transparent)]
     Keystore(#[from] KeystoreError),
-    #[error("{what}: {error}")]
-    Crypto { what: String, error: CryptoError },
+    #[error("{what}")]
+    Crypto {
+        what: String,
+        #[source]
+        error: CryptoError,
+    },
     #[error("invalid input: {0}")]
     Invalid(String),
     #[error("unknown role {0:?}")]

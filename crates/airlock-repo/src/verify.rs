@@ -15,6 +15,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use airlock_core::error_chain;
 use airlock_core::tuf::hashes::MultiHasher;
 use airlock_core::tuf::roles::TargetFile;
 use airlock_core::tuf::search::{SearchStep, TargetSearch};
@@ -206,7 +207,7 @@ fn walk(metadata: &Path, newest_root: u64, reference: DateTime<Utc>) -> Walk {
             Err(e) => {
                 w.refusal = Some(Refusal {
                     file: "metadata".into(),
-                    error: Err(Problem::new("metadata", "refused", e.to_string())),
+                    error: Err(Problem::new("metadata", "refused", error_chain(&e))),
                 });
                 return w;
             }
@@ -274,21 +275,6 @@ fn check_of(e: &TrustError) -> &'static str {
     }
 }
 
-/// The message of an error with its causes, each once.
-fn message_of(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = c.source();
-    }
-    out
-}
-
 /// Verify the tree at `published` (holding `metadata/` and `targets/`) at time `now`.
 pub fn verify_published(published: &Path, now: DateTime<Utc>) -> VerifyReport {
     verify_dirs(&published.join("metadata"), &published.join("targets"), now)
@@ -322,7 +308,7 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
             _ => break,
         };
         if let Some(Refusal { file, error: Ok(e) }) = walked.refusal.take() {
-            problems.push(Problem::new(file, "expiry", message_of(&e)));
+            problems.push(Problem::new(file, "expiry", error_chain(&e)));
         }
         reference = expires - chrono::Duration::seconds(1);
         walked = walk(metadata, newest, reference);
@@ -330,7 +316,7 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
     let refused = walked.refusal.is_some();
     if let Some(r) = walked.refusal.take() {
         problems.push(match r.error {
-            Ok(e) => Problem::new(r.file, check_of(&e), message_of(&e)),
+            Ok(e) => Problem::new(r.file, check_of(&e), error_chain(&e)),
             Err(p) => p,
         });
     }
@@ -358,9 +344,11 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
                 "version",
                 "differs from the newest N.root.json",
             )),
-            (Err(e), _) => {
-                problems.push(Problem::new("metadata/root.json", "missing", e.to_string()))
-            }
+            (Err(e), _) => problems.push(Problem::new(
+                "metadata/root.json",
+                "missing",
+                error_chain(&e),
+            )),
         }
         if let Some(t) = &walked.trusted {
             report.root_version = t.root().signed.version;
@@ -413,7 +401,7 @@ pub fn verify_dirs(metadata: &Path, targets: &Path, now: DateTime<Utc>) -> Verif
                 problems.push(Problem::new(
                     format!("targets/{path}"),
                     "path",
-                    e.to_string(),
+                    error_chain(&e),
                 ));
                 continue;
             }

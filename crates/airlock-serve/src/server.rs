@@ -32,13 +32,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Why a server could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("binding {addr}: {source}")]
+    #[error("binding {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("starting the server on {addr}: {source}")]
+    #[error("starting the server on {addr}")]
     Start {
         addr: SocketAddr,
         #[source]

@@ -49,7 +49,7 @@ pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
 /// Why the witness could not start or persist.
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -152,9 +152,10 @@ impl Witness {
                         path: path.clone(),
                         reason,
                     };
-                    let note = Note::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
-                    let cp =
-                        Checkpoint::parse_text(note.text()).map_err(|e| corrupt(e.to_string()))?;
+                    let note =
+                        Note::parse(&bytes).map_err(|e| corrupt(airlock_core::error_chain(&e)))?;
+                    let cp = Checkpoint::parse_text(note.text())
+                        .map_err(|e| corrupt(airlock_core::error_chain(&e)))?;
                     if cp.origin != log.origin {
                         return Err(corrupt(format!("holds origin {:?}", cp.origin)));
                     }
@@ -194,7 +195,7 @@ impl Witness {
     pub fn add_checkpoint(&self, body: &[u8], now: u64) -> WitnessResponse {
         let req = match AddCheckpointRequest::parse(body) {
             Ok(r) => r,
-            Err(e) => return WitnessResponse::text(e.status(), e.to_string()),
+            Err(e) => return WitnessResponse::text(e.status(), airlock_core::error_chain(&e)),
         };
         let no_keys: &[NoteVerifier] = &[];
         let keys = self
@@ -206,7 +207,7 @@ impl Witness {
             // Unknown origin: let the core produce its 404.
             return match check_add_checkpoint(&req, no_keys, None) {
                 Ok(_) => WitnessResponse::text(500, "unknown origin accepted"),
-                Err(e) => WitnessResponse::text(e.status(), e.to_string()),
+                Err(e) => WitnessResponse::text(e.status(), airlock_core::error_chain(&e)),
             };
         };
         if let Some(refusal) = bad_trusted_line(&req.note, keys) {
@@ -219,7 +220,11 @@ impl Witness {
             Ok(cp) => cp,
             Err(e) => {
                 if e.status() == 422 {
-                    tracing::warn!("log {:?}: possible split view: {e}", req.checkpoint.origin);
+                    tracing::warn!(
+                        "log {:?}: possible split view: {}",
+                        req.checkpoint.origin,
+                        airlock_core::error_chain(&e)
+                    );
                 }
                 return match e.conflict_body() {
                     Some(body) => WitnessResponse {
@@ -227,19 +232,24 @@ impl Witness {
                         content_type: SIZE_CONTENT_TYPE,
                         body: body.into_bytes(),
                     },
-                    None => WitnessResponse::text(e.status(), e.to_string()),
+                    None => WitnessResponse::text(e.status(), airlock_core::error_chain(&e)),
                 };
             }
         };
         let cosig = match self.signer.cosign_text(req.note.text(), now) {
             Ok(c) => c,
-            Err(e) => return WitnessResponse::text(500, format!("cosigning failed: {e}")),
+            Err(e) => {
+                return WitnessResponse::text(
+                    500,
+                    format!("cosigning failed: {}", airlock_core::error_chain(&e)),
+                );
+            }
         };
         if let Err(e) = write_atomic(
             &state_file(&self.state_dir, &cp.origin),
             &req.note.to_bytes(),
         ) {
-            tracing::error!("{e}");
+            tracing::error!("{}", airlock_core::error_chain(&e));
             return WitnessResponse::text(500, "could not persist the checkpoint");
         }
         *stored = Some(cp);

@@ -255,7 +255,7 @@ pub fn stored_names(client: &Client) -> Vec<String> {
 /// Assert the error's message names every one of `words` (role, check, URL, ...).
 #[track_caller]
 pub fn assert_says(err: &UpdateError, words: &[&str]) {
-    let msg = err.to_string();
+    let msg = airlock_core::error_chain(err);
     for w in words {
         assert!(msg.contains(w), "error should mention {w:?}: {msg}");
     }

@@ -16,7 +16,7 @@ use super::note::{Note, NoteError};
 /// Why a checkpoint was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("checkpoint note: {0}")]
+    #[error("checkpoint note")]
     Note(#[from] NoteError),
     #[error("checkpoint text: {0}")]
     Text(&'static str),

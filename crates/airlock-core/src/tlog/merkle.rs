@@ -56,7 +56,7 @@ pub enum MerkleError {
     BadRequest(String),
     #[error("hash reader returned {got} hashes for {want} requested nodes")]
     ReaderCount { got: usize, want: usize },
-    #[error("hash reader failed: {0}")]
+    #[error("hash reader failed")]
     Reader(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 

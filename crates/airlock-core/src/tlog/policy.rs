@@ -31,7 +31,7 @@ pub const MAX_GROUPS: usize = 256;
 pub enum PolicyError {
     #[error("policy line {line}: {reason}")]
     Syntax { line: usize, reason: String },
-    #[error("policy line {line}: {source}")]
+    #[error("policy line {line}")]
     Key {
         line: usize,
         #[source]
@@ -46,7 +46,7 @@ pub enum PolicyError {
 pub enum PolicyCheckError {
     #[error("checkpoint origin {0:?} is not a log in the policy")]
     UnknownLog(String),
-    #[error("checkpoint for {origin:?} refused: {source}")]
+    #[error("checkpoint for {origin:?} refused")]
     Checkpoint {
         origin: String,
         #[source]

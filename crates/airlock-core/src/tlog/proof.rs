@@ -36,9 +36,9 @@ pub enum ProofError {
     Format(&'static str),
     #[error("tlog-proof line {line}: {reason}")]
     Line { line: usize, reason: &'static str },
-    #[error("tlog-proof checkpoint: {0}")]
+    #[error("tlog-proof checkpoint")]
     Checkpoint(#[from] CheckpointError),
-    #[error("tlog-proof: entry {index} is not included in the checkpoint of size {size}: {source}")]
+    #[error("tlog-proof: entry {index} is not included in the checkpoint of size {size}")]
     Inclusion {
         index: u64,
         size: u64,

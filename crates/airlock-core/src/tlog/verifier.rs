@@ -26,11 +26,11 @@ use super::proof::{ProofBundle, ProofError};
 /// Why an entry or checkpoint was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("proof bundle: {0}")]
+    #[error("proof bundle")]
     Bundle(#[from] ProofError),
-    #[error("policy: {0}")]
+    #[error("policy")]
     Policy(#[from] PolicyCheckError),
-    #[error("entry is not at index {index} of the checkpoint of size {size}: {source}")]
+    #[error("entry is not at index {index} of the checkpoint of size {size}")]
     NotIncluded {
         index: u64,
         size: u64,
@@ -46,7 +46,7 @@ pub enum VerifyError {
         new_size: u64,
     },
     #[error(
-        "log {origin:?}: checkpoint of size {new_size} is not consistent with the trusted checkpoint of size {trusted_size} (fork, or a bad proof): {source}"
+        "log {origin:?}: checkpoint of size {new_size} is not consistent with the trusted checkpoint of size {trusted_size} (fork, or a bad proof)"
     )]
     Inconsistent {
         origin: String,

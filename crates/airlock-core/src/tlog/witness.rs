@@ -51,7 +51,7 @@ pub enum AddCheckpointError {
     ProofNotEmpty,
     #[error("add-checkpoint: same size {size} with a different root hash: the log shows two trees")]
     SplitView { size: u64 },
-    #[error("add-checkpoint: consistency proof from {old} to {new} does not verify: {source}")]
+    #[error("add-checkpoint: consistency proof from {old} to {new} does not verify")]
     BadProof {
         old: u64,
         new: u64,
@@ -133,9 +133,9 @@ impl AddCheckpointRequest {
                 .push(decode_hash(l).ok_or_else(|| bad("proof line is not a base64 hash"))?);
         }
         let note = Note::parse(note.as_bytes())
-            .map_err(|e| AddCheckpointError::Malformed(e.to_string()))?;
+            .map_err(|e| AddCheckpointError::Malformed(crate::error_chain(&e)))?;
         let checkpoint = Checkpoint::parse_text(note.text())
-            .map_err(|e: CheckpointError| AddCheckpointError::Malformed(e.to_string()))?;
+            .map_err(|e: CheckpointError| AddCheckpointError::Malformed(crate::error_chain(&e)))?;
         Ok(AddCheckpointRequest {
             old_size,
             consistency_proof,

@@ -92,17 +92,17 @@ pub enum MetadataError {
     Malformed { role: &'static str, reason: String },
     /// JSON readers disagree on which copy of a duplicated key counts, so such a file would not
     /// read the same everywhere.
-    #[error("{role} metadata is refused: {source}")]
+    #[error("{role} metadata is refused")]
     DuplicateKey {
         role: &'static str,
         source: JsonKeyError,
     },
-    #[error("{role} metadata has no canonical form: {source}")]
+    #[error("{role} metadata has no canonical form")]
     Canonical {
         role: &'static str,
         source: cjson::CanonicalError,
     },
-    #[error("signing {role} metadata failed: {source}")]
+    #[error("signing {role} metadata failed")]
     Sign {
         role: &'static str,
         source: CryptoError,

@@ -54,7 +54,7 @@ pub const DEFAULT_MAX_TARGETS_BYTES: u64 = 5_000_000;
 pub enum TrustError {
     #[error(transparent)]
     Metadata(#[from] MetadataError),
-    #[error("{role} is not signed by a threshold of the keys {delegator} gives it: {source}")]
+    #[error("{role} is not signed by a threshold of the keys {delegator} gives it")]
     Signatures {
         role: String,
         delegator: String,
@@ -93,7 +93,7 @@ pub enum TrustError {
         expected: u64,
         found: u64,
     },
-    #[error("{role} does not match its description in {listed_by}: {source}")]
+    #[error("{role} does not match its description in {listed_by}")]
     Content {
         role: String,
         listed_by: &'static str,

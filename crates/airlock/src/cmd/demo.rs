@@ -355,7 +355,10 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
     let trojan_dest = client_dir.join("attack").join("app.tar.gz");
     match updater.download_target(&info, &trojan_dest) {
         Ok(()) => bail!("a modified release was accepted: this is a bug"),
-        Err(e) => refused(format!("mirror serves a modified release: {e}")),
+        Err(e) => refused(format!(
+            "mirror serves a modified release: {}",
+            airlock_core::error_chain(&e)
+        )),
     }
     if trojan_dest.exists() {
         bail!("a refused download left a file behind: this is a bug");
@@ -372,7 +375,10 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
     let mut second = new_updater(fetcher, &md_dir)?;
     match second.refresh() {
         Ok(_) => bail!("a forged timestamp was accepted: this is a bug"),
-        Err(e) => refused(format!("mirror serves a forged timestamp: {e}")),
+        Err(e) => refused(format!(
+            "mirror serves a forged timestamp: {}",
+            airlock_core::error_chain(&e)
+        )),
     }
     std::fs::write(&ts_path, &genuine_ts)?;
     if std::fs::read(md_dir.join("timestamp.json"))? != trusted_before {
