@@ -83,10 +83,11 @@ fn key(seed: u8) -> PrivateKey {
     PrivateKey::Ed25519(Ed25519Private::from_seed(&[seed; 32]))
 }
 
-/// Replace every signature by one from `key`; `None` when the value has no canonical form.
+/// Replace every signature by one from `key`, as compact JSON (what a publisher serves);
+/// `None` when the value has no canonical form to sign.
 pub fn resign<T: Role>(md: &mut Metadata<T>, key: &PrivateKey) -> Option<Vec<u8>> {
     md.sign(key, SignMode::ReplaceAll).ok()?;
-    md.to_canonical_bytes().ok()
+    serde_json::to_vec(md).ok()
 }
 
 /// The entry at `i` of the fixture log.
