@@ -117,144 +117,96 @@ fn walk(metadata: &Path, newest_root: u64, reference: DateTime<Utc>) -> Walk {
         not_visited: 0,
         refusal: None,
     };
-    macro_rules! attempt {
-        ($file:expr, $e:expr) => {
-            match $e {
-                Ok(v) => v,
-                Err(error) => {
-                    w.refusal = Some(Refusal { file: $file, error });
-                    return w;
-                }
-            }
-        };
+    if let Err(r) = load(metadata, newest_root, reference, &mut w) {
+        w.refusal = Some(*r);
     }
-    let first = attempt!(
-        "metadata/1.root.json".into(),
-        read(metadata, "1.root.json").map_err(Err)
-    );
-    let mut trusted = attempt!(
-        "metadata/1.root.json".into(),
-        TrustedSet::new(&first, reference).map_err(Ok)
-    );
+    w
+}
+
+/// A refusal by the client's trust code while loading `file` (under `metadata/`).
+fn refused(file: &str) -> impl FnOnce(TrustError) -> Box<Refusal> + '_ {
+    move |e| {
+        Box::new(Refusal {
+            file: format!("metadata/{file}"),
+            error: Ok(e),
+        })
+    }
+}
+
+/// A file that could not be read.
+fn unreadable(p: Problem) -> Box<Refusal> {
+    Box::new(Refusal {
+        file: p.file.clone(),
+        error: Err(p),
+    })
+}
+
+fn load(
+    metadata: &Path,
+    newest_root: u64,
+    reference: DateTime<Utc>,
+    w: &mut Walk,
+) -> Result<(), Box<Refusal>> {
+    let first = read(metadata, "1.root.json").map_err(unreadable)?;
+    let trusted = w
+        .trusted
+        .insert(TrustedSet::new(&first, reference).map_err(refused("1.root.json"))?);
     w.files.insert("root".into(), "1.root.json".into());
     for v in 2..=newest_root {
         let name = format!("{v}.root.json");
-        let bytes = attempt!(
-            format!("metadata/{name}"),
-            read(metadata, &name).map_err(|mut p| {
-                p.message = "gap in the root chain".into();
-                Err(p)
-            })
-        );
-        attempt!(
-            format!("metadata/{name}"),
-            trusted.update_root(&bytes).map(|_| ()).map_err(Ok)
-        );
+        let bytes = read(metadata, &name).map_err(|mut p| {
+            p.message = "gap in the root chain".into();
+            unreadable(p)
+        })?;
+        trusted.update_root(&bytes).map_err(refused(&name))?;
         w.files.insert("root".into(), name);
     }
-    let ts = attempt!(
-        "metadata/timestamp.json".into(),
-        read(metadata, "timestamp.json").map_err(Err)
-    );
-    w.files.insert("timestamp".into(), "timestamp.json".into());
-    w.trusted = Some(trusted);
-    let trusted = w.trusted.as_mut().expect("just set");
-    let root_file = format!("metadata/{}", w.files["root"]);
     // The final root's expiry is checked when the timestamp is loaded: name the root file then.
-    if let Err(e) = trusted.check_final_root() {
-        w.refusal = Some(Refusal {
-            file: root_file,
-            error: Ok(e),
-        });
-        return w;
-    }
-    if let Err(e) = trusted.update_timestamp(&ts) {
-        w.refusal = Some(Refusal {
-            file: "metadata/timestamp.json".into(),
-            error: Ok(e),
-        });
-        return w;
-    }
+    trusted
+        .check_final_root()
+        .map_err(refused(&w.files["root"]))?;
+    let ts = read(metadata, "timestamp.json").map_err(unreadable)?;
+    trusted
+        .update_timestamp(&ts)
+        .map_err(refused("timestamp.json"))?;
+    w.files.insert("timestamp".into(), "timestamp.json".into());
     let snap_version = trusted
         .timestamp()
         .and_then(|t| t.signed.snapshot_meta())
         .map_or(0, |m| m.version);
     let snap_name = format!("{snap_version}.snapshot.json");
+    let bytes = read(metadata, &snap_name).map_err(unreadable)?;
+    trusted
+        .update_snapshot(&bytes)
+        .map_err(refused(&snap_name))?;
     w.files.insert("snapshot".into(), snap_name.clone());
-    let bytes = match read(metadata, &snap_name) {
-        Ok(b) => b,
-        Err(p) => {
-            w.refusal = Some(Refusal {
-                file: p.file.clone(),
-                error: Err(p),
-            });
-            return w;
-        }
-    };
-    if let Err(e) = trusted.update_snapshot(&bytes) {
-        w.refusal = Some(Refusal {
-            file: format!("metadata/{snap_name}"),
-            error: Ok(e),
-        });
-        return w;
-    }
     let max = trusted.snapshot().map_or(0, |s| s.signed.meta.len());
     let mut search = TargetSearch::every_role(max);
     loop {
-        let trusted = w.trusted.as_mut().expect("set above");
-        let step = match search.step(trusted) {
-            Ok(s) => s,
-            Err(e) => {
-                w.refusal = Some(Refusal {
-                    file: "metadata".into(),
-                    error: Err(Problem::new("metadata", "refused", error_chain(&e))),
-                });
-                return w;
-            }
-        };
+        let step = search
+            .step(trusted)
+            .map_err(|e| unreadable(Problem::new("metadata", "refused", error_chain(&e))))?;
         let SearchStep::NeedRole { role, parent } = step else {
             break;
         };
-        let version = match trusted.snapshot_entry(&role) {
-            Ok(m) => m.version,
-            Err(e) => {
-                w.refusal = Some(Refusal {
-                    file: format!("metadata/{snap_name}"),
-                    error: Ok(e),
-                });
-                return w;
-            }
-        };
+        let version = trusted
+            .snapshot_entry(&role)
+            .map_err(refused(&snap_name))?
+            .version;
         let name = format!("{version}.{role}.json");
-        let bytes = match read(metadata, &name) {
-            Ok(b) => b,
-            Err(p) => {
-                w.refusal = Some(Refusal {
-                    file: p.file.clone(),
-                    error: Err(p),
-                });
-                return w;
-            }
-        };
-        let loaded = if role == "targets" && parent == "root" {
-            trusted.update_targets(&bytes).map(|_| ())
+        let bytes = read(metadata, &name).map_err(unreadable)?;
+        if role == "targets" && parent == "root" {
+            trusted.update_targets(&bytes).map_err(refused(&name))?;
         } else {
             trusted
                 .update_delegated_targets(&bytes, &role, &parent)
-                .map(|_| ())
-        };
-        if let Err(e) = loaded {
-            w.refusal = Some(Refusal {
-                file: format!("metadata/{name}"),
-                error: Ok(e),
-            });
-            return w;
+                .map_err(refused(&name))?;
         }
         w.files.insert(role.clone(), name);
         w.roles.push((role, parent));
     }
     w.not_visited = search.roles_not_visited();
-    w
+    Ok(())
 }
 
 /// The `check` name of a refusal by the client's trust code.

@@ -99,8 +99,9 @@ pub fn passphrase_source(
     }
 }
 
-/// Print one JSON document on stdout (the `--json` convention: one object per command).
+/// Print one JSON document on stdout, on one line (the `--json` convention: one document per
+/// command, so a script can also read several runs as JSON lines).
 pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!("{}", serde_json::to_string(value)?);
     Ok(())
 }

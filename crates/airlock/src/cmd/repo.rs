@@ -423,9 +423,11 @@ fn progress_bar(json: bool, what: &'static str) -> indicatif::ProgressBar {
     pb
 }
 
+/// The `--json` document through the one JSON printer, or the human text.
 fn print(json_out: bool, value: serde_json::Value, human: impl FnOnce()) {
     if json_out {
-        println!("{value}");
+        // Serialising a `Value` cannot fail.
+        let _ = super::common::print_json(&value);
     } else {
         human();
     }
