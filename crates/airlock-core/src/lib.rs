@@ -9,11 +9,14 @@
 //! - [`tuf`]: TUF 1.0.x metadata model and the client's trusted-metadata state.
 //! - [`tlog`]: transparency-log math and formats (Merkle proofs, signed notes, checkpoints,
 //!   cosignatures, proof bundles, policies).
+//! - [`transparency`]: the policy a root carries, the statement logged for every root and
+//!   targets-role version, and the client's check that a file is in the log.
 #![forbid(unsafe_code)]
 
 pub mod cjson;
 pub mod crypto;
 pub mod tlog;
+pub mod transparency;
 pub mod tuf;
 pub mod unique_keys;
 

@@ -40,6 +40,7 @@ use super::hashes::HashError;
 use super::metadata::{Metadata, MetadataError, Role};
 use super::roles::{Root, Snapshot, Targets, Timestamp};
 use super::verify::{Authority, ThresholdError};
+use crate::transparency::TransparencyPolicy;
 
 /// At most this many root rotations (`N+1.root.json` files) are applied in one update.
 pub const MAX_ROOT_ROTATIONS: u32 = 256;
@@ -126,6 +127,11 @@ pub enum TrustError {
          update (delete the cached timestamp and snapshot)"
     )]
     CacheInvalidatedByKeyRotation { role: &'static str },
+    #[error("root v{version} carries a transparency policy that cannot be read")]
+    Transparency {
+        version: u64,
+        source: crate::transparency::TransparencyError,
+    },
     #[error("{action} is not allowed now: {reason}")]
     OutOfOrder {
         action: &'static str,
@@ -176,6 +182,8 @@ fn role_keys_fingerprint(root: &Root, role: &str) -> Option<(u64, Vec<(String, S
 pub struct TrustedSet {
     reference_time: DateTime<Utc>,
     root: Metadata<Root>,
+    /// The trusted root's transparency policy, parsed once.
+    transparency: Option<TransparencyPolicy>,
     rotations: u32,
     /// True once root rotations changed the timestamp or snapshot keys in this update.
     fast_forward_reset: bool,
@@ -215,7 +223,21 @@ fn verify_with<T: Role>(
         .map_err(signatures_error)
 }
 
+fn transparency_of(root: &Root) -> Result<Option<TransparencyPolicy>, TrustError> {
+    TransparencyPolicy::from_root(root).map_err(|source| TrustError::Transparency {
+        version: root.version,
+        source,
+    })
+}
+
 impl TrustedSet {
+    /// The transparency policy of the trusted root, if it carries one: then every root and
+    /// targets-role file must be shown to be in the log before it is trusted (the caller checks
+    /// with [`crate::transparency::ReleaseCheck`] under the policy trusted before the file).
+    pub fn transparency(&self) -> Option<&TransparencyPolicy> {
+        self.transparency.as_ref()
+    }
+
     /// Start from root bytes the client trusts (shipped or stored) and the update's start time.
     ///
     /// The root must carry a threshold of its own signatures. Its expiry is not checked here:
@@ -230,8 +252,10 @@ impl TrustedSet {
             "root",
             "root",
         )?;
+        let transparency = transparency_of(&root.signed)?;
         Ok(TrustedSet {
             reference_time,
+            transparency,
             root,
             rotations: 0,
             fast_forward_reset: false,
@@ -352,6 +376,7 @@ impl TrustedSet {
             role_keys_fingerprint(&self.root.signed, role)
                 != role_keys_fingerprint(&new.signed, role)
         });
+        self.transparency = transparency_of(&new.signed)?;
         self.fast_forward_reset |= rotated;
         self.rotations += 1;
         self.root = new;

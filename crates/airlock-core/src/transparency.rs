@@ -1,0 +1,465 @@
+//! Binary transparency for TUF metadata: the policy a root carries, the statement a publisher
+//! logs for every root and targets-role version, and the client's check that a file it is about
+//! to trust is in the public log. No I/O.
+//!
+//! # The root extension field
+//!
+//! A root that requires transparency carries, inside `signed`, an additive field that other TUF
+//! clients keep and ignore:
+//!
+//! ```json
+//! "x-airlock-transparency": {
+//!   "version": 1,
+//!   "repository": "example.com/app",
+//!   "policy": "log example.com/log+1a2b3c4d+AQ... https://log.example.com/\nwitness w1 w1+...+BA... https://w1.example/\nquorum w1\n"
+//! }
+//! ```
+//!
+//! `policy` is a c2sp.org/tlog-policy file with exactly one `log` line (the log Airlock publishes
+//! to; its URL, when given, is where the log's tiles are read), witness lines and a quorum.
+//! `repository` names the repository in every statement, so one log can serve many. Unknown
+//! members are refused: a later format gets a new `version`. The field rotates with root: a root
+//! can switch it on, change it or remove it only with the root threshold, like any key.
+//!
+//! # The statement
+//!
+//! Each logged entry is a short text, one line per field, ending in a newline:
+//!
+//! ```text
+//! airlock-release/v1
+//! repository example.com/app
+//! role targets
+//! version 7
+//! sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+//! ```
+//!
+//! It binds the repository, the role name (as in metadata, delegated roles included), the
+//! version and the SHA-256 of the exact metadata bytes a client downloads. Its proof bundle
+//! (c2sp.org/tlog-proof) is published as `<metadata file name>.tlog-proof`, e.g.
+//! `7.targets.json.tlog-proof` beside `7.targets.json`.
+//!
+//! # The client's loop
+//!
+//! ```text
+//! let check = ReleaseCheck::new(&policy, role, version, &bytes);
+//! let mut consistency = None;
+//! loop {
+//!     match check.verify(&state, &bundle_bytes, consistency.as_deref(), now)? {
+//!         ReleaseStep::Accepted(entry) => { persist(entry.state); break }
+//!         ReleaseStep::NeedConsistency { from_size, to_size, .. } => {
+//!             // read the log's tiles (any mirror may serve them) and compute the proof
+//!             consistency = Some(proof_between(from_size, to_size)?);
+//!         }
+//!     }
+//! }
+//! ```
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::tlog::{
+    Hash, LogVerifier, Policy, PolicyError, ProofBundle, ProofError, VerifiedEntry, VerifierState,
+    VerifyError,
+};
+use crate::tuf::Root;
+
+/// The name of the field inside a root's `signed` object.
+pub const EXTENSION_FIELD: &str = "x-airlock-transparency";
+/// The version of the extension field this code reads and writes.
+pub const EXTENSION_VERSION: u64 = 1;
+/// First line of every statement.
+pub const STATEMENT_HEADER: &str = "airlock-release/v1";
+/// Appended to a metadata file name to name its proof bundle.
+pub const PROOF_SUFFIX: &str = ".tlog-proof";
+/// Longest repository identity accepted.
+pub const MAX_REPOSITORY_LEN: usize = 256;
+
+/// Why a root's transparency field or a statement was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TransparencyError {
+    #[error("{EXTENSION_FIELD}: {0}")]
+    Field(String),
+    #[error("{EXTENSION_FIELD}: policy")]
+    Policy(#[source] PolicyError),
+    #[error("statement: {0}")]
+    Statement(String),
+}
+
+/// Why a root or targets file was refused by the transparency check.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("{role} v{version}: no log proof bundle was published for it")]
+    MissingProof { role: String, version: u64 },
+    #[error("{role} v{version}: log proof bundle")]
+    Bundle {
+        role: String,
+        version: u64,
+        #[source]
+        source: ProofError,
+    },
+    #[error("{role} v{version}: not shown to be in the transparency log")]
+    Log {
+        role: String,
+        version: u64,
+        #[source]
+        source: VerifyError,
+    },
+}
+
+/// The transparency policy a trusted root carries.
+#[derive(Debug, Clone)]
+pub struct TransparencyPolicy {
+    repository: String,
+    policy_text: String,
+    policy: Policy,
+}
+
+impl PartialEq for TransparencyPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        self.repository == other.repository && self.policy_text == other.policy_text
+    }
+}
+
+fn field(reason: impl Into<String>) -> TransparencyError {
+    TransparencyError::Field(reason.into())
+}
+
+/// A repository identity: printable ASCII without spaces, like a log origin.
+fn check_repository(repository: &str) -> Result<(), TransparencyError> {
+    if repository.is_empty()
+        || repository.len() > MAX_REPOSITORY_LEN
+        || !repository.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(field(format!(
+            "repository {repository:?} must be 1 to {MAX_REPOSITORY_LEN} printable ASCII \
+             characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
+impl TransparencyPolicy {
+    /// A policy for `repository` from tlog-policy text, which must name exactly one log.
+    pub fn new(repository: &str, policy_text: &str) -> Result<Self, TransparencyError> {
+        check_repository(repository)?;
+        let policy = Policy::parse(policy_text.as_bytes()).map_err(TransparencyError::Policy)?;
+        if policy.logs.len() != 1 {
+            return Err(field(format!(
+                "the policy must name exactly one log, it names {}",
+                policy.logs.len()
+            )));
+        }
+        Ok(TransparencyPolicy {
+            repository: repository.to_string(),
+            policy_text: policy_text.to_string(),
+            policy,
+        })
+    }
+
+    /// The policy `root` carries, `None` when it carries none. A malformed field is an error:
+    /// a root whose policy cannot be read must not be trusted.
+    pub fn from_root(root: &Root) -> Result<Option<Self>, TransparencyError> {
+        match root.unrecognized.get(EXTENSION_FIELD) {
+            None => Ok(None),
+            Some(value) => Self::from_value(value).map(Some),
+        }
+    }
+
+    /// Parse the field's JSON value.
+    pub fn from_value(value: &Value) -> Result<Self, TransparencyError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| field("must be a JSON object"))?;
+        for key in obj.keys() {
+            if !matches!(key.as_str(), "version" | "repository" | "policy") {
+                return Err(field(format!("unknown member {key:?}")));
+            }
+        }
+        match obj.get("version").and_then(Value::as_u64) {
+            Some(EXTENSION_VERSION) => {}
+            Some(v) => {
+                return Err(field(format!(
+                    "version {v} is not supported (this client reads version {EXTENSION_VERSION})"
+                )));
+            }
+            None => return Err(field("version must be a number")),
+        }
+        let repository = obj
+            .get("repository")
+            .and_then(Value::as_str)
+            .ok_or_else(|| field("repository must be a string"))?;
+        let policy = obj
+            .get("policy")
+            .and_then(Value::as_str)
+            .ok_or_else(|| field("policy must be a string"))?;
+        Self::new(repository, policy)
+    }
+
+    /// The field's JSON value, to store in `Root::unrecognized` under [`EXTENSION_FIELD`].
+    pub fn to_value(&self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("version".into(), Value::from(EXTENSION_VERSION));
+        obj.insert("repository".into(), Value::from(self.repository.clone()));
+        obj.insert("policy".into(), Value::from(self.policy_text.clone()));
+        Value::Object(obj)
+    }
+
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tlog-policy text as written in root.
+    pub fn policy_text(&self) -> &str {
+        &self.policy_text
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The log's origin (its key name).
+    pub fn log_origin(&self) -> &str {
+        self.policy
+            .logs
+            .first()
+            .map(|l| l.verifier.name())
+            .unwrap_or_default()
+    }
+
+    /// The log's URL from the policy (where its tiles and checkpoint are read), if given.
+    pub fn log_url(&self) -> Option<&str> {
+        self.policy.logs.first().and_then(|l| l.url.as_deref())
+    }
+}
+
+/// What is logged for one metadata file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseStatement {
+    pub repository: String,
+    pub role: String,
+    pub version: u64,
+    pub sha256: Hash,
+}
+
+/// A role name in a statement: what TUF allows minus what would break the line format.
+fn check_role(role: &str) -> Result<(), TransparencyError> {
+    if role.is_empty() || role.chars().any(char::is_control) {
+        return Err(TransparencyError::Statement(format!(
+            "role name {role:?} is empty or holds a control character"
+        )));
+    }
+    Ok(())
+}
+
+impl ReleaseStatement {
+    /// The statement for metadata `bytes` of `role` at `version`.
+    pub fn for_metadata(repository: &str, role: &str, version: u64, bytes: &[u8]) -> Self {
+        ReleaseStatement {
+            repository: repository.to_string(),
+            role: role.to_string(),
+            version,
+            sha256: Sha256::digest(bytes).into(),
+        }
+    }
+
+    /// The exact bytes logged.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format!(
+            "{STATEMENT_HEADER}\nrepository {}\nrole {}\nversion {}\nsha256 {}\n",
+            self.repository,
+            self.role,
+            self.version,
+            hex::encode(self.sha256)
+        )
+        .into_bytes()
+    }
+
+    /// Parse a logged entry. Only the exact form [`ReleaseStatement::to_bytes`] writes is
+    /// accepted, so an entry reads one way.
+    pub fn parse(bytes: &[u8]) -> Result<Self, TransparencyError> {
+        let bad = |why: &str| TransparencyError::Statement(why.to_string());
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+        let body = text
+            .strip_suffix('\n')
+            .ok_or_else(|| bad("does not end in a newline"))?;
+        let mut lines = body.split('\n');
+        if lines.next() != Some(STATEMENT_HEADER) {
+            return Err(bad("not an airlock-release/v1 statement"));
+        }
+        let mut value = |key: &str| {
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix(key))
+                .and_then(|l| l.strip_prefix(' '))
+                .ok_or_else(|| TransparencyError::Statement(format!("line {key:?} missing")))
+        };
+        let repository = value("repository")?.to_string();
+        let role = value("role")?.to_string();
+        let version_text = value("version")?;
+        let sha_text = value("sha256")?;
+        if lines.next().is_some() {
+            return Err(bad("extra lines"));
+        }
+        check_repository(&repository).map_err(|_| bad("bad repository"))?;
+        check_role(&role)?;
+        let canonical = !version_text.is_empty()
+            && version_text.bytes().all(|b| b.is_ascii_digit())
+            && (version_text == "0" || !version_text.starts_with('0'));
+        let version = version_text
+            .parse()
+            .ok()
+            .filter(|_| canonical)
+            .ok_or_else(|| bad("version is not a canonical decimal"))?;
+        let mut sha256 = [0u8; 32];
+        if sha_text.len() != 64 || sha_text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(bad("sha256 is not 64 lower-case hex digits"));
+        }
+        hex::decode_to_slice(sha_text, &mut sha256)
+            .map_err(|_| bad("sha256 is not 64 lower-case hex digits"))?;
+        Ok(ReleaseStatement {
+            repository,
+            role,
+            version,
+            sha256,
+        })
+    }
+}
+
+/// The proof bundle's file name for a metadata file name (`7.targets.json` ->
+/// `7.targets.json.tlog-proof`).
+pub fn proof_file_name(metadata_file_name: &str) -> String {
+    format!("{metadata_file_name}{PROOF_SUFFIX}")
+}
+
+/// One step of [`ReleaseCheck::verify`].
+#[derive(Debug)]
+pub enum ReleaseStep {
+    /// In the log: persist `entry.state` (when `entry.advanced`).
+    Accepted(Box<VerifiedEntry>),
+    /// The bundle's checkpoint and the trusted one differ in size: call again with the
+    /// consistency proof between the two sizes (smaller first), read from the log's tiles at
+    /// `to_size`.
+    NeedConsistency {
+        origin: String,
+        from_size: u64,
+        to_size: u64,
+    },
+}
+
+/// Checks that one root or targets-role file is in the log.
+#[derive(Debug)]
+pub struct ReleaseCheck<'a> {
+    policy: &'a TransparencyPolicy,
+    role: &'a str,
+    version: u64,
+    statement: Vec<u8>,
+}
+
+impl<'a> ReleaseCheck<'a> {
+    /// Check `bytes`, the exact metadata of `role` at `version`, against `policy` (the policy of
+    /// the root trusted before this file: for a new root, the previous root's).
+    pub fn new(policy: &'a TransparencyPolicy, role: &'a str, version: u64, bytes: &[u8]) -> Self {
+        let statement =
+            ReleaseStatement::for_metadata(&policy.repository, role, version, bytes).to_bytes();
+        ReleaseCheck {
+            policy,
+            role,
+            version,
+            statement,
+        }
+    }
+
+    /// The statement the log must hold.
+    pub fn statement(&self) -> &[u8] {
+        &self.statement
+    }
+
+    /// Verify the proof bundle (`None`: none was published) offline: the log's signature, the
+    /// witness quorum, inclusion of exactly this statement, and consistency with the trusted
+    /// checkpoint in `state`. `now` is POSIX seconds (cosignatures from the future do not count).
+    pub fn verify(
+        &self,
+        state: &VerifierState,
+        bundle: Option<&[u8]>,
+        consistency: Option<&[Hash]>,
+        now: u64,
+    ) -> Result<ReleaseStep, ReleaseError> {
+        let role = || self.role.to_string();
+        let bundle = bundle.ok_or_else(|| ReleaseError::MissingProof {
+            role: role(),
+            version: self.version,
+        })?;
+        let bundle = ProofBundle::parse(bundle).map_err(|source| ReleaseError::Bundle {
+            role: role(),
+            version: self.version,
+            source,
+        })?;
+        let verifier = LogVerifier::new(self.policy.policy.clone());
+        match verifier.verify_entry(state, &bundle, &self.statement, consistency, now) {
+            Ok(entry) => Ok(ReleaseStep::Accepted(Box::new(entry))),
+            Err(VerifyError::ConsistencyProofRequired {
+                origin,
+                trusted_size,
+                new_size,
+            }) if consistency.is_none() => Ok(ReleaseStep::NeedConsistency {
+                origin,
+                from_size: trusted_size.min(new_size),
+                to_size: trusted_size.max(new_size),
+            }),
+            Err(source) => Err(ReleaseError::Log {
+                role: role(),
+                version: self.version,
+                source,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_round_trip_and_strictness() {
+        let s = ReleaseStatement::for_metadata("example.com/app", "bins-0a", 7, b"{}");
+        let bytes = s.to_bytes();
+        assert_eq!(ReleaseStatement::parse(&bytes).unwrap(), s);
+        let text = String::from_utf8(bytes).unwrap();
+        for bad in [
+            text.replace("version 7", "version 07"),
+            text.replace("airlock-release/v1", "airlock-release/v2"),
+            text.trim_end().to_string(),
+            format!("{text}extra\n"),
+            text.replace("sha256 ", "sha256  "),
+            text.to_uppercase(),
+            text.replace("repository example.com/app", "repository a b"),
+        ] {
+            assert!(ReleaseStatement::parse(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn field_refuses_unknown_members_and_versions() {
+        let vkey = crate::tlog::NoteSigner::generate(
+            "example.com/log",
+            crate::tlog::KeyAlgorithm::Ed25519,
+        )
+        .unwrap()
+        .verifier()
+        .to_vkey();
+        let policy = format!("log {vkey}\nquorum none\n");
+        let p = TransparencyPolicy::new("example.com/app", &policy).unwrap();
+        let v = p.to_value();
+        assert_eq!(TransparencyPolicy::from_value(&v).unwrap(), p);
+        assert_eq!(p.log_origin(), "example.com/log");
+        let mut extra = v.clone();
+        extra["peers"] = Value::from(1);
+        assert!(TransparencyPolicy::from_value(&extra).is_err());
+        let mut v2 = v.clone();
+        v2["version"] = Value::from(2);
+        assert!(TransparencyPolicy::from_value(&v2).is_err());
+        let two_logs = format!("log {vkey}\nlog {vkey}\nquorum none\n");
+        assert!(TransparencyPolicy::new("example.com/app", &two_logs).is_err());
+        assert!(TransparencyPolicy::new("", &policy).is_err());
+    }
+}
