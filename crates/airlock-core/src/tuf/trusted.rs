@@ -31,6 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::convert::Infallible;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -175,6 +176,23 @@ fn role_keys_fingerprint(root: &Root, role: &str) -> Option<(u64, Vec<(String, S
     keys.sort();
     keys.dedup();
     Some((r.threshold, keys))
+}
+
+/// Why an `update_*_admitted` call failed: a TUF check, or the caller's own admission check,
+/// which runs only once every TUF check has passed.
+#[derive(Debug)]
+pub enum Gated<E> {
+    Trust(TrustError),
+    Admit(E),
+}
+
+impl Gated<Infallible> {
+    fn into_trust(self) -> TrustError {
+        match self {
+            Gated::Trust(e) => e,
+            Gated::Admit(never) => match never {},
+        }
+    }
 }
 
 /// The client's trusted metadata for one update. See the module docs for the workflow.
@@ -338,6 +356,33 @@ impl TrustedSet {
     /// root's root keys AND of its own, and be exactly version N+1. Its expiry is not checked
     /// (a later root may follow). Allowed only before any timestamp is loaded.
     pub fn update_root(&mut self, bytes: &[u8]) -> Result<&Metadata<Root>, TrustError> {
+        self.update_root_admitted(bytes, |_| Ok::<(), Infallible>(()))
+            .map_err(Gated::into_trust)
+    }
+
+    /// [`TrustedSet::update_root`] with the caller's own check (e.g. that the exact bytes are
+    /// in the transparency log) run after every TUF check passed and before the root is
+    /// trusted: when `admit` refuses, the set is left exactly as it was.
+    pub fn update_root_admitted<E>(
+        &mut self,
+        bytes: &[u8],
+        admit: impl FnOnce(&Metadata<Root>) -> Result<(), E>,
+    ) -> Result<&Metadata<Root>, Gated<E>> {
+        let (new, rotated, transparency) = self.check_root(bytes).map_err(Gated::Trust)?;
+        admit(&new).map_err(Gated::Admit)?;
+        self.transparency = transparency;
+        self.fast_forward_reset |= rotated;
+        self.rotations += 1;
+        self.root = new;
+        Ok(&self.root)
+    }
+
+    /// Every check of [`TrustedSet::update_root`]; returns the new root, whether it rotated
+    /// the timestamp or snapshot keys, and its transparency policy.
+    fn check_root(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(Metadata<Root>, bool, Option<TransparencyPolicy>), TrustError> {
         if self.timestamp.is_some() {
             return Err(TrustError::OutOfOrder {
                 action: "updating root",
@@ -376,11 +421,8 @@ impl TrustedSet {
             role_keys_fingerprint(&self.root.signed, role)
                 != role_keys_fingerprint(&new.signed, role)
         });
-        self.transparency = transparency_of(&new.signed)?;
-        self.fast_forward_reset |= rotated;
-        self.rotations += 1;
-        self.root = new;
-        Ok(&self.root)
+        let transparency = transparency_of(&new.signed)?;
+        Ok((new, rotated, transparency))
     }
 
     /// TUF 5.3.10: the final root must not be expired. `update_timestamp` checks it too; a
@@ -633,6 +675,53 @@ impl TrustedSet {
         role: &str,
         parent: &str,
     ) -> Result<&Metadata<Targets>, TrustError> {
+        self.update_delegated_targets_admitted(bytes, role, parent, |_| Ok::<(), Infallible>(()))
+            .map_err(Gated::into_trust)
+    }
+
+    /// [`TrustedSet::update_delegated_targets`] with the caller's own check run after every
+    /// TUF check passed and before the role is trusted (see
+    /// [`TrustedSet::update_root_admitted`]).
+    pub fn update_delegated_targets_admitted<E>(
+        &mut self,
+        bytes: &[u8],
+        role: &str,
+        parent: &str,
+        admit: impl FnOnce(&Metadata<Targets>) -> Result<(), E>,
+    ) -> Result<&Metadata<Targets>, Gated<E>> {
+        let (new, digest, fold) = self
+            .check_delegated_targets(bytes, role, parent)
+            .map_err(Gated::Trust)?;
+        admit(&new).map_err(Gated::Admit)?;
+        if role == "targets" && parent == "root" {
+            return Ok(self.targets.insert(new));
+        }
+        if let Some(digest) = digest {
+            self.delegated_digest.insert(role.to_string(), digest);
+        }
+        if let Some(fold) = fold {
+            self.delegated_folded.insert(fold, role.to_string());
+        }
+        Ok(
+            match self.delegated.entry((role.to_string(), parent.to_string())) {
+                Entry::Occupied(mut slot) => {
+                    slot.insert(new);
+                    slot.into_mut()
+                }
+                Entry::Vacant(slot) => slot.insert(new),
+            },
+        )
+    }
+
+    /// Every check of [`TrustedSet::update_delegated_targets`]; returns the role, the digest
+    /// to remember for a role trusted for the first time, and its folded name.
+    #[allow(clippy::type_complexity)]
+    fn check_delegated_targets(
+        &self,
+        bytes: &[u8],
+        role: &str,
+        parent: &str,
+    ) -> Result<(Metadata<Targets>, Option<Vec<u8>>, Option<String>), TrustError> {
         const ACTION: &str = "updating targets metadata";
         let snapshot = self.final_snapshot(ACTION)?;
         let top_level = role == "targets" && parent == "root";
@@ -711,32 +800,19 @@ impl TrustedSet {
         }
         self.expired(role, &new.signed)?;
         if top_level {
-            return Ok(self.targets.insert(new));
+            return Ok((new, None, None));
         }
         let digest = Sha256::digest(&parsed.signed_bytes).to_vec();
-        match self.delegated_digest.get(role) {
+        let digest = match self.delegated_digest.get(role) {
             Some(existing) if *existing != digest => {
                 return Err(TrustError::ConflictingCopies {
                     role: role.to_string(),
                     parent: parent.to_string(),
                 });
             }
-            Some(_) => {}
-            None => {
-                self.delegated_digest.insert(role.to_string(), digest);
-            }
-        }
-        if let Some(fold) = fold {
-            self.delegated_folded.insert(fold, role.to_string());
-        }
-        Ok(
-            match self.delegated.entry((role.to_string(), parent.to_string())) {
-                Entry::Occupied(mut slot) => {
-                    slot.insert(new);
-                    slot.into_mut()
-                }
-                Entry::Vacant(slot) => slot.insert(new),
-            },
-        )
+            Some(_) => None,
+            None => Some(digest),
+        };
+        Ok((new, digest, fold))
     }
 }
