@@ -63,8 +63,18 @@ pub struct UpdaterConfig {
     /// Download `dir/HASH.name` when the root sets `consistent_snapshot` (default true). Turn off
     /// only for repositories that publish consistent metadata but plain target names.
     pub prefix_targets_with_hash: bool,
-    /// The HTTPS transport (CA trust, timeouts, retries) shared with the caller.
+    /// The HTTPS transport (CA trust, timeouts, retries, proxy) shared with the caller.
     pub fetcher: Arc<Fetcher>,
+    /// Where the transparency log's tiles are read (a mirror or CDN), in place of the log URL
+    /// the trusted root's policy gives; used only when a consistency proof is needed.
+    pub log_url: Option<String>,
+    /// Peers asked for their newest checkpoint of the log by [`crate::Updater::check_peers`]:
+    /// URLs answering GET with a checkpoint note (a witness's or another client's published
+    /// checkpoint, a distributor).
+    pub peers: Vec<String>,
+    /// How many peers must answer with a checkpoint consistent with the client's; fewer holds
+    /// the update.
+    pub peers_required: usize,
 }
 
 impl UpdaterConfig {
@@ -81,6 +91,9 @@ impl UpdaterConfig {
             limits: Limits::default(),
             prefix_targets_with_hash: true,
             fetcher,
+            log_url: None,
+            peers: Vec::new(),
+            peers_required: 0,
         }
     }
 

@@ -8,6 +8,7 @@ use airlock_fetch::FetchError;
 
 use crate::store::StoreError;
 use crate::target::TargetFileError;
+use crate::transparency::LogCheckError;
 
 /// An update step that failed. Nothing the client refused is ever written to the metadata
 /// directory or the target location.
@@ -66,6 +67,25 @@ pub enum UpdateError {
         #[source]
         source: Box<TrustError>,
     },
+    /// A root or targets-role file that passed every TUF check was not shown to be in the
+    /// transparency log the trusted root requires (the bundle URL and the failed check are
+    /// named). Nothing was trusted or stored.
+    #[error("{role} v{version} refused by the transparency check (proof bundle {bundle_url})")]
+    Transparency {
+        role: String,
+        version: u64,
+        bundle_url: String,
+        #[source]
+        source: Box<LogCheckError>,
+    },
+    /// The peer check holds the update: a peer showed another tree of the log, or too few
+    /// peers agreed.
+    #[error("peer check of log {origin:?} holds the update")]
+    PeerCheck {
+        origin: String,
+        #[source]
+        source: Box<airlock_core::peer_check::PeerHold>,
+    },
     /// The delegation search could not go on.
     #[error("searching the delegations for {what}")]
     Search {
@@ -90,6 +110,9 @@ pub enum UpdateError {
         #[source]
         source: TargetFileError,
     },
+    /// The client's transparency-log state (`tlog-state`) could not be read.
+    #[error("loading the client's transparency-log state")]
+    LogState(#[source] Box<LogCheckError>),
     /// Reading or writing the local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

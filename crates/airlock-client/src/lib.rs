@@ -31,10 +31,11 @@ mod config;
 mod error;
 pub mod store;
 mod target;
+pub mod transparency;
 mod updater;
 
 pub use config::{Limits, UpdaterConfig};
 pub use error::UpdateError;
 pub use store::{MetadataStore, StoreError};
 pub use target::TargetFileError;
-pub use updater::{RefreshSummary, TargetInfo, TargetListing, Updater};
+pub use updater::{PeerReport, RefreshSummary, TargetInfo, TargetListing, Updater};

@@ -109,6 +109,36 @@ impl MetadataStore {
         })
     }
 
+    /// Remove every stored targets role (top-level and delegated): every `.json` file but
+    /// root, timestamp and snapshot. Used when the root's transparency policy changed, so that
+    /// no copy trusted before it is used without a proof.
+    pub fn remove_targets_roles(&self) -> Result<(), StoreError> {
+        let keep = ["root.json", "timestamp.json", "snapshot.json"];
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| StoreError::Read {
+                path: self.dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".json") && !keep.contains(&name.as_ref()) {
+                let path = entry.path();
+                std::fs::remove_file(&path).map_err(|source| StoreError::Write { path, source })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Remove `role`'s file, if any (used when a stored file is no longer trusted).
     pub fn remove(&self, role: &str) -> Result<(), StoreError> {
         let path = self.path_of(role);

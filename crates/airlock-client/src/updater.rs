@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use airlock_core::peer_check::{PeerTally, PeerVerdict};
+use airlock_core::transparency::{PROOF_SUFFIX, TransparencyPolicy};
 use airlock_core::tuf::{
-    CachedSnapshot, MAX_ROOT_ROTATIONS, Metadata, Root, SearchStep, TargetFile, TargetSearch,
-    Targets, TimestampUpdate, TrustError, TrustedSet,
+    CachedSnapshot, Gated, MAX_ROOT_ROTATIONS, Metadata, Root, SearchStep, TargetFile,
+    TargetSearch, Targets, TimestampUpdate, TrustError, TrustedSet,
 };
 use airlock_fetch::{FetchError, Fetcher, Progress};
 use chrono::{DateTime, Utc};
@@ -17,6 +19,7 @@ use crate::config::{UpdaterConfig, with_trailing_slash};
 use crate::error::UpdateError;
 use crate::store::{MetadataStore, encode_role_name, encode_target_file_name, encode_target_path};
 use crate::target::{self, TargetFileError};
+use crate::transparency::{LogCheckError, LogChecker, LogState};
 
 /// A target found in trusted metadata: its path, length, hashes and custom data, and the role
 /// that listed it.
@@ -54,6 +57,19 @@ pub struct RefreshSummary {
     pub expires: String,
 }
 
+/// What [`Updater::check_peers`] found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PeerReport {
+    /// Peers whose checkpoint agreed with the client's.
+    pub agreeing: usize,
+    /// The number required.
+    pub required: usize,
+    /// `(peer URL, what it showed)`, in the configured order.
+    pub peers: Vec<(String, String)>,
+    /// The client's checkpoint size after the check.
+    pub checkpoint_size: Option<u64>,
+}
+
 /// A TUF updater for one repository and one local metadata directory.
 ///
 /// The reference time for every expiry check is taken once, when the updater is created (TUF
@@ -64,6 +80,8 @@ pub struct Updater {
     store: MetadataStore,
     trusted: TrustedSet,
     reference_time: DateTime<Utc>,
+    /// The largest checkpoint accepted per log (the client is its own witness).
+    log_state: LogState,
 }
 
 impl std::fmt::Debug for Updater {
@@ -138,12 +156,15 @@ impl Updater {
                 source: Box::new(source),
             }
         })?;
+        let log_state =
+            LogState::load(&config.metadata_dir).map_err(|e| UpdateError::LogState(Box::new(e)))?;
         Ok(Self {
             metadata_base_url: with_trailing_slash(&config.metadata_base_url),
             config,
             store,
             trusted,
             reference_time,
+            log_state,
         })
     }
 
@@ -242,9 +263,30 @@ impl Updater {
                     });
                 }
             };
+            // A new root is shown to be logged under the policy of the root trusted before it.
+            let policy = self.trusted.transparency().cloned();
+            let bundle_url = format!("{url}{PROOF_SUFFIX}");
+            let mut checker = LogChecker {
+                fetcher: &self.config.fetcher,
+                state: &mut self.log_state,
+                log_url: self.config.log_url.as_deref(),
+                now: unix_seconds(self.reference_time),
+            };
             self.trusted
-                .update_root(&bytes)
-                .map_err(Self::refused("root", &url))?;
+                .update_root_admitted(&bytes, |_| match &policy {
+                    Some(p) => checker.check_release(p, "root", next, &bytes, &bundle_url),
+                    None => Ok(()),
+                })
+                .map_err(|e| gated("root", next, &url, &bundle_url, e))?;
+            // Stored targets roles were checked under the old policy (or none): a root that
+            // switches the policy on or changes it makes them unusable. Removed before the root
+            // is stored, so that a run that stops here cannot leave them trusted.
+            if let Some(now) = self.trusted.transparency()
+                && Some(now) != policy.as_ref()
+            {
+                tracing::info!("the transparency policy changed: dropping stored targets roles");
+                self.store.remove_targets_roles()?;
+            }
             self.store.store("root", &bytes)?;
         }
         // TUF 5.3.11: after a timestamp or snapshot key rotation the stored timestamp and
@@ -361,11 +403,88 @@ impl Updater {
         };
         let max_len = capped_length(role, "snapshot", length, cap)?;
         let bytes = self.fetch_metadata(role, &url, max_len)?;
+        // Checked under the final root's policy, after the TUF checks, before it is trusted.
+        let policy = self.trusted.transparency().cloned();
+        let bundle_url = format!("{}{PROOF_SUFFIX}", self.metadata_url(role, Some(version)));
+        let mut checker = LogChecker {
+            fetcher: &self.config.fetcher,
+            state: &mut self.log_state,
+            log_url: self.config.log_url.as_deref(),
+            now: unix_seconds(self.reference_time),
+        };
         self.trusted
-            .update_delegated_targets(&bytes, role, delegator)
-            .map_err(Self::refused(role, &url))?;
+            .update_delegated_targets_admitted(&bytes, role, delegator, |md| match &policy {
+                Some(p) => checker.check_release(p, role, md.signed.version, &bytes, &bundle_url),
+                None => Ok(()),
+            })
+            .map_err(|e| gated(role, version, &url, &bundle_url, e))?;
         self.store.store(role, &bytes)?;
         Ok(())
+    }
+
+    /// The trusted root's transparency policy, if it requires one.
+    pub fn transparency(&self) -> Option<&TransparencyPolicy> {
+        self.trusted.transparency()
+    }
+
+    /// The client's trusted cosigned checkpoint of the log the trusted root names (what
+    /// `airlock update checkpoint` prints for peers to compare), if it has one.
+    pub fn trusted_checkpoint(&self) -> Option<String> {
+        self.trusted
+            .transparency()
+            .and_then(|p| self.log_state.checkpoint_note(p))
+    }
+
+    /// The peer check: ask every configured peer for its newest checkpoint of the log and
+    /// compare it with the client's (signed by the log and the witness quorum; consistent,
+    /// through the log's tiles when sizes differ). Held (`UpdateError::PeerCheck`) when a peer
+    /// shows another tree, or fewer than `peers_required` agree; peers that did not answer are
+    /// listed in the error or the report. Without a policy in the trusted root, or without
+    /// peers, nothing is asked.
+    pub fn check_peers(&mut self) -> Result<PeerReport, UpdateError> {
+        let required = self.config.peers_required;
+        let Some(policy) = self.trusted.transparency().cloned() else {
+            return Ok(PeerReport {
+                agreeing: 0,
+                required,
+                peers: Vec::new(),
+                checkpoint_size: None,
+            });
+        };
+        let mut checker = LogChecker {
+            fetcher: &self.config.fetcher,
+            state: &mut self.log_state,
+            log_url: self.config.log_url.as_deref(),
+            now: unix_seconds(self.reference_time),
+        };
+        let mut tally = PeerTally::default();
+        let mut peers = Vec::new();
+        for peer in &self.config.peers {
+            let verdict = checker.check_peer(&policy, peer);
+            let shown = match &verdict {
+                PeerVerdict::Agrees { size } => format!("agrees (size {size})"),
+                PeerVerdict::Fork(e) => format!("DIFFERENT TREE: {}", airlock_core::error_chain(e)),
+                PeerVerdict::Unusable(why) => format!("not counted: {why}"),
+            };
+            peers.push((peer.clone(), shown));
+            tally.record(peer, verdict);
+        }
+        let agreeing = tally
+            .decide(required)
+            .map_err(|source| UpdateError::PeerCheck {
+                origin: policy.log_origin().to_string(),
+                source: Box::new(source),
+            })?;
+        Ok(PeerReport {
+            agreeing,
+            required,
+            peers,
+            checkpoint_size: self
+                .log_state
+                .for_policy(&policy)
+                .checkpoint(policy.log_origin())
+                .map(|c| c.size),
+        })
     }
 
     fn trusted_targets(&self, role: &str, delegator: &str) -> Option<&Targets> {
@@ -611,6 +730,34 @@ fn capped_length(
         }),
         Some(listed) => Ok(listed),
         None => Ok(max),
+    }
+}
+
+/// POSIX seconds of `t` (0 before 1970).
+fn unix_seconds(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp()).unwrap_or(0)
+}
+
+/// The error of a gated core update: the TUF refusal, or the transparency refusal.
+fn gated(
+    role: &str,
+    version: u64,
+    url: &str,
+    bundle_url: &str,
+    e: Gated<LogCheckError>,
+) -> UpdateError {
+    match e {
+        Gated::Trust(source) => UpdateError::Refused {
+            role: role.to_string(),
+            url: url.to_string(),
+            source: Box::new(source),
+        },
+        Gated::Admit(source) => UpdateError::Transparency {
+            role: role.to_string(),
+            version,
+            bundle_url: bundle_url.to_string(),
+            source: Box::new(source),
+        },
     }
 }
 

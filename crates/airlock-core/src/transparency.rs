@@ -11,11 +11,17 @@
 //! "x-airlock-transparency": {
 //!   "version": 1,
 //!   "repository": "example.com/app",
-//!   "policy": "log example.com/log+1a2b3c4d+AQ... https://log.example.com/\nwitness w1 w1+...+BA... https://w1.example/\nquorum w1\n"
+//!   "policy": [
+//!     "log example.com/log+1a2b3c4d+AQ... https://log.example.com/",
+//!     "witness w1 w1+...+BA... https://w1.example/",
+//!     "quorum w1"
+//!   ]
 //! }
 //! ```
 //!
-//! `policy` is a c2sp.org/tlog-policy file with exactly one `log` line (the log Airlock publishes
+//! `policy` holds the lines of a c2sp.org/tlog-policy file (each without its newline: canonical
+//! JSON writes control characters raw, and a raw newline inside a string is not JSON that
+//! python-tuf or go-tuf can read) with exactly one `log` line (the log Airlock publishes
 //! to; its URL, when given, is where the log's tiles are read), witness lines and a quorum.
 //! `repository` names the repository in every statement, so one log can serve many. Unknown
 //! members are refused: a later format gets a new `version`. The field rotates with root: a root
@@ -140,8 +146,11 @@ fn check_repository(repository: &str) -> Result<(), TransparencyError> {
 
 impl TransparencyPolicy {
     /// A policy for `repository` from tlog-policy text, which must name exactly one log.
+    /// The text is kept as its lines, each ended by a newline (how the field stores it).
     pub fn new(repository: &str, policy_text: &str) -> Result<Self, TransparencyError> {
         check_repository(repository)?;
+        let policy_text: String = policy_text.lines().map(|l| format!("{l}\n")).collect();
+        let policy_text = policy_text.as_str();
         let policy = Policy::parse(policy_text.as_bytes()).map_err(TransparencyError::Policy)?;
         if policy.logs.len() != 1 {
             return Err(field(format!(
@@ -188,11 +197,20 @@ impl TransparencyPolicy {
             .get("repository")
             .and_then(Value::as_str)
             .ok_or_else(|| field("repository must be a string"))?;
-        let policy = obj
+        let lines = obj
             .get("policy")
-            .and_then(Value::as_str)
-            .ok_or_else(|| field("policy must be a string"))?;
-        Self::new(repository, policy)
+            .and_then(Value::as_array)
+            .ok_or_else(|| field("policy must be an array of lines"))?;
+        let mut policy = String::new();
+        for line in lines {
+            let line = line
+                .as_str()
+                .filter(|l| !l.chars().any(|c| c == '\n' || c == '\r'))
+                .ok_or_else(|| field("policy must be an array of lines (strings, no newline)"))?;
+            policy.push_str(line);
+            policy.push('\n');
+        }
+        Self::new(repository, &policy)
     }
 
     /// The field's JSON value, to store in `Root::unrecognized` under [`EXTENSION_FIELD`].
@@ -200,7 +218,8 @@ impl TransparencyPolicy {
         let mut obj = Map::new();
         obj.insert("version".into(), Value::from(EXTENSION_VERSION));
         obj.insert("repository".into(), Value::from(self.repository.clone()));
-        obj.insert("policy".into(), Value::from(self.policy_text.clone()));
+        let lines: Vec<Value> = self.policy_text.lines().map(Value::from).collect();
+        obj.insert("policy".into(), Value::Array(lines));
         Value::Object(obj)
     }
 

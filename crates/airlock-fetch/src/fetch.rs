@@ -77,8 +77,57 @@ pub struct FetcherConfig {
     /// Use a proxy from `HTTPS_PROXY`/`ALL_PROXY`/… (honouring `NO_PROXY`). Default false, so
     /// that results do not depend on the environment. TLS still runs end to end.
     pub use_env_proxy: bool,
+    /// Send every request through this proxy (e.g. `socks5h://127.0.0.1:9050` for Tor), in
+    /// place of any proxy from the environment. Default none. TLS still runs end to end: the
+    /// proxy sees the host and port, never the content.
+    pub proxy: Option<ProxyUrl>,
     /// The `User-Agent` header. Default `airlock/<version>`.
     pub user_agent: String,
+}
+
+/// A proxy URL checked when it is given: `socks5h://` (SOCKS5, the proxy resolves names, as
+/// Tor needs), `socks5://`, `socks4://`, `socks4a://`, `http://` or `https://`, a host and a
+/// port, optionally `user:password@`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyUrl {
+    url: String,
+    proxy: ureq::Proxy,
+}
+
+impl ProxyUrl {
+    /// Parse `url`; a missing or unknown scheme is refused (a bare `host:port` would silently
+    /// mean an HTTP proxy).
+    pub fn parse(url: &str) -> Result<Self, FetchError> {
+        let invalid = |reason: String| FetchError::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let scheme = url
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .ok_or_else(|| invalid("a proxy URL needs a scheme, e.g. socks5h://".into()))?;
+        if !matches!(
+            scheme.as_str(),
+            "socks5h" | "socks5" | "socks4" | "socks4a" | "http" | "https"
+        ) {
+            return Err(invalid(format!("proxy scheme {scheme:?} is not supported")));
+        }
+        let proxy = ureq::Proxy::new(url).map_err(|e| invalid(e.to_string()))?;
+        Ok(ProxyUrl {
+            url: url.to_string(),
+            proxy,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
 }
 
 impl Default for FetcherConfig {
@@ -96,6 +145,7 @@ impl Default for FetcherConfig {
             retry_backoff: Duration::from_millis(100),
             max_redirects: 5,
             use_env_proxy: false,
+            proxy: None,
             user_agent: concat!("airlock/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -231,7 +281,9 @@ impl Fetcher {
             .provider(TlsProvider::Rustls)
             .root_certs(root_certs)
             .build();
-        let proxy = if config.use_env_proxy {
+        let proxy = if let Some(p) = &config.proxy {
+            Some(p.proxy.clone())
+        } else if config.use_env_proxy {
             ureq::Proxy::try_from_env()
         } else {
             None

@@ -72,18 +72,30 @@ pub struct LocalTransparency {
 impl LocalTransparency {
     /// Starts a log with origin `airlock.test/log` and `n_witnesses` witnesses.
     pub fn start(n_witnesses: usize) -> Result<Self, TestbedError> {
+        let log_key =
+            NoteSigner::generate("airlock.test/log", KeyAlgorithm::Ed25519).map_err(setup)?;
+        let witness_keys = (0..n_witnesses)
+            .map(|i| CosignatureSigner::generate(&format!("airlock.test/witness{}", i + 1)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(setup)?;
+        Self::start_with_keys(log_key, witness_keys)
+    }
+
+    /// Starts a log signing with `log_key` and one witness per key. Two setups given the same
+    /// keys are two trees under one identity: a split view, as a compromised log and witnesses
+    /// could show.
+    pub fn start_with_keys(
+        log_key: NoteSigner,
+        witness_keys: Vec<CosignatureSigner>,
+    ) -> Result<Self, TestbedError> {
         let dir = tempfile::tempdir().map_err(setup)?;
         let ca = TestCa::new().map_err(setup)?;
         let ca_pem = ca.cert_pem().as_bytes().to_vec();
-        let log_key =
-            NoteSigner::generate("airlock.test/log", KeyAlgorithm::Ed25519).map_err(setup)?;
         let publisher =
             NoteSigner::generate("airlock.test/publisher", KeyAlgorithm::Ed25519).map_err(setup)?;
         let mut witnesses = Vec::new();
         let mut endpoints = Vec::new();
-        for i in 0..n_witnesses {
-            let key = CosignatureSigner::generate(&format!("airlock.test/witness{}", i + 1))
-                .map_err(setup)?;
+        for (i, key) in witness_keys.into_iter().enumerate() {
             let w = Arc::new(
                 Witness::open(
                     key,

@@ -11,6 +11,8 @@
 //! - [`python`]: the interpreter for interop tests (AIRLOCK_PYTHON, else the repo's .venv).
 #![allow(dead_code)]
 
+pub mod tlog;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
