@@ -314,3 +314,101 @@ fn a_log_key_rotated_by_a_root_rotation_keeps_the_client_updating() {
     assert_eq!(summary.root_version, 2);
     assert_eq!(summary.targets_version, 3);
 }
+
+/// A SOCKS5 proxy (microsocks, from Debian) on 127.0.0.1; killed on drop.
+struct Socks {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Socks {
+    fn start() -> Socks {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("microsocks")
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("microsocks (scripts/setup installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Socks { child, port };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("microsocks did not listen on {port}");
+    }
+}
+
+impl Drop for Socks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_peer_check_catches_a_split_view_and_reports_silent_peers_through_socks5() {
+    let keys = Keys::generate(1);
+    let a = keys.start();
+    let b = keys.start();
+    let (repo, _) = logged_repo(&a);
+    // Tree B has the same size as tree A and other entries: a split view.
+    tlog::submit_filler(&b, &[b"other 1", b"other 2", b"other 3"]);
+    let https = tlog::serve_with_log_mirror(&repo, &a);
+    let mut client = tlog::client(&https, &repo.initial_root(), &[&a, &b]);
+    client.updater().refresh().expect("refresh from tree A");
+
+    let honest = a.log_server.url("/checkpoint");
+    let forked = b.log_server.url("/checkpoint");
+    let silent = "https://127.0.0.1:9/checkpoint".to_string();
+    let socks = Socks::start();
+    let mut config = tlog::fetcher_config(&https, &[&a, &b]);
+    config.proxy = Some(
+        airlock_fetch::ProxyUrl::parse(&format!("socks5://127.0.0.1:{}", socks.port)).unwrap(),
+    );
+    client.config.fetcher =
+        std::sync::Arc::new(airlock_fetch::Fetcher::new(config.clone()).unwrap());
+
+    // One honest peer and one that does not answer: with one required, the update goes on
+    // and the silent peer is reported.
+    client.config.peers = vec![honest.clone(), silent.clone()];
+    client.config.peers_required = 1;
+    let report = client.updater().check_peers().expect("one agrees");
+    assert_eq!(report.agreeing, 1);
+    assert!(
+        report.peers[1].1.starts_with("not counted: no answer"),
+        "{report:?}"
+    );
+    // Two required: held, naming the silent peer.
+    client.config.peers_required = 2;
+    let e = client.updater().check_peers().expect_err("too few");
+    let msg = chain(&e);
+    assert!(
+        msg.contains("only 1 of the 2 peers required agree"),
+        "{msg}"
+    );
+    assert!(msg.contains("127.0.0.1:9/checkpoint"), "{msg}");
+
+    // A peer showing tree B: held, with both checkpoints as evidence.
+    client.config.peers = vec![honest.clone(), forked.clone()];
+    client.config.peers_required = 1;
+    let e = client.updater().check_peers().expect_err("split view");
+    let UpdateError::PeerCheck { source, .. } = &e else {
+        panic!("{e:?}")
+    };
+    let split = source.split_view().unwrap_or_else(|| panic!("{}", chain(&e)));
+    assert_ne!(split.trusted_root, split.new_root);
+    assert!(split.trusted_note.contains("airlock.test/log"));
+    assert!(chain(&e).contains("SPLIT VIEW"), "{}", chain(&e));
+
+    // The requests really go through the proxy: with it gone, no peer answers.
+    drop(socks);
+    client.config.peers = vec![honest];
+    let e = client.updater().check_peers().expect_err("no proxy");
+    assert!(chain(&e).contains("no answer"), "{}", chain(&e));
+}
