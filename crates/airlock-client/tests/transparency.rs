@@ -401,7 +401,9 @@ fn the_peer_check_catches_a_split_view_and_reports_silent_peers_through_socks5()
     let UpdateError::PeerCheck { source, .. } = &e else {
         panic!("{e:?}")
     };
-    let split = source.split_view().unwrap_or_else(|| panic!("{}", chain(&e)));
+    let split = source
+        .split_view()
+        .unwrap_or_else(|| panic!("{}", chain(&e)));
     assert_ne!(split.trusted_root, split.new_root);
     assert!(split.trusted_note.contains("airlock.test/log"));
     assert!(chain(&e).contains("SPLIT VIEW"), "{}", chain(&e));

@@ -270,3 +270,73 @@ fn tampered_target_is_refused_with_a_readable_error() {
     assert!(err.contains("sha256 hash mismatch"), "{err}");
     assert!(!dir.join("targets/a.txt").exists());
 }
+
+/// Transparency through the CLI: the download verifies proofs offline; `update checkpoint`
+/// prints the trusted checkpoint; a peer showing another tree of the log holds the download
+/// (exit 3, both checkpoints shown).
+#[test]
+fn download_is_held_when_a_peer_shows_a_split_view() {
+    use common::tlog::{self, Keys, Logger};
+    let keys = Keys::generate(1);
+    let a = keys.start();
+    let b = keys.start();
+    let mut repo = TestRepo::new();
+    tlog::set_policy(&mut repo, Some(&tlog::policy_text(&a)));
+    repo.write_root();
+    repo.add_target("targets", "app.bin", b"app v1");
+    repo.publish();
+    Logger::new().log_new(&repo, &a);
+    tlog::submit_filler(&b, &[b"x1", b"x2", b"x3"]);
+    let https = tlog::serve_with_log_mirror(&repo, &a);
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut pem = https.ca.cert_pem().as_bytes().to_vec();
+    pem.extend_from_slice(&a.ca_pem);
+    let ca = work.path().join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let root = work.path().join("root.json");
+    std::fs::write(&root, repo.initial_root()).expect("root");
+    let dir = work.path().join("state");
+    ok(&airlock(
+        &dir,
+        &[
+            "init",
+            root.to_str().unwrap(),
+            "--metadata-url",
+            &https.metadata_url(),
+            "--targets-url",
+            &https.targets_url(),
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--log-url",
+            &https.server.url("/log/"),
+        ],
+    ));
+    ok(&airlock(&dir, &["download", "app.bin"]));
+    let note = ok(&airlock(&dir, &["checkpoint"]));
+    assert!(note.starts_with("airlock.test/log\n3\n"), "{note}");
+
+    // Another client publishes its checkpoint: it agrees.
+    let peer_dir = work.path().join("peer");
+    std::fs::create_dir_all(&peer_dir).unwrap();
+    std::fs::write(peer_dir.join("checkpoint"), &note).unwrap();
+    let peer = HttpsRepo::serve(&peer_dir);
+    let mut pem = std::fs::read(&ca).unwrap();
+    pem.extend_from_slice(peer.ca.cert_pem().as_bytes());
+    pem.extend_from_slice(&b.ca_pem);
+    std::fs::write(&ca, pem).unwrap();
+    let good = peer.server.url("/checkpoint");
+    let out = airlock(&dir, &["download", "app.bin", "--peer", &good]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 of 1 required peer(s) agree"));
+
+    // A peer showing tree B (same log key and witnesses, other entries, same size).
+    let forked = b.log_server.url("/checkpoint");
+    let out = airlock(
+        &dir,
+        &["download", "app.bin", "--peer", &good, "--peer", &forked],
+    );
+    fails_with(&out, 3, &["SPLIT VIEW", "held"]);
+    let evidence = String::from_utf8_lossy(&out.stdout);
+    assert!(evidence.contains("checkpoint the peer shows"), "{evidence}");
+    assert!(evidence.contains(note.trim_end()), "{evidence}");
+}

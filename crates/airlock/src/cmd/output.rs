@@ -132,7 +132,9 @@ fn classify_one(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
             UpdateError::BadInitialRoot { .. }
             | UpdateError::CorruptTrustedRoot { .. }
             | UpdateError::ListedLengthTooLarge { .. }
-            | UpdateError::Refused { .. } => Some(Kind::Refused),
+            | UpdateError::Refused { .. }
+            | UpdateError::Transparency { .. }
+            | UpdateError::PeerCheck { .. } => Some(Kind::Refused),
             UpdateError::BadUrl { .. } => Some(Kind::Usage),
             // The transport error or target check below decides.
             UpdateError::Fetch { .. } | UpdateError::Target { .. } => None,

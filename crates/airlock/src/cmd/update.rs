@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use airlock_client::{RefreshSummary, TargetInfo, Updater, UpdaterConfig};
-use airlock_fetch::{FetchError, Fetcher, FetcherConfig, Trust, check_url_scheme};
+use airlock_fetch::{FetchError, Fetcher, FetcherConfig, ProxyUrl, Trust, check_url_scheme};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -57,6 +57,22 @@ pub struct Args {
     /// Allow plain http:// to 127.0.0.1, ::1 or localhost (tests only).
     #[arg(long, global = true)]
     allow_http_loopback: bool,
+    /// Read the transparency log's tiles from this URL (a mirror) instead of the log URL the
+    /// trusted root's policy names (overrides client.toml).
+    #[arg(long, global = true)]
+    log_url: Option<String>,
+    /// A peer asked for its newest checkpoint of the log before a download: a URL answering
+    /// GET with a checkpoint note (a witness's or another client's published checkpoint).
+    /// Repeatable; replaces client.toml's list.
+    #[arg(long = "peer", global = true)]
+    peers: Vec<String>,
+    /// How many peers must agree with this client's checkpoint, or the download is held
+    /// (default: every configured peer).
+    #[arg(long, global = true)]
+    peers_required: Option<usize>,
+    /// Send every request through this proxy, e.g. socks5h://127.0.0.1:9050 (Tor).
+    #[arg(long, global = true)]
+    proxy: Option<String>,
     /// The top-level `--json`.
     #[arg(skip)]
     json: bool,
@@ -89,10 +105,15 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         max_roles: u32,
     },
-    /// Download and verify targets (skipped when a verified copy is already there).
     #[command(
         after_help = "Example:\n  airlock update download app/1.2/app.tar.gz --out ./downloads"
     )]
+    /// Print the transparency-log checkpoint this client trusts (cosigned note), for peers to
+    /// compare with theirs: publish it at a URL other clients list with --peer.
+    #[command(after_help = "Example:\n  airlock update checkpoint > /var/www/checkpoint")]
+    Checkpoint,
+    /// Download and verify targets (skipped when a verified copy is already there). With
+    /// peers configured, their checkpoints are compared with this client's first.
     Download {
         /// Target paths as the repository lists them.
         #[arg(required = true)]
@@ -112,6 +133,12 @@ struct ClientConfig {
     ca_file: Option<PathBuf>,
     #[serde(default)]
     allow_http_loopback: bool,
+    /// Tile mirror for the transparency log.
+    log_url: Option<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+    peers_required: Option<usize>,
+    proxy: Option<String>,
 }
 
 impl ClientConfig {
@@ -146,6 +173,18 @@ impl ClientConfig {
             self.ca_file = Some(std::path::absolute(ca).unwrap_or_else(|_| ca.clone()));
         }
         self.allow_http_loopback |= args.allow_http_loopback;
+        if args.log_url.is_some() {
+            self.log_url.clone_from(&args.log_url);
+        }
+        if !args.peers.is_empty() {
+            self.peers.clone_from(&args.peers);
+        }
+        if args.peers_required.is_some() {
+            self.peers_required = args.peers_required;
+        }
+        if args.proxy.is_some() {
+            self.proxy.clone_from(&args.proxy);
+        }
         self
     }
 }
@@ -160,16 +199,38 @@ impl ClientConfig {
         for (flag, url) in [
             ("--metadata-url", &self.metadata_url),
             ("--targets-url", &self.targets_url),
+            ("--log-url", &self.log_url),
         ] {
             if let Some(url) = url {
                 check_url(flag, url, self.allow_http_loopback)?;
             }
         }
+        for peer in &self.peers {
+            check_url("--peer", peer, self.allow_http_loopback)?;
+        }
+        if let Some(k) = self.peers_required
+            && k > self.peers.len()
+        {
+            return Err(usage(format!(
+                "--peers-required {k} is more than the {} peer(s) configured",
+                self.peers.len()
+            )));
+        }
+        self.proxy()?;
         match &self.ca_file {
             Some(path) => Trust::ca_bundle_file(path)
                 .with_context(|| format!("--ca-file {} is not usable", path.display())),
             None => Ok(Trust::WebPki),
         }
+    }
+}
+
+impl ClientConfig {
+    fn proxy(&self) -> anyhow::Result<Option<ProxyUrl>> {
+        self.proxy
+            .as_deref()
+            .map(|p| ProxyUrl::parse(p).map_err(|e| usage(format!("--proxy {p:?}: {e}"))))
+            .transpose()
     }
 }
 
@@ -242,10 +303,14 @@ fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
     let fetcher = Fetcher::new(FetcherConfig {
         trust,
         allow_http_loopback: config.allow_http_loopback,
+        proxy: config.proxy()?,
         ..FetcherConfig::default()
     })
     .context("setting up HTTPS")?;
     let mut cfg = UpdaterConfig::new(metadata_dir(&args.dir), metadata_url, Arc::new(fetcher));
+    cfg.log_url.clone_from(&config.log_url);
+    cfg.peers.clone_from(&config.peers);
+    cfg.peers_required = config.peers_required.unwrap_or(config.peers.len());
     if let Some(url) = &config.targets_url {
         cfg = cfg.with_targets_base_url(url.clone());
     }
@@ -272,7 +337,67 @@ pub fn run(mut args: Args, json: bool) -> anyhow::Result<()> {
         Command::Init { root, force } => init(&args, root, *force),
         Command::Refresh => refresh(&args),
         Command::List { max_roles } => list(&args, *max_roles),
+        Command::Checkpoint => checkpoint(&args),
         Command::Download { targets, out } => download(&args, targets, out.as_deref()),
+    }
+}
+
+fn checkpoint(args: &Args) -> anyhow::Result<()> {
+    let config = ClientConfig::load(&args.dir)?.merged(args);
+    let cfg = UpdaterConfig::new(
+        metadata_dir(&args.dir),
+        config
+            .metadata_url
+            .clone()
+            .unwrap_or_else(|| "https://unused.invalid/".into()),
+        Arc::new(Fetcher::new(FetcherConfig::default()).context("setting up HTTPS")?),
+    );
+    let updater = Updater::new(cfg)?;
+    let Some(policy) = updater.transparency() else {
+        bail!("the trusted root requires no transparency log, so this client has no checkpoint");
+    };
+    let Some(note) = updater.trusted_checkpoint() else {
+        bail!(
+            "no checkpoint of log {:?} accepted yet: run `airlock update refresh` first",
+            policy.log_origin()
+        );
+    };
+    if args.json {
+        return print_json(&json!({"origin": policy.log_origin(), "checkpoint": note}));
+    }
+    print!("{note}");
+    Ok(())
+}
+
+/// The peer check before a download: held on a split view (both checkpoints printed) or too
+/// few agreeing peers; peers that did not count are reported.
+fn check_peers(updater: &mut Updater, json: bool) -> anyhow::Result<()> {
+    match updater.check_peers() {
+        Ok(report) => {
+            if !json && !report.peers.is_empty() {
+                for (peer, shown) in &report.peers {
+                    eprintln!("peer {peer}: {shown}");
+                }
+                eprintln!(
+                    "peer check: {} of {} required peer(s) agree",
+                    report.agreeing, report.required
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if let airlock_client::UpdateError::PeerCheck { source, .. } = &e
+                && let Some(split) = source.split_view()
+            {
+                // The evidence goes to stdout, so that the error stays one line on stderr.
+                println!(
+                    "SPLIT VIEW of log {:?} at size {}:\n--- checkpoint this client trusts ---\n{}\
+                     --- checkpoint the peer shows ---\n{}",
+                    split.origin, split.size, split.trusted_note, split.new_note
+                );
+            }
+            Err(anyhow::Error::new(e).context("the update is held"))
+        }
     }
 }
 
@@ -396,6 +521,7 @@ fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Resu
         .unwrap_or_else(|| args.dir.join("targets"));
     let mut updater = updater(args, &config)?;
     refresh_updater(&mut updater)?;
+    check_peers(&mut updater, args.json)?;
     let show_progress = !args.json && std::io::stderr().is_terminal();
     let mut results = Vec::new();
     for name in targets {
