@@ -328,7 +328,7 @@ impl Socks {
             .local_addr()
             .unwrap()
             .port();
-        let child = std::process::Command::new("microsocks")
+        let mut child = std::process::Command::new("microsocks")
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -340,6 +340,8 @@ impl Socks {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("microsocks did not listen on {port}");
     }
 }
