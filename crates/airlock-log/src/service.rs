@@ -32,14 +32,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use airlock_fetch::Fetcher;
 
 use airlock_core::error_chain;
-use airlock_core::tlog::tiles::{TileHashReader, TileReader};
+use airlock_core::tlog::tiles::{TileHashReader, TileId, TileReader, parse_hash_tile};
 use airlock_core::tlog::{
     Checkpoint, Hash, MerkleError, Note, NoteSigner, NoteVerifier, ProofBundle,
 };
 
+use crate::MAX_ENTRY_SIZE;
 use crate::auth::{AuthError, SIGNATURE_HEADER, check_signature_header, verify_entry};
 use crate::sequencer::{CheckpointSigner, Sequencer, SequencerError, StoreTileSource};
-use crate::tile_codec::{MAX_ENTRY_SIZE, TileId, TileKind, parse_hash_tile};
 use crate::tile_store::{StoreError, TileStore};
 use crate::witness_client::{WitnessEndpoint, request_cosignature};
 
@@ -142,11 +142,11 @@ pub struct Log {
 /// Immutable tiles (full or partial: the width is in the name) cached for proof serving.
 struct TileCache {
     store: Arc<dyn TileStore>,
-    map: Mutex<HashMap<airlock_core::tlog::tiles::TileId, Arc<Vec<u8>>>>,
+    map: Mutex<HashMap<TileId, Arc<Vec<u8>>>>,
 }
 
 impl TileReader for TileCache {
-    fn read_tile(&self, tile: &airlock_core::tlog::tiles::TileId) -> Result<Vec<u8>, MerkleError> {
+    fn read_tile(&self, tile: &TileId) -> Result<Vec<u8>, MerkleError> {
         if let Ok(map) = self.map.lock()
             && let Some(h) = map.get(tile)
         {
@@ -574,33 +574,36 @@ async fn checkpoint_handler(State(log): State<Log>) -> Response {
 }
 
 async fn tile_handler(State(log): State<Log>, Path(path): Path<String>) -> Response {
-    let id = match TileId::parse_path(&format!("tile/{path}")) {
-        Ok(id) => id,
+    let full_path = format!("tile/{path}");
+    let (id, is_bundle) = match TileId::parse_path(&full_path) {
+        Ok(parsed) => parsed,
         Err(e) => return text(StatusCode::NOT_FOUND, e.to_string()),
     };
     // Only serve what a published checkpoint makes available (nothing an uncommitted batch
     // might have left behind).
     let size = log.published().map(|p| p.size).unwrap_or(0);
-    let needed = match id.kind {
-        TileKind::Hash(l) => crate::tile_codec::tile_for(l, id.index, size),
-        TileKind::Entries => crate::tile_codec::tile_for(0, id.index, size),
-    };
+    let needed = TileId::in_tree(id.level, id.index, size);
     if needed.is_none_or(|n| id.width > n.width) {
         return text(
             StatusCode::NOT_FOUND,
-            format!("{id} is not in the published tree"),
+            format!("{full_path} is not in the published tree"),
         );
     }
     let store = log.inner.store.clone();
-    let read = tokio::task::spawn_blocking(move || store.read_tile(id)).await;
+    let read = tokio::task::spawn_blocking(move || {
+        if is_bundle {
+            store.read_entry_bundle(&id)
+        } else {
+            store.read_hash_tile(&id)
+        }
+    })
+    .await;
     match read {
         Ok(Ok(Some(data))) => {
-            if let TileKind::Hash(_) = id.kind
-                && parse_hash_tile(&id, &data).is_err()
-            {
+            if !is_bundle && parse_hash_tile(&id, &data).is_err() {
                 return text(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("{id} is corrupt"),
+                    format!("{full_path} is corrupt"),
                 );
             }
             (
@@ -613,7 +616,7 @@ async fn tile_handler(State(log): State<Log>, Path(path): Path<String>) -> Respo
             )
                 .into_response()
         }
-        Ok(Ok(None)) => text(StatusCode::NOT_FOUND, format!("{id} not found")),
+        Ok(Ok(None)) => text(StatusCode::NOT_FOUND, format!("{full_path} not found")),
         Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, error_chain(&e)),
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read task failed"),
     }
