@@ -18,7 +18,7 @@ pub use auth::{
     submission_text, verify_entry, verify_submission,
 };
 pub use proof_bundle::{BundleError, VerifiedEntry, verify_bundle};
-pub use sequencer::{CheckpointSigner, Committed, Sequencer, SequencerError};
-pub use service::{Log, LogError, LogOptions, LogSigner, Published};
+pub use sequencer::{CheckpointSigner, Committed, Placed, Sequencer, SequencerError};
+pub use service::{ALREADY_LOGGED_HEADER, Log, LogError, LogOptions, LogSigner, Published};
 pub use tile_store::{FsTileStore, Guard, PendingBatch, StoreError, TileStore};
 pub use witness_client::{WitnessCallError, WitnessEndpoint, request_cosignature};

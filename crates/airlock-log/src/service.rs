@@ -3,8 +3,10 @@
 //!
 //! - `POST /add`: body = entry, header `Airlock-Signature` (see [`crate::auth`]). Answers
 //!   `200` with the entry's index (decimal, newline) once the entry is durable, `400` malformed,
-//!   `401` unauthenticated, `413` too large, `503` if the log cannot write. A refused submission
-//!   changes nothing. The header is checked first (well formed, a publisher key of this log),
+//!   `401` unauthenticated, `413` too large, `503` if the log cannot write or is halted. A
+//!   refused submission changes nothing. An entry the log already holds is not appended again:
+//!   the answer is `200` with its existing index, a second line `already logged` and the header
+//!   `Airlock-Already-Logged: true`, so a client can retry a submission whose answer it lost. The header is checked first (well formed, a publisher key of this log),
 //!   so that an unauthenticated client is refused before its body is read; a publisher's body is
 //!   read up to a cap, and an announced length above the entry limit is refused at once.
 //! - `GET /checkpoint`, `GET /tile/<L>/<N>[.p/<W>]`, `GET /tile/entries/<N>[.p/<W>]`: as
@@ -15,6 +17,16 @@
 //! Entries are acknowledged when durable (after the sequencer's guard is written), before the
 //! checkpoint that includes them is cosigned and published; [`Log::wait_published`] waits for
 //! that.
+//!
+//! **Halt.** A witness that answers that it holds a checkpoint of this log which the log's tree
+//! does not extend (409 with a larger size, or 422) proves that another copy of this log (a
+//! restored backup's original, a copied directory) signed more than this one holds: going on
+//! would fork the log under its own key. The log then halts: it records the reason in its
+//! store (so a restart stays halted), stops accepting entries (`503`) and publishing, and
+//! signs nothing until a person clears the halt ([`crate::TileStore::clear_halt`], `airlock
+//! log recover`). The first publication after start-up asks every witness in this way (the
+//! witness answers a request from size 0 with its latest size), so a log started from an old
+//! state halts before it accepts an entry.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, mpsc as std_mpsc};
@@ -39,9 +51,9 @@ use airlock_core::tlog::{
 
 use crate::MAX_ENTRY_SIZE;
 use crate::auth::{AuthError, SIGNATURE_HEADER, check_signature_header, verify_entry};
-use crate::sequencer::{CheckpointSigner, Sequencer, SequencerError, StoreTileSource};
+use crate::sequencer::{CheckpointSigner, Placed, Sequencer, SequencerError, StoreTileSource};
 use crate::tile_store::{StoreError, TileStore};
-use crate::witness_client::{WitnessEndpoint, request_cosignature};
+use crate::witness_client::{WitnessCallError, WitnessEndpoint, request_cosignature};
 
 /// Why the log could not start or answer.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +66,9 @@ pub enum LogError {
     Key { key: String, origin: String },
     #[error("the log is shut down or its sequencer failed")]
     Stopped,
+    /// The halt's reason names the witness and the size it holds.
+    #[error("{0}")]
+    Halted(String),
     #[error("entry {index} is not in the published checkpoint (size {size}) yet")]
     NotYetPublished { index: u64, size: u64 },
     #[error("building the proof: {0}")]
@@ -109,7 +124,21 @@ pub struct Published {
 /// rather than a reset connection).
 const OVERSIZE_READ_LIMIT: usize = 1 << 20;
 
-type Ack = oneshot::Sender<Result<u64, String>>;
+type Ack = oneshot::Sender<Result<Placed, String>>;
+
+/// Response header marking an answer to `/add` for an entry the log already held.
+pub const ALREADY_LOGGED_HEADER: &str = "Airlock-Already-Logged";
+
+/// The halt, shared by the HTTP handlers and both threads; `None` while the log runs.
+type HaltSlot = Arc<RwLock<Option<String>>>;
+
+fn halt_reason(slot: &HaltSlot) -> Option<String> {
+    match slot.read() {
+        Ok(h) => h.clone(),
+        // A poisoned lock fails closed.
+        Err(_) => Some("log halted: its halt state is unreadable".into()),
+    }
+}
 
 enum Msg {
     Entry(Vec<u8>, Ack),
@@ -130,6 +159,7 @@ struct Inner {
     published: RwLock<Option<Published>>,
     published_size: watch::Sender<Option<u64>>,
     tiles: TileCache,
+    halt: HaltSlot,
 }
 
 /// A running log. Cheap to clone; [`Log::shutdown`] stops its threads.
@@ -177,7 +207,7 @@ impl Log {
         let sequencer = Sequencer::open(opts.store.clone())?;
         let recovered_size = sequencer.size();
         let signer = LogSigner(opts.signer);
-        let first = sequencer.sign_checkpoint(&signer)?;
+        let halted = opts.store.read_halt()?;
         let (submit, rx) = mpsc::channel::<Msg>(1 << 16);
         let (published_size, _) = watch::channel(None);
         let inner = Arc::new(Inner {
@@ -192,7 +222,17 @@ impl Log {
                 store: opts.store.clone(),
                 map: Mutex::new(HashMap::new()),
             },
+            halt: Arc::new(RwLock::new(halted.clone())),
         });
+        if let Some(reason) = halted {
+            // Halted before: sign nothing, accept nothing, ask nobody, until a person acts.
+            tracing::error!("{reason} (still halted from before the restart)");
+            return Ok(Log {
+                inner,
+                threads: Arc::new(Mutex::new(Vec::new())),
+            });
+        }
+        let first = sequencer.sign_checkpoint(&signer)?;
         let (pub_tx, pub_rx) = std_mpsc::channel::<Signed>();
         let first_cp = Checkpoint::new(&inner.origin, sequencer.size(), sequencer.root())
             .map_err(|e| LogError::Proof(error_chain(&e)))?;
@@ -211,19 +251,21 @@ impl Log {
         };
         let seq_thread = {
             let max_batch = opts.max_batch.max(1);
+            let halt = inner.halt.clone();
             std::thread::Builder::new()
                 .name("airlock-log sequencer".into())
-                .spawn(move || sequencer_loop(sequencer, signer, rx, pub_tx, max_batch))
+                .spawn(move || sequencer_loop(sequencer, signer, rx, pub_tx, max_batch, halt))
                 .map_err(LogError::Thread)?
         };
         let log = Log {
             inner,
             threads: Arc::new(Mutex::new(vec![seq_thread, publisher])),
         };
-        // Serve nothing before the recovered tree's checkpoint is published (the publisher
-        // gives up on unresponsive witnesses after their timeout).
+        // Serve nothing before the recovered tree's checkpoint is published or the witnesses'
+        // answers halted the log (the publisher gives up on unresponsive witnesses after their
+        // timeout).
         let deadline = std::time::Instant::now() + Duration::from_secs(300);
-        while log.published().is_none_or(|p| p.size < recovered_size) {
+        while log.published().is_none_or(|p| p.size < recovered_size) && log.halted().is_none() {
             if std::time::Instant::now() > deadline {
                 log.shutdown();
                 return Err(LogError::Stopped);
@@ -246,8 +288,17 @@ impl Log {
         &self.inner.store
     }
 
-    /// Appends an already authenticated entry; resolves with its index once it is durable.
-    pub async fn append(&self, entry: Vec<u8>) -> Result<u64, LogError> {
+    /// Why the log halted, if it did (see the module docs).
+    pub fn halted(&self) -> Option<String> {
+        halt_reason(&self.inner.halt)
+    }
+
+    /// Appends an already authenticated entry; resolves with its index once it is durable. An
+    /// entry the log already holds resolves with its existing index, marked as such.
+    pub async fn append(&self, entry: Vec<u8>) -> Result<Placed, LogError> {
+        if let Some(reason) = self.halted() {
+            return Err(LogError::Halted(reason));
+        }
         if entry.len() > MAX_ENTRY_SIZE {
             return Err(LogError::EntryTooLarge {
                 len: entry.len(),
@@ -261,7 +312,8 @@ impl Log {
             .await
             .map_err(|_| LogError::Stopped)?;
         match rx.await {
-            Ok(Ok(i)) => Ok(i),
+            Ok(Ok(placed)) => Ok(placed),
+            Ok(Err(e)) if self.halted().is_some() => Err(LogError::Halted(e)),
             Ok(Err(e)) => {
                 tracing::error!("append failed: {e}");
                 Err(LogError::Stopped)
@@ -334,6 +386,7 @@ fn sequencer_loop(
     mut rx: mpsc::Receiver<Msg>,
     publish: std_mpsc::Sender<Signed>,
     max_batch: usize,
+    halt: HaltSlot,
 ) {
     let mut failed = false;
     loop {
@@ -353,23 +406,37 @@ fn sequencer_loop(
                 Err(_) => break,
             }
         }
-        if failed {
+        // Checked before every batch: once halted, nothing more is appended or signed.
+        let halted = halt_reason(&halt);
+        if let Some(reason) = halted {
+            for (_, ack) in batch {
+                let _ = ack.send(Err(reason.clone()));
+            }
+        } else if failed {
             for (_, ack) in batch {
                 let _ = ack.send(Err("the log's storage failed; restart it".into()));
             }
         } else if !batch.is_empty() {
             let entries: Vec<&[u8]> = batch.iter().map(|(e, _)| e.as_slice()).collect();
-            let result = seq.append(&entries).and_then(|c| {
-                let note = seq.sign_checkpoint(&signer)?;
-                Ok((c, note))
+            let before = seq.size();
+            let result = seq.add(&entries).and_then(|(c, placed)| {
+                // A batch of duplicates only changes nothing: nothing new to sign.
+                let note = if c.size > before {
+                    Some(seq.sign_checkpoint(&signer)?)
+                } else {
+                    None
+                };
+                Ok((c, placed, note))
             });
             match result {
-                Ok((c, note)) => {
-                    if let Ok(checkpoint) = Checkpoint::new(signer.origin(), c.size, c.root) {
+                Ok((c, placed, note)) => {
+                    if let Some(note) = note
+                        && let Ok(checkpoint) = Checkpoint::new(signer.origin(), c.size, c.root)
+                    {
                         let _ = publish.send(Signed { note, checkpoint });
                     }
-                    for (i, (_, ack)) in batch.into_iter().enumerate() {
-                        let _ = ack.send(Ok(c.first_index + i as u64));
+                    for ((_, ack), p) in batch.into_iter().zip(placed) {
+                        let _ = ack.send(Ok(p));
                     }
                 }
                 Err(e) => {
@@ -445,6 +512,14 @@ fn publisher_loop(
                     .collect();
                 handles.into_iter().map(|h| h.join()).collect()
             });
+            let fork = results.iter().find_map(|r| match r {
+                Ok(Err(e)) => e.fork_evidence().map(|_| e),
+                _ => None,
+            });
+            if let Some(e) = fork {
+                halt_log(&inner, e);
+                continue;
+            }
             if let Ok(mut note) = Note::parse(&next.note) {
                 for (w, r) in witnesses.iter().zip(results) {
                     match r {
@@ -460,6 +535,10 @@ fn publisher_loop(
                 }
                 note_bytes = note.to_bytes();
             }
+        }
+        // A halt (by this thread, or read at start) stops publishing for good.
+        if halt_reason(&inner.halt).is_some() {
+            continue;
         }
         if let Err(e) = inner.store.write_checkpoint(&note_bytes) {
             tracing::error!("publishing the checkpoint failed: {e}");
@@ -478,6 +557,26 @@ fn publisher_loop(
             .published_size
             .send_replace(Some(next.checkpoint.size));
     }
+}
+
+/// Halts the log on a witness's evidence of another tree: persists the reason first (a
+/// restart stays halted even if this process dies now), then stops the sequencer and the
+/// publisher, and says so in one line.
+fn halt_log(inner: &Inner, evidence: &WitnessCallError) {
+    let reason = format!(
+        "log {} halted: {}; going on would fork the log, so it accepts no entries and publishes nothing until an operator restores the newest state or runs `airlock log recover` (see the airlock-log README, \"Halted log\")",
+        inner.origin, evidence
+    );
+    if let Err(e) = inner.store.write_halt(&reason) {
+        tracing::error!(
+            "recording the halt failed ({}); halted until this process ends",
+            error_chain(&e)
+        );
+    }
+    if let Ok(mut h) = inner.halt.write() {
+        *h = Some(reason.clone());
+    }
+    tracing::error!("{reason}");
 }
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -504,6 +603,9 @@ fn auth_refusal(e: AuthError) -> Response {
 }
 
 async fn add_handler(State(log): State<Log>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(reason) = log.halted() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, reason);
+    }
     let sig = headers
         .get(SIGNATURE_HEADER)
         .map(|v| v.to_str().map_err(|_| ()));
@@ -550,7 +652,26 @@ async fn add_handler(State(log): State<Log>, headers: HeaderMap, body: Body) -> 
         return auth_refusal(e);
     }
     match log.append(body.to_vec()).await {
-        Ok(index) => text(StatusCode::OK, index.to_string()),
+        Ok(Placed {
+            index,
+            already_logged: false,
+        }) => text(StatusCode::OK, index.to_string()),
+        // The first line stays the index, so a client that reads only that line still works.
+        Ok(Placed {
+            index,
+            already_logged: true,
+        }) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (
+                    header::HeaderName::from_static("airlock-already-logged"),
+                    "true",
+                ),
+            ],
+            format!("{index}\nalready logged\n"),
+        )
+            .into_response(),
         Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

@@ -19,6 +19,8 @@ use airlock_core::tlog::tiles::TileId;
 /// A storage failure, naming the file or object.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("{path}: the log is not halted; there is nothing to recover")]
+    NotHalted { path: PathBuf },
     #[error("{path}")]
     Io {
         path: PathBuf,
@@ -89,14 +91,22 @@ pub trait TileStore: Send + Sync + 'static {
     fn read_pending(&self) -> Result<Option<PendingBatch>, StoreError>;
     /// Records (`Some`) or clears (`None`) the batch in progress.
     fn write_pending(&self, pending: Option<&PendingBatch>) -> Result<(), StoreError>;
+    /// Why the log halted (a witness holds a tree this log does not extend), if it did.
+    fn read_halt(&self) -> Result<Option<String>, StoreError>;
+    /// Records the halt durably, so that a restart stays halted.
+    fn write_halt(&self, reason: &str) -> Result<(), StoreError>;
+    /// A person's deliberate recovery: appends `record` (which should include the halt's reason)
+    /// to the incident log, durably, then removes the halt. Refused if the log is not halted.
+    fn clear_halt(&self, record: &str) -> Result<(), StoreError>;
 }
 
 /// A log on the local filesystem.
 ///
 /// `public/` holds exactly what readers may see, laid out as c2sp.org/tlog-tiles says
 /// (`checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`), so any web server can
-/// serve it as static files. `state/` holds the guard, the pending-batch record and the lock
-/// file; it must not be published.
+/// serve it as static files. `state/` holds the guard, the pending-batch record, the lock
+/// file, and after a halt `halt` (the reason) and `incidents` (recoveries); it must not be
+/// published.
 pub struct FsTileStore {
     public: PathBuf,
     state: PathBuf,
@@ -362,7 +372,47 @@ impl TileStore for FsTileStore {
             },
         }
     }
+
+    fn read_halt(&self) -> Result<Option<String>, StoreError> {
+        let Some((path, lines)) = self.read_state_lines("halt")? else {
+            return Ok(None);
+        };
+        match lines.split_first() {
+            Some((magic, reason)) if magic == HALT_MAGIC && !reason.is_empty() => {
+                Ok(Some(reason.join("\n")))
+            }
+            // A damaged halt file still halts: only a person clears it.
+            _ => Ok(Some(format!(
+                "{} is not a halt record this version can read",
+                path.display()
+            ))),
+        }
+    }
+
+    fn write_halt(&self, reason: &str) -> Result<(), StoreError> {
+        let text = format!("{HALT_MAGIC}\n{}\n", reason.replace('\n', " "));
+        write_atomic(&self.state.join("halt"), text.as_bytes())
+    }
+
+    fn clear_halt(&self, record: &str) -> Result<(), StoreError> {
+        let halt = self.state.join("halt");
+        if Self::read_opt(&halt)?.is_none() {
+            return Err(StoreError::NotHalted { path: halt });
+        }
+        let incidents = self.state.join("incidents");
+        let mut all = Self::read_opt(&incidents)?.unwrap_or_default();
+        all.extend_from_slice(record.as_bytes());
+        if !all.ends_with(b"\n") {
+            all.push(b'\n');
+        }
+        // The record is durable before the halt goes, so no recovery goes unrecorded.
+        write_atomic(&incidents, &all)?;
+        fs::remove_file(&halt).map_err(io_err(&halt))?;
+        sync_dir(&self.state)
+    }
 }
+
+const HALT_MAGIC: &str = "airlock-log halt v1";
 
 #[cfg(test)]
 mod tests {
