@@ -26,7 +26,8 @@
 //! signs nothing until a person clears the halt ([`crate::TileStore::clear_halt`], `airlock
 //! log recover`). The first publication after start-up asks every witness in this way (the
 //! witness answers a request from size 0 with its latest size), so a log started from an old
-//! state halts before it accepts an entry.
+//! state halts before it accepts an entry; until every witness has answered once, `/add`
+//! answers `503` and the publisher asks the silent ones again every 2 s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, mpsc as std_mpsc};
@@ -69,6 +70,9 @@ pub enum LogError {
     /// The halt's reason names the witness and the size it holds.
     #[error("{0}")]
     Halted(String),
+    /// The start-up check has not heard from every witness yet; the text names them.
+    #[error("{0}")]
+    NotReady(String),
     #[error("entry {index} is not in the published checkpoint (size {size}) yet")]
     NotYetPublished { index: u64, size: u64 },
     #[error("building the proof: {0}")]
@@ -160,6 +164,9 @@ struct Inner {
     published_size: watch::Sender<Option<u64>>,
     tiles: TileCache,
     halt: HaltSlot,
+    /// Witnesses that have not answered since start-up: until each has said which size of this
+    /// log it holds, the log cannot know it is not behind, so it accepts no entry.
+    unheard: RwLock<Vec<String>>,
 }
 
 /// A running log. Cheap to clone; [`Log::shutdown`] stops its threads.
@@ -223,6 +230,14 @@ impl Log {
                 map: Mutex::new(HashMap::new()),
             },
             halt: Arc::new(RwLock::new(halted.clone())),
+            unheard: RwLock::new(if opts.witness_client.is_some() {
+                opts.witnesses
+                    .iter()
+                    .map(|w| w.verifier.name().to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            }),
         });
         if let Some(reason) = halted {
             // Halted before: sign nothing, accept nothing, ask nobody, until a person acts.
@@ -293,11 +308,31 @@ impl Log {
         halt_reason(&self.inner.halt)
     }
 
+    /// Why the log does not accept entries yet: the witnesses that have not answered since
+    /// start-up, if any.
+    pub fn waiting_for_witnesses(&self) -> Option<String> {
+        let unheard = match self.inner.unheard.read() {
+            Ok(u) => u.clone(),
+            Err(_) => vec!["(unknown)".into()],
+        };
+        (!unheard.is_empty()).then(|| {
+            format!(
+                "log {} is waiting for witness {} to answer (start-up check: a witness that \
+holds a larger tree of this log must be heard before the log appends); retry shortly",
+                self.inner.origin,
+                unheard.join(", ")
+            )
+        })
+    }
+
     /// Appends an already authenticated entry; resolves with its index once it is durable. An
     /// entry the log already holds resolves with its existing index, marked as such.
     pub async fn append(&self, entry: Vec<u8>) -> Result<Placed, LogError> {
         if let Some(reason) = self.halted() {
             return Err(LogError::Halted(reason));
+        }
+        if let Some(reason) = self.waiting_for_witnesses() {
+            return Err(LogError::NotReady(reason));
         }
         if entry.len() > MAX_ENTRY_SIZE {
             return Err(LogError::EntryTooLarge {
@@ -478,11 +513,43 @@ fn publisher_loop(
     rx: std_mpsc::Receiver<Signed>,
 ) {
     let known: Vec<Mutex<u64>> = witnesses.iter().map(|_| Mutex::new(0)).collect();
-    while let Ok(mut next) = rx.recv() {
+    let mut last: Option<Signed> = None;
+    loop {
+        // Halted: ask nobody, publish nothing.
+        if halt_reason(&inner.halt).is_some() {
+            if rx.recv().is_err() {
+                return;
+            }
+            continue;
+        }
+        // While a witness has not answered since start-up no entry comes in, so nothing new
+        // arrives: ask again with the last checkpoint every few seconds.
+        let waiting = inner.unheard.read().map(|u| !u.is_empty()).unwrap_or(true);
+        let received = if waiting && last.is_some() {
+            match rx.recv_timeout(Duration::from_secs(2)) {
+                Ok(s) => Some(s),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(s) => Some(s),
+                Err(_) => return,
+            }
+        };
+        let mut next = match (received, last.take()) {
+            (Some(s), _) => s,
+            (None, Some(s)) => s,
+            (None, None) => continue,
+        };
         // Only the newest checkpoint matters.
         while let Ok(newer) = rx.try_recv() {
             next = newer;
         }
+        last = Some(Signed {
+            note: next.note.clone(),
+            checkpoint: next.checkpoint.clone(),
+        });
         let mut note_bytes = next.note.clone();
         let mut cosigned_by = Vec::new();
         if let (false, Some(client)) = (witnesses.is_empty(), client.as_ref()) {
@@ -516,6 +583,15 @@ fn publisher_loop(
                 Ok(Err(e)) => e.fork_evidence().map(|_| e),
                 _ => None,
             });
+            // Any answer (a cosignature, a refusal, a 409 with its size) is the witness's view;
+            // only a witness that could not be reached stays unheard.
+            if let Ok(mut unheard) = inner.unheard.write() {
+                for (w, r) in witnesses.iter().zip(&results) {
+                    if !matches!(r, Ok(Err(WitnessCallError::Http { .. })) | Err(_)) {
+                        unheard.retain(|n| n != w.verifier.name());
+                    }
+                }
+            }
             if let Some(e) = fork {
                 halt_log(&inner, e);
                 continue;
@@ -603,7 +679,7 @@ fn auth_refusal(e: AuthError) -> Response {
 }
 
 async fn add_handler(State(log): State<Log>, headers: HeaderMap, body: Body) -> Response {
-    if let Some(reason) = log.halted() {
+    if let Some(reason) = log.halted().or_else(|| log.waiting_for_witnesses()) {
         return text(StatusCode::SERVICE_UNAVAILABLE, reason);
     }
     let sig = headers

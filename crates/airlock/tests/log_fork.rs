@@ -74,10 +74,14 @@ impl Drop for Server {
 }
 
 fn serve(kind: &str, dir: &Path, stderr: &Path) -> (Server, String) {
+    serve_on(kind, dir, stderr, "127.0.0.1:0")
+}
+
+fn serve_on(kind: &str, dir: &Path, stderr: &Path, listen: &str) -> (Server, String) {
     let mut child = Command::new(BIN)
         .args([kind, "serve", "--dir"])
         .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()
@@ -105,7 +109,8 @@ struct Net {
     ca: PathBuf,
     log_key: NoteVerifier,
     witness_key: NoteVerifier,
-    _witness: Server,
+    witness: Option<Server>,
+    witness_url: String,
 }
 
 impl Net {
@@ -182,7 +187,8 @@ impl Net {
             ca: tls.ca_cert.clone(),
             log_key: NoteVerifier::from_vkey(&log_vkey).unwrap(),
             witness_key: NoteVerifier::from_vkey(&witness_vkey).unwrap(),
-            _witness: w,
+            witness: Some(w),
+            witness_url: wurl,
             tmp,
         }
     }
@@ -391,4 +397,27 @@ fn a_second_instance_on_the_same_directory_is_refused() {
     a.kill();
     let (_a, url) = serve("log", &net.p("log"), &net.p("a2.stderr"));
     assert_eq!(net.add_ok(&url, "release 2"), 2);
+}
+
+#[test]
+fn a_log_accepts_no_entry_until_every_witness_has_told_it_its_view() {
+    let mut net = Net::new();
+    // The witness is down when the log starts: the log cannot learn whether it is behind.
+    net.witness.take().unwrap().kill();
+    let (a, url) = serve("log", &net.p("log"), &net.p("a.stderr"));
+    let out = net.add(&url, "release 0");
+    assert!(!out.status.success(), "an entry was accepted unchecked");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("503") && err.contains("waiting for") && err.contains(WITNESS),
+        "{err}"
+    );
+    // Once the witness answers, the log goes on; the retried entry is logged once.
+    let listen = net.witness_url.trim_start_matches("https://").to_string();
+    let (w, _) = serve_on("witness", &net.p("w1"), &net.p("w1b.stderr"), &listen);
+    net.witness = Some(w);
+    assert_eq!(net.add_ok(&url, "release 0"), 0);
+    assert_eq!(net.add_ok(&url, "release 1"), 1);
+    assert_eq!(net.checkpoint(&url).unwrap(), (2, 1));
+    assert!(a.stderr().lines().all(|l| !l.contains("halted")));
 }
