@@ -57,7 +57,9 @@ name from)."
     /// Submit an entry, signed with a publisher key; prints its index once durable.
     #[command(
         after_help = "Example:\n  airlock log add --url https://log.example --key pub.key \
---origin example.com/log --file statement.txt"
+--origin example.com/log --file statement.txt\n\
+Connection failures are retried (6 attempts). The log deduplicates entries, so running the \
+same add again is safe: an entry it already holds gets its existing index."
     )]
     Add(AddArgs),
     /// Fetch the tlog-proof bundle of an entry.
