@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use airlock_core::tlog::{NoteSigner, NoteVerifier};
 
-use crate::tile_codec::MAX_ENTRY_SIZE;
+use crate::MAX_ENTRY_SIZE;
 
 /// The request header that carries the publisher's signature.
 pub const SIGNATURE_HEADER: &str = "airlock-signature";

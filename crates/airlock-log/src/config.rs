@@ -170,6 +170,13 @@ impl LogConfig {
     }
 
     /// Everything [`crate::Log::start`] needs: opens the store (taking its lock) and reads keys.
+    /// Opens the log's store, taking its lock (refused while another process holds it).
+    pub fn open_store(&self, config_path: &Path) -> Result<FsTileStore, ConfigError> {
+        let public = Self::resolve(config_path, &self.public_dir);
+        let state = Self::resolve(config_path, &self.state_dir);
+        FsTileStore::open(&public, &state).map_err(|e| invalid(config_path, e.to_string()))
+    }
+
     pub fn log_options(
         &self,
         config_path: &Path,
@@ -178,10 +185,7 @@ impl LogConfig {
         // The key first: a wrong passphrase fails (and a prompt waits) before the store's lock
         // is taken.
         let signer = self.signer(config_path, passphrase)?;
-        let public = Self::resolve(config_path, &self.public_dir);
-        let state = Self::resolve(config_path, &self.state_dir);
-        let store =
-            FsTileStore::open(&public, &state).map_err(|e| invalid(config_path, e.to_string()))?;
+        let store = self.open_store(config_path)?;
         let witnesses = self.witnesses(config_path)?;
         let witness_client = if witnesses.is_empty() {
             None

@@ -6,7 +6,7 @@ use airlock_core::tlog::{
     Hash, NoteVerifier, VerifiedCheckpoint, leaf_hash, open_checkpoint, root_from_leaf_hashes,
 };
 
-use crate::tile_codec::{TILE_WIDTH, TileId, hash_tile_bytes, parse_bundle};
+use airlock_core::tlog::tiles::{TILE_WIDTH, TileId, encode_hash_tile, parse_entry_bundle_for};
 use airlock_fetch::{FetchError, Fetcher};
 
 /// What the monitor found wrong. Each names the URL, tile or check.
@@ -87,14 +87,18 @@ pub fn walk(
     let mut leaves: Vec<Hash> = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 20));
     let mut new_entries = Vec::new();
     let mut checked = 0u64;
-    let bundles = size.div_ceil(u64::from(TILE_WIDTH));
+    let bundles = size.div_ceil(TILE_WIDTH);
     for index in 0..bundles {
         let width = (size - index * 256).min(256) as u16;
-        let id = TileId::entries(index, width);
-        let data = fetch(client, base, &id.path())?;
-        let entries = parse_bundle(&id, &data).map_err(|e| MonitorError::Tile {
-            tile: id.path(),
-            reason: e.to_string(),
+        let id = TileId {
+            level: 0,
+            index,
+            width,
+        };
+        let data = fetch(client, base, &id.entries_path())?;
+        let entries = parse_entry_bundle_for(&id, &data).map_err(|e| MonitorError::Tile {
+            tile: id.entries_path(),
+            reason: airlock_core::error_chain(&e),
         })?;
         for (i, e) in entries.into_iter().enumerate() {
             let n = index * 256 + i as u64;
@@ -111,17 +115,21 @@ pub fn walk(
     let mut level: u8 = 0;
     while !level_hashes.is_empty() {
         let mut next = Vec::new();
-        for (t, chunk) in level_hashes.chunks(usize::from(TILE_WIDTH)).enumerate() {
-            let id = TileId::hash(level, t as u64, chunk.len() as u16);
+        for (t, chunk) in level_hashes.chunks(256).enumerate() {
+            let id = TileId {
+                level,
+                index: t as u64,
+                width: chunk.len() as u16,
+            };
             let served = fetch(client, base, &id.path())?;
-            if served != hash_tile_bytes(chunk) {
+            if served != encode_hash_tile(chunk) {
                 return Err(MonitorError::Tile {
                     tile: id.path(),
                     reason: "served tile differs from the one derived from the entries".into(),
                 });
             }
             checked += 1;
-            if chunk.len() == usize::from(TILE_WIDTH) {
+            if chunk.len() == 256 {
                 next.push(root_from_leaf_hashes(chunk));
             }
         }

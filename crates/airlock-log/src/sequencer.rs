@@ -15,19 +15,25 @@
 //! uncommitted batch may have left behind; the log then continues from the guard. Because the
 //! guard only ever moves to a consistent extension of itself, no two checkpoints this log signs
 //! can be inconsistent, even across crashes and restarts.
+//!
+//! Submissions are deduplicated by leaf hash ([`Sequencer::add`]): an entry already in the tree
+//! gets its existing index, so a client may retry a submission whose answer it never saw. The
+//! index is rebuilt at open from the level-0 hash tiles, which are the leaf hashes already
+//! stored durably with the entries: 32 bytes read per entry at start-up, and about 60 bytes of
+//! memory per entry (a million entries: ~32 MB read, ~60 MB held).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use airlock_core::tlog::tiles::{TileHashReader, TileReader};
+use airlock_core::tlog::tiles::{
+    MAX_BUNDLE_ENTRY, TILE_WIDTH, TileHashReader, TileId, TileReader, encode_entry_bundle,
+    encode_hash_tile, parse_entry_bundle_for, parse_hash_tile,
+};
 use airlock_core::tlog::{
     Hash, MerkleError, consistency_proof, empty_root, leaf_hash, node_hash, root_from_leaf_hashes,
     verify_consistency,
 };
 
-use crate::tile_codec::{
-    MAX_ENTRY_SIZE, TILE_WIDTH, TileId, TileKind, bundle_bytes, hash_tile_bytes, parse_bundle,
-    parse_hash_tile,
-};
 use crate::tile_store::{Guard, PendingBatch, StoreError, TileStore};
 
 /// Why the sequencer could not open, append or sign.
@@ -67,21 +73,50 @@ pub struct Committed {
     pub root: Hash,
 }
 
+/// Where [`Sequencer::add`] put an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub index: u64,
+    /// The tree already held this entry (or it came earlier in the same batch); nothing was
+    /// appended for it.
+    pub already_logged: bool,
+}
+
 /// The write side of a log. Single writer: it holds the right edge of the tree in memory.
 pub struct Sequencer {
     store: Arc<dyn TileStore>,
     size: u64,
     root: Hash,
+    /// Index of every leaf hash in the tree (the first, should the tree hold one twice).
+    leaves: HashMap<Hash, u64>,
     /// The incomplete (rightmost) tile of each tile level, fewer than 256 hashes each.
     edge: Vec<Vec<Hash>>,
     /// Entries of the incomplete entry bundle (as many as `edge[0]` has hashes).
     bundle: Vec<Vec<u8>>,
 }
 
+/// A full tile or bundle (256 hashes or entries).
+const FULL: u16 = 256;
+
+/// The hash tiles and entry bundles (named by their level-0 tile) a batch writes.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct BatchTiles {
+    hash_tiles: Vec<TileId>,
+    entry_bundles: Vec<TileId>,
+}
+
+fn tile(level: u32, index: u64, width: u16) -> TileId {
+    TileId {
+        level: level as u8,
+        index,
+        width,
+    }
+}
+
 /// Which tiles a batch from `from` to `to` writes: full tiles it completes and the partial
 /// tiles of `to` that changed. Used both to write and, after a crash, to delete.
-fn batch_tiles(from: u64, to: u64) -> Vec<TileId> {
-    let mut out = Vec::new();
+fn batch_tiles(from: u64, to: u64) -> BatchTiles {
+    let mut out = BatchTiles::default();
     let mut level: u32 = 0;
     loop {
         let shift = 8 * level;
@@ -94,16 +129,16 @@ fn batch_tiles(from: u64, to: u64) -> Vec<TileId> {
             ids.push(index);
         }
         for index in ids {
-            out.push(TileId::hash(level as u8, index, TILE_WIDTH));
+            out.hash_tiles.push(tile(level, index, FULL));
             if level == 0 {
-                out.push(TileId::entries(index, TILE_WIDTH));
+                out.entry_bundles.push(tile(0, index, FULL));
             }
         }
         let w = (t % 256) as u16;
         if w > 0 && t != f {
-            out.push(TileId::hash(level as u8, t / 256, w));
+            out.hash_tiles.push(tile(level, t / 256, w));
             if level == 0 {
-                out.push(TileId::entries(t / 256, w));
+                out.entry_bundles.push(tile(0, t / 256, w));
             }
         }
         level += 1;
@@ -140,14 +175,15 @@ fn root_of_edge(edge: &[Vec<Hash>]) -> Hash {
 pub struct StoreTileSource<'a>(pub &'a dyn TileStore);
 
 impl TileReader for StoreTileSource<'_> {
-    fn read_tile(&self, tile: &airlock_core::tlog::tiles::TileId) -> Result<Vec<u8>, MerkleError> {
-        let id = TileId::hash(tile.level, tile.index, tile.width);
+    fn read_tile(&self, tile: &TileId) -> Result<Vec<u8>, MerkleError> {
         let data = self
             .0
-            .read_tile(id)
+            .read_hash_tile(tile)
             .map_err(|e| MerkleError::Reader(Box::new(e)))?
-            .ok_or_else(|| MerkleError::BadRequest(format!("tile {id} is missing from storage")))?;
-        parse_hash_tile(&id, &data).map_err(|e| MerkleError::Reader(Box::new(e)))?;
+            .ok_or_else(|| {
+                MerkleError::BadRequest(format!("tile {tile} is missing from storage"))
+            })?;
+        parse_hash_tile(tile, &data).map_err(|e| MerkleError::Reader(Box::new(e)))?;
         Ok(data)
     }
 }
@@ -164,12 +200,13 @@ impl Sequencer {
             if p.from_size == guard.size && p.to_size > p.from_size {
                 let ids = batch_tiles(p.from_size, p.to_size);
                 tracing::warn!(
-                    "discarding an uncommitted batch (tree size {} to {}): {} tiles",
+                    "discarding an uncommitted batch (tree size {} to {}): {} tiles and {} entry bundles",
                     p.from_size,
                     p.to_size,
-                    ids.len()
+                    ids.hash_tiles.len(),
+                    ids.entry_bundles.len()
                 );
-                store.delete_tiles(&ids)?;
+                store.delete_tiles(&ids.hash_tiles, &ids.entry_bundles)?;
             } else if p.to_size != guard.size {
                 return Err(SequencerError::Corrupt(format!(
                     "pending batch {}..{} does not start or end at the guard's size {}",
@@ -187,8 +224,8 @@ impl Sequencer {
             let hashes = if width == 0 {
                 Vec::new()
             } else {
-                let id = TileId::hash(level as u8, count / 256, width);
-                let data = store.read_tile(id)?.ok_or_else(|| {
+                let id = tile(level, count / 256, width);
+                let data = store.read_hash_tile(&id)?.ok_or_else(|| {
                     SequencerError::Corrupt(format!(
                         "tile {id} of the guarded tree (size {size}) is missing"
                     ))
@@ -200,17 +237,21 @@ impl Sequencer {
         }
         let bundle = match edge.first() {
             Some(leaves) if !leaves.is_empty() => {
-                let id = TileId::entries(size / 256, leaves.len() as u16);
-                let data = store.read_tile(id)?.ok_or_else(|| {
-                    SequencerError::Corrupt(format!("entry bundle {id} (size {size}) is missing"))
+                let id = tile(0, size / 256, leaves.len() as u16);
+                let data = store.read_entry_bundle(&id)?.ok_or_else(|| {
+                    SequencerError::Corrupt(format!(
+                        "entry bundle {} (size {size}) is missing",
+                        id.entries_path()
+                    ))
                 })?;
-                let entries =
-                    parse_bundle(&id, &data).map_err(|e| SequencerError::Corrupt(e.to_string()))?;
+                let entries = parse_entry_bundle_for(&id, &data)
+                    .map_err(|e| SequencerError::Corrupt(airlock_core::error_chain(&e)))?;
                 for (i, (e, h)) in entries.iter().zip(leaves).enumerate() {
                     if leaf_hash(e) != *h {
                         return Err(SequencerError::Corrupt(format!(
-                            "entry {} in {id} does not hash to its level-0 tile hash",
-                            i
+                            "entry {} in {} does not hash to its level-0 tile hash",
+                            i,
+                            id.entries_path()
                         )));
                     }
                 }
@@ -219,6 +260,7 @@ impl Sequencer {
             _ => Vec::new(),
         };
         let root = root_of_edge(&edge);
+        let leaves = index_leaves(&*store, size, edge.first().map_or(&[][..], |l| l))?;
         if root != guard.root {
             return Err(SequencerError::Corrupt(format!(
                 "the tiles of tree size {size} hash to a root other than the guard's"
@@ -228,9 +270,48 @@ impl Sequencer {
             store,
             size,
             root,
+            leaves,
             edge,
             bundle,
         })
+    }
+
+    /// The index of the entry whose leaf hash is `leaf`, if the tree holds it.
+    pub fn index_of(&self, leaf: &Hash) -> Option<u64> {
+        self.leaves.get(leaf).copied()
+    }
+
+    /// Appends the entries the tree does not hold yet (durably, as [`Sequencer::append`]) and
+    /// says where each entry is: a duplicate, of the tree or of an earlier entry of the same
+    /// batch, gets the existing index.
+    pub fn add<E: AsRef<[u8]>>(
+        &mut self,
+        entries: &[E],
+    ) -> Result<(Committed, Vec<Placed>), SequencerError> {
+        let mut fresh: Vec<&[u8]> = Vec::new();
+        let mut in_batch: HashMap<Hash, u64> = HashMap::new();
+        let mut placed = Vec::with_capacity(entries.len());
+        for e in entries {
+            let h = leaf_hash(e.as_ref());
+            let existing = self.index_of(&h).or_else(|| in_batch.get(&h).copied());
+            placed.push(match existing {
+                Some(index) => Placed {
+                    index,
+                    already_logged: true,
+                },
+                None => {
+                    let index = self.size + fresh.len() as u64;
+                    in_batch.insert(h, index);
+                    fresh.push(e.as_ref());
+                    Placed {
+                        index,
+                        already_logged: false,
+                    }
+                }
+            });
+        }
+        let committed = self.append(&fresh)?;
+        Ok((committed, placed))
     }
 
     pub fn size(&self) -> u64 {
@@ -250,11 +331,11 @@ impl Sequencer {
     pub fn append<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Committed, SequencerError> {
         for (index, e) in entries.iter().enumerate() {
             let len = e.as_ref().len();
-            if len > MAX_ENTRY_SIZE {
+            if len > MAX_BUNDLE_ENTRY {
                 return Err(SequencerError::EntryTooLarge {
                     index,
                     len,
-                    max: MAX_ENTRY_SIZE,
+                    max: MAX_BUNDLE_ENTRY,
                 });
             }
         }
@@ -272,33 +353,33 @@ impl Sequencer {
             to_size: to,
         }))?;
 
-        let mut writes: Vec<(TileId, Vec<u8>)> = Vec::new();
+        let mut hash_writes: Vec<(TileId, Vec<u8>)> = Vec::new();
+        let mut bundle_writes: Vec<(TileId, Vec<u8>)> = Vec::new();
         if self.edge.is_empty() {
             self.edge.push(Vec::new());
         }
         for e in entries {
             let e = e.as_ref();
-            self.edge[0].push(leaf_hash(e));
+            let h = leaf_hash(e);
+            self.leaves.entry(h).or_insert(self.size);
+            self.edge[0].push(h);
             self.bundle.push(e.to_vec());
             self.size += 1;
-            if self.bundle.len() == usize::from(TILE_WIDTH) {
+            if self.bundle.len() == usize::from(FULL) {
                 let index = (self.size - 1) / 256;
-                writes.push((
-                    TileId::entries(index, TILE_WIDTH),
-                    bundle_bytes(&self.bundle)
+                bundle_writes.push((
+                    tile(0, index, FULL),
+                    encode_entry_bundle(&self.bundle)
                         .map_err(|e| SequencerError::Corrupt(e.to_string()))?,
                 ));
                 self.bundle.clear();
             }
             let mut level = 0usize;
-            while self.edge[level].len() == usize::from(TILE_WIDTH) {
+            while self.edge[level].len() == usize::from(FULL) {
                 let full = std::mem::take(&mut self.edge[level]);
                 let count = self.size >> (8 * level as u32);
-                let index = count / 256 - 1;
-                writes.push((
-                    TileId::hash(level as u8, index, TILE_WIDTH),
-                    hash_tile_bytes(&full),
-                ));
+                let index = count / TILE_WIDTH - 1;
+                hash_writes.push((tile(level as u32, index, FULL), encode_hash_tile(&full)));
                 if self.edge.len() == level + 1 {
                     self.edge.push(Vec::new());
                 }
@@ -313,31 +394,32 @@ impl Sequencer {
             }
             let index = (to >> shift) / 256;
             let width = hashes.len() as u16;
-            writes.push((
-                TileId::hash(level as u8, index, width),
-                hash_tile_bytes(hashes),
-            ));
+            hash_writes.push((tile(level as u32, index, width), encode_hash_tile(hashes)));
             if level == 0 {
-                writes.push((
-                    TileId::entries(index, width),
-                    bundle_bytes(&self.bundle)
+                bundle_writes.push((
+                    tile(0, index, width),
+                    encode_entry_bundle(&self.bundle)
                         .map_err(|e| SequencerError::Corrupt(e.to_string()))?,
                 ));
             }
         }
         debug_assert_eq!(
             {
-                let mut a: Vec<_> = writes.iter().map(|(id, _)| *id).collect();
-                a.sort();
-                a
+                let ids = |w: &[(TileId, Vec<u8>)]| {
+                    let mut a: Vec<_> = w.iter().map(|(id, _)| *id).collect();
+                    a.sort();
+                    a
+                };
+                (ids(&hash_writes), ids(&bundle_writes))
             },
             {
                 let mut b = batch_tiles(from, to);
-                b.sort();
-                b
+                b.hash_tiles.sort();
+                b.entry_bundles.sort();
+                (b.hash_tiles, b.entry_bundles)
             }
         );
-        self.store.write_tiles(&writes)?;
+        self.store.write_tiles(&hash_writes, &bundle_writes)?;
         let root = root_of_edge(&self.edge);
         self.advance_guard(to, root)?;
         self.root = root;
@@ -380,6 +462,32 @@ impl Sequencer {
             .sign_checkpoint(guard.size, &guard.root)
             .map_err(SequencerError::Signing)
     }
+}
+
+/// Maps every leaf hash of the tree of `size` leaves to its index, from the full level-0 tiles
+/// in `store` and the partial one already loaded (`edge`).
+fn index_leaves(
+    store: &dyn TileStore,
+    size: u64,
+    edge: &[Hash],
+) -> Result<HashMap<Hash, u64>, SequencerError> {
+    let mut leaves = HashMap::with_capacity(usize::try_from(size).unwrap_or(0));
+    let full = size / TILE_WIDTH;
+    for index in 0..full {
+        let id = tile(0, index, FULL);
+        let data = store.read_hash_tile(&id)?.ok_or_else(|| {
+            SequencerError::Corrupt(format!("tile {id} of the tree (size {size}) is missing"))
+        })?;
+        let hashes =
+            parse_hash_tile(&id, &data).map_err(|e| SequencerError::Corrupt(e.to_string()))?;
+        for (i, h) in hashes.into_iter().enumerate() {
+            leaves.entry(h).or_insert(index * TILE_WIDTH + i as u64);
+        }
+    }
+    for (i, h) in edge.iter().enumerate() {
+        leaves.entry(*h).or_insert(full * TILE_WIDTH + i as u64);
+    }
+    Ok(leaves)
 }
 
 /// Checks that the tree `(size, root)` in `store` is the guarded tree or extends it.
@@ -435,16 +543,12 @@ pub fn read_entries(
     while i < end {
         let index = i / 256;
         let width = ((size - index * 256).min(256)) as u16;
-        let id = TileId {
-            kind: TileKind::Entries,
-            index,
-            width,
-        };
-        let data = store
-            .read_tile(id)?
-            .ok_or_else(|| SequencerError::Corrupt(format!("entry bundle {id} is missing")))?;
-        let entries =
-            parse_bundle(&id, &data).map_err(|e| SequencerError::Corrupt(e.to_string()))?;
+        let id = tile(0, index, width);
+        let data = store.read_entry_bundle(&id)?.ok_or_else(|| {
+            SequencerError::Corrupt(format!("entry bundle {} is missing", id.entries_path()))
+        })?;
+        let entries = parse_entry_bundle_for(&id, &data)
+            .map_err(|e| SequencerError::Corrupt(airlock_core::error_chain(&e)))?;
         let lo = (i - index * 256) as usize;
         let hi = ((end - index * 256).min(u64::from(width))) as usize;
         out.extend(entries.into_iter().take(hi).skip(lo));
@@ -533,8 +637,16 @@ mod tests {
         let seq = Sequencer::open(store.clone()).unwrap();
         assert_eq!(seq.size(), 300);
         assert_eq!(seq.root(), guard.root);
-        for id in batch_tiles(300, 600) {
-            assert_eq!(store.read_tile(id).unwrap(), None, "{id} left behind");
+        let left = batch_tiles(300, 600);
+        for id in &left.hash_tiles {
+            assert_eq!(store.read_hash_tile(id).unwrap(), None, "{id} left behind");
+        }
+        for id in &left.entry_bundles {
+            assert_eq!(
+                store.read_entry_bundle(id).unwrap(),
+                None,
+                "{id} left behind"
+            );
         }
         assert_eq!(store.read_pending().unwrap(), None);
     }
@@ -599,7 +711,7 @@ mod tests {
         seq.append(&(0..5).map(entry).collect::<Vec<_>>()).unwrap();
         drop(seq);
         store
-            .write_tiles(&[(TileId::hash(0, 0, 5), vec![0u8; 160])])
+            .write_tiles(&[(tile(0, 0, 5), vec![0u8; 160])], &[])
             .unwrap();
         assert!(matches!(
             Sequencer::open(store),
@@ -608,13 +720,42 @@ mod tests {
     }
 
     #[test]
+    fn a_duplicate_gets_its_existing_index_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seq = Sequencer::open(open(dir.path())).unwrap();
+        seq.append(&(0..300).map(entry).collect::<Vec<_>>())
+            .unwrap();
+        drop(seq);
+        let mut seq = Sequencer::open(open(dir.path())).unwrap();
+        let batch = [
+            entry(5),
+            entry(299),
+            b"new".to_vec(),
+            b"new".to_vec(),
+            entry(0),
+        ];
+        let (c, placed) = seq.add(&batch).unwrap();
+        assert_eq!((c.first_index, c.size), (300, 301));
+        let got: Vec<_> = placed.iter().map(|p| (p.index, p.already_logged)).collect();
+        assert_eq!(
+            got,
+            [(5, true), (299, true), (300, false), (300, true), (0, true)]
+        );
+        let (c, placed) = seq.add(&[b"new".to_vec()]).unwrap();
+        assert_eq!(c.size, 301);
+        assert_eq!(placed[0].index, 300);
+    }
+
+    #[test]
     fn batch_tiles_lists_what_a_batch_writes() {
         let ids = batch_tiles(255, 257);
-        assert!(ids.contains(&TileId::hash(0, 0, 256)));
-        assert!(ids.contains(&TileId::entries(0, 256)));
-        assert!(ids.contains(&TileId::hash(0, 1, 1)));
-        assert!(ids.contains(&TileId::hash(1, 0, 1)));
-        assert!(!ids.contains(&TileId::hash(0, 0, 255)));
+        assert!(ids.hash_tiles.contains(&tile(0, 0, 256)));
+        assert!(ids.entry_bundles.contains(&tile(0, 0, 256)));
+        assert!(ids.hash_tiles.contains(&tile(0, 1, 1)));
+        assert!(ids.entry_bundles.contains(&tile(0, 1, 1)));
+        assert!(ids.hash_tiles.contains(&tile(1, 0, 1)));
+        assert!(!ids.hash_tiles.contains(&tile(0, 0, 255)));
+        assert_eq!(ids.entry_bundles.len(), 2);
     }
 }
 
@@ -652,20 +793,35 @@ mod crash_points {
     }
 
     impl TileStore for PowerCut {
-        fn read_tile(&self, id: TileId) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.read_tile(id)
+        fn read_hash_tile(&self, id: &TileId) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.read_hash_tile(id)
         }
-        fn write_tiles(&self, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StoreError> {
-            // One tile at a time, so the cut can fall between any two of them.
-            for t in tiles {
+        fn read_entry_bundle(&self, id: &TileId) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.read_entry_bundle(id)
+        }
+        fn write_tiles(
+            &self,
+            hash_tiles: &[(TileId, Vec<u8>)],
+            entry_bundles: &[(TileId, Vec<u8>)],
+        ) -> Result<(), StoreError> {
+            // One tile or bundle at a time, so the cut can fall between any two of them.
+            for t in hash_tiles {
                 self.step()?;
-                self.inner.write_tiles(std::slice::from_ref(t))?;
+                self.inner.write_tiles(std::slice::from_ref(t), &[])?;
+            }
+            for b in entry_bundles {
+                self.step()?;
+                self.inner.write_tiles(&[], std::slice::from_ref(b))?;
             }
             Ok(())
         }
-        fn delete_tiles(&self, ids: &[TileId]) -> Result<(), StoreError> {
+        fn delete_tiles(
+            &self,
+            hash_tiles: &[TileId],
+            entry_bundles: &[TileId],
+        ) -> Result<(), StoreError> {
             self.step()?;
-            self.inner.delete_tiles(ids)
+            self.inner.delete_tiles(hash_tiles, entry_bundles)
         }
         fn read_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.read_checkpoint()
@@ -687,6 +843,17 @@ mod crash_points {
         fn write_pending(&self, pending: Option<&PendingBatch>) -> Result<(), StoreError> {
             self.step()?;
             self.inner.write_pending(pending)
+        }
+        fn read_halt(&self) -> Result<Option<String>, StoreError> {
+            self.inner.read_halt()
+        }
+        fn write_halt(&self, reason: &str) -> Result<(), StoreError> {
+            self.step()?;
+            self.inner.write_halt(reason)
+        }
+        fn clear_halt(&self, record: &str) -> Result<(), StoreError> {
+            self.step()?;
+            self.inner.clear_halt(record)
         }
     }
 
@@ -739,12 +906,14 @@ mod crash_points {
             if seq.size() == first {
                 assert!(cut, "step {steps}: a completed batch was lost");
                 assert_eq!(seq.root(), old_root, "step {steps}");
-                for id in batch_tiles(first, first + second) {
-                    assert_eq!(
-                        store.read_tile(id).unwrap(),
-                        None,
-                        "step {steps}: {id} left"
-                    );
+                let left = batch_tiles(first, first + second);
+                for id in &left.hash_tiles {
+                    let found = store.read_hash_tile(id).unwrap();
+                    assert_eq!(found, None, "step {steps}: {id} left");
+                }
+                for id in &left.entry_bundles {
+                    let found = store.read_entry_bundle(id).unwrap();
+                    assert_eq!(found, None, "step {steps}: bundle {id} left");
                 }
             } else {
                 assert_eq!(seq.size(), first + second, "step {steps}");

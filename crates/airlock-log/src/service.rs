@@ -3,8 +3,10 @@
 //!
 //! - `POST /add`: body = entry, header `Airlock-Signature` (see [`crate::auth`]). Answers
 //!   `200` with the entry's index (decimal, newline) once the entry is durable, `400` malformed,
-//!   `401` unauthenticated, `413` too large, `503` if the log cannot write. A refused submission
-//!   changes nothing. The header is checked first (well formed, a publisher key of this log),
+//!   `401` unauthenticated, `413` too large, `503` if the log cannot write or is halted. A
+//!   refused submission changes nothing. An entry the log already holds is not appended again:
+//!   the answer is `200` with its existing index, a second line `already logged` and the header
+//!   `Airlock-Already-Logged: true`, so a client can retry a submission whose answer it lost. The header is checked first (well formed, a publisher key of this log),
 //!   so that an unauthenticated client is refused before its body is read; a publisher's body is
 //!   read up to a cap, and an announced length above the entry limit is refused at once.
 //! - `GET /checkpoint`, `GET /tile/<L>/<N>[.p/<W>]`, `GET /tile/entries/<N>[.p/<W>]`: as
@@ -15,6 +17,17 @@
 //! Entries are acknowledged when durable (after the sequencer's guard is written), before the
 //! checkpoint that includes them is cosigned and published; [`Log::wait_published`] waits for
 //! that.
+//!
+//! **Halt.** A witness that answers that it holds a checkpoint of this log which the log's tree
+//! does not extend (409 with a larger size, or 422) proves that another copy of this log (a
+//! restored backup's original, a copied directory) signed more than this one holds: going on
+//! would fork the log under its own key. The log then halts: it records the reason in its
+//! store (so a restart stays halted), stops accepting entries (`503`) and publishing, and
+//! signs nothing until a person clears the halt ([`crate::TileStore::clear_halt`], `airlock
+//! log recover`). The first publication after start-up asks every witness in this way (the
+//! witness answers a request from size 0 with its latest size), so a log started from an old
+//! state halts before it accepts an entry; until every witness has answered once, `/add`
+//! answers `503` and the publisher asks the silent ones again every 2 s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, mpsc as std_mpsc};
@@ -32,16 +45,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use airlock_fetch::Fetcher;
 
 use airlock_core::error_chain;
-use airlock_core::tlog::tiles::{TileHashReader, TileReader};
+use airlock_core::tlog::tiles::{TileHashReader, TileId, TileReader, parse_hash_tile};
 use airlock_core::tlog::{
     Checkpoint, Hash, MerkleError, Note, NoteSigner, NoteVerifier, ProofBundle,
 };
 
+use crate::MAX_ENTRY_SIZE;
 use crate::auth::{AuthError, SIGNATURE_HEADER, check_signature_header, verify_entry};
-use crate::sequencer::{CheckpointSigner, Sequencer, SequencerError, StoreTileSource};
-use crate::tile_codec::{MAX_ENTRY_SIZE, TileId, TileKind, parse_hash_tile};
+use crate::sequencer::{CheckpointSigner, Placed, Sequencer, SequencerError, StoreTileSource};
 use crate::tile_store::{StoreError, TileStore};
-use crate::witness_client::{WitnessEndpoint, request_cosignature};
+use crate::witness_client::{WitnessCallError, WitnessEndpoint, request_cosignature};
 
 /// Why the log could not start or answer.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +67,12 @@ pub enum LogError {
     Key { key: String, origin: String },
     #[error("the log is shut down or its sequencer failed")]
     Stopped,
+    /// The halt's reason names the witness and the size it holds.
+    #[error("{0}")]
+    Halted(String),
+    /// The start-up check has not heard from every witness yet; the text names them.
+    #[error("{0}")]
+    NotReady(String),
     #[error("entry {index} is not in the published checkpoint (size {size}) yet")]
     NotYetPublished { index: u64, size: u64 },
     #[error("building the proof: {0}")]
@@ -109,7 +128,21 @@ pub struct Published {
 /// rather than a reset connection).
 const OVERSIZE_READ_LIMIT: usize = 1 << 20;
 
-type Ack = oneshot::Sender<Result<u64, String>>;
+type Ack = oneshot::Sender<Result<Placed, String>>;
+
+/// Response header marking an answer to `/add` for an entry the log already held.
+pub const ALREADY_LOGGED_HEADER: &str = "Airlock-Already-Logged";
+
+/// The halt, shared by the HTTP handlers and both threads; `None` while the log runs.
+type HaltSlot = Arc<RwLock<Option<String>>>;
+
+fn halt_reason(slot: &HaltSlot) -> Option<String> {
+    match slot.read() {
+        Ok(h) => h.clone(),
+        // A poisoned lock fails closed.
+        Err(_) => Some("log halted: its halt state is unreadable".into()),
+    }
+}
 
 enum Msg {
     Entry(Vec<u8>, Ack),
@@ -130,6 +163,10 @@ struct Inner {
     published: RwLock<Option<Published>>,
     published_size: watch::Sender<Option<u64>>,
     tiles: TileCache,
+    halt: HaltSlot,
+    /// Witnesses that have not answered since start-up: until each has said which size of this
+    /// log it holds, the log cannot know it is not behind, so it accepts no entry.
+    unheard: RwLock<Vec<String>>,
 }
 
 /// A running log. Cheap to clone; [`Log::shutdown`] stops its threads.
@@ -142,11 +179,11 @@ pub struct Log {
 /// Immutable tiles (full or partial: the width is in the name) cached for proof serving.
 struct TileCache {
     store: Arc<dyn TileStore>,
-    map: Mutex<HashMap<airlock_core::tlog::tiles::TileId, Arc<Vec<u8>>>>,
+    map: Mutex<HashMap<TileId, Arc<Vec<u8>>>>,
 }
 
 impl TileReader for TileCache {
-    fn read_tile(&self, tile: &airlock_core::tlog::tiles::TileId) -> Result<Vec<u8>, MerkleError> {
+    fn read_tile(&self, tile: &TileId) -> Result<Vec<u8>, MerkleError> {
         if let Ok(map) = self.map.lock()
             && let Some(h) = map.get(tile)
         {
@@ -177,7 +214,7 @@ impl Log {
         let sequencer = Sequencer::open(opts.store.clone())?;
         let recovered_size = sequencer.size();
         let signer = LogSigner(opts.signer);
-        let first = sequencer.sign_checkpoint(&signer)?;
+        let halted = opts.store.read_halt()?;
         let (submit, rx) = mpsc::channel::<Msg>(1 << 16);
         let (published_size, _) = watch::channel(None);
         let inner = Arc::new(Inner {
@@ -192,7 +229,25 @@ impl Log {
                 store: opts.store.clone(),
                 map: Mutex::new(HashMap::new()),
             },
+            halt: Arc::new(RwLock::new(halted.clone())),
+            unheard: RwLock::new(if opts.witness_client.is_some() {
+                opts.witnesses
+                    .iter()
+                    .map(|w| w.verifier.name().to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            }),
         });
+        if let Some(reason) = halted {
+            // Halted before: sign nothing, accept nothing, ask nobody, until a person acts.
+            tracing::error!("{reason} (still halted from before the restart)");
+            return Ok(Log {
+                inner,
+                threads: Arc::new(Mutex::new(Vec::new())),
+            });
+        }
+        let first = sequencer.sign_checkpoint(&signer)?;
         let (pub_tx, pub_rx) = std_mpsc::channel::<Signed>();
         let first_cp = Checkpoint::new(&inner.origin, sequencer.size(), sequencer.root())
             .map_err(|e| LogError::Proof(error_chain(&e)))?;
@@ -211,19 +266,21 @@ impl Log {
         };
         let seq_thread = {
             let max_batch = opts.max_batch.max(1);
+            let halt = inner.halt.clone();
             std::thread::Builder::new()
                 .name("airlock-log sequencer".into())
-                .spawn(move || sequencer_loop(sequencer, signer, rx, pub_tx, max_batch))
+                .spawn(move || sequencer_loop(sequencer, signer, rx, pub_tx, max_batch, halt))
                 .map_err(LogError::Thread)?
         };
         let log = Log {
             inner,
             threads: Arc::new(Mutex::new(vec![seq_thread, publisher])),
         };
-        // Serve nothing before the recovered tree's checkpoint is published (the publisher
-        // gives up on unresponsive witnesses after their timeout).
+        // Serve nothing before the recovered tree's checkpoint is published or the witnesses'
+        // answers halted the log (the publisher gives up on unresponsive witnesses after their
+        // timeout).
         let deadline = std::time::Instant::now() + Duration::from_secs(300);
-        while log.published().is_none_or(|p| p.size < recovered_size) {
+        while log.published().is_none_or(|p| p.size < recovered_size) && log.halted().is_none() {
             if std::time::Instant::now() > deadline {
                 log.shutdown();
                 return Err(LogError::Stopped);
@@ -246,8 +303,37 @@ impl Log {
         &self.inner.store
     }
 
-    /// Appends an already authenticated entry; resolves with its index once it is durable.
-    pub async fn append(&self, entry: Vec<u8>) -> Result<u64, LogError> {
+    /// Why the log halted, if it did (see the module docs).
+    pub fn halted(&self) -> Option<String> {
+        halt_reason(&self.inner.halt)
+    }
+
+    /// Why the log does not accept entries yet: the witnesses that have not answered since
+    /// start-up, if any.
+    pub fn waiting_for_witnesses(&self) -> Option<String> {
+        let unheard = match self.inner.unheard.read() {
+            Ok(u) => u.clone(),
+            Err(_) => vec!["(unknown)".into()],
+        };
+        (!unheard.is_empty()).then(|| {
+            format!(
+                "log {} is waiting for witness {} to answer (start-up check: a witness that \
+holds a larger tree of this log must be heard before the log appends); retry shortly",
+                self.inner.origin,
+                unheard.join(", ")
+            )
+        })
+    }
+
+    /// Appends an already authenticated entry; resolves with its index once it is durable. An
+    /// entry the log already holds resolves with its existing index, marked as such.
+    pub async fn append(&self, entry: Vec<u8>) -> Result<Placed, LogError> {
+        if let Some(reason) = self.halted() {
+            return Err(LogError::Halted(reason));
+        }
+        if let Some(reason) = self.waiting_for_witnesses() {
+            return Err(LogError::NotReady(reason));
+        }
         if entry.len() > MAX_ENTRY_SIZE {
             return Err(LogError::EntryTooLarge {
                 len: entry.len(),
@@ -261,7 +347,8 @@ impl Log {
             .await
             .map_err(|_| LogError::Stopped)?;
         match rx.await {
-            Ok(Ok(i)) => Ok(i),
+            Ok(Ok(placed)) => Ok(placed),
+            Ok(Err(e)) if self.halted().is_some() => Err(LogError::Halted(e)),
             Ok(Err(e)) => {
                 tracing::error!("append failed: {e}");
                 Err(LogError::Stopped)
@@ -334,6 +421,7 @@ fn sequencer_loop(
     mut rx: mpsc::Receiver<Msg>,
     publish: std_mpsc::Sender<Signed>,
     max_batch: usize,
+    halt: HaltSlot,
 ) {
     let mut failed = false;
     loop {
@@ -353,23 +441,37 @@ fn sequencer_loop(
                 Err(_) => break,
             }
         }
-        if failed {
+        // Checked before every batch: once halted, nothing more is appended or signed.
+        let halted = halt_reason(&halt);
+        if let Some(reason) = halted {
+            for (_, ack) in batch {
+                let _ = ack.send(Err(reason.clone()));
+            }
+        } else if failed {
             for (_, ack) in batch {
                 let _ = ack.send(Err("the log's storage failed; restart it".into()));
             }
         } else if !batch.is_empty() {
             let entries: Vec<&[u8]> = batch.iter().map(|(e, _)| e.as_slice()).collect();
-            let result = seq.append(&entries).and_then(|c| {
-                let note = seq.sign_checkpoint(&signer)?;
-                Ok((c, note))
+            let before = seq.size();
+            let result = seq.add(&entries).and_then(|(c, placed)| {
+                // A batch of duplicates only changes nothing: nothing new to sign.
+                let note = if c.size > before {
+                    Some(seq.sign_checkpoint(&signer)?)
+                } else {
+                    None
+                };
+                Ok((c, placed, note))
             });
             match result {
-                Ok((c, note)) => {
-                    if let Ok(checkpoint) = Checkpoint::new(signer.origin(), c.size, c.root) {
+                Ok((c, placed, note)) => {
+                    if let Some(note) = note
+                        && let Ok(checkpoint) = Checkpoint::new(signer.origin(), c.size, c.root)
+                    {
                         let _ = publish.send(Signed { note, checkpoint });
                     }
-                    for (i, (_, ack)) in batch.into_iter().enumerate() {
-                        let _ = ack.send(Ok(c.first_index + i as u64));
+                    for ((_, ack), p) in batch.into_iter().zip(placed) {
+                        let _ = ack.send(Ok(p));
                     }
                 }
                 Err(e) => {
@@ -411,11 +513,43 @@ fn publisher_loop(
     rx: std_mpsc::Receiver<Signed>,
 ) {
     let known: Vec<Mutex<u64>> = witnesses.iter().map(|_| Mutex::new(0)).collect();
-    while let Ok(mut next) = rx.recv() {
+    let mut last: Option<Signed> = None;
+    loop {
+        // Halted: ask nobody, publish nothing.
+        if halt_reason(&inner.halt).is_some() {
+            if rx.recv().is_err() {
+                return;
+            }
+            continue;
+        }
+        // While a witness has not answered since start-up no entry comes in, so nothing new
+        // arrives: ask again with the last checkpoint every few seconds.
+        let waiting = inner.unheard.read().map(|u| !u.is_empty()).unwrap_or(true);
+        let received = if waiting && last.is_some() {
+            match rx.recv_timeout(Duration::from_secs(2)) {
+                Ok(s) => Some(s),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(s) => Some(s),
+                Err(_) => return,
+            }
+        };
+        let mut next = match (received, last.take()) {
+            (Some(s), _) => s,
+            (None, Some(s)) => s,
+            (None, None) => continue,
+        };
         // Only the newest checkpoint matters.
         while let Ok(newer) = rx.try_recv() {
             next = newer;
         }
+        last = Some(Signed {
+            note: next.note.clone(),
+            checkpoint: next.checkpoint.clone(),
+        });
         let mut note_bytes = next.note.clone();
         let mut cosigned_by = Vec::new();
         if let (false, Some(client)) = (witnesses.is_empty(), client.as_ref()) {
@@ -445,6 +579,23 @@ fn publisher_loop(
                     .collect();
                 handles.into_iter().map(|h| h.join()).collect()
             });
+            let fork = results.iter().find_map(|r| match r {
+                Ok(Err(e)) => e.fork_evidence().map(|_| e),
+                _ => None,
+            });
+            // Any answer (a cosignature, a refusal, a 409 with its size) is the witness's view;
+            // only a witness that could not be reached stays unheard.
+            if let Ok(mut unheard) = inner.unheard.write() {
+                for (w, r) in witnesses.iter().zip(&results) {
+                    if !matches!(r, Ok(Err(WitnessCallError::Http { .. })) | Err(_)) {
+                        unheard.retain(|n| n != w.verifier.name());
+                    }
+                }
+            }
+            if let Some(e) = fork {
+                halt_log(&inner, e);
+                continue;
+            }
             if let Ok(mut note) = Note::parse(&next.note) {
                 for (w, r) in witnesses.iter().zip(results) {
                     match r {
@@ -460,6 +611,10 @@ fn publisher_loop(
                 }
                 note_bytes = note.to_bytes();
             }
+        }
+        // A halt (by this thread, or read at start) stops publishing for good.
+        if halt_reason(&inner.halt).is_some() {
+            continue;
         }
         if let Err(e) = inner.store.write_checkpoint(&note_bytes) {
             tracing::error!("publishing the checkpoint failed: {e}");
@@ -478,6 +633,26 @@ fn publisher_loop(
             .published_size
             .send_replace(Some(next.checkpoint.size));
     }
+}
+
+/// Halts the log on a witness's evidence of another tree: persists the reason first (a
+/// restart stays halted even if this process dies now), then stops the sequencer and the
+/// publisher, and says so in one line.
+fn halt_log(inner: &Inner, evidence: &WitnessCallError) {
+    let reason = format!(
+        "log {} halted: {}; going on would fork the log, so it accepts no entries and publishes nothing until an operator restores the newest state or runs `airlock log recover` (see the airlock-log README, \"Halted log\")",
+        inner.origin, evidence
+    );
+    if let Err(e) = inner.store.write_halt(&reason) {
+        tracing::error!(
+            "recording the halt failed ({}); halted until this process ends",
+            error_chain(&e)
+        );
+    }
+    if let Ok(mut h) = inner.halt.write() {
+        *h = Some(reason.clone());
+    }
+    tracing::error!("{reason}");
 }
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -504,6 +679,9 @@ fn auth_refusal(e: AuthError) -> Response {
 }
 
 async fn add_handler(State(log): State<Log>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(reason) = log.halted().or_else(|| log.waiting_for_witnesses()) {
+        return text(StatusCode::SERVICE_UNAVAILABLE, reason);
+    }
     let sig = headers
         .get(SIGNATURE_HEADER)
         .map(|v| v.to_str().map_err(|_| ()));
@@ -550,7 +728,26 @@ async fn add_handler(State(log): State<Log>, headers: HeaderMap, body: Body) -> 
         return auth_refusal(e);
     }
     match log.append(body.to_vec()).await {
-        Ok(index) => text(StatusCode::OK, index.to_string()),
+        Ok(Placed {
+            index,
+            already_logged: false,
+        }) => text(StatusCode::OK, index.to_string()),
+        // The first line stays the index, so a client that reads only that line still works.
+        Ok(Placed {
+            index,
+            already_logged: true,
+        }) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (
+                    header::HeaderName::from_static("airlock-already-logged"),
+                    "true",
+                ),
+            ],
+            format!("{index}\nalready logged\n"),
+        )
+            .into_response(),
         Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
@@ -574,33 +771,36 @@ async fn checkpoint_handler(State(log): State<Log>) -> Response {
 }
 
 async fn tile_handler(State(log): State<Log>, Path(path): Path<String>) -> Response {
-    let id = match TileId::parse_path(&format!("tile/{path}")) {
-        Ok(id) => id,
+    let full_path = format!("tile/{path}");
+    let (id, is_bundle) = match TileId::parse_path(&full_path) {
+        Ok(parsed) => parsed,
         Err(e) => return text(StatusCode::NOT_FOUND, e.to_string()),
     };
     // Only serve what a published checkpoint makes available (nothing an uncommitted batch
     // might have left behind).
     let size = log.published().map(|p| p.size).unwrap_or(0);
-    let needed = match id.kind {
-        TileKind::Hash(l) => crate::tile_codec::tile_for(l, id.index, size),
-        TileKind::Entries => crate::tile_codec::tile_for(0, id.index, size),
-    };
+    let needed = TileId::in_tree(id.level, id.index, size);
     if needed.is_none_or(|n| id.width > n.width) {
         return text(
             StatusCode::NOT_FOUND,
-            format!("{id} is not in the published tree"),
+            format!("{full_path} is not in the published tree"),
         );
     }
     let store = log.inner.store.clone();
-    let read = tokio::task::spawn_blocking(move || store.read_tile(id)).await;
+    let read = tokio::task::spawn_blocking(move || {
+        if is_bundle {
+            store.read_entry_bundle(&id)
+        } else {
+            store.read_hash_tile(&id)
+        }
+    })
+    .await;
     match read {
         Ok(Ok(Some(data))) => {
-            if let TileKind::Hash(_) = id.kind
-                && parse_hash_tile(&id, &data).is_err()
-            {
+            if !is_bundle && parse_hash_tile(&id, &data).is_err() {
                 return text(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("{id} is corrupt"),
+                    format!("{full_path} is corrupt"),
                 );
             }
             (
@@ -613,7 +813,7 @@ async fn tile_handler(State(log): State<Log>, Path(path): Path<String>) -> Respo
             )
                 .into_response()
         }
-        Ok(Ok(None)) => text(StatusCode::NOT_FOUND, format!("{id} not found")),
+        Ok(Ok(None)) => text(StatusCode::NOT_FOUND, format!("{full_path} not found")),
         Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, error_chain(&e)),
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read task failed"),
     }

@@ -14,12 +14,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use airlock_core::tlog::Hash;
-
-use crate::tile_codec::TileId;
+use airlock_core::tlog::tiles::TileId;
 
 /// A storage failure, naming the file or object.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("{path}: the log is not halted; there is nothing to recover")]
+    NotHalted { path: PathBuf },
     #[error("{path}")]
     Io {
         path: PathBuf,
@@ -60,13 +61,28 @@ pub struct PendingBatch {
 
 /// Storage for a tiled log. Writes are durable when they return; each object is replaced
 /// atomically (a reader sees the old or the new content, never a mix).
+///
+/// Hash tiles and entry bundles are both named by airlock-core's [`TileId`] (an entry bundle by
+/// the level-0 tile whose leaf hashes it holds), so each has its own read method and its own
+/// list in a write.
 pub trait TileStore: Send + Sync + 'static {
-    /// A tile or entry bundle, `None` if absent.
-    fn read_tile(&self, id: TileId) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Writes tiles and bundles; durable when it returns.
-    fn write_tiles(&self, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StoreError>;
-    /// Removes a tile or bundle if present (recovery of an uncommitted batch); durable.
-    fn delete_tiles(&self, ids: &[TileId]) -> Result<(), StoreError>;
+    /// A hash tile, `None` if absent.
+    fn read_hash_tile(&self, id: &TileId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The entry bundle of level-0 tile `id`, `None` if absent.
+    fn read_entry_bundle(&self, id: &TileId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes hash tiles and entry bundles; durable when it returns.
+    fn write_tiles(
+        &self,
+        hash_tiles: &[(TileId, Vec<u8>)],
+        entry_bundles: &[(TileId, Vec<u8>)],
+    ) -> Result<(), StoreError>;
+    /// Removes hash tiles and entry bundles if present (recovery of an uncommitted batch);
+    /// durable.
+    fn delete_tiles(
+        &self,
+        hash_tiles: &[TileId],
+        entry_bundles: &[TileId],
+    ) -> Result<(), StoreError>;
     /// The published (cosigned) checkpoint note.
     fn read_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError>;
     fn write_checkpoint(&self, note: &[u8]) -> Result<(), StoreError>;
@@ -75,14 +91,22 @@ pub trait TileStore: Send + Sync + 'static {
     fn read_pending(&self) -> Result<Option<PendingBatch>, StoreError>;
     /// Records (`Some`) or clears (`None`) the batch in progress.
     fn write_pending(&self, pending: Option<&PendingBatch>) -> Result<(), StoreError>;
+    /// Why the log halted (a witness holds a tree this log does not extend), if it did.
+    fn read_halt(&self) -> Result<Option<String>, StoreError>;
+    /// Records the halt durably, so that a restart stays halted.
+    fn write_halt(&self, reason: &str) -> Result<(), StoreError>;
+    /// A person's deliberate recovery: appends `record` (which should include the halt's reason)
+    /// to the incident log, durably, then removes the halt. Refused if the log is not halted.
+    fn clear_halt(&self, record: &str) -> Result<(), StoreError>;
 }
 
 /// A log on the local filesystem.
 ///
 /// `public/` holds exactly what readers may see, laid out as c2sp.org/tlog-tiles says
 /// (`checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`), so any web server can
-/// serve it as static files. `state/` holds the guard, the pending-batch record and the lock
-/// file; it must not be published.
+/// serve it as static files. `state/` holds the guard, the pending-batch record, the lock
+/// file, and after a halt `halt` (the reason) and `incidents` (recoveries); it must not be
+/// published.
 pub struct FsTileStore {
     public: PathBuf,
     state: PathBuf,
@@ -125,8 +149,12 @@ impl FsTileStore {
         &self.public
     }
 
-    fn tile_path(&self, id: TileId) -> PathBuf {
+    fn hash_tile_path(&self, id: &TileId) -> PathBuf {
         self.public.join(id.path())
+    }
+
+    fn entry_bundle_path(&self, id: &TileId) -> PathBuf {
+        self.public.join(id.entries_path())
     }
 
     fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
@@ -175,11 +203,28 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
 }
 
 impl TileStore for FsTileStore {
-    fn read_tile(&self, id: TileId) -> Result<Option<Vec<u8>>, StoreError> {
-        Self::read_opt(&self.tile_path(id))
+    fn read_hash_tile(&self, id: &TileId) -> Result<Option<Vec<u8>>, StoreError> {
+        Self::read_opt(&self.hash_tile_path(id))
     }
 
-    fn write_tiles(&self, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StoreError> {
+    fn read_entry_bundle(&self, id: &TileId) -> Result<Option<Vec<u8>>, StoreError> {
+        Self::read_opt(&self.entry_bundle_path(id))
+    }
+
+    fn write_tiles(
+        &self,
+        hash_tiles: &[(TileId, Vec<u8>)],
+        entry_bundles: &[(TileId, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let tiles: Vec<(PathBuf, &[u8])> = hash_tiles
+            .iter()
+            .map(|(id, data)| (self.hash_tile_path(id), data.as_slice()))
+            .chain(
+                entry_bundles
+                    .iter()
+                    .map(|(id, data)| (self.entry_bundle_path(id), data.as_slice())),
+            )
+            .collect();
         // fsync is the cost of durability; spread the files over a few threads so the
         // filesystem can commit them together.
         let threads = tiles.len().clamp(1, 8);
@@ -194,9 +239,8 @@ impl TileStore for FsTileStore {
                 .map(|part| {
                     s.spawn(move || {
                         let mut dirs = std::collections::BTreeSet::new();
-                        for (id, data) in part {
-                            let path = self.tile_path(*id);
-                            for created in write_file_unsynced_dir(&path, data)? {
+                        for (path, data) in part {
+                            for created in write_file_unsynced_dir(path, data)? {
                                 if let Some(parent) = created.parent() {
                                     dirs.insert(parent.to_path_buf());
                                 }
@@ -231,10 +275,17 @@ impl TileStore for FsTileStore {
         })
     }
 
-    fn delete_tiles(&self, ids: &[TileId]) -> Result<(), StoreError> {
+    fn delete_tiles(
+        &self,
+        hash_tiles: &[TileId],
+        entry_bundles: &[TileId],
+    ) -> Result<(), StoreError> {
         let mut dirs = std::collections::BTreeSet::new();
-        for id in ids {
-            let p = self.tile_path(*id);
+        let paths = hash_tiles
+            .iter()
+            .map(|id| self.hash_tile_path(id))
+            .chain(entry_bundles.iter().map(|id| self.entry_bundle_path(id)));
+        for p in paths {
             match fs::remove_file(&p) {
                 Ok(()) => {
                     if let Some(parent) = p.parent() {
@@ -321,7 +372,47 @@ impl TileStore for FsTileStore {
             },
         }
     }
+
+    fn read_halt(&self) -> Result<Option<String>, StoreError> {
+        let Some((path, lines)) = self.read_state_lines("halt")? else {
+            return Ok(None);
+        };
+        match lines.split_first() {
+            Some((magic, reason)) if magic == HALT_MAGIC && !reason.is_empty() => {
+                Ok(Some(reason.join("\n")))
+            }
+            // A damaged halt file still halts: only a person clears it.
+            _ => Ok(Some(format!(
+                "{} is not a halt record this version can read",
+                path.display()
+            ))),
+        }
+    }
+
+    fn write_halt(&self, reason: &str) -> Result<(), StoreError> {
+        let text = format!("{HALT_MAGIC}\n{}\n", reason.replace('\n', " "));
+        write_atomic(&self.state.join("halt"), text.as_bytes())
+    }
+
+    fn clear_halt(&self, record: &str) -> Result<(), StoreError> {
+        let halt = self.state.join("halt");
+        if Self::read_opt(&halt)?.is_none() {
+            return Err(StoreError::NotHalted { path: halt });
+        }
+        let incidents = self.state.join("incidents");
+        let mut all = Self::read_opt(&incidents)?.unwrap_or_default();
+        all.extend_from_slice(record.as_bytes());
+        if !all.ends_with(b"\n") {
+            all.push(b'\n');
+        }
+        // The record is durable before the halt goes, so no recovery goes unrecorded.
+        write_atomic(&incidents, &all)?;
+        fs::remove_file(&halt).map_err(io_err(&halt))?;
+        sync_dir(&self.state)
+    }
 }
+
+const HALT_MAGIC: &str = "airlock-log halt v1";
 
 #[cfg(test)]
 mod tests {
@@ -332,11 +423,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store =
             FsTileStore::open(&dir.path().join("public"), &dir.path().join("state")).unwrap();
-        let id = TileId::hash(0, 1234067, 256);
-        store.write_tiles(&[(id, vec![1; 8192])]).unwrap();
+        let id = TileId {
+            level: 0,
+            index: 1234067,
+            width: 256,
+        };
+        store
+            .write_tiles(&[(id, vec![1; 8192])], &[(id, vec![0, 1, 7])])
+            .unwrap();
         assert!(dir.path().join("public/tile/0/x001/x234/067").is_file());
-        assert_eq!(store.read_tile(id).unwrap().unwrap(), vec![1; 8192]);
-        assert_eq!(store.read_tile(TileId::hash(0, 1, 256)).unwrap(), None);
+        assert!(
+            dir.path()
+                .join("public/tile/entries/x001/x234/067")
+                .is_file()
+        );
+        assert_eq!(store.read_hash_tile(&id).unwrap().unwrap(), vec![1; 8192]);
+        assert_eq!(
+            store.read_entry_bundle(&id).unwrap().unwrap(),
+            vec![0, 1, 7]
+        );
+        let absent = TileId { index: 1, ..id };
+        assert_eq!(store.read_hash_tile(&absent).unwrap(), None);
         let g = Guard {
             size: 42,
             root: [9; 32],

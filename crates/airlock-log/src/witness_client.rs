@@ -36,10 +36,32 @@ pub enum WitnessCallError {
         theirs: u64,
         ours: u64,
     },
+    #[error(
+        "witness {witness} (at size {theirs}) refused this log's checkpoint of size {ours} with HTTP 422: it holds a tree of this log that this one does not extend ({reason})"
+    )]
+    Conflict {
+        witness: String,
+        theirs: u64,
+        ours: u64,
+        reason: String,
+    },
     #[error("witness {witness}: no valid cosignature by its key in the answer")]
     NoCosignature { witness: String },
     #[error("witness {witness}: building the consistency proof: {reason}")]
     Proof { witness: String, reason: String },
+}
+
+impl WitnessCallError {
+    /// The witness holds a checkpoint of this log that the checkpoint offered does not extend
+    /// (409 with a larger size, or 422): evidence of a fork, on which the log must halt.
+    /// Returns the witness's size.
+    pub fn fork_evidence(&self) -> Option<u64> {
+        match self {
+            WitnessCallError::WitnessAhead { theirs, .. }
+            | WitnessCallError::Conflict { theirs, .. } => Some(*theirs),
+            _ => None,
+        }
+    }
 }
 
 /// Asks `witness` to cosign `note` (the checkpoint `checkpoint`), starting from the size the
@@ -130,6 +152,16 @@ pub fn request_cosignature(
                     });
                 }
                 *known_size = theirs;
+            }
+            // The consistency proof from the witness's tree to ours failed, or the same size has
+            // another root: the witness holds another tree of this log.
+            422 => {
+                return Err(WitnessCallError::Conflict {
+                    witness: name,
+                    theirs: old,
+                    ours: checkpoint.size,
+                    reason: resp.reason(),
+                });
             }
             status => {
                 return Err(WitnessCallError::Refused {

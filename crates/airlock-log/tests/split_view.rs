@@ -2,10 +2,15 @@
 //! tree to some parties and another to others. The witness refuses to cosign the second fork,
 //! so its proofs fail a witness quorum, and a client that holds a checkpoint of the first fork
 //! refuses the second fork's checkpoint because no consistency proof can link them.
+//!
+//! An honest `Log` started as a fork halts as soon as the witness answers (first assertion);
+//! the forks that follow are run as a dishonest operator would, without asking the witness,
+//! and the witness is shown their checkpoints directly.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_core::tlog::Checkpoint;
 use airlock_core::tlog::tiles::TileHashReader;
 use airlock_core::tlog::{
     CosignatureSigner, KeyAlgorithm, LogVerifier, NoteSigner, Policy, ProofBundle, VerifierState,
@@ -13,7 +18,8 @@ use airlock_core::tlog::{
 };
 use airlock_log::sequencer::StoreTileSource;
 use airlock_log::{
-    FsTileStore, Log, LogOptions, SIGNATURE_HEADER, WitnessEndpoint, sign_submission, verify_bundle,
+    FsTileStore, Log, LogOptions, SIGNATURE_HEADER, WitnessEndpoint, request_cosignature,
+    sign_submission, verify_bundle,
 };
 use airlock_serve::{ServerHandle, TestCa};
 use airlock_witness::{FollowedLog, Witness};
@@ -28,7 +34,7 @@ fn start_fork(
     dir: &std::path::Path,
     log_seed: &[u8; 32],
     publisher: &NoteSigner,
-    witness: &WitnessEndpoint,
+    witnesses: &[WitnessEndpoint],
     client: &Arc<airlock_fetch::Fetcher>,
     ca: &TestCa,
 ) -> Fork {
@@ -39,7 +45,7 @@ fn start_fork(
         signer,
         store: store.clone(),
         publishers: vec![publisher.verifier()],
-        witnesses: vec![witness.clone()],
+        witnesses: witnesses.to_vec(),
         witness_client: Some(client.clone()),
         max_batch: 1024,
     })
@@ -61,6 +67,27 @@ fn submit(f: &Fork, client: &airlock_fetch::Fetcher, publisher: &NoteSigner, ent
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.reason());
     r.reason().trim().parse().unwrap()
+}
+
+/// Asks the witness to cosign a fork's published checkpoint, as the log itself would; returns
+/// the refusal.
+fn show_witness(
+    client: &airlock_fetch::Fetcher,
+    witness: &WitnessEndpoint,
+    published: &airlock_log::Published,
+    store: &FsTileStore,
+) -> airlock_log::WitnessCallError {
+    let checkpoint = Checkpoint::new("airlock.test/log", published.size, published.root).unwrap();
+    let mut known = 0;
+    request_cosignature(
+        client,
+        witness,
+        &checkpoint,
+        &published.note,
+        &mut known,
+        &StoreTileSource(store),
+    )
+    .expect_err("the witness cosigned a fork")
 }
 
 fn wait_size(f: &Fork, size: u64) -> airlock_log::Published {
@@ -112,7 +139,7 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
         &dir.path().join("a"),
         &log_seed,
         &publisher,
-        &endpoint,
+        std::slice::from_ref(&endpoint),
         &client,
         &ca,
     );
@@ -129,12 +156,34 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
         .unwrap();
     verify_bundle(&proof_a, b"release 7", &log_key.verifier(), &witnesses, 1).unwrap();
 
-    // Fork B: same key, same first 5 entries, then a targeted release only some users see.
+    // An honest log started on another directory with the same key halts at once: the witness
+    // holds size 10 of this log.
+    let honest = start_fork(
+        &dir.path().join("honest"),
+        &log_seed,
+        &publisher,
+        std::slice::from_ref(&endpoint),
+        &client,
+        &ca,
+    );
+    let halt = honest
+        .log
+        .halted()
+        .expect("a fork behind its witness halts");
+    assert!(
+        halt.contains("airlock.test/witness") && halt.contains("size 10"),
+        "{halt}"
+    );
+    assert!(honest.log.published().is_none());
+    honest.log.shutdown();
+
+    // Fork B: same key, same first 5 entries, then a targeted release only some users see,
+    // run without asking the witness.
     let b = start_fork(
         &dir.path().join("b"),
         &log_seed,
         &publisher,
-        &endpoint,
+        &[],
         &client,
         &ca,
     );
@@ -145,12 +194,10 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
         submit(&b, &client, &publisher, &format!("evil release {i}"));
     }
     let pb = wait_size(&b, 12);
-    // The witness refused it: B's checkpoint carries no cosignature ...
-    assert!(
-        pb.cosigned_by.is_empty(),
-        "witness cosigned a fork: {:?}",
-        pb.cosigned_by
-    );
+    // Shown B's checkpoint, the witness refuses it: B's checkpoint carries no cosignature ...
+    let refused = show_witness(&client, &endpoint, &pb, &b.store);
+    assert_eq!(refused.fork_evidence(), Some(10), "{refused}");
+    assert!(pb.cosigned_by.is_empty());
     assert_eq!(witness.stored_size("airlock.test/log"), 10);
     // ... so a proof of the targeted release fails a quorum of 1 witness, although the log
     // signature itself is valid.
@@ -215,14 +262,16 @@ fn a_forked_log_is_caught_by_the_witness_and_by_a_client_holding_the_older_check
         &dir.path().join("c"),
         &log_seed,
         &publisher,
-        &endpoint,
+        &[],
         &client,
         &ca,
     );
     for i in 0..10 {
         submit(&c, &client, &publisher, &format!("other release {i}"));
     }
-    wait_size(&c, 10);
+    let pc = wait_size(&c, 10);
+    let refused = show_witness(&client, &endpoint, &pc, &c.store);
+    assert_eq!(refused.fork_evidence(), Some(10), "{refused}");
     let proof_c = client
         .fetch_capped(&c.server.url("/proof/3"), 1 << 20)
         .unwrap();

@@ -28,6 +28,24 @@ pub enum TileError {
     EntryTooLarge(usize),
     #[error("entry bundle is truncated at byte {0}")]
     BundleTruncated(usize),
+    #[error("hash tile {path}: {got} bytes, expected {want} (32 per hash)")]
+    HashTileLength {
+        path: String,
+        got: usize,
+        want: usize,
+    },
+    #[error("entry bundle {path}: {got} entries, expected {want}")]
+    BundleWidth {
+        path: String,
+        got: usize,
+        want: usize,
+    },
+    #[error("entry bundle {path}")]
+    Bundle {
+        path: String,
+        #[source]
+        source: Box<TileError>,
+    },
 }
 
 /// One tile (or, with `level` = `None`, one entry bundle) of a tree.
@@ -82,6 +100,11 @@ impl TileId {
             }
         }
         out
+    }
+
+    /// Byte length of this hash tile: 32 per hash.
+    pub fn hash_tile_len(&self) -> usize {
+        usize::from(self.width) * 32
     }
 
     pub fn is_partial(&self) -> bool {
@@ -208,6 +231,44 @@ pub fn parse_entry_bundle(bytes: &[u8]) -> Result<Vec<Vec<u8>>, TileError> {
         pos += 2 + len;
     }
     Ok(out)
+}
+
+/// Splits the bytes of hash tile `tile` into its hashes; the length must be exactly `width`
+/// hashes, since a reader that ignored extra or missing bytes would hash a different tree.
+pub fn parse_hash_tile(tile: &TileId, bytes: &[u8]) -> Result<Vec<Hash>, TileError> {
+    if bytes.len() != tile.hash_tile_len() {
+        return Err(TileError::HashTileLength {
+            path: tile.path(),
+            got: bytes.len(),
+            want: tile.hash_tile_len(),
+        });
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .filter_map(|c| Hash::try_from(c).ok())
+        .collect())
+}
+
+/// The bytes of a hash tile holding `hashes`.
+pub fn encode_hash_tile(hashes: &[Hash]) -> Vec<u8> {
+    hashes.concat()
+}
+
+/// Decodes the entry bundle matching level-0 tile `tile`: it must hold exactly `width`
+/// entries (a bundle with more or fewer does not match the tile's leaf hashes).
+pub fn parse_entry_bundle_for(tile: &TileId, bytes: &[u8]) -> Result<Vec<Vec<u8>>, TileError> {
+    let entries = parse_entry_bundle(bytes).map_err(|e| TileError::Bundle {
+        path: tile.entries_path(),
+        source: Box::new(e),
+    })?;
+    if entries.len() != usize::from(tile.width) {
+        return Err(TileError::BundleWidth {
+            path: tile.entries_path(),
+            got: entries.len(),
+            want: usize::from(tile.width),
+        });
+    }
+    Ok(entries)
 }
 
 /// Source of tile contents (a directory, an object store, an HTTP mirror).
@@ -359,6 +420,43 @@ mod tests {
         assert!(encode_entry_bundle(&[vec![0u8; 65536]]).is_err());
         assert!(parse_entry_bundle(&b[..b.len() - 1]).is_err());
         assert!(parse_entry_bundle(&[0]).is_err());
+        let tile = TileId {
+            level: 0,
+            index: 0,
+            width: 3,
+        };
+        assert_eq!(parse_entry_bundle_for(&tile, &b).unwrap(), entries);
+        let two = TileId { width: 2, ..tile };
+        assert!(matches!(
+            parse_entry_bundle_for(&two, &b),
+            Err(TileError::BundleWidth {
+                got: 3,
+                want: 2,
+                ..
+            })
+        ));
+        let e = parse_entry_bundle_for(&tile, &b[..b.len() - 1]).unwrap_err();
+        assert_eq!(e.to_string(), "entry bundle tile/entries/000.p/3");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn hash_tiles_have_exactly_width_hashes() {
+        let tile = TileId {
+            level: 1,
+            index: 2,
+            width: 2,
+        };
+        let hashes = [[1u8; 32], [2u8; 32]];
+        let bytes = encode_hash_tile(&hashes);
+        assert_eq!(bytes.len(), tile.hash_tile_len());
+        assert_eq!(parse_hash_tile(&tile, &bytes).unwrap(), hashes.to_vec());
+        for bad in [&bytes[..63], &[bytes.as_slice(), &[0u8; 32]].concat()[..]] {
+            assert!(matches!(
+                parse_hash_tile(&tile, bad),
+                Err(TileError::HashTileLength { want: 64, .. })
+            ));
+        }
     }
 
     /// Tiles cut from a MemoryTree give the same roots and proofs as the tree itself.

@@ -12,7 +12,7 @@ use airlock_core::tlog::{Checkpoint, KeyAlgorithm, Note, NoteSigner, NoteVerifie
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use airlock_log::config::{LogConfig, WitnessEntry};
 use airlock_log::monitor::{Seen, walk};
-use airlock_log::{Log, SIGNATURE_HEADER, sign_submission};
+use airlock_log::{Log, SIGNATURE_HEADER, TileStore, sign_submission};
 
 use super::common::{ClientTlsArgs, PassphraseArgs, TlsArgs, wait_for_shutdown_signal};
 
@@ -57,7 +57,9 @@ name from)."
     /// Submit an entry, signed with a publisher key; prints its index once durable.
     #[command(
         after_help = "Example:\n  airlock log add --url https://log.example --key pub.key \
---origin example.com/log --file statement.txt"
+--origin example.com/log --file statement.txt\n\
+Connection failures are retried (6 attempts). The log deduplicates entries, so running the \
+same add again is safe: an entry it already holds gets its existing index."
     )]
     Add(AddArgs),
     /// Fetch the tlog-proof bundle of an entry.
@@ -72,6 +74,17 @@ name from)."
 --entry-file statement.txt --log-key 'example.com/log+...' --witness-key 'w.example+...' --quorum 1"
     )]
     VerifyProof(VerifyProofArgs),
+    /// Clear a halted log's halt after a fork was detected, recording the incident; signs nothing.
+    #[command(
+        after_help = "Example:\n  airlock log recover --dir mylog --acknowledge-fork \
+'restored from the 2 May backup; tree from 2-3 May lost'\n\
+A log halts when a witness holds a newer or different tree of it (a restored old backup, a \
+copied directory). First try to restore the newest state instead (see the airlock-log README). \
+This command only appends the halt and your note to state/incidents and removes state/halt: on \
+its next start the log asks its witnesses again and halts again if they still hold a tree it \
+does not extend."
+    )]
+    Recover(RecoverArgs),
     /// Walk the whole log, re-derive every tile, check it against the checkpoint, print new entries.
     #[command(
         after_help = "Example:\n  airlock log monitor --url https://log.example --log-key \
@@ -162,6 +175,17 @@ struct ServeArgs {
     listen: Option<SocketAddr>,
     #[command(flatten)]
     passphrase: PassphraseArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct RecoverArgs {
+    /// The log directory (from `log init`); the log must not be running.
+    #[arg(long)]
+    dir: PathBuf,
+    /// What happened and why the halt may be cleared; recorded with the halt in
+    /// state/incidents. Required: clearing a halt is a deliberate act.
+    #[arg(long, value_name = "NOTE")]
+    acknowledge_fork: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -293,6 +317,7 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
         Cmd::AddPublisher(a) => add_publisher(a),
         Cmd::AddWitness(a) => add_witness(a),
         Cmd::Serve(a) => serve(a),
+        Cmd::Recover(a) => recover(a),
         Cmd::Add(a) => add(AddArgs { json, ..a }),
         Cmd::Proof(a) => proof(a),
         Cmd::VerifyProof(a) => verify_proof(VerifyProofArgs { json, ..a }),
@@ -441,6 +466,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let log = Log::start(opts)?;
+    if let Some(reason) = log.halted() {
+        // Also in the tracing line; said here so it shows whatever RUST_LOG is.
+        eprintln!("error: {reason}");
+    }
     let addr = a.listen.unwrap_or(cfg.listen);
     if identity.is_none() && !addr.ip().is_loopback() {
         eprintln!(
@@ -458,6 +487,38 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     eprintln!("shutting down");
     server.shutdown();
     log.shutdown();
+    Ok(())
+}
+
+fn recover(a: RecoverArgs) -> anyhow::Result<()> {
+    let note = a.acknowledge_fork.trim();
+    if note.is_empty() {
+        bail!("--acknowledge-fork needs a note saying what happened");
+    }
+    let cfg_path = config_path(&a.dir);
+    let cfg = LogConfig::load(&cfg_path)?;
+    // Opening the store takes the log's lock: a running log is not recovered under its feet.
+    let store = cfg.open_store(&cfg_path)?;
+    let Some(reason) = store.read_halt()? else {
+        bail!(
+            "{}: the log is not halted; there is nothing to recover",
+            a.dir.display()
+        );
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let record = format!(
+        "incident at unix time {now}\n  halt: {reason}\n  acknowledged: {}\n",
+        note.replace('\n', " ")
+    );
+    store.clear_halt(&record)?;
+    println!(
+        "halt cleared and recorded in {}; on its next start the log asks its witnesses again \
+and halts again if one still holds a tree it does not extend",
+        a.dir.join("state/incidents").display()
+    );
     Ok(())
 }
 
@@ -520,15 +581,22 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
     };
     let sig = sign_submission(&signer, &origin, &entry)?;
     let url = a.client.url("add");
-    let resp = client.post(&url, &[(SIGNATURE_HEADER, &sig)], &entry, 4096)?;
+    let resp = post_with_retries(&client, &url, &sig, &entry)?;
     if resp.status != 200 {
         bail!("{url}: HTTP {}: {}", resp.status, resp.reason());
     }
-    let index: u64 = resp
-        .reason()
+    let text = String::from_utf8_lossy(&resp.body);
+    let mut lines = text.lines();
+    let index: u64 = lines
+        .next()
+        .unwrap_or("")
         .trim()
         .parse()
         .context("unparsable index in the answer")?;
+    let already_logged = lines.next().is_some_and(|l| l.trim() == "already logged");
+    if already_logged {
+        eprintln!("entry {index} was already logged; the log did not add it again");
+    }
     let mut checkpoint_size = None;
     if let Some(secs) = a.wait {
         let deadline = Instant::now() + Duration::from_secs(secs);
@@ -548,8 +616,11 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
         }
     }
     if a.json {
-        let mut out =
-            serde_json::json!({"index": index, "leaf_hash": hex::encode(leaf_hash(&entry))});
+        let mut out = serde_json::json!({
+            "index": index,
+            "leaf_hash": hex::encode(leaf_hash(&entry)),
+            "already_logged": already_logged,
+        });
         if let Some(size) = checkpoint_size {
             out["checkpoint_size"] = size.into();
         }
@@ -558,6 +629,56 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
         println!("{index}");
     }
     Ok(())
+}
+
+/// Attempts of one `log add`; waits between them grow from 250 ms (about 8 s in all).
+const ADD_ATTEMPTS: u32 = 6;
+
+/// Posts a submission, retrying failures that say nothing about the entry: the connection
+/// failed or broke, or the log answered 503 while shutting down. The log deduplicates
+/// entries, so a retry of an entry it did log returns the same index.
+fn post_with_retries(
+    client: &Fetcher,
+    url: &str,
+    sig: &str,
+    entry: &[u8],
+) -> anyhow::Result<airlock_fetch::Response> {
+    use airlock_fetch::FetchError;
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        let result = client.post(url, &[(SIGNATURE_HEADER, sig)], entry, 4096);
+        let retry_reason = match &result {
+            Ok(r) if r.status == 503 && !r.reason().contains("halted") => {
+                Some(format!("HTTP 503: {}", r.reason()))
+            }
+            Err(
+                e @ (FetchError::Connect { .. }
+                | FetchError::Timeout { .. }
+                | FetchError::Transport { .. }
+                | FetchError::TooSlow { .. }),
+            ) => Some(e.to_string()),
+            // A connection cut during the handshake; a certificate problem is not retried.
+            Err(e @ FetchError::Tls { detail, .. }) if !detail.contains("certificate") => {
+                Some(e.to_string())
+            }
+            _ => None,
+        };
+        let Some(reason) = retry_reason else {
+            return Ok(result?);
+        };
+        if attempt >= ADD_ATTEMPTS {
+            bail!(
+                "{reason}; gave up after {ADD_ATTEMPTS} attempts: the entry may or may not have \
+been logged; running the same `airlock log add` again is safe (the log answers an entry it \
+already holds with its existing index)"
+            );
+        }
+        eprintln!("warning: {reason}; retrying in {} ms", delay.as_millis());
+        std::thread::sleep(delay);
+        delay *= 2;
+        attempt += 1;
+    }
 }
 
 fn proof(a: ProofArgs) -> anyhow::Result<()> {
