@@ -166,9 +166,6 @@ impl Repository {
                 .map(|(p, _)| p.log_origin().to_string())
                 .unwrap_or_default(),
         })?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         for (policy, files) in batches {
             let statements: Vec<Vec<u8>> = files
                 .iter()
@@ -201,6 +198,11 @@ impl Repository {
                     .into(),
                 });
             }
+            // Read the clock after the log answered: a cosignature dated after `now` would not
+            // count.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
             for (f, bundle) in files.iter().zip(bundles) {
                 verify_bundle(&policy, &log.describe(&policy), f, &bundle, now)?;
                 out.insert(proof_file_name(&f.file), bundle);
