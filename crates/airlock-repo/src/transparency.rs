@@ -110,6 +110,14 @@ impl Repository {
         })
     }
 
+    /// The transparency policy of the published root (`None`: none, or nothing published).
+    pub fn published_root_transparency(&self) -> Result<Option<TransparencyPolicy>, RepoError> {
+        match &self.published_state()?.root {
+            Some(r) => policy_of(&r.signed, "published"),
+            None => Ok(None),
+        }
+    }
+
     /// Set (or remove) where `publish` logs releases (`[release_log]` in the config).
     pub fn set_release_log(
         &mut self,
