@@ -466,3 +466,80 @@ fn python() -> Option<PathBuf> {
     eprintln!("NOTICE: skipping the python-tuf part: AIRLOCK_PYTHON unset and no .venv");
     None
 }
+
+#[test]
+fn a_policy_change_is_signed_offline_like_any_root_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = start_transparency(&tmp.path().join("t"), "log.test/three");
+    let repo = tmp.path().join("repo");
+    let r = repo.to_str().unwrap();
+    let init = json(&[
+        "repo",
+        "--json",
+        "init",
+        r,
+        "--plaintext-keys",
+        "--root-keys",
+        "2",
+        "--root-threshold",
+        "2",
+        "--log-url",
+        &t.log_url,
+        "--log-key",
+        t.publisher_key.to_str().unwrap(),
+        "--log-ca-file",
+        t.ca.to_str().unwrap(),
+    ]);
+    ok(&["repo", "-C", r, "publish"]);
+    let offline_key = init["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["role"] == "root")
+        .map(|k| repo.join(k["private"].as_str().unwrap()))
+        .nth(1)
+        .unwrap();
+    let away = tmp.path().join("usb-root.key");
+    fs::rename(&offline_key, &away).unwrap();
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "rotate",
+        "root",
+        "--tlog-policy",
+        t.policy_file.to_str().unwrap(),
+        "--tlog-repository",
+        "example.com/app",
+    ]);
+    let err = fails(&["repo", "-C", r, "publish"]);
+    assert!(err.contains("root") && err.contains("threshold"), "{err}");
+    let exported = tmp.path().join("root.json");
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "export",
+        "root",
+        "-o",
+        exported.to_str().unwrap(),
+    ]);
+    let text = fs::read_to_string(&exported).unwrap();
+    assert!(text.contains("x-airlock-transparency"), "{text}");
+    ok(&[
+        "repo",
+        "sign",
+        "--key",
+        away.to_str().unwrap(),
+        exported.to_str().unwrap(),
+    ]);
+    ok(&["repo", "-C", r, "import", exported.to_str().unwrap()]);
+    ok(&["repo", "-C", r, "publish"]);
+    let policy = TransparencyPolicy::new(
+        "example.com/app",
+        &fs::read_to_string(&t.policy_file).unwrap(),
+    )
+    .unwrap();
+    check_bundle(&repo.join("published/metadata"), "2.root.json", &policy);
+    check_bundle(&repo.join("published/metadata"), "1.targets.json", &policy);
+}
