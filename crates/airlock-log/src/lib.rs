@@ -3,6 +3,7 @@
 //! sequencer, a crash-safe signing guard, an HTTP write/read API and witness cosigning.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod monitor;
 pub mod proof_bundle;

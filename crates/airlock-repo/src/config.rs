@@ -149,6 +149,51 @@ pub struct RepoConfig {
     pub publish: PublishConfig,
     #[serde(default)]
     pub keys: Vec<KeyEntry>,
+    /// Where `publish` logs releases when a root carries a transparency policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_log: Option<ReleaseLogConfig>,
+}
+
+/// The transparency log `publish` submits release statements to (`[release_log]`).
+///
+/// ```toml
+/// [release_log]
+/// url = "https://log.example.com"   # the log's submission URL (POST /add, GET /proof/N)
+/// key = "keys/publisher.key"        # note key from `airlock log keygen` (name in key.pub)
+/// ca_file = "/etc/airlock/log-ca.pem"  # optional: CAs for the log's TLS (default: webpki)
+/// timeout = "60s"                   # how long to wait for a cosigned checkpoint
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseLogConfig {
+    pub url: String,
+    /// Publisher note key file, relative to the repository directory or absolute.
+    pub key: String,
+    /// The key's name, when no `<key>.pub` (written by `airlock log keygen`) lies beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    /// CA certificates (PEM) trusted for the log's TLS; absent: the webpki roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Longest wait for a published checkpoint that covers the submitted statements.
+    #[serde(default = "default_log_timeout")]
+    pub timeout: Period,
+}
+
+fn default_log_timeout() -> Period {
+    Period::from_secs(60)
+}
+
+impl ReleaseLogConfig {
+    pub fn new(url: &str, key: &str) -> Self {
+        ReleaseLogConfig {
+            url: url.to_string(),
+            key: key.to_string(),
+            key_name: None,
+            ca_file: None,
+            timeout: default_log_timeout(),
+        }
+    }
 }
 
 /// How `publish` writes the published tree (`[publish]` in the config file).
@@ -185,6 +230,7 @@ impl RepoConfig {
             expiry,
             publish: PublishConfig::default(),
             keys: Vec::new(),
+            release_log: None,
         }
     }
 
@@ -237,6 +283,15 @@ mod tests {
             public: "keys/root-1.pub.json".into(),
         });
         let text = c.to_toml().unwrap();
+        assert_eq!(RepoConfig::from_toml(&text).unwrap(), c);
+        let mut log = ReleaseLogConfig::new("https://log.example", "keys/publisher.key");
+        log.ca_file = Some("/etc/ca.pem".into());
+        c.release_log = Some(log);
+        let text = c.to_toml().unwrap();
+        assert!(
+            text.contains("[release_log]") && text.contains("timeout = \"1m\""),
+            "{text}"
+        );
         assert_eq!(RepoConfig::from_toml(&text).unwrap(), c);
         assert!(RepoConfig::from_toml("format = 2\n[expiry]\nroot='1d'").is_err());
     }

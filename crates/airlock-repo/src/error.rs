@@ -66,6 +66,35 @@ pub enum RepoError {
     NoPassphrase { path: PathBuf },
     #[error("import {file}: {reason}")]
     Import { file: String, reason: String },
+    #[error("{what}: transparency policy")]
+    Transparency {
+        what: String,
+        #[source]
+        source: Box<airlock_core::transparency::TransparencyError>,
+    },
+    #[error(
+        "the root requires releases to be logged in {origin}, and no transparency log was \
+         configured for publishing (`airlock repo log-config --url URL --key FILE`); nothing was \
+         published"
+    )]
+    NoReleaseLog { origin: String },
+    #[error("logging {count} statement(s) in {log} failed; nothing was published")]
+    ReleaseLog {
+        log: String,
+        count: usize,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    #[error(
+        "{file}: the proof bundle from {log} does not verify as a client would check it; nothing \
+         was published"
+    )]
+    ReleaseProof {
+        file: String,
+        log: String,
+        #[source]
+        source: Box<airlock_core::transparency::ReleaseError>,
+    },
 }
 
 impl RepoError {

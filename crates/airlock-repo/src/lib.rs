@@ -35,10 +35,11 @@ mod offline;
 mod publish;
 pub mod repo;
 mod targets;
+mod transparency;
 mod verify;
 
 pub use airlock_keystore::{PassphraseSource, Protection};
-pub use config::{ExpiryConfig, KeyEntry, Period, PublishConfig, RepoConfig};
+pub use config::{ExpiryConfig, KeyEntry, Period, PublishConfig, ReleaseLogConfig, RepoConfig};
 pub use delegate::{BinDelegation, ChangeReport, PathDelegation, Rotation};
 pub use error::RepoError;
 pub use fsutil::write_atomic;
@@ -53,4 +54,5 @@ pub use targets::{
     AddOptions, AddReport, AddSource, TargetCustom, TargetName, check_target_path,
     hashed_target_path,
 };
+pub use transparency::{ReleaseLog, ReleaseLogError};
 pub use verify::{Problem, VerifyReport, verify_dirs, verify_published};

@@ -10,12 +10,14 @@
 
 use std::collections::BTreeSet;
 
+use airlock_core::transparency::PROOF_SUFFIX;
 use airlock_core::tuf::metadata::{Metadata, SignMode};
 use airlock_core::tuf::roles::{MetaFile, Root, Snapshot, Timestamp};
 
 use crate::error::RepoError;
 use crate::fsutil::{self, NextGeneration};
 use crate::repo::{PublishedState, Repository, to_bytes};
+use crate::transparency::{ReleaseLog, ToLog};
 
 /// How [`Repository::publish_with`] puts new target files into `published/targets`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -126,9 +128,25 @@ impl Repository {
     }
 
     /// [`Repository::publish`], choosing how target files get into `published/targets`.
+    /// Refused when the published or the staged root carries a transparency policy: use
+    /// [`Repository::publish_logged`].
     pub fn publish_with(
         &mut self,
         files: TargetFiles,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<PublishReport, RepoError> {
+        self.publish_logged(files, None, progress)
+    }
+
+    /// [`Repository::publish_with`], logging every new root and targets-role version in the
+    /// transparency log through `log` when a root requires it (see the `transparency` module),
+    /// and publishing each verified proof bundle as `<metadata file>.tlog-proof` beside its
+    /// metadata. The log is asked before anything is written: when it or the witness quorum
+    /// cannot be had, the published tree is untouched.
+    pub fn publish_logged(
+        &mut self,
+        files: TargetFiles,
+        log: Option<&dyn ReleaseLog>,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<PublishReport, RepoError> {
         let published = self.published_state()?;
@@ -162,21 +180,73 @@ impl Repository {
         // Decrypt the online keys now: a wrong passphrase must fail before any file is copied.
         let signing_root = self.root.signed.clone();
         self.preload_online(&signing_root)?;
+        // The new metadata files, then the log (before anything is written, so that a log or
+        // a quorum out of reach leaves the published tree as it was).
+        let mut next = NextGeneration::default();
+        let mut new_root = None;
+        if root_changed {
+            let bytes = to_bytes(&self.root, "root.json")?;
+            let name = format!("{}.root.json", self.root.signed.version);
+            new_root = Some(ToLog {
+                role: "root".into(),
+                version: self.root.signed.version,
+                file: name.clone(),
+                bytes: bytes.clone(),
+            });
+            next.write.insert(name, bytes.clone());
+            next.write.insert("root.json".into(), bytes);
+        }
+        let mut new_targets = Vec::new();
+        for role in &changed_roles {
+            let md = self
+                .targets
+                .get(role)
+                .ok_or_else(|| RepoError::UnknownRole(role.clone()))?;
+            let name = format!("{}.{role}.json", md.signed.version);
+            let bytes = to_bytes(md, &name)?;
+            new_targets.push(ToLog {
+                role: role.clone(),
+                version: md.signed.version,
+                file: name.clone(),
+                bytes: bytes.clone(),
+            });
+            next.write.insert(name, bytes);
+        }
+        let current_dir = self.published.current()?;
+        // The bytes clients will fetch for each role: new ones, or the published file.
+        let live_bytes = |next: &NextGeneration, name: &str| -> Result<Vec<u8>, RepoError> {
+            match (next.write.get(name), &current_dir) {
+                (Some(b), _) => Ok(b.clone()),
+                (None, Some(dir)) => {
+                    let path = dir.join(name);
+                    std::fs::read(&path).map_err(|e| fsutil::io_err(&path, e))
+                }
+                (None, None) => Err(RepoError::invalid(format!(
+                    "{name} is neither new nor published"
+                ))),
+            }
+        };
+        let bundles = self.log_release(&published, log, new_root, new_targets, || {
+            self.targets
+                .iter()
+                .map(|(role, md)| {
+                    let file = format!("{}.{role}.json", md.signed.version);
+                    Ok(ToLog {
+                        role: role.clone(),
+                        version: md.signed.version,
+                        bytes: live_bytes(&next, &file)?,
+                        file,
+                    })
+                })
+                .collect()
+        })?;
+        next.write.extend(bundles);
         // 2-3. Target files, then one flush of the file system.
         let copy_started = std::time::Instant::now();
         let copied = self.copy_pending(files, progress)?;
         fsutil::sync_filesystem(&self.dir.join("published"))?;
         let copy_targets_ms = copy_started.elapsed().as_millis() as u64;
         // 4. Metadata.
-        let mut next = NextGeneration::default();
-        if root_changed {
-            let bytes = to_bytes(&self.root, "root.json")?;
-            next.write.insert(
-                format!("{}.root.json", self.root.signed.version),
-                bytes.clone(),
-            );
-            next.write.insert("root.json".into(), bytes);
-        }
         let mut snapshot = Snapshot::new(
             published
                 .snapshot
@@ -184,32 +254,10 @@ impl Repository {
                 .map_or(1, |s| s.signed.version + 1),
             self.expires_for("snapshot"),
         );
-        for role in &changed_roles {
-            let md = self
-                .targets
-                .get(role)
-                .ok_or_else(|| RepoError::UnknownRole(role.clone()))?;
-            let name = format!("{}.{role}.json", md.signed.version);
-            next.write.insert(name.clone(), to_bytes(md, &name)?);
-        }
-        let current_dir = self.published.current()?;
         for (role, md) in &self.targets {
             let version = md.signed.version;
             let meta = if self.config.publish.meta_hashes {
-                // The bytes clients will fetch: new ones, or the published file unchanged.
-                let name = format!("{version}.{role}.json");
-                let bytes = match (next.write.get(&name), &current_dir) {
-                    (Some(b), _) => b.clone(),
-                    (None, Some(dir)) => {
-                        let path = dir.join(&name);
-                        std::fs::read(&path).map_err(|e| fsutil::io_err(&path, e))?
-                    }
-                    (None, None) => {
-                        return Err(RepoError::invalid(format!(
-                            "{name} is neither new nor published"
-                        )));
-                    }
-                };
+                let bytes = live_bytes(&next, &format!("{version}.{role}.json"))?;
                 MetaFile::with_bytes(version, &bytes)
             } else {
                 MetaFile::new(version)
@@ -333,8 +381,7 @@ impl Repository {
         let wanted =
             self.wanted_metadata(snapshot, published, self.config.publish.keep_releases)?;
         for name in self.published.current_files()? {
-            let is_root = name == "root.json" || name.ends_with(".root.json");
-            if (is_root || wanted.contains(&name)) && !next.write.contains_key(&name) {
+            if keeps(&wanted, &name) && !next.write.contains_key(&name) {
                 next.keep.push(name);
             }
         }
@@ -355,6 +402,13 @@ impl Repository {
             copy_targets_ms: 0,
         })
     }
+}
+
+/// Whether a published file stays in the next generation: every root, the `wanted` metadata,
+/// and the proof bundle of each file that stays.
+fn keeps(wanted: &BTreeSet<String>, name: &str) -> bool {
+    let name = name.strip_suffix(PROOF_SUFFIX).unwrap_or(name);
+    name == "root.json" || name.ends_with(".root.json") || wanted.contains(name)
 }
 
 /// What [`Repository::gc`] removed.
@@ -441,8 +495,7 @@ impl Repository {
         let files = self.published.current_files()?;
         let mut next = NextGeneration::default();
         for name in &files {
-            let is_root = name == "root.json" || name.ends_with(".root.json");
-            if is_root || wanted.contains(name) {
+            if keeps(&wanted, name) {
                 next.keep.push(name.clone());
             }
         }

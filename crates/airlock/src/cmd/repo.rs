@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use airlock_core::crypto::{KeyScheme, PublicKey};
+use airlock_core::transparency::TransparencyPolicy;
 use airlock_keystore::PassphraseSource;
 use airlock_repo::{
     AddOptions, AddSource, BinDelegation, ExpiryConfig, InitOptions, KeySource, PathDelegation,
-    Period, Repository, RoleKeySpec, Rotation, TargetCustom, TargetName,
+    Period, ReleaseLogConfig, Repository, RoleKeySpec, Rotation, TargetCustom, TargetName,
 };
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -63,6 +64,7 @@ enum Command {
     Rotate(Box<RotateArgs>),
     Bump(BumpArgs),
     Publish(PublishArgs),
+    LogConfig(LogConfigArgs),
     Refresh(RefreshArgs),
     Verify(VerifyArgs),
     Serve(Box<ServeArgs>),
@@ -135,6 +137,56 @@ struct InitArgs {
     /// Releases whose metadata stays published (current included); `gc` keeps their targets.
     #[arg(long, default_value_t = 2)]
     keep_releases: u64,
+    #[command(flatten)]
+    tlog: TlogArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// The transparency policy root carries (docs/transparency.md).
+#[derive(clap::Args, Debug)]
+struct TlogArgs {
+    /// Require binary transparency: this c2sp.org/tlog-policy file (exactly one `log` line,
+    /// witnesses, quorum) goes into root as `x-airlock-transparency`; clients then accept root
+    /// and targets files only with a proof that they are in that log.
+    #[arg(long, value_name = "FILE")]
+    tlog_policy: Option<PathBuf>,
+    /// The repository's name in every logged statement, e.g. example.com/app (default on
+    /// rotate: the current one).
+    #[arg(long, value_name = "NAME")]
+    tlog_repository: Option<String>,
+}
+
+/// Where `publish` submits release statements (`[release_log]` in the config).
+#[derive(clap::Args, Debug)]
+struct LogArgs {
+    /// The transparency log's URL (`airlock log serve`'s base URL: /add, /checkpoint, /proof/N).
+    #[arg(long, value_name = "URL", requires = "log_key")]
+    log_url: Option<String>,
+    /// Publisher note key file from `airlock log keygen` (its name is read from FILE.pub).
+    #[arg(long, value_name = "FILE", requires = "log_url")]
+    log_key: Option<PathBuf>,
+    /// CA certificates (PEM) trusted for the log's TLS (default: the webpki roots).
+    #[arg(long, value_name = "PEM", requires = "log_url")]
+    log_ca_file: Option<PathBuf>,
+    /// Longest wait for a cosigned checkpoint covering a release (s, m, h).
+    #[arg(long, value_name = "PERIOD", default_value = "60s")]
+    log_timeout: Period,
+}
+
+/// Show or set where `publish` logs releases when root requires transparency.
+#[derive(Parser, Debug)]
+#[command(after_help = "Examples:
+  airlock log keygen --name publisher.example.com --out publisher.key
+  airlock repo -C myrepo log-config --log-url https://log.example.com --log-key publisher.key
+  airlock repo -C myrepo log-config            # show it
+  airlock repo -C myrepo log-config --remove")]
+struct LogConfigArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Forget the log configuration.
+    #[arg(long, conflicts_with = "log_url")]
+    remove: bool,
 }
 
 /// Remove a delegation (a delegated role or a hash-bin prefix) and every role only it
@@ -324,7 +376,9 @@ struct ImportArgs {
 #[command(after_help = "Examples:
   airlock repo rotate root --generate 3 --threshold 2 --replace   # all-new root keys
   airlock repo rotate timestamp --generate 1 --replace
-  airlock repo rotate targets --public-key alice.pub.json --remove 4f2a...")]
+  airlock repo rotate targets --public-key alice.pub.json --remove 4f2a...
+  airlock repo rotate root --tlog-policy policy.txt --tlog-repository example.com/app
+  airlock repo rotate root --tlog-off                              # needs the root threshold")]
 struct RotateArgs {
     /// root, targets, snapshot, timestamp, a delegated role, or a hash-bin prefix.
     role: String,
@@ -349,6 +403,12 @@ struct RotateArgs {
     /// Write generated private keys unencrypted (tests only).
     #[arg(long)]
     plaintext_keys: bool,
+    /// (root) Set or change the transparency policy.
+    #[command(flatten)]
+    tlog: TlogArgs,
+    /// (root) Remove the transparency policy; publishing it needs the root threshold.
+    #[arg(long, conflicts_with_all = ["tlog_policy", "tlog_repository"])]
+    tlog_off: bool,
 }
 
 /// Give a role a new version and expiry date, re-signed.
@@ -483,6 +543,7 @@ pub fn run(mut args: Args, json: bool) -> anyhow::Result<()> {
         Command::Rotate(a) => rotate(&args, a),
         Command::Bump(a) => bump(&args, a),
         Command::Publish(a) => publish(&args, a),
+        Command::LogConfig(a) => log_config(&args, a),
         Command::Refresh(a) => refresh(&args, a),
         Command::Verify(a) => verify(&args, a),
         Command::Serve(a) => serve(&args, a),
@@ -520,8 +581,16 @@ fn init(args: &Args, a: &InitArgs) -> anyhow::Result<()> {
         },
         now: None,
     };
-    let repo = Repository::init(&a.dir, &opts)
+    let policy = tlog_policy(&a.tlog, None)?;
+    let log = release_log_config(&a.log)?;
+    let mut repo = Repository::init(&a.dir, &opts)
         .with_context(|| format!("initialising {}", a.dir.display()))?;
+    if let Some(p) = &policy {
+        repo.set_transparency(Some(p))?;
+    }
+    if log.is_some() {
+        repo.set_release_log(log)?;
+    }
     let keys: Vec<_> = repo
         .config()
         .keys
@@ -722,7 +791,16 @@ fn status(args: &Args, _a: &StatusArgs) -> anyhow::Result<()> {
     let json_out = args.json;
     let repo = open(args)?;
     let status = repo.status()?;
-    print(json_out, serde_json::to_value(&status)?, || {
+    let tlog = repo.transparency()?;
+    let mut value = serde_json::to_value(&status)?;
+    // The policy belongs to root: it is shown on root's row, which keeps the document a list.
+    if let Some(rows) = value.as_array_mut()
+        && let Some(root) = rows.iter_mut().find(|r| r["role"] == "root")
+    {
+        root["transparency"] = tlog.as_ref().map_or(serde_json::Value::Null, policy_json);
+        root["release_log"] = serde_json::to_value(&repo.config().release_log)?;
+    }
+    print(json_out, value, || {
         println!(
             "{:<16} {:>8} {:>10} {:>10}  expires",
             "role", "version", "published", "signed"
@@ -739,8 +817,279 @@ fn status(args: &Args, _a: &StatusArgs) -> anyhow::Result<()> {
                 if s.signed { "" } else { "  NEEDS SIGNATURES" }
             );
         }
+        match &tlog {
+            None => println!("transparency: off (root carries no x-airlock-transparency policy)"),
+            Some(p) => {
+                let v = policy_json(p);
+                println!("transparency: required by the staged root");
+                println!("  repository  {}", p.repository());
+                println!(
+                    "  log         {} {}",
+                    p.log_origin(),
+                    p.log_url().unwrap_or("(no URL)")
+                );
+                for w in v["witnesses"].as_array().into_iter().flatten() {
+                    println!(
+                        "  witness     {} {} {}",
+                        w["name"].as_str().unwrap_or_default(),
+                        w["key"].as_str().unwrap_or_default(),
+                        w["url"].as_str().unwrap_or_default()
+                    );
+                }
+                println!("  quorum      {}", v["quorum"].as_str().unwrap_or_default());
+            }
+        }
+        match &repo.config().release_log {
+            None => println!("release log: not configured (`airlock repo log-config`)"),
+            Some(l) => println!(
+                "release log: {} (key {}, timeout {})",
+                l.url, l.key, l.timeout
+            ),
+        }
     });
     Ok(())
+}
+
+/// The policy as `status --json` shows it.
+fn policy_json(p: &TransparencyPolicy) -> serde_json::Value {
+    let quorum: Vec<&str> = p
+        .policy_text()
+        .lines()
+        .filter(|l| l.starts_with("quorum ") || l.starts_with("group "))
+        .collect();
+    let witnesses: Vec<serde_json::Value> = p
+        .policy()
+        .witnesses
+        .iter()
+        .map(|w| json!({"name": w.name, "key": w.verifier.to_vkey(), "url": w.url}))
+        .collect();
+    json!({
+        "repository": p.repository(),
+        "log_origin": p.log_origin(),
+        "log_key": p.policy().logs.first().map(|l| l.verifier.to_vkey()),
+        "log_url": p.log_url(),
+        "witnesses": witnesses,
+        "quorum": quorum.join("; "),
+        "policy": p.policy_text(),
+    })
+}
+
+/// The policy from `--tlog-policy`/`--tlog-repository` (the repository name defaults to
+/// `current`'s; a new repository name alone keeps `current`'s policy text).
+fn tlog_policy(
+    a: &TlogArgs,
+    current: Option<&TransparencyPolicy>,
+) -> anyhow::Result<Option<TransparencyPolicy>> {
+    let text = match (&a.tlog_policy, current) {
+        (Some(f), _) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the tlog policy {}", f.display()))?,
+        (None, Some(c)) => c.policy_text().to_string(),
+        (None, None) if a.tlog_repository.is_some() => {
+            return Err(super::output::usage(
+                "--tlog-repository needs --tlog-policy FILE",
+            ));
+        }
+        (None, None) => return Ok(None),
+    };
+    let repository = match (&a.tlog_repository, current) {
+        (Some(r), _) => r.clone(),
+        (None, Some(c)) => c.repository().to_string(),
+        (None, None) => {
+            return Err(super::output::usage(
+                "--tlog-policy needs --tlog-repository NAME (the repository's name in logged statements)",
+            ));
+        }
+    };
+    let policy =
+        TransparencyPolicy::new(&repository, &text).with_context(|| match &a.tlog_policy {
+            Some(f) => format!("tlog policy {}", f.display()),
+            None => "tlog policy".into(),
+        })?;
+    Ok(Some(policy))
+}
+
+/// `[release_log]` from the flags (paths made absolute: the command may run elsewhere later).
+fn release_log_config(a: &LogArgs) -> anyhow::Result<Option<ReleaseLogConfig>> {
+    let (Some(url), Some(key)) = (&a.log_url, &a.log_key) else {
+        return Ok(None);
+    };
+    airlock_fetch::check_url_scheme(url, false)
+        .map_err(|e| super::output::usage(format!("--log-url {url:?}: {e}")))?;
+    let abs = |p: &Path| -> anyhow::Result<String> {
+        let p = std::path::absolute(p).with_context(|| format!("{}", p.display()))?;
+        if !p.exists() {
+            bail!("{} does not exist", p.display());
+        }
+        Ok(p.display().to_string())
+    };
+    let mut c = ReleaseLogConfig::new(url, &abs(key)?);
+    c.ca_file = a.log_ca_file.as_deref().map(abs).transpose()?;
+    c.timeout = a.log_timeout;
+    Ok(Some(c))
+}
+
+fn log_config(args: &Args, a: &LogConfigArgs) -> anyhow::Result<()> {
+    let mut repo = open(args)?;
+    if a.remove {
+        repo.set_release_log(None)?;
+    } else if let Some(c) = release_log_config(&a.log)? {
+        repo.set_release_log(Some(c))?;
+    }
+    let c = repo.config().release_log.clone();
+    print(args.json, json!({"release_log": c}), || match &c {
+        None => println!("no release log configured"),
+        Some(c) => {
+            println!("url      {}", c.url);
+            println!("key      {}", c.key);
+            println!(
+                "ca_file  {}",
+                c.ca_file.as_deref().unwrap_or("(webpki roots)")
+            );
+            println!("timeout  {}", c.timeout);
+        }
+    });
+    Ok(())
+}
+
+/// The logs `publish` may submit to: the configured one, and the log URL of each policy the
+/// published and staged roots carry (a rotation to another log submits the new root to the old
+/// log). For a policy, the one whose checkpoint its log key signs is used.
+struct ConfiguredLog {
+    clients: Vec<airlock_log::client::LogClient>,
+}
+
+impl ConfiguredLog {
+    fn pick(
+        &self,
+        policy: &TransparencyPolicy,
+    ) -> Result<&airlock_log::client::LogClient, airlock_repo::ReleaseLogError> {
+        let key = policy
+            .policy()
+            .logs
+            .first()
+            .map(|l| &l.verifier)
+            .ok_or("the policy names no log")?;
+        let mut tried = Vec::new();
+        for c in &self.clients {
+            match c.is_signed_by(key) {
+                Ok(true) => return Ok(c),
+                Ok(false) => tried.push(format!(
+                    "{} (checkpoint not signed by that log's key)",
+                    c.url()
+                )),
+                Err(e) => tried.push(format!("{}: {}", c.url(), error_chain(&e))),
+            }
+        }
+        Err(format!(
+            "no configured log URL serves log {}: tried {}",
+            policy.log_origin(),
+            tried.join("; ")
+        )
+        .into())
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl airlock_repo::ReleaseLog for ConfiguredLog {
+    fn log(
+        &self,
+        policy: &TransparencyPolicy,
+        statements: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, airlock_repo::ReleaseLogError> {
+        Ok(self
+            .pick(policy)?
+            .log_entries(policy.log_origin(), statements)?)
+    }
+
+    fn describe(&self, policy: &TransparencyPolicy) -> String {
+        match self.pick(policy) {
+            Ok(c) => format!("log {} at {}", policy.log_origin(), c.url()),
+            Err(_) => format!("log {}", policy.log_origin()),
+        }
+    }
+}
+
+/// The release log from the config, `None` when none is configured (publishing a root that
+/// requires one then fails, naming the log).
+fn configured_log(args: &Args, repo: &Repository) -> anyhow::Result<Option<ConfiguredLog>> {
+    let Some(c) = &repo.config().release_log else {
+        return Ok(None);
+    };
+    let key = {
+        let p = Path::new(&c.key);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            repo.path().join(p)
+        }
+    };
+    let name = match &c.key_name {
+        Some(n) => Some(n.clone()),
+        None => {
+            let mut pub_path = key.as_os_str().to_owned();
+            pub_path.push(".pub");
+            let pub_path = PathBuf::from(pub_path);
+            match std::fs::read_to_string(&pub_path) {
+                Ok(text) => Some(
+                    airlock_core::tlog::NoteVerifier::from_vkey(text.trim())
+                        .with_context(|| format!("{}: not a verifier key", pub_path.display()))?
+                        .name()
+                        .to_string(),
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", pub_path.display())),
+            }
+        }
+    };
+    let trust = match &c.ca_file {
+        Some(p) => airlock_fetch::Trust::ca_bundle_file(Path::new(p))?,
+        None => airlock_fetch::Trust::WebPki,
+    };
+    let fetcher = std::sync::Arc::new(airlock_fetch::Fetcher::new(airlock_fetch::FetcherConfig {
+        trust,
+        ..airlock_fetch::FetcherConfig::default()
+    })?);
+    let timeout = std::time::Duration::from_secs(c.timeout.as_secs().max(1) as u64);
+    let mut urls = vec![c.url.clone()];
+    let published = repo.published_root_transparency()?;
+    for p in [repo.transparency()?, published].into_iter().flatten() {
+        if let Some(u) = p.log_url()
+            && !urls
+                .iter()
+                .any(|x| x.trim_end_matches('/') == u.trim_end_matches('/'))
+        {
+            urls.push(u.to_string());
+        }
+    }
+    let signer = airlock_keystore::read_note_key(
+        &key,
+        name.as_deref(),
+        airlock_core::tlog::KeyAlgorithm::Ed25519,
+        &passphrase(args),
+    )
+    .with_context(|| format!("the publisher key for the release log, {}", key.display()))?;
+    let mut clients = Vec::new();
+    for url in urls {
+        // One decryption; each client holds its own copy of the key.
+        let signer = airlock_core::tlog::NoteSigner::from_skey(&signer.to_skey())?;
+        clients.push(airlock_log::client::LogClient::new(
+            &url,
+            fetcher.clone(),
+            signer,
+            timeout,
+        ));
+    }
+    Ok(Some(ConfiguredLog { clients }))
 }
 
 fn export(args: &Args, a: &ExportArgs) -> anyhow::Result<()> {
@@ -823,16 +1172,43 @@ fn rotate(args: &Args, a: &RotateArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let report = repo.rotate(
-        &Rotation {
-            role: a.role.clone(),
-            add,
-            remove: a.remove.clone(),
-            replace_all: a.replace,
-            threshold: a.threshold,
-        },
-        a.plaintext_keys,
-    )?;
+    let tlog_change =
+        a.tlog_off || a.tlog.tlog_policy.is_some() || a.tlog.tlog_repository.is_some();
+    if tlog_change && a.role != "root" {
+        return Err(super::output::usage(
+            "--tlog-policy, --tlog-repository and --tlog-off change root: give `rotate root`",
+        ));
+    }
+    let keys_change = add.is_some() || !a.remove.is_empty() || a.replace || a.threshold.is_some();
+    let mut report = if keys_change || !tlog_change {
+        repo.rotate(
+            &Rotation {
+                role: a.role.clone(),
+                add,
+                remove: a.remove.clone(),
+                replace_all: a.replace,
+                threshold: a.threshold,
+            },
+            a.plaintext_keys,
+        )?
+    } else {
+        airlock_repo::ChangeReport {
+            roles: Vec::new(),
+            unsigned: Vec::new(),
+            new_keyids: Vec::new(),
+        }
+    };
+    if tlog_change {
+        let current = repo.transparency()?;
+        let policy = if a.tlog_off {
+            None
+        } else {
+            tlog_policy(&a.tlog, current.as_ref())?
+        };
+        let r = repo.set_transparency(policy.as_ref())?;
+        report.roles = r.roles;
+        report.unsigned = r.unsigned;
+    }
     print(json_out, serde_json::to_value(&report)?, || {
         println!("rotated {}; changed {}", a.role, report.roles.join(", "));
         for k in &report.new_keyids {
@@ -863,10 +1239,15 @@ fn publish(args: &Args, a: &PublishArgs) -> anyhow::Result<()> {
     } else {
         airlock_repo::TargetFiles::Copy
     };
-    let report = repo.publish_with(files, &|done, total| {
-        pb.set_length(total);
-        pb.set_position(done);
-    })?;
+    let log = configured_log(args, &repo)?;
+    let report = repo.publish_logged(
+        files,
+        log.as_ref().map(|l| l as &dyn airlock_repo::ReleaseLog),
+        &|done, total| {
+            pb.set_length(total);
+            pb.set_position(done);
+        },
+    )?;
     pb.finish_and_clear();
     print(json_out, serde_json::to_value(&report)?, || {
         println!(

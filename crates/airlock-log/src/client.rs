@@ -1,0 +1,207 @@
+//! The publisher's side of the log's HTTP API: submit entries (`POST /add`, signed with a
+//! publisher key as [`crate::auth`] describes), wait until a published checkpoint covers them
+//! (`GET /checkpoint`), and fetch their tlog-proof bundles (`GET /proof/<index>`).
+//!
+//! Nothing here trusts the log: the bundles it returns are checked by the caller against the
+//! policy that clients will apply (airlock-repo verifies each one before publishing it). The
+//! checkpoint is read unverified, only to know when to ask for proofs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock_core::tlog::{Checkpoint, Note, NoteSigner, NoteVerifier};
+use airlock_fetch::{FetchError, Fetcher};
+
+use crate::auth::{SIGNATURE_HEADER, sign_submission};
+
+/// Largest checkpoint or proof bundle read from the log.
+const MAX_RESPONSE: u64 = 1 << 20;
+/// Attempts of one submission when the connection fails (the log answers a repeated identical
+/// submission with the index it already gave, so a retry never appends twice).
+const SUBMIT_ATTEMPTS: u32 = 3;
+/// Pause between polls of the checkpoint and the proof endpoint.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Why talking to the log failed. Each message names the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("transparency log request failed")]
+    Fetch(#[from] FetchError),
+    #[error("{url}: the log refused the submission: HTTP {status}: {reason}")]
+    Refused {
+        url: String,
+        status: u16,
+        reason: String,
+    },
+    #[error("{url}: the log's answer is not an entry index: {answer:?}")]
+    BadIndex { url: String, answer: String },
+    #[error("{url}: not a checkpoint: {reason}")]
+    BadCheckpoint { url: String, reason: String },
+    #[error(
+        "{url}: no published checkpoint covers entry {index} after {secs} s (the log publishes \
+         once its witnesses answered)"
+    )]
+    NotPublished { url: String, index: u64, secs: u64 },
+    #[error("signing the submission with the publisher key")]
+    Sign(#[source] airlock_core::tlog::KeyError),
+}
+
+/// A client of one log, submitting with one publisher key.
+#[derive(Debug)]
+pub struct LogClient {
+    base: String,
+    fetcher: Arc<Fetcher>,
+    signer: NoteSigner,
+    timeout: Duration,
+}
+
+impl LogClient {
+    /// A client of the log at `base_url` (its `/add`, `/checkpoint` and `/proof/` live under
+    /// it). `timeout` bounds each wait for a published checkpoint.
+    pub fn new(
+        base_url: &str,
+        fetcher: Arc<Fetcher>,
+        signer: NoteSigner,
+        timeout: Duration,
+    ) -> Self {
+        LogClient {
+            base: base_url.trim_end_matches('/').to_string(),
+            fetcher,
+            signer,
+            timeout,
+        }
+    }
+
+    /// The log's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}/{path}", self.base)
+    }
+
+    /// The checkpoint the log publishes now, as served (unverified).
+    pub fn checkpoint(&self) -> Result<Vec<u8>, ClientError> {
+        Ok(self
+            .fetcher
+            .fetch_capped(&self.endpoint("checkpoint"), MAX_RESPONSE)?)
+    }
+
+    /// The published checkpoint's size, unverified.
+    fn published_size(&self) -> Result<u64, ClientError> {
+        let url = self.endpoint("checkpoint");
+        let bytes = self.checkpoint()?;
+        let bad = |reason: String| ClientError::BadCheckpoint {
+            url: url.clone(),
+            reason,
+        };
+        let note = Note::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+        let cp = Checkpoint::parse_text(note.text()).map_err(|e| bad(e.to_string()))?;
+        Ok(cp.size)
+    }
+
+    /// Whether the log's published checkpoint carries a valid signature by `log_key`: the way
+    /// to tell which of several URLs is the log a policy names.
+    pub fn is_signed_by(&self, log_key: &NoteVerifier) -> Result<bool, ClientError> {
+        let bytes = self.checkpoint()?;
+        let Ok(note) = Note::parse(&bytes) else {
+            return Ok(false);
+        };
+        Ok(note.verify(std::slice::from_ref(log_key)).is_ok())
+    }
+
+    /// Submit one entry to the log `origin` (bound into the signature); returns its index once
+    /// the log holds it durably. Connection failures and 5xx answers are retried a few times.
+    pub fn submit(&self, origin: &str, entry: &[u8]) -> Result<u64, ClientError> {
+        let sig = sign_submission(&self.signer, origin, entry).map_err(ClientError::Sign)?;
+        let url = self.endpoint("add");
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            match self
+                .fetcher
+                .post(&url, &[(SIGNATURE_HEADER, &sig)], entry, 4096)
+            {
+                Ok(r) if (500..600).contains(&r.status) && attempt < SUBMIT_ATTEMPTS => {}
+                Ok(r) => break r,
+                Err(
+                    FetchError::Connect { .. }
+                    | FetchError::Timeout { .. }
+                    | FetchError::Transport { .. },
+                ) if attempt < SUBMIT_ATTEMPTS => {}
+                Err(e) => return Err(e.into()),
+            }
+            std::thread::sleep(POLL * 2u32.pow(attempt));
+        };
+        if resp.status != 200 {
+            return Err(ClientError::Refused {
+                url,
+                status: resp.status,
+                reason: resp.reason(),
+            });
+        }
+        let answer = resp.reason();
+        answer
+            .trim()
+            .parse()
+            .map_err(|_| ClientError::BadIndex { url, answer })
+    }
+
+    /// Wait until the published checkpoint covers entry `index`; returns its size.
+    pub fn wait_published(&self, index: u64) -> Result<u64, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let size = self.published_size()?;
+            if size > index {
+                return Ok(size);
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::NotPublished {
+                    url: self.endpoint("checkpoint"),
+                    index,
+                    secs: self.timeout.as_secs(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The tlog-proof bundle of entry `index` (waiting, within the timeout, while the log
+    /// answers 404 because its published checkpoint does not cover the entry yet).
+    pub fn proof(&self, index: u64) -> Result<Vec<u8>, ClientError> {
+        let url = self.endpoint(&format!("proof/{index}"));
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.fetcher.fetch_capped(&url, MAX_RESPONSE) {
+                Ok(b) => return Ok(b),
+                Err(e) if e.is_not_found() && Instant::now() < deadline => std::thread::sleep(POLL),
+                Err(e) if e.is_not_found() => {
+                    return Err(ClientError::NotPublished {
+                        url,
+                        index,
+                        secs: self.timeout.as_secs(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Submit every entry, wait for one published checkpoint covering them all, and return
+    /// their proof bundles in order.
+    pub fn log_entries(
+        &self,
+        origin: &str,
+        entries: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, ClientError> {
+        let mut indexes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            indexes.push(self.submit(origin, entry)?);
+        }
+        if let Some(max) = indexes.iter().max() {
+            self.wait_published(*max)?;
+        }
+        indexes.into_iter().map(|i| self.proof(i)).collect()
+    }
+}
