@@ -63,9 +63,10 @@ fn serve(args: &[&str]) -> (Server, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading: a server whose stdout is closed stops at its next line (closed pipe).
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let url = line
         .trim()
         .split(|c: char| c.is_whitespace() || c == '"')
