@@ -1,5 +1,5 @@
 //! `airlock demo` is the README's first command: it must run to the end on a fresh machine and
-//! show each check, including the two attacks refused.
+//! show each check, including the three attacks refused.
 
 use std::process::Command;
 
@@ -16,11 +16,15 @@ fn demo_runs_end_to_end_and_refuses_the_attacks() {
         "root v1 meets its threshold",
         "snapshot v1: length and hashes match the timestamp",
         "sha256 verified",
-        "is included: Merkle proof checks out",
+        "1.targets.json.tlog-proof verified offline",
+        "a Merkle proof that the statement for exactly these bytes is in the tree",
         "refused, as it must: mirror serves a modified release",
         "sha256 hash mismatch",
         "refused, as it must: mirror serves a forged timestamp",
         "byte for byte what it was",
+        "it passes every TUF check",
+        "refused, as it must: targeted release",
+        "targets v2: no log proof bundle was published for it",
         "Done:",
     ] {
         assert!(

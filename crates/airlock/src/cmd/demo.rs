@@ -2,22 +2,27 @@
 //!
 //! Nothing here is simulated: keys are generated, metadata is signed, a transparency log and
 //! witnesses run as real HTTPS servers, the repository is served over HTTPS with a CA made for
-//! the run, and the updater is the same library `airlock update` uses. The demo then plays two
-//! attacks against the same client and shows them refused.
+//! the run, and the publisher and updater are the same library code `airlock repo publish` and
+//! `airlock update` run: publishing logs the release, updating requires its log proof. The demo
+//! then plays three attacks against the same client and shows them refused: a modified release,
+//! a forged timestamp, and a release signed with stolen keys but kept out of the public log.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use airlock_client::{Updater, UpdaterConfig};
 use airlock_core::crypto::KeyScheme;
-use airlock_core::tlog::{LogVerifier, Policy, ProofBundle, VerifierState};
+use airlock_core::tlog::NoteSigner;
+use airlock_core::transparency::{PROOF_SUFFIX, TransparencyPolicy};
+use airlock_core::tuf::TrustedSet;
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use airlock_keystore::PassphraseSource;
+use airlock_log::client::LogClient;
 use airlock_repo::{
     AddOptions, AddSource, InitOptions, Protection, Repository, RoleKeySpec, TargetCustom,
-    TargetName, hashed_target_path,
+    TargetFiles, TargetName, hashed_target_path,
 };
 use airlock_serve::{ServerHandle, TestCa, static_dir_router};
 use airlock_testbed::LocalTransparency;
@@ -26,6 +31,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::common::print_json;
+use super::repo::ConfiguredLog;
 
 /// Walk through a release end to end on 127.0.0.1 and show every check an update passes.
 ///
@@ -41,6 +47,8 @@ pub struct Args {
 }
 
 const TARGET: &str = "app/app-1.0.0.tar.gz";
+/// The repository's name in its log statements.
+const REPOSITORY: &str = "example.org/app";
 
 thread_local! {
     /// With `--json`, the steps collected for the one document printed at the end; `None`
@@ -116,12 +124,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The statement a release's log entry carries: what a client can recompute from verified TUF
-/// metadata alone, so the log proof binds exactly the bytes the client downloads and verifies.
-fn release_statement(target: &str, length: u64, sha256: &str) -> Vec<u8> {
-    format!("airlock-release/v1\ntarget {target}\nlength {length}\nsha256 {sha256}\n").into_bytes()
-}
-
 pub fn run(args: Args, json_out: bool) -> Result<()> {
     JSON_STEPS.with_borrow_mut(|steps| *steps = json_out.then(Vec::new));
     let (_tmp, root_dir) = match &args.keep {
@@ -145,16 +147,56 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
         );
     }
 
-    // 1. The vendor creates a repository.
-    step(1, "Vendor creates a TUF repository");
+    // 1. The public log and its witnesses.
+    step(1, "A public transparency log and its witnesses start");
+    let n_witnesses = args.witnesses as usize;
+    let transparency =
+        LocalTransparency::start(n_witnesses).context("starting log and witnesses")?;
+    ok(format!(
+        "log {} at {} (append-only Merkle tree, C2SP tiles)",
+        transparency.log.origin(),
+        transparency.log_url()
+    ));
+    ok(format!(
+        "{n_witnesses} witness(es): each cosigns a checkpoint only if it extends what it saw before"
+    ));
+    let mut policy_text = format!(
+        "log {} {}\n",
+        transparency.log_verifier().to_vkey(),
+        transparency.log_url()
+    );
+    let mut names = Vec::new();
+    for (i, (w, lw)) in transparency
+        .witness_verifiers()
+        .iter()
+        .zip(&transparency.witnesses)
+        .enumerate()
+    {
+        policy_text.push_str(&format!(
+            "witness w{i} {} {}\n",
+            w.to_vkey(),
+            lw.server.base_url()
+        ));
+        names.push(format!("w{i}"));
+    }
+    policy_text.push_str(&format!("group witnesses all {}\n", names.join(" ")));
+    policy_text.push_str("quorum witnesses\n");
+    let policy = TransparencyPolicy::new(REPOSITORY, &policy_text)?;
+
+    // 2. The vendor creates a repository whose root requires the log.
+    step(
+        2,
+        "Vendor creates a TUF repository whose root requires the log",
+    );
     let repo_dir = root_dir.join("vendor-repo");
     let passphrase = PassphraseSource::Value("demo passphrase".to_string().into());
     let options = InitOptions {
         root: RoleKeySpec::new(KeyScheme::Ed25519, 3, 2),
         targets: RoleKeySpec::new(KeyScheme::EcdsaP256, 1, 1),
-        ..InitOptions::simple(Protection::encrypted_fast_for_tests(passphrase))
+        ..InitOptions::simple(Protection::encrypted_fast_for_tests(passphrase.clone()))
     };
     let mut repo = Repository::init(&repo_dir, &options).context("creating the repository")?;
+    repo.set_transparency(Some(&policy))?;
     ok("root: 3 Ed25519 keys, any 2 must sign (kept offline)");
     ok("targets: 1 ECDSA P-256 key (RFC 6979 deterministic signatures)");
     ok("snapshot, timestamp: 1 Ed25519 key each (online, for cron)");
@@ -162,9 +204,18 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
         "private keys encrypted on disk (PKCS#8, scrypt + AES-256-GCM) in {}",
         repo_dir.join("keys").display()
     ));
+    ok(format!(
+        "root carries the transparency policy ({}): every root and targets version must be in \
+         log {} with cosignatures of all {n_witnesses} witness(es)",
+        airlock_core::transparency::EXTENSION_FIELD,
+        policy.log_origin()
+    ));
 
-    // 2. The vendor publishes a release.
-    step(2, "Vendor publishes release 1.0.0");
+    // 3. The vendor publishes a release; publishing logs it.
+    step(
+        3,
+        "Vendor publishes release 1.0.0: signed, logged, witnessed",
+    );
     let artifact = root_dir.join("app-1.0.0.tar.gz");
     let payload: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&artifact, &payload)?;
@@ -184,60 +235,44 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
         },
         &|_, _| {},
     )?;
-    let report = repo.publish(&|_, _| {})?;
+    let release_log = ConfiguredLog::new(vec![LogClient::new(
+        &transparency.log_url(),
+        transparency.client.clone(),
+        NoteSigner::from_skey(&transparency.publisher.to_skey())?,
+        Duration::from_secs(60),
+    )]);
+    let report = repo.publish_logged(TargetFiles::Copy, Some(&release_log), &|_, _| {})?;
     ok(format!(
         "{TARGET}: {} bytes, sha256 {}…",
         payload.len(),
         &sha256[..16]
     ));
+    let published = repo.published_path();
+    let metadata_dir = published.join("metadata");
+    let mut bundles: Vec<String> = std::fs::read_dir(&metadata_dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(PROOF_SUFFIX))
+        .collect();
+    bundles.sort();
+    ok(format!(
+        "each new root and targets version went to the log as a statement (repository, role, \
+         version, SHA-256 of the exact file); publishing waited for a checkpoint cosigned by \
+         the witnesses and checked every proof as a client will"
+    ));
+    ok(format!(
+        "proof bundles published beside the metadata, served by any mirror: {}",
+        bundles.join(", ")
+    ));
     ok(format!(
         "published with consistent snapshots: {}.root.json, targets, {}.snapshot.json, timestamp.json (v{})",
         report.root_version, report.snapshot_version, report.timestamp_version
     ));
-    let published = repo.published_path();
     let verify = airlock_repo::verify_published(&published, chrono::Utc::now());
     if !verify.ok {
         bail!("the published tree does not verify: {:?}", verify.problems);
     }
     ok("`airlock repo verify`: every signature, threshold, hash and length checks out");
-
-    // 3. The release is logged and the checkpoint cosigned by witnesses.
-    step(
-        3,
-        "Release logged in a transparency log, checkpoint cosigned by witnesses",
-    );
-    let n_witnesses = args.witnesses as usize;
-    let transparency =
-        LocalTransparency::start(n_witnesses).context("starting log and witnesses")?;
-    let statement = release_statement(TARGET, payload.len() as u64, &sha256);
-    let index = transparency.submit(&statement)?;
-    ok(format!(
-        "entry #{index} accepted by the log at {} once fsynced",
-        transparency.log_url()
-    ));
-    let cosigned = transparency.wait_cosigned(index)?;
-    ok(format!(
-        "checkpoint cosigned by {n_witnesses} witness(es), each checking it extends what it saw before"
-    ));
-    let proof = transparency.proof(index)?;
-    let proof_file = root_dir.join("app-1.0.0.tar.gz.tlog-proof");
-    std::fs::write(&proof_file, &proof)
-        .with_context(|| format!("writing {}", proof_file.display()))?;
-    ok(format!(
-        "proof bundle for entry #{index}: {} bytes, written beside the release at {} (a \
-         vendor ships it with the download; here step 6 reads it back)",
-        proof.len(),
-        proof_file.display()
-    ));
-    let mut policy_text = format!("log {}\n", transparency.log_verifier());
-    let mut names = Vec::new();
-    for (i, w) in transparency.witness_verifiers().iter().enumerate() {
-        policy_text.push_str(&format!("witness w{i} {w}\n"));
-        names.push(format!("w{i}"));
-    }
-    policy_text.push_str(&format!("group witnesses all {}\n", names.join(" ")));
-    policy_text.push_str("quorum witnesses\n");
-    drop(cosigned);
 
     // 4. A mirror serves the repository.
     step(4, "An untrusted mirror serves the repository over HTTPS");
@@ -256,19 +291,22 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
     );
     let client_dir = root_dir.join("client");
     let md_dir = client_dir.join("metadata");
-    let root_v1 = std::fs::read(published.join("metadata/1.root.json"))?;
+    let root_v1 = std::fs::read(metadata_dir.join("1.root.json"))?;
     Updater::init(&md_dir, &root_v1)?;
     ok("trusts root v1, shipped with the application (out of band)");
+    // The mirror's CA and the log's (tiles are read from the log when checkpoints differ).
+    let mut trusted_cas = ca.cert_pem().as_bytes().to_vec();
+    trusted_cas.extend_from_slice(&transparency.ca_pem);
     let fetcher = Arc::new(Fetcher::new(FetcherConfig {
-        trust: Trust::CaBundlePem(ca.cert_pem().as_bytes().to_vec()),
+        trust: Trust::CaBundlePem(trusted_cas),
         ..FetcherConfig::default()
     })?);
-    let new_updater = |fetcher: Arc<Fetcher>, md: &Path| -> Result<Updater> {
-        let config = UpdaterConfig::new(md, server.url("/metadata/"), fetcher)
-            .with_targets_base_url(server.url("/targets/"));
+    let new_updater = |fetcher: Arc<Fetcher>, base: &str| -> Result<Updater> {
+        let config = UpdaterConfig::new(&md_dir, format!("{base}/metadata/"), fetcher)
+            .with_targets_base_url(format!("{base}/targets/"));
         Ok(Updater::new(config)?)
     };
-    let mut updater = new_updater(fetcher.clone(), &md_dir)?;
+    let mut updater = new_updater(fetcher.clone(), &server.base_url())?;
     let summary = updater.refresh()?;
     ok(format!(
         "root: asked for {}.root.json, none newer; root v{} meets its threshold (2 of 3 keys), not expired",
@@ -287,6 +325,24 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
         "targets v{}: version matches the snapshot, signed by the targets key, not expired",
         summary.targets_version
     ));
+    let note = updater.trusted_checkpoint().context(
+        "the updater trusts no checkpoint after a refresh under a policy: this is a bug",
+    )?;
+    let size = note
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse::<u64>().ok())
+        .context("the trusted checkpoint has no size line")?;
+    ok(format!(
+        "targets v{}: {}.targets.json.tlog-proof verified offline (no request to the log or \
+         witnesses): the log's signature, all {n_witnesses} cosignature(s), and a Merkle proof \
+         that the statement for exactly these bytes is in the tree of size {size}",
+        summary.targets_version, summary.targets_version
+    ));
+    ok(format!(
+        "checkpoint of size {size} remembered in {}: a later one must be proven consistent with it",
+        md_dir.join("tlog-state").display()
+    ));
     let dest = Updater::local_target_path(&client_dir.join("downloads"), TARGET);
     let (info, _) = updater.fetch_target(TARGET, &dest, &mut |_, _| {})?;
     ok(format!(
@@ -301,51 +357,8 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
         dest.display()
     ));
 
-    // 6. The client checks the log proof offline.
-    step(
-        6,
-        "Log proof verified offline (no request to the log or witnesses)",
-    );
-    let verified_sha = info
-        .file
-        .hashes
-        .get("sha256")
-        .context("the verified target lists no sha256")?;
-    let entry = release_statement(&info.path, info.file.length, verified_sha);
-    let verifier = LogVerifier::new(Policy::parse(policy_text.as_bytes())?);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let verified = verifier.verify_entry(
-        &VerifierState::new(),
-        &ProofBundle::parse(&std::fs::read(&proof_file)?)?,
-        &entry,
-        None,
-        now,
-    )?;
-    ok(format!(
-        "policy: log key + all {n_witnesses} witnesses; checkpoint size {} signed by the log",
-        verified.checkpoint.size
-    ));
-    ok(format!(
-        "cosigned by {}: everyone sees this same log",
-        verified.witnesses.join(", ")
-    ));
-    ok(format!(
-        "entry #{} (recomputed from the verified target) is included: Merkle proof checks out",
-        verified.index
-    ));
-    if verified
-        .state
-        .checkpoint(&verified.checkpoint.origin)
-        .is_none()
-    {
-        bail!("the verifier state does not hold the accepted checkpoint: this is a bug");
-    }
-    ok(
-        "the verifier state now holds this checkpoint: a later one must be proven consistent with it",
-    );
-
-    // 7. Attacks against the same client, refused.
-    step(7, "Attacks from the mirror: each must be refused");
+    // 6. Attacks from the mirror.
+    step(6, "Attacks from the mirror: each must be refused");
     let on_mirror = published
         .join("targets")
         .join(hashed_target_path(TARGET, &sha256));
@@ -367,12 +380,12 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
     std::fs::write(&on_mirror, &payload)?;
 
     let trusted_before = std::fs::read(md_dir.join("timestamp.json"))?;
-    let ts_path = published.join("metadata/timestamp.json");
+    let ts_path = metadata_dir.join("timestamp.json");
     let genuine_ts = std::fs::read(&ts_path)?;
     let mut forged: serde_json::Value = serde_json::from_slice(&genuine_ts)?;
     forged["signed"]["version"] = serde_json::json!(7);
     std::fs::write(&ts_path, serde_json::to_vec(&forged)?)?;
-    let mut second = new_updater(fetcher, &md_dir)?;
+    let mut second = new_updater(fetcher.clone(), &server.base_url())?;
     match second.refresh() {
         Ok(_) => bail!("a forged timestamp was accepted: this is a bug"),
         Err(e) => refused(format!(
@@ -385,6 +398,50 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
         bail!("a refused timestamp changed the client's trusted metadata: this is a bug");
     }
     ok("the client's trusted timestamp.json is byte for byte what it was");
+
+    // 7. A targeted release signed with stolen keys.
+    step(
+        7,
+        "A targeted release signed with stolen keys: refused because it is not in the public log",
+    );
+    let attacker = root_dir.join("attacker-mirror");
+    copy_tree(
+        &std::fs::canonicalize(&metadata_dir)?,
+        &attacker.join("metadata"),
+    )?;
+    copy_tree(&published.join("targets"), &attacker.join("targets"))?;
+    let evil: Vec<u8> = b"#!/bin/sh\n# backdoor\n".repeat(64);
+    let evil_target = "app/app-1.0.1.tar.gz";
+    forge_release(&repo, &passphrase, &attacker, evil_target, &evil)?;
+    // The forgery passes every TUF check on its own: only the log check can stop it.
+    let read = |name: &str| std::fs::read(attacker.join("metadata").join(name));
+    let mut tuf_only = TrustedSet::new(&root_v1, chrono::Utc::now())?;
+    tuf_only.update_timestamp(&read("timestamp.json")?)?;
+    tuf_only.update_snapshot(&read("2.snapshot.json")?)?;
+    tuf_only.update_targets(&read("2.targets.json")?)?;
+    ok(format!(
+        "attacker with the targets, snapshot and timestamp keys signs targets v2 listing a \
+         trojan {evil_target}, and serves it from a mirror to one user only: it passes every \
+         TUF check (signatures, thresholds, versions, hashes; checked here without the log)"
+    ));
+    let evil_server = ServerHandle::https(static_dir_router(&attacker), &identity)?;
+    let targets_before = std::fs::read(md_dir.join("targets.json"))?;
+    let mut victim = new_updater(fetcher, &evil_server.base_url())?;
+    match victim.refresh() {
+        Ok(_) => bail!("a release missing from the log was accepted: this is a bug"),
+        Err(e) => refused(format!(
+            "targeted release: {}",
+            airlock_core::error_chain(&e)
+        )),
+    }
+    if std::fs::read(md_dir.join("targets.json"))? != targets_before {
+        bail!("a refused targets file changed the client's trusted metadata: this is a bug");
+    }
+    ok(
+        "to be accepted it would have to be in the public log, where the vendor's monitor \
+         (`airlock log monitor`) and every witness see it: no secret, targeted update",
+    );
+    drop(evil_server);
 
     if args.keep.is_some() {
         // The log and witnesses keep their files in a directory of their own, removed when
@@ -399,7 +456,7 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
     drop(server);
     drop(transparency);
     let summary = "one release signed, logged, witnessed, mirrored, downloaded and verified; \
-                   both attacks refused";
+                   all three attacks refused";
     match JSON_STEPS.with_borrow_mut(Option::take) {
         Some(steps) => print_json(&json!({
             "dir": root_dir,
@@ -412,4 +469,81 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The attacker's release in `mirror` (a copy of the published metadata and targets): targets
+/// v+1 listing `target`, a new snapshot and timestamp, each signed with the repository's own
+/// online and targets keys, as stolen keys would sign them. No log is involved.
+fn forge_release(
+    repo: &Repository,
+    passphrase: &PassphraseSource,
+    mirror: &Path,
+    target: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let md = mirror.join("metadata");
+    let root = &repo.root().signed;
+    let sign = |role: &str, mut doc: serde_json::Value, file: &str| -> Result<Vec<u8>> {
+        doc["signatures"] = json!([]);
+        let mut out = serde_json::to_vec(&doc)?;
+        let keyids = root
+            .roles
+            .get(role)
+            .map(|r| r.keyids.clone())
+            .unwrap_or_default();
+        for keyid in keyids {
+            let Some(private) = repo.config().key(&keyid).and_then(|k| k.private.clone()) else {
+                continue;
+            };
+            let key = airlock_keystore::read_private_key(&repo.path().join(private), passphrase)?;
+            out = airlock_repo::sign_metadata(&out, &key, file)?.0;
+        }
+        Ok(out)
+    };
+    let read = |name: &str| -> Result<serde_json::Value> {
+        Ok(serde_json::from_slice(&std::fs::read(md.join(name))?)?)
+    };
+    let meta_for = |version: u64, bytes: &[u8]| {
+        json!({"version": version, "length": bytes.len(),
+               "hashes": {"sha256": hex::encode(Sha256::digest(bytes))}})
+    };
+    let timestamp = read("timestamp.json")?;
+    let snapshot_version = timestamp["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .context("timestamp lists no snapshot version")?;
+    let snapshot = read(&format!("{snapshot_version}.snapshot.json"))?;
+    let targets_version = snapshot["signed"]["meta"]["targets.json"]["version"]
+        .as_u64()
+        .context("snapshot lists no targets version")?;
+    let mut targets = read(&format!("{targets_version}.targets.json"))?;
+
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let stored = mirror
+        .join("targets")
+        .join(hashed_target_path(target, &sha256));
+    if let Some(dir) = stored.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&stored, bytes)?;
+    targets["signed"]["version"] = json!(targets_version + 1);
+    targets["signed"]["targets"][target] =
+        json!({"length": bytes.len(), "hashes": {"sha256": sha256}});
+    let name = format!("{}.targets.json", targets_version + 1);
+    let targets_bytes = sign("targets", targets, &name)?;
+    std::fs::write(md.join(&name), &targets_bytes)?;
+
+    let mut snapshot = snapshot;
+    snapshot["signed"]["version"] = json!(snapshot_version + 1);
+    snapshot["signed"]["meta"]["targets.json"] = meta_for(targets_version + 1, &targets_bytes);
+    let name = format!("{}.snapshot.json", snapshot_version + 1);
+    let snapshot_bytes = sign("snapshot", snapshot, &name)?;
+    std::fs::write(md.join(&name), &snapshot_bytes)?;
+
+    let mut timestamp = timestamp;
+    let ts_version = timestamp["signed"]["version"].as_u64().unwrap_or(0);
+    timestamp["signed"]["version"] = json!(ts_version + 1);
+    timestamp["signed"]["meta"]["snapshot.json"] = meta_for(snapshot_version + 1, &snapshot_bytes);
+    let timestamp_bytes = sign("timestamp", timestamp, "timestamp.json")?;
+    std::fs::write(md.join("timestamp.json"), timestamp_bytes)?;
+    Ok(())
 }

@@ -954,11 +954,15 @@ fn log_config(args: &Args, a: &LogConfigArgs) -> anyhow::Result<()> {
 /// The logs `publish` may submit to: the configured one, and the log URL of each policy the
 /// published and staged roots carry (a rotation to another log submits the new root to the old
 /// log). For a policy, the one whose checkpoint its log key signs is used.
-struct ConfiguredLog {
+pub(crate) struct ConfiguredLog {
     clients: Vec<airlock_log::client::LogClient>,
 }
 
 impl ConfiguredLog {
+    pub(crate) fn new(clients: Vec<airlock_log::client::LogClient>) -> Self {
+        ConfiguredLog { clients }
+    }
+
     fn pick(
         &self,
         policy: &TransparencyPolicy,
@@ -977,7 +981,7 @@ impl ConfiguredLog {
                     "{} (checkpoint not signed by that log's key)",
                     c.url()
                 )),
-                Err(e) => tried.push(format!("{}: {}", c.url(), error_chain(&e))),
+                Err(e) => tried.push(format!("{}: {}", c.url(), airlock_core::error_chain(&e))),
             }
         }
         Err(format!(
@@ -987,17 +991,6 @@ impl ConfiguredLog {
         )
         .into())
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 impl airlock_repo::ReleaseLog for ConfiguredLog {
@@ -1089,7 +1082,7 @@ fn configured_log(args: &Args, repo: &Repository) -> anyhow::Result<Option<Confi
             timeout,
         ));
     }
-    Ok(Some(ConfiguredLog { clients }))
+    Ok(Some(ConfiguredLog::new(clients)))
 }
 
 fn export(args: &Args, a: &ExportArgs) -> anyhow::Result<()> {
