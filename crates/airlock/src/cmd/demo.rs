@@ -255,11 +255,11 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
         .filter(|n| n.ends_with(PROOF_SUFFIX))
         .collect();
     bundles.sort();
-    ok(format!(
+    ok(
         "each new root and targets version went to the log as a statement (repository, role, \
          version, SHA-256 of the exact file); publishing waited for a checkpoint cosigned by \
-         the witnesses and checked every proof as a client will"
-    ));
+         the witnesses and checked every proof as a client will",
+    );
     ok(format!(
         "proof bundles published beside the metadata, served by any mirror: {}",
         bundles.join(", ")
