@@ -544,3 +544,127 @@ fn a_policy_change_is_signed_offline_like_any_root_change() {
     check_bundle(&repo.join("published/metadata"), "2.root.json", &policy);
     check_bundle(&repo.join("published/metadata"), "1.targets.json", &policy);
 }
+
+/// The whole path through the command line: publish (logged, cosigned) → served by a mirror →
+/// `airlock update` verifies the proofs offline and downloads; a second release moves the
+/// client to a larger checkpoint through a consistency proof read from the log's tiles.
+#[test]
+fn publish_logged_then_update_verifies_the_proofs_and_downloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = start_transparency(&tmp.path().join("t"), "log.test/e2e");
+    let repo = tmp.path().join("repo");
+    let r = repo.to_str().unwrap();
+    let tls = tmp.path().join("t/tls");
+    ok(&[
+        "repo",
+        "init",
+        r,
+        "--plaintext-keys",
+        "--tlog-policy",
+        t.policy_file.to_str().unwrap(),
+        "--tlog-repository",
+        "example.com/app",
+        "--log-url",
+        &t.log_url,
+        "--log-key",
+        t.publisher_key.to_str().unwrap(),
+        "--log-ca-file",
+        t.ca.to_str().unwrap(),
+    ]);
+    let src = tmp.path().join("app.txt");
+    fs::write(&src, "release one").unwrap();
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "add",
+        src.to_str().unwrap(),
+        "--name",
+        "app.txt",
+    ]);
+    ok(&["repo", "-C", r, "publish"]);
+    // The mirror: the published tree over HTTPS (same test CA as the log, one --ca-file).
+    let (_mirror, base) = serve(&[
+        "repo",
+        "-C",
+        r,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        tls.join("cert.pem").to_str().unwrap(),
+        "--tls-key",
+        tls.join("key.pem").to_str().unwrap(),
+    ]);
+    let client = tmp.path().join("client");
+    let c = client.to_str().unwrap();
+    let metadata_url = format!("{base}/metadata/");
+    ok(&[
+        "update",
+        "--dir",
+        c,
+        "init",
+        repo.join("published/metadata/1.root.json")
+            .to_str()
+            .unwrap(),
+        "--metadata-url",
+        &metadata_url,
+        "--targets-url",
+        &format!("{base}/targets/"),
+        "--ca-file",
+        t.ca.to_str().unwrap(),
+    ]);
+    ok(&["update", "--dir", c, "download", "app.txt"]);
+    assert_eq!(
+        fs::read_to_string(client.join("targets/app.txt")).unwrap(),
+        "release one"
+    );
+    let first = ok(&["update", "--dir", c, "checkpoint"]);
+    assert!(first.starts_with("log.test/e2e\n"), "{first}");
+
+    // Release two: a larger checkpoint, reached through a consistency proof from the tiles.
+    fs::write(&src, "release two").unwrap();
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "add",
+        src.to_str().unwrap(),
+        "--name",
+        "app.txt",
+    ]);
+    ok(&["repo", "-C", r, "publish"]);
+    ok(&["update", "--dir", c, "download", "app.txt"]);
+    assert_eq!(
+        fs::read_to_string(client.join("targets/app.txt")).unwrap(),
+        "release two"
+    );
+    let second = ok(&["update", "--dir", c, "checkpoint"]);
+    let size = |note: &str| note.lines().nth(1).unwrap().parse::<u64>().unwrap();
+    assert!(size(&second) > size(&first), "{first}\n{second}");
+
+    // A targets file the log does not hold is refused (exit 3), naming role, version and check.
+    let md = repo.join("published/metadata");
+    fs::remove_file(md.join("2.targets.json.tlog-proof")).unwrap();
+    let fresh = tmp.path().join("fresh");
+    ok(&[
+        "update",
+        "--dir",
+        fresh.to_str().unwrap(),
+        "init",
+        md.join("1.root.json").to_str().unwrap(),
+        "--metadata-url",
+        &metadata_url,
+        "--targets-url",
+        &format!("{base}/targets/"),
+        "--ca-file",
+        t.ca.to_str().unwrap(),
+    ]);
+    let out = run(&["update", "--dir", fresh.to_str().unwrap(), "refresh"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("targets v2") && err.contains("no log proof bundle"),
+        "{err}"
+    );
+}
