@@ -434,6 +434,13 @@ impl ReleaseRecord {
         self.statements.insert(statement.to_bytes())
     }
 
+    /// The statements, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = ReleaseStatement> + '_ {
+        self.statements
+            .iter()
+            .filter_map(|b| ReleaseStatement::parse(b).ok())
+    }
+
     pub fn contains(&self, statement: &ReleaseStatement) -> bool {
         self.statements.contains(&statement.to_bytes())
     }

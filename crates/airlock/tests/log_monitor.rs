@@ -260,6 +260,22 @@ fn monitor_reports_a_release_the_vendor_did_not_record_and_nothing_else() {
     let (code, stdout, stderr) = monitor(&t, &["--repo", r]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(stdout, "", "nothing to report: {stderr}");
+    // Without --log-key, the log key comes from the repository's policy.
+    let out = run(&[
+        "log",
+        "monitor",
+        "--url",
+        &t.log_url,
+        "--ca-file",
+        t.ca.to_str().unwrap(),
+        "--repo",
+        r,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The attacker holds the targets key (a copy of the repository's keys) and a publisher key
     // the log accepts: targets v3, signed, logged, never published by the vendor.

@@ -85,10 +85,16 @@ its next start the log asks its witnesses again and halts again if they still ho
 does not extend."
     )]
     Recover(RecoverArgs),
-    /// Walk the whole log, re-derive every tile, check it against the checkpoint, print new entries.
+    /// Walk the whole log, re-derive every tile, check it against the checkpoint, print new
+    /// entries; with --repo or --expect, report logged releases the publisher did not record.
     #[command(
         after_help = "Example:\n  airlock log monitor --url https://log.example --log-key \
-'example.com/log+...' --state monitor.state"
+'example.com/log+...' --state monitor.state\n  \
+airlock log monitor --url https://log.example --repo myrepo --state monitor.state\n  \
+airlock log monitor --url https://log.example --log-key 'example.com/log+...' \
+--expect logged.txt --repository example.com/app\n\
+With --repo/--expect, standard output lists each logged release statement for the repository \
+that the publishing record does not hold, and the exit status is 3 when there is one."
     )]
     Monitor(MonitorArgs),
 }
@@ -296,15 +302,19 @@ struct VerifyProofArgs {
 struct MonitorArgs {
     #[command(flatten)]
     client: ClientOpts,
-    /// The log's checkpoint verifier key (`log init` prints it).
-    #[arg(long)]
-    log_key: String,
+    /// The log's checkpoint verifier key (`log init` prints it). With --repo, default: the
+    /// log key of the repository's transparency policy.
+    #[arg(long, required_unless_present = "repo")]
+    log_key: Option<String>,
     /// A witness whose cosignature to report; repeatable.
     #[arg(long = "witness-key")]
     witness_keys: Vec<String>,
     /// File remembering the last verified checkpoint (size and root); created if missing.
+    /// Each run reports only the entries after it (an unexpected release once).
     #[arg(long)]
     state: Option<PathBuf>,
+    #[command(flatten)]
+    watch: super::release_watch::WatchArgs,
     /// The top-level `--json`.
     #[arg(skip)]
     json: bool,
@@ -838,7 +848,25 @@ fn read_seen(path: &Path) -> anyhow::Result<Option<Seen>> {
 
 fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
     let client = a.client.client()?;
-    let log_key = parse_vkey(&a.log_key, "log", KeyAlgorithm::Ed25519)?;
+    let watch = a.watch.load()?;
+    let policy_key = watch.as_ref().and_then(|w| w.log_key.clone());
+    let log_key = match (&a.log_key, policy_key) {
+        (Some(k), policy_key) => {
+            let k = parse_vkey(k, "log", KeyAlgorithm::Ed25519)?;
+            if let Some(p) = policy_key.filter(|p| p != &k) {
+                return Err(super::output::usage(format!(
+                    "--log-key {}+{:08x} is not the log the repository's policy names ({}+{:08x})",
+                    k.name(),
+                    k.key_id(),
+                    p.name(),
+                    p.key_id()
+                )));
+            }
+            k
+        }
+        (None, Some(p)) => p,
+        (None, None) => return Err(super::output::usage("give --log-key")),
+    };
     let witnesses = parse_keys(&a.witness_keys, "witness", KeyAlgorithm::CosignatureV1)?;
     let seen = match &a.state {
         Some(p) => read_seen(p)?,
@@ -861,14 +889,13 @@ fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     let cp = &report.checkpoint.checkpoint;
-    if let Some(p) = &a.state {
-        let state = serde_json::json!({"size": cp.size, "root": hex::encode(cp.root_hash)});
-        airlock_fs::write_atomic(
-            p,
-            state.to_string().as_bytes(),
-            &airlock_fs::WriteOptions::public(),
-        )?;
-    }
+    let scan = watch.as_ref().map(|w| {
+        airlock_core::transparency::scan_entries(
+            &w.repository,
+            &w.record,
+            report.new_entries.iter().map(|(i, e)| (*i, e.as_slice())),
+        )
+    });
     if a.json {
         let entries: Vec<_> = report
             .new_entries
@@ -877,18 +904,24 @@ fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
                 serde_json::json!({"index": i, "entry": String::from_utf8_lossy(e), "leaf_hash": hex::encode(leaf_hash(e))})
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "size": cp.size, "root": hex::encode(cp.root_hash),
-                "tiles_checked": report.tiles_checked,
-                "cosignatures": report.checkpoint.cosignatures.len(),
-                "new_entries": entries,
-            })
-        );
+        let mut out = serde_json::json!({
+            "size": cp.size, "root": hex::encode(cp.root_hash),
+            "tiles_checked": report.tiles_checked,
+            "cosignatures": report.checkpoint.cosignatures.len(),
+            "new_entries": entries,
+        });
+        if let (Some(w), Some(scan)) = (&watch, &scan) {
+            out["releases"] = super::release_watch::to_json(w, scan);
+        }
+        println!("{out}");
     } else {
-        for (i, e) in &report.new_entries {
-            println!("{i}\t{}", String::from_utf8_lossy(e).escape_debug());
+        match &scan {
+            Some(scan) => super::release_watch::print(scan),
+            None => {
+                for (i, e) in &report.new_entries {
+                    println!("{i}\t{}", String::from_utf8_lossy(e).escape_debug());
+                }
+            }
         }
         eprintln!(
             "ok: {} entries, {} tiles re-derived and checked, root matches the checkpoint{}",
@@ -900,8 +933,25 @@ fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
                 ""
             }
         );
+        if let (Some(w), Some(scan)) = (&watch, &scan) {
+            eprintln!("{}", super::release_watch::summary(w, scan));
+        }
     }
-    Ok(())
+    // The report is out before the state moves past it: an unexpected release is reported
+    // once, so it must not be lost to a failed write of standard output.
+    std::io::stdout().flush()?;
+    if let Some(p) = &a.state {
+        let state = serde_json::json!({"size": cp.size, "root": hex::encode(cp.root_hash)});
+        airlock_fs::write_atomic(
+            p,
+            state.to_string().as_bytes(),
+            &airlock_fs::WriteOptions::public(),
+        )?;
+    }
+    match (&watch, &scan) {
+        (Some(w), Some(scan)) => super::release_watch::outcome(w, scan),
+        _ => Ok(()),
+    }
 }
 
 /// A directory `init` is filling: if anything fails before [`NewDir::done`] (the guard is
