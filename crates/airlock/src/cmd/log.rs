@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use airlock_core::tlog::{Checkpoint, KeyAlgorithm, Note, NoteSigner, NoteVerifier, leaf_hash};
+use airlock_core::tlog::{KeyAlgorithm, NoteSigner, NoteVerifier, leaf_hash};
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use airlock_log::config::{LogConfig, WitnessEntry};
 use airlock_log::monitor::{Seen, walk};
-use airlock_log::{Log, SIGNATURE_HEADER, TileStore, sign_submission};
+use airlock_log::{Log, TileStore};
 
 use super::common::{ClientTlsArgs, PassphraseArgs, TlsArgs, wait_for_shutdown_signal};
 
@@ -571,65 +571,64 @@ fn publisher_signer(a: &AddArgs) -> anyhow::Result<NoteSigner> {
     )?)
 }
 
-/// The size of the checkpoint `client` gets from the log (unverified: used only to know when
-/// to ask for a proof, which is verified on its own).
-fn published_size(client: &Fetcher, opts: &ClientOpts) -> anyhow::Result<(String, u64)> {
-    let url = opts.url("checkpoint");
-    let bytes = client.fetch_capped(&url, 1 << 20)?;
-    let note = Note::parse(&bytes).with_context(|| url.clone())?;
-    let cp = Checkpoint::parse_text(note.text()).with_context(|| url.clone())?;
-    Ok((cp.origin, cp.size))
-}
+/// Attempts of one `log add`; waits between them grow from 250 ms (about 8 s in all).
+const ADD_ATTEMPTS: u32 = 6;
 
 fn add(a: AddArgs) -> anyhow::Result<()> {
+    use airlock_log::client::{ClientError, LogClient};
     let entry = read_entry(&a.file, &a.data)?;
     let signer = publisher_signer(&a)?;
-    let client = a.client.client()?;
+    let wait = a.wait.unwrap_or(0);
+    let client = LogClient::new(
+        &a.client.url,
+        std::sync::Arc::new(a.client.client()?),
+        signer,
+        Duration::from_secs(wait),
+    )
+    .with_retries(ADD_ATTEMPTS, Duration::from_millis(250));
     let origin = match &a.origin {
         Some(o) => o.clone(),
-        None => published_size(&client, &a.client)?.0,
+        None => client.published_checkpoint()?.origin,
     };
-    let sig = sign_submission(&signer, &origin, &entry)?;
-    let url = a.client.url("add");
-    let resp = post_with_retries(&client, &url, &sig, &entry)?;
-    if resp.status != 200 {
-        bail!("{url}: HTTP {}: {}", resp.status, resp.reason());
-    }
-    let text = String::from_utf8_lossy(&resp.body);
-    let mut lines = text.lines();
-    let index: u64 = lines
-        .next()
-        .unwrap_or("")
-        .trim()
-        .parse()
-        .context("unparsable index in the answer")?;
-    let already_logged = lines.next().is_some_and(|l| l.trim() == "already logged");
-    if already_logged {
+    let submitted = client
+        .submit_with(&origin, &entry, &mut |reason, delay| {
+            eprintln!("warning: {reason}; retrying in {} ms", delay.as_millis());
+        })
+        .map_err(|e| match e {
+            ClientError::Refused {
+                url,
+                status,
+                reason,
+            } => anyhow::anyhow!("{url}: HTTP {status}: {reason}"),
+            ClientError::GaveUp {
+                attempts, reason, ..
+            } => anyhow::anyhow!(
+                "{reason}; gave up after {attempts} attempts: the entry may or may not have been \
+logged; it is safe to retry: running the same `airlock log add` again logs nothing twice (the log \
+answers an entry it already holds with its existing index)"
+            ),
+            e => e.into(),
+        })?;
+    let index = submitted.index;
+    if submitted.already_logged {
         eprintln!("entry {index} was already logged; the log did not add it again");
     }
     let mut checkpoint_size = None;
-    if let Some(secs) = a.wait {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let (_, size) = published_size(&client, &a.client)?;
-            if size > index {
-                checkpoint_size = Some(size);
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "entry {index} is logged but not yet in a published checkpoint after {secs} s \
+    if a.wait.is_some() {
+        match client.wait_published(index) {
+            Ok(size) => checkpoint_size = Some(size),
+            Err(ClientError::NotPublished { .. }) => bail!(
+                "entry {index} is logged but not yet in a published checkpoint after {wait} s \
 (the log publishes once its witnesses answered); `airlock log proof --index {index}` later"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
+            ),
+            Err(e) => return Err(e.into()),
         }
     }
     if a.json {
         let mut out = serde_json::json!({
             "index": index,
             "leaf_hash": hex::encode(leaf_hash(&entry)),
-            "already_logged": already_logged,
+            "already_logged": submitted.already_logged,
         });
         if let Some(size) = checkpoint_size {
             out["checkpoint_size"] = size.into();
@@ -639,56 +638,6 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
         println!("{index}");
     }
     Ok(())
-}
-
-/// Attempts of one `log add`; waits between them grow from 250 ms (about 8 s in all).
-const ADD_ATTEMPTS: u32 = 6;
-
-/// Posts a submission, retrying failures that say nothing about the entry: the connection
-/// failed or broke, or the log answered 503 while shutting down. The log deduplicates
-/// entries, so a retry of an entry it did log returns the same index.
-fn post_with_retries(
-    client: &Fetcher,
-    url: &str,
-    sig: &str,
-    entry: &[u8],
-) -> anyhow::Result<airlock_fetch::Response> {
-    use airlock_fetch::FetchError;
-    let mut delay = Duration::from_millis(250);
-    let mut attempt = 1;
-    loop {
-        let result = client.post(url, &[(SIGNATURE_HEADER, sig)], entry, 4096);
-        let retry_reason = match &result {
-            Ok(r) if r.status == 503 && !r.reason().contains("halted") => {
-                Some(format!("HTTP 503: {}", r.reason()))
-            }
-            Err(
-                e @ (FetchError::Connect { .. }
-                | FetchError::Timeout { .. }
-                | FetchError::Transport { .. }
-                | FetchError::TooSlow { .. }),
-            ) => Some(e.to_string()),
-            // A connection cut during the handshake; a certificate problem is not retried.
-            Err(e @ FetchError::Tls { detail, .. }) if !detail.contains("certificate") => {
-                Some(e.to_string())
-            }
-            _ => None,
-        };
-        let Some(reason) = retry_reason else {
-            return Ok(result?);
-        };
-        if attempt >= ADD_ATTEMPTS {
-            bail!(
-                "{reason}; gave up after {ADD_ATTEMPTS} attempts: the entry may or may not have \
-been logged; running the same `airlock log add` again is safe (the log answers an entry it \
-already holds with its existing index)"
-            );
-        }
-        eprintln!("warning: {reason}; retrying in {} ms", delay.as_millis());
-        std::thread::sleep(delay);
-        delay *= 2;
-        attempt += 1;
-    }
 }
 
 fn proof(a: ProofArgs) -> anyhow::Result<()> {
