@@ -44,6 +44,18 @@
 //! (c2sp.org/tlog-proof) is published as `<metadata file name>.tlog-proof`, e.g.
 //! `7.targets.json.tlog-proof` beside `7.targets.json`.
 //!
+//! # The publishing record
+//!
+//! The publisher keeps every statement it submitted, one per line, so that a monitor can tell
+//! the vendor's releases from releases signed with stolen keys ([`ReleaseRecord`],
+//! [`scan_entries`]). A line holds the statement's fields, role last (a role name may hold
+//! spaces); blank lines and lines starting with `#` are ignored:
+//!
+//! ```text
+//! # airlock-release/v1 record: repository version sha256 role
+//! example.com/app 7 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 targets
+//! ```
+//!
 //! # The client's loop
 //!
 //! ```text
@@ -89,6 +101,8 @@ pub enum TransparencyError {
     Policy(#[source] PolicyError),
     #[error("statement: {0}")]
     Statement(String),
+    #[error("line {line}: {reason}")]
+    RecordLine { line: usize, reason: String },
 }
 
 /// Why a root or targets file was refused by the transparency check.
@@ -344,6 +358,143 @@ impl ReleaseStatement {
     }
 }
 
+/// The comment a publishing record starts with, naming its format.
+pub const RECORD_HEADER: &str = "# airlock-release/v1 record: repository version sha256 role";
+
+impl ReleaseStatement {
+    /// The statement as one line of a publishing record (no newline).
+    pub fn record_line(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.repository,
+            self.version,
+            hex::encode(self.sha256),
+            self.role
+        )
+    }
+
+    /// Parse one record line, as strictly as a logged statement.
+    pub fn parse_record_line(line: &str) -> Result<Self, TransparencyError> {
+        let mut fields = line.splitn(4, ' ');
+        let (Some(repository), Some(version), Some(sha256), Some(role)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(TransparencyError::Statement(
+                "a record line is `<repository> <version> <sha256> <role>`".into(),
+            ));
+        };
+        // The same checks as a logged statement, so that a line reads one way.
+        Self::parse(
+            format!(
+                "{STATEMENT_HEADER}\nrepository {repository}\nrole {role}\nversion {version}\n\
+                 sha256 {sha256}\n"
+            )
+            .as_bytes(),
+        )
+    }
+}
+
+/// The statements a publisher submitted: what a monitor treats as the vendor's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseRecord {
+    statements: std::collections::BTreeSet<Vec<u8>>,
+}
+
+impl ReleaseRecord {
+    /// Parse a record (see the module docs). A line that is not a statement is an error naming
+    /// the line: a damaged record must not silently expect less (or more) than it says.
+    pub fn parse(text: &[u8]) -> Result<Self, TransparencyError> {
+        let text = std::str::from_utf8(text).map_err(|_| TransparencyError::RecordLine {
+            line: 0,
+            reason: "the record is not UTF-8".into(),
+        })?;
+        let mut record = ReleaseRecord::default();
+        for (n, line) in text.lines().enumerate() {
+            // A role never holds a control character, so a CR is only a line end.
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let s = ReleaseStatement::parse_record_line(line).map_err(|e| {
+                TransparencyError::RecordLine {
+                    line: n + 1,
+                    reason: match e {
+                        TransparencyError::Statement(r) => r,
+                        other => other.to_string(),
+                    },
+                }
+            })?;
+            record.insert(&s);
+        }
+        Ok(record)
+    }
+
+    /// Add a statement; `false` when it was already there.
+    pub fn insert(&mut self, statement: &ReleaseStatement) -> bool {
+        self.statements.insert(statement.to_bytes())
+    }
+
+    /// The statements, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = ReleaseStatement> + '_ {
+        self.statements
+            .iter()
+            .filter_map(|b| ReleaseStatement::parse(b).ok())
+    }
+
+    pub fn contains(&self, statement: &ReleaseStatement) -> bool {
+        self.statements.contains(&statement.to_bytes())
+    }
+
+    pub fn len(&self) -> usize {
+        self.statements.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+}
+
+/// A logged statement for the monitored repository that its record does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnexpectedRelease {
+    /// The entry's index in the log.
+    pub index: u64,
+    pub statement: ReleaseStatement,
+}
+
+/// What [`scan_entries`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseScan {
+    /// Statements for the repository that the record holds.
+    pub expected: u64,
+    /// Statements for the repository that the record does not hold, in log order.
+    pub unexpected: Vec<UnexpectedRelease>,
+    /// Statements for other repositories (one log serves many), ignored.
+    pub other_repositories: u64,
+    /// Entries that are not release statements, ignored.
+    pub not_statements: u64,
+}
+
+/// Sort logged entries (index, bytes) for `repository` into those its `record` holds and
+/// those it does not. Only the exact statement form counts: a client accepts a file only with
+/// an entry in that form, so an entry in any other form cannot vouch for a release.
+pub fn scan_entries<'a>(
+    repository: &str,
+    record: &ReleaseRecord,
+    entries: impl IntoIterator<Item = (u64, &'a [u8])>,
+) -> ReleaseScan {
+    let mut scan = ReleaseScan::default();
+    for (index, bytes) in entries {
+        match ReleaseStatement::parse(bytes) {
+            Err(_) => scan.not_statements += 1,
+            Ok(s) if s.repository != repository => scan.other_repositories += 1,
+            Ok(s) if record.contains(&s) => scan.expected += 1,
+            Ok(statement) => scan.unexpected.push(UnexpectedRelease { index, statement }),
+        }
+    }
+    scan
+}
+
 /// The proof bundle's file name for a metadata file name (`7.targets.json` ->
 /// `7.targets.json.tlog-proof`).
 pub fn proof_file_name(metadata_file_name: &str) -> String {
@@ -455,6 +606,50 @@ mod tests {
         ] {
             assert!(ReleaseStatement::parse(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn record_lines_round_trip_and_the_scan_sorts_entries() {
+        let ours = ReleaseStatement::for_metadata("example.com/app", "bin 0a", 3, b"{}");
+        let line = ours.record_line();
+        assert_eq!(ReleaseStatement::parse_record_line(&line).unwrap(), ours);
+        let text = format!("{RECORD_HEADER}\n\n{line}\r\n");
+        let record = ReleaseRecord::parse(text.as_bytes()).unwrap();
+        assert!(record.contains(&ours) && record.len() == 1);
+        for bad in [
+            "example.com/app 03 abc targets".to_string(),
+            line.replace(" 3 ", " x "),
+            line.to_uppercase(),
+            "example.com/app 3".to_string(),
+        ] {
+            let err = ReleaseRecord::parse(format!("# c\n{bad}\n").as_bytes()).unwrap_err();
+            assert!(err.to_string().starts_with("line 2: "), "{err}");
+        }
+        let theirs = ReleaseStatement::for_metadata("example.com/app", "targets", 4, b"x");
+        let other = ReleaseStatement::for_metadata("other.example", "targets", 4, b"x");
+        let entries = [
+            (0, ours.to_bytes()),
+            (1, b"hello".to_vec()),
+            (2, other.to_bytes()),
+            (3, theirs.to_bytes()),
+        ];
+        let scan = scan_entries(
+            "example.com/app",
+            &record,
+            entries.iter().map(|(i, e)| (*i, e.as_slice())),
+        );
+        assert_eq!(
+            scan,
+            ReleaseScan {
+                expected: 1,
+                unexpected: vec![UnexpectedRelease {
+                    index: 3,
+                    statement: theirs
+                }],
+                other_repositories: 1,
+                not_statements: 1,
+            }
+        );
     }
 
     #[test]

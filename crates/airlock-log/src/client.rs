@@ -16,11 +16,22 @@ use crate::auth::{SIGNATURE_HEADER, sign_submission};
 
 /// Largest checkpoint or proof bundle read from the log.
 const MAX_RESPONSE: u64 = 1 << 20;
-/// Attempts of one submission when the connection fails (the log answers a repeated identical
-/// submission with the index it already gave, so a retry never appends twice).
+/// Attempts of one submission by default (the log answers a repeated identical submission with
+/// the index it already gave, so a retry never appends twice).
 const SUBMIT_ATTEMPTS: u32 = 3;
+/// First pause between attempts by default; each later one is twice as long.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// Pause between polls of the checkpoint and the proof endpoint.
 const POLL: Duration = Duration::from_millis(100);
+
+/// The log's answer to a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Submitted {
+    /// The entry's index in the log.
+    pub index: u64,
+    /// The log held the entry already (same leaf hash) and did not append it again.
+    pub already_logged: bool,
+}
 
 /// Why talking to the log failed. Each message names the URL.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +42,16 @@ pub enum ClientError {
     Refused {
         url: String,
         status: u16,
+        reason: String,
+    },
+    #[error(
+        "{url}: {reason}; gave up after {attempts} attempts: the entry may or may not have been \
+         logged; it is safe to retry (the log answers an entry it already holds with its \
+         existing index)"
+    )]
+    GaveUp {
+        url: String,
+        attempts: u32,
         reason: String,
     },
     #[error("{url}: the log's answer is not an entry index: {answer:?}")]
@@ -53,6 +74,8 @@ pub struct LogClient {
     fetcher: Arc<Fetcher>,
     signer: NoteSigner,
     timeout: Duration,
+    attempts: u32,
+    first_retry_delay: Duration,
 }
 
 impl LogClient {
@@ -69,7 +92,17 @@ impl LogClient {
             fetcher,
             signer,
             timeout,
+            attempts: SUBMIT_ATTEMPTS,
+            first_retry_delay: FIRST_RETRY_DELAY,
         }
+    }
+
+    /// Make each submission up to `attempts` times (at least once), pausing `first_delay`
+    /// before the second and twice as long before each later one.
+    pub fn with_retries(mut self, attempts: u32, first_delay: Duration) -> Self {
+        self.attempts = attempts.max(1);
+        self.first_retry_delay = first_delay;
+        self
     }
 
     /// The log's base URL.
@@ -88,8 +121,9 @@ impl LogClient {
             .fetch_capped(&self.endpoint("checkpoint"), MAX_RESPONSE)?)
     }
 
-    /// The published checkpoint's size, unverified.
-    fn published_size(&self) -> Result<u64, ClientError> {
+    /// The published checkpoint, parsed but unverified (its origin and size say where the log
+    /// is; nothing is trusted from it).
+    pub fn published_checkpoint(&self) -> Result<Checkpoint, ClientError> {
         let url = self.endpoint("checkpoint");
         let bytes = self.checkpoint()?;
         let bad = |reason: String| ClientError::BadCheckpoint {
@@ -97,8 +131,7 @@ impl LogClient {
             reason,
         };
         let note = Note::parse(&bytes).map_err(|e| bad(e.to_string()))?;
-        let cp = Checkpoint::parse_text(note.text()).map_err(|e| bad(e.to_string()))?;
-        Ok(cp.size)
+        Checkpoint::parse_text(note.text()).map_err(|e| bad(e.to_string()))
     }
 
     /// Whether the log's published checkpoint carries a valid signature by `log_key`: the way
@@ -112,27 +145,46 @@ impl LogClient {
     }
 
     /// Submit one entry to the log `origin` (bound into the signature); returns its index once
-    /// the log holds it durably. Connection failures and 5xx answers are retried a few times.
-    pub fn submit(&self, origin: &str, entry: &[u8]) -> Result<u64, ClientError> {
+    /// the log holds it durably. Failures that say nothing about the entry are retried (see
+    /// [`LogClient::submit_with`]); each retry is a `tracing` warning.
+    pub fn submit(&self, origin: &str, entry: &[u8]) -> Result<Submitted, ClientError> {
+        self.submit_with(origin, entry, &mut |reason, delay| {
+            tracing::warn!(url = %self.base, "{reason}; retrying in {} ms", delay.as_millis());
+        })
+    }
+
+    /// [`LogClient::submit`], calling `on_retry(reason, pause)` before each retry. Retried: the
+    /// connection failed, broke or timed out, a TLS handshake was cut (a certificate problem
+    /// is not retried), or the log answered 503 without being halted (it was starting or
+    /// shutting down). A halted log and every other answer are final.
+    pub fn submit_with(
+        &self,
+        origin: &str,
+        entry: &[u8],
+        on_retry: &mut dyn FnMut(&str, Duration),
+    ) -> Result<Submitted, ClientError> {
         let sig = sign_submission(&self.signer, origin, entry).map_err(ClientError::Sign)?;
         let url = self.endpoint("add");
-        let mut attempt = 0;
+        let mut delay = self.first_retry_delay;
+        let mut attempt = 1;
         let resp = loop {
-            attempt += 1;
-            match self
+            let result = self
                 .fetcher
-                .post(&url, &[(SIGNATURE_HEADER, &sig)], entry, 4096)
-            {
-                Ok(r) if (500..600).contains(&r.status) && attempt < SUBMIT_ATTEMPTS => {}
-                Ok(r) => break r,
-                Err(
-                    FetchError::Connect { .. }
-                    | FetchError::Timeout { .. }
-                    | FetchError::Transport { .. },
-                ) if attempt < SUBMIT_ATTEMPTS => {}
-                Err(e) => return Err(e.into()),
+                .post(&url, &[(SIGNATURE_HEADER, &sig)], entry, 4096);
+            let Some(reason) = retry_reason(&result) else {
+                break result?;
+            };
+            if attempt >= self.attempts {
+                return Err(ClientError::GaveUp {
+                    url,
+                    attempts: self.attempts,
+                    reason,
+                });
             }
-            std::thread::sleep(POLL * 2u32.pow(attempt));
+            on_retry(&reason, delay);
+            std::thread::sleep(delay);
+            delay = delay.saturating_mul(2);
+            attempt += 1;
         };
         if resp.status != 200 {
             return Err(ClientError::Refused {
@@ -141,18 +193,26 @@ impl LogClient {
                 reason: resp.reason(),
             });
         }
-        let answer = resp.reason();
-        answer
-            .trim()
-            .parse()
-            .map_err(|_| ClientError::BadIndex { url, answer })
+        // `<index>\n`, or `<index>\nalready logged\n` for an entry the log held already.
+        let text = String::from_utf8_lossy(&resp.body);
+        let mut lines = text.lines();
+        let answer = lines.next().unwrap_or("");
+        let index = answer.trim().parse().map_err(|_| ClientError::BadIndex {
+            url,
+            answer: answer.chars().take(100).collect(),
+        })?;
+        let already_logged = lines.next().is_some_and(|l| l.trim() == "already logged");
+        Ok(Submitted {
+            index,
+            already_logged,
+        })
     }
 
     /// Wait until the published checkpoint covers entry `index`; returns its size.
     pub fn wait_published(&self, index: u64) -> Result<u64, ClientError> {
         let deadline = Instant::now() + self.timeout;
         loop {
-            let size = self.published_size()?;
+            let size = self.published_checkpoint()?.size;
             if size > index {
                 return Ok(size);
             }
@@ -197,11 +257,31 @@ impl LogClient {
     ) -> Result<Vec<Vec<u8>>, ClientError> {
         let mut indexes = Vec::with_capacity(entries.len());
         for entry in entries {
-            indexes.push(self.submit(origin, entry)?);
+            indexes.push(self.submit(origin, entry)?.index);
         }
         if let Some(max) = indexes.iter().max() {
             self.wait_published(*max)?;
         }
         indexes.into_iter().map(|i| self.proof(i)).collect()
+    }
+}
+
+/// Why a submission's outcome says nothing about the entry and may be retried, if it does.
+fn retry_reason(result: &Result<airlock_fetch::Response, FetchError>) -> Option<String> {
+    match result {
+        Ok(r) if r.status == 503 && !r.reason().contains("halted") => {
+            Some(format!("HTTP 503: {}", r.reason()))
+        }
+        Err(
+            e @ (FetchError::Connect { .. }
+            | FetchError::Timeout { .. }
+            | FetchError::Transport { .. }
+            | FetchError::TooSlow { .. }),
+        ) => Some(e.to_string()),
+        // A connection cut during the handshake; a certificate problem is not retried.
+        Err(e @ FetchError::Tls { detail, .. }) if !detail.contains("certificate") => {
+            Some(e.to_string())
+        }
+        _ => None,
     }
 }

@@ -85,6 +85,12 @@ pub enum RepoError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    #[error("publishing record {path}")]
+    ReleaseRecord {
+        path: PathBuf,
+        #[source]
+        source: Box<airlock_core::transparency::TransparencyError>,
+    },
     #[error(
         "{file}: the proof bundle from {log} does not verify as a client would check it; nothing \
          was published"

@@ -54,5 +54,8 @@ pub use targets::{
     AddOptions, AddReport, AddSource, TargetCustom, TargetName, check_target_path,
     hashed_target_path,
 };
-pub use transparency::{ReleaseLog, ReleaseLogError};
+pub use transparency::{
+    RELEASE_RECORD, ReleaseLog, ReleaseLogError, monitored_policy, read_release_record,
+    release_record_path,
+};
 pub use verify::{Problem, VerifyReport, verify_dirs, verify_published};

@@ -13,22 +13,117 @@
 //!   repository name), every targets-role file the new snapshot lists is logged again under the
 //!   new policy, changed or not, because clients holding the new root check them under it.
 //!
+//! Before a statement is submitted it is added to the publishing record,
+//! `<repo>/transparency/logged` (format in airlock-core's `transparency` module docs): a
+//! statement that reaches the log is always in the record, so `airlock log monitor --repo`
+//! can report every logged statement the record lacks as a release this publisher never made.
+//! Lines are only ever added (a crash between the record and the log leaves a line for a
+//! statement the log may never have seen, which the monitor does not mind); the file is
+//! rewritten whole through airlock-fs, so it is never torn.
+//!
 //! Each bundle is verified here, offline, exactly as a client with no log history would
 //! (`ReleaseCheck` with an empty `VerifierState`) before anything is published: a log that
 //! answers with a proof for other bytes, or a checkpoint below the witness quorum, stops the
 //! publish with the published tree untouched.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use airlock_core::tlog::VerifierState;
 use airlock_core::transparency::{
-    EXTENSION_FIELD, ReleaseCheck, ReleaseError, ReleaseStatement, ReleaseStep, TransparencyPolicy,
-    proof_file_name,
+    EXTENSION_FIELD, RECORD_HEADER, ReleaseCheck, ReleaseError, ReleaseRecord, ReleaseStatement,
+    ReleaseStep, TransparencyPolicy, proof_file_name,
 };
 
 use crate::delegate::ChangeReport;
 use crate::error::RepoError;
-use crate::repo::{PublishedState, Repository};
+use crate::fsutil::io_err;
+use crate::repo::{
+    PublishedState, Repository, published_dir, read_metadata, read_published, work_dir,
+};
+
+/// The publishing record, relative to the repository directory.
+pub const RELEASE_RECORD: &str = "transparency/logged";
+
+/// The publishing record of the repository in `dir`.
+pub fn release_record_path(dir: &Path) -> PathBuf {
+    dir.join(RELEASE_RECORD)
+}
+
+/// Read the publishing record of the repository in `dir` (empty when nothing was logged yet).
+/// Takes no lock: a monitor may read it while a publish runs, and sees the old or the new file.
+pub fn read_release_record(dir: &Path) -> Result<ReleaseRecord, RepoError> {
+    let path = release_record_path(dir);
+    match std::fs::read(&path) {
+        Ok(bytes) => parse_record(&path, &bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ReleaseRecord::default()),
+        Err(e) => Err(io_err(&path, e)),
+    }
+}
+
+fn parse_record(path: &Path, bytes: &[u8]) -> Result<ReleaseRecord, RepoError> {
+    ReleaseRecord::parse(bytes).map_err(|e| RepoError::ReleaseRecord {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
+}
+
+/// The transparency policy whose repository identity a monitor watches: the published root's,
+/// or, when nothing is published or the published root has none, the staged root's. Read-only,
+/// no lock.
+pub fn monitored_policy(dir: &Path) -> Result<Option<TransparencyPolicy>, RepoError> {
+    if !dir.join("work").exists() {
+        return Err(RepoError::NotARepository {
+            path: dir.to_path_buf(),
+        });
+    }
+    if let Some(root) = read_published(&published_dir(dir))?.root
+        && let Some(p) = policy_of(&root.signed, "published")?
+    {
+        return Ok(Some(p));
+    }
+    let work = work_dir(dir);
+    let Some(staged) = work.current()? else {
+        return Err(RepoError::NotARepository {
+            path: dir.to_path_buf(),
+        });
+    };
+    let root: airlock_core::tuf::metadata::Metadata<airlock_core::tuf::roles::Root> =
+        read_metadata(&staged.join("root.json"))?;
+    policy_of(&root.signed, "staged")
+}
+
+/// Add `statements` to the record of the repository in `dir`, durably, before they are
+/// submitted. A damaged record stops the publish: appending to it would hide the damage.
+fn record_submissions(dir: &Path, statements: &[ReleaseStatement]) -> Result<(), RepoError> {
+    let path = release_record_path(dir);
+    let mut text = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = airlock_fs::parent_dir(&path);
+            std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+            airlock_fs::sync_dir(dir)?;
+            format!("{RECORD_HEADER}\n").into_bytes()
+        }
+        Err(e) => return Err(io_err(&path, e)),
+    };
+    let mut record = parse_record(&path, &text)?;
+    let mut added = false;
+    for s in statements {
+        if record.insert(s) {
+            if !text.is_empty() && !text.ends_with(b"\n") {
+                text.push(b'\n');
+            }
+            text.extend_from_slice(s.record_line().as_bytes());
+            text.push(b'\n');
+            added = true;
+        }
+    }
+    if added {
+        crate::fsutil::write_atomic(&path, &text)?;
+    }
+    Ok(())
+}
 
 /// The boxed error a [`ReleaseLog`] returns (its message should name the log's URL).
 pub type ReleaseLogError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -175,7 +270,7 @@ impl Repository {
                 .unwrap_or_default(),
         })?;
         for (policy, files) in batches {
-            let statements: Vec<Vec<u8>> = files
+            let statements: Vec<ReleaseStatement> = files
                 .iter()
                 .map(|f| {
                     ReleaseStatement::for_metadata(
@@ -184,9 +279,11 @@ impl Repository {
                         f.version,
                         &f.bytes,
                     )
-                    .to_bytes()
                 })
                 .collect();
+            record_submissions(&self.dir, &statements)?;
+            let statements: Vec<Vec<u8>> =
+                statements.iter().map(ReleaseStatement::to_bytes).collect();
             let bundles =
                 log.log(&policy, &statements)
                     .map_err(|source| RepoError::ReleaseLog {

@@ -470,3 +470,71 @@ fn rotation_switches_transparency_on_changes_the_log_and_removes_it_only_with_th
     add(&mut repo, &src, "b.txt", "b");
     repo.publish(&no_progress()).unwrap();
 }
+
+/// A log client that checks, at the moment of submission, that every statement is already in
+/// the repository's publishing record.
+struct RecordChecked {
+    log: Log,
+    repo: PathBuf,
+    seen: std::cell::RefCell<Vec<Vec<u8>>>,
+}
+
+impl ReleaseLog for RecordChecked {
+    fn log(
+        &self,
+        policy: &TransparencyPolicy,
+        statements: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, ReleaseLogError> {
+        let record = read_release_record(&self.repo).expect("record readable");
+        for s in statements {
+            let parsed = airlock_core::transparency::ReleaseStatement::parse(s).unwrap();
+            assert!(
+                record.contains(&parsed),
+                "submitted before it was recorded: {}",
+                String::from_utf8_lossy(s)
+            );
+            self.seen.borrow_mut().push(s.clone());
+        }
+        self.log.log(policy, statements)
+    }
+}
+
+#[test]
+fn every_statement_is_recorded_before_it_is_submitted_and_the_record_only_grows() {
+    let net = LocalTransparency::start(1).unwrap();
+    let policy = policy_for(&net, "example.com/app");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let dir = tmp.path().join("repo");
+    let mut repo = init(&dir, 1, 1);
+    repo.set_transparency(Some(&policy)).unwrap();
+    let log = RecordChecked {
+        log: log_of(&net),
+        repo: dir.clone(),
+        seen: Default::default(),
+    };
+    add(&mut repo, &src, "app.txt", "v1");
+    repo.publish_logged(TargetFiles::Copy, Some(&log), &no_progress())
+        .unwrap();
+    let first = fs::read_to_string(release_record_path(&dir)).unwrap();
+    add(&mut repo, &src, "app.txt", "v2");
+    repo.publish_logged(TargetFiles::Copy, Some(&log), &no_progress())
+        .unwrap();
+    let second = fs::read_to_string(release_record_path(&dir)).unwrap();
+    assert!(second.starts_with(&first), "{first}\n---\n{second}");
+    let record = read_release_record(&dir).unwrap();
+    let seen = log.seen.borrow();
+    assert_eq!(seen.len(), 3, "root 1, targets 1, targets 2");
+    assert_eq!(record.len(), 3);
+
+    // A log that is down: the statement was (maybe) submitted, so it stays recorded.
+    add(&mut repo, &src, "app.txt", "v3");
+    let down = Log(client(&net, "https://127.0.0.1:1", Duration::from_secs(1)));
+    repo.publish_logged(TargetFiles::Copy, Some(&down), &no_progress())
+        .unwrap_err();
+    assert_eq!(read_release_record(&dir).unwrap().len(), 4);
+    assert_eq!(
+        monitored_policy(&dir).unwrap().unwrap().repository(),
+        "example.com/app"
+    );
+}

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use airlock_core::tlog::{Checkpoint, KeyAlgorithm, Note, NoteSigner, NoteVerifier, leaf_hash};
+use airlock_core::tlog::{KeyAlgorithm, NoteSigner, NoteVerifier, leaf_hash};
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use airlock_log::config::{LogConfig, WitnessEntry};
 use airlock_log::monitor::{Seen, walk};
-use airlock_log::{Log, SIGNATURE_HEADER, TileStore, sign_submission};
+use airlock_log::{Log, TileStore};
 
 use super::common::{ClientTlsArgs, PassphraseArgs, TlsArgs, wait_for_shutdown_signal};
 
@@ -85,10 +85,16 @@ its next start the log asks its witnesses again and halts again if they still ho
 does not extend."
     )]
     Recover(RecoverArgs),
-    /// Walk the whole log, re-derive every tile, check it against the checkpoint, print new entries.
+    /// Walk the whole log, re-derive every tile, check it against the checkpoint, print new
+    /// entries; with --repo or --expect, report logged releases the publisher did not record.
     #[command(
         after_help = "Example:\n  airlock log monitor --url https://log.example --log-key \
-'example.com/log+...' --state monitor.state"
+'example.com/log+...' --state monitor.state\n  \
+airlock log monitor --url https://log.example --repo myrepo --state monitor.state\n  \
+airlock log monitor --url https://log.example --log-key 'example.com/log+...' \
+--expect logged.txt --repository example.com/app\n\
+With --repo/--expect, standard output lists each logged release statement for the repository \
+that the publishing record does not hold, and the exit status is 3 when there is one."
     )]
     Monitor(MonitorArgs),
 }
@@ -296,15 +302,19 @@ struct VerifyProofArgs {
 struct MonitorArgs {
     #[command(flatten)]
     client: ClientOpts,
-    /// The log's checkpoint verifier key (`log init` prints it).
-    #[arg(long)]
-    log_key: String,
+    /// The log's checkpoint verifier key (`log init` prints it). With --repo, default: the
+    /// log key of the repository's transparency policy.
+    #[arg(long, required_unless_present = "repo")]
+    log_key: Option<String>,
     /// A witness whose cosignature to report; repeatable.
     #[arg(long = "witness-key")]
     witness_keys: Vec<String>,
     /// File remembering the last verified checkpoint (size and root); created if missing.
+    /// Each run reports only the entries after it (an unexpected release once).
     #[arg(long)]
     state: Option<PathBuf>,
+    #[command(flatten)]
+    watch: super::release_watch::WatchArgs,
     /// The top-level `--json`.
     #[arg(skip)]
     json: bool,
@@ -561,65 +571,64 @@ fn publisher_signer(a: &AddArgs) -> anyhow::Result<NoteSigner> {
     )?)
 }
 
-/// The size of the checkpoint `client` gets from the log (unverified: used only to know when
-/// to ask for a proof, which is verified on its own).
-fn published_size(client: &Fetcher, opts: &ClientOpts) -> anyhow::Result<(String, u64)> {
-    let url = opts.url("checkpoint");
-    let bytes = client.fetch_capped(&url, 1 << 20)?;
-    let note = Note::parse(&bytes).with_context(|| url.clone())?;
-    let cp = Checkpoint::parse_text(note.text()).with_context(|| url.clone())?;
-    Ok((cp.origin, cp.size))
-}
+/// Attempts of one `log add`; waits between them grow from 250 ms (about 8 s in all).
+const ADD_ATTEMPTS: u32 = 6;
 
 fn add(a: AddArgs) -> anyhow::Result<()> {
+    use airlock_log::client::{ClientError, LogClient};
     let entry = read_entry(&a.file, &a.data)?;
     let signer = publisher_signer(&a)?;
-    let client = a.client.client()?;
+    let wait = a.wait.unwrap_or(0);
+    let client = LogClient::new(
+        &a.client.url,
+        std::sync::Arc::new(a.client.client()?),
+        signer,
+        Duration::from_secs(wait),
+    )
+    .with_retries(ADD_ATTEMPTS, Duration::from_millis(250));
     let origin = match &a.origin {
         Some(o) => o.clone(),
-        None => published_size(&client, &a.client)?.0,
+        None => client.published_checkpoint()?.origin,
     };
-    let sig = sign_submission(&signer, &origin, &entry)?;
-    let url = a.client.url("add");
-    let resp = post_with_retries(&client, &url, &sig, &entry)?;
-    if resp.status != 200 {
-        bail!("{url}: HTTP {}: {}", resp.status, resp.reason());
-    }
-    let text = String::from_utf8_lossy(&resp.body);
-    let mut lines = text.lines();
-    let index: u64 = lines
-        .next()
-        .unwrap_or("")
-        .trim()
-        .parse()
-        .context("unparsable index in the answer")?;
-    let already_logged = lines.next().is_some_and(|l| l.trim() == "already logged");
-    if already_logged {
+    let submitted = client
+        .submit_with(&origin, &entry, &mut |reason, delay| {
+            eprintln!("warning: {reason}; retrying in {} ms", delay.as_millis());
+        })
+        .map_err(|e| match e {
+            ClientError::Refused {
+                url,
+                status,
+                reason,
+            } => anyhow::anyhow!("{url}: HTTP {status}: {reason}"),
+            ClientError::GaveUp {
+                attempts, reason, ..
+            } => anyhow::anyhow!(
+                "{reason}; gave up after {attempts} attempts: the entry may or may not have been \
+logged; it is safe to retry: running the same `airlock log add` again logs nothing twice (the log \
+answers an entry it already holds with its existing index)"
+            ),
+            e => e.into(),
+        })?;
+    let index = submitted.index;
+    if submitted.already_logged {
         eprintln!("entry {index} was already logged; the log did not add it again");
     }
     let mut checkpoint_size = None;
-    if let Some(secs) = a.wait {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let (_, size) = published_size(&client, &a.client)?;
-            if size > index {
-                checkpoint_size = Some(size);
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "entry {index} is logged but not yet in a published checkpoint after {secs} s \
+    if a.wait.is_some() {
+        match client.wait_published(index) {
+            Ok(size) => checkpoint_size = Some(size),
+            Err(ClientError::NotPublished { .. }) => bail!(
+                "entry {index} is logged but not yet in a published checkpoint after {wait} s \
 (the log publishes once its witnesses answered); `airlock log proof --index {index}` later"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
+            ),
+            Err(e) => return Err(e.into()),
         }
     }
     if a.json {
         let mut out = serde_json::json!({
             "index": index,
             "leaf_hash": hex::encode(leaf_hash(&entry)),
-            "already_logged": already_logged,
+            "already_logged": submitted.already_logged,
         });
         if let Some(size) = checkpoint_size {
             out["checkpoint_size"] = size.into();
@@ -629,56 +638,6 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
         println!("{index}");
     }
     Ok(())
-}
-
-/// Attempts of one `log add`; waits between them grow from 250 ms (about 8 s in all).
-const ADD_ATTEMPTS: u32 = 6;
-
-/// Posts a submission, retrying failures that say nothing about the entry: the connection
-/// failed or broke, or the log answered 503 while shutting down. The log deduplicates
-/// entries, so a retry of an entry it did log returns the same index.
-fn post_with_retries(
-    client: &Fetcher,
-    url: &str,
-    sig: &str,
-    entry: &[u8],
-) -> anyhow::Result<airlock_fetch::Response> {
-    use airlock_fetch::FetchError;
-    let mut delay = Duration::from_millis(250);
-    let mut attempt = 1;
-    loop {
-        let result = client.post(url, &[(SIGNATURE_HEADER, sig)], entry, 4096);
-        let retry_reason = match &result {
-            Ok(r) if r.status == 503 && !r.reason().contains("halted") => {
-                Some(format!("HTTP 503: {}", r.reason()))
-            }
-            Err(
-                e @ (FetchError::Connect { .. }
-                | FetchError::Timeout { .. }
-                | FetchError::Transport { .. }
-                | FetchError::TooSlow { .. }),
-            ) => Some(e.to_string()),
-            // A connection cut during the handshake; a certificate problem is not retried.
-            Err(e @ FetchError::Tls { detail, .. }) if !detail.contains("certificate") => {
-                Some(e.to_string())
-            }
-            _ => None,
-        };
-        let Some(reason) = retry_reason else {
-            return Ok(result?);
-        };
-        if attempt >= ADD_ATTEMPTS {
-            bail!(
-                "{reason}; gave up after {ADD_ATTEMPTS} attempts: the entry may or may not have \
-been logged; running the same `airlock log add` again is safe (the log answers an entry it \
-already holds with its existing index)"
-            );
-        }
-        eprintln!("warning: {reason}; retrying in {} ms", delay.as_millis());
-        std::thread::sleep(delay);
-        delay *= 2;
-        attempt += 1;
-    }
 }
 
 fn proof(a: ProofArgs) -> anyhow::Result<()> {
@@ -838,7 +797,25 @@ fn read_seen(path: &Path) -> anyhow::Result<Option<Seen>> {
 
 fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
     let client = a.client.client()?;
-    let log_key = parse_vkey(&a.log_key, "log", KeyAlgorithm::Ed25519)?;
+    let watch = a.watch.load()?;
+    let policy_key = watch.as_ref().and_then(|w| w.log_key.clone());
+    let log_key = match (&a.log_key, policy_key) {
+        (Some(k), policy_key) => {
+            let k = parse_vkey(k, "log", KeyAlgorithm::Ed25519)?;
+            if let Some(p) = policy_key.filter(|p| p != &k) {
+                return Err(super::output::usage(format!(
+                    "--log-key {}+{:08x} is not the log the repository's policy names ({}+{:08x})",
+                    k.name(),
+                    k.key_id(),
+                    p.name(),
+                    p.key_id()
+                )));
+            }
+            k
+        }
+        (None, Some(p)) => p,
+        (None, None) => return Err(super::output::usage("give --log-key")),
+    };
     let witnesses = parse_keys(&a.witness_keys, "witness", KeyAlgorithm::CosignatureV1)?;
     let seen = match &a.state {
         Some(p) => read_seen(p)?,
@@ -861,14 +838,13 @@ fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     let cp = &report.checkpoint.checkpoint;
-    if let Some(p) = &a.state {
-        let state = serde_json::json!({"size": cp.size, "root": hex::encode(cp.root_hash)});
-        airlock_fs::write_atomic(
-            p,
-            state.to_string().as_bytes(),
-            &airlock_fs::WriteOptions::public(),
-        )?;
-    }
+    let scan = watch.as_ref().map(|w| {
+        airlock_core::transparency::scan_entries(
+            &w.repository,
+            &w.record,
+            report.new_entries.iter().map(|(i, e)| (*i, e.as_slice())),
+        )
+    });
     if a.json {
         let entries: Vec<_> = report
             .new_entries
@@ -877,18 +853,24 @@ fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
                 serde_json::json!({"index": i, "entry": String::from_utf8_lossy(e), "leaf_hash": hex::encode(leaf_hash(e))})
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "size": cp.size, "root": hex::encode(cp.root_hash),
-                "tiles_checked": report.tiles_checked,
-                "cosignatures": report.checkpoint.cosignatures.len(),
-                "new_entries": entries,
-            })
-        );
+        let mut out = serde_json::json!({
+            "size": cp.size, "root": hex::encode(cp.root_hash),
+            "tiles_checked": report.tiles_checked,
+            "cosignatures": report.checkpoint.cosignatures.len(),
+            "new_entries": entries,
+        });
+        if let (Some(w), Some(scan)) = (&watch, &scan) {
+            out["releases"] = super::release_watch::to_json(w, scan);
+        }
+        println!("{out}");
     } else {
-        for (i, e) in &report.new_entries {
-            println!("{i}\t{}", String::from_utf8_lossy(e).escape_debug());
+        match &scan {
+            Some(scan) => super::release_watch::print(scan),
+            None => {
+                for (i, e) in &report.new_entries {
+                    println!("{i}\t{}", String::from_utf8_lossy(e).escape_debug());
+                }
+            }
         }
         eprintln!(
             "ok: {} entries, {} tiles re-derived and checked, root matches the checkpoint{}",
@@ -900,8 +882,25 @@ fn monitor(a: MonitorArgs) -> anyhow::Result<()> {
                 ""
             }
         );
+        if let (Some(w), Some(scan)) = (&watch, &scan) {
+            eprintln!("{}", super::release_watch::summary(w, scan));
+        }
     }
-    Ok(())
+    // The report is out before the state moves past it: an unexpected release is reported
+    // once, so it must not be lost to a failed write of standard output.
+    std::io::stdout().flush()?;
+    if let Some(p) = &a.state {
+        let state = serde_json::json!({"size": cp.size, "root": hex::encode(cp.root_hash)});
+        airlock_fs::write_atomic(
+            p,
+            state.to_string().as_bytes(),
+            &airlock_fs::WriteOptions::public(),
+        )?;
+    }
+    match (&watch, &scan) {
+        (Some(w), Some(scan)) => super::release_watch::outcome(w, scan),
+        _ => Ok(()),
+    }
 }
 
 /// A directory `init` is filling: if anything fails before [`NewDir::done`] (the guard is

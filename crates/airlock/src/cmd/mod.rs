@@ -5,6 +5,7 @@ pub mod key;
 pub mod log;
 pub mod manual;
 pub mod output;
+pub mod release_watch;
 pub mod repo;
 pub mod update;
 pub mod witness;
