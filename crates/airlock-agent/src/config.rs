@@ -410,7 +410,7 @@ impl AgentConfig {
                     "needs fifo_group (or groups) to say who may write it".into(),
                 ));
             }
-            if fifo_gid == Some(0) {
+            if t.fifo.is_some() && fifo_gid == Some(0) {
                 return Err(invalid(
                     &at("trigger.fifo_group"),
                     "must not be root's group".into(),
