@@ -159,7 +159,7 @@ pub struct TriggerConfig {
 }
 
 /// The install engine's settings (`[apps.NAME.install]`), handed to the installer as they are.
-#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct InstallConfig {
     /// `tar.gz`, `tar.zst`, `zip` or `file`; default: from the target's name.
@@ -180,6 +180,20 @@ pub struct InstallConfig {
 
 fn default_keep() -> usize {
     3
+}
+
+impl Default for InstallConfig {
+    fn default() -> Self {
+        Self {
+            format: None,
+            keep: default_keep(),
+            allow_setuid: false,
+            max_unpacked_bytes: None,
+            max_entries: None,
+            health: HealthConfig::default(),
+            hooks: HooksConfig::default(),
+        }
+    }
 }
 
 /// After the switch, one of: a command, a loopback URL, a systemd unit's state.
