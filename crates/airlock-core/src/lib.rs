@@ -12,11 +12,14 @@
 //! - [`transparency`]: the policy a root carries, the statement logged for every root and
 //!   targets-role version, and the client's check that a file is in the log.
 //! - [`peer_check`]: a client's check of its peers' checkpoints against its own (split views).
+//! - [`rollout`]: the update agent's decisions: which release a machine is offered (channels,
+//!   staged rollouts), when it checks next, what a trigger may ask.
 #![forbid(unsafe_code)]
 
 pub mod cjson;
 pub mod crypto;
 pub mod peer_check;
+pub mod rollout;
 pub mod tlog;
 pub mod transparency;
 pub mod tuf;

@@ -81,6 +81,8 @@ enum Command {
     /// Standalone key files: generate (e.g. offline root keys), print a public key, change a
     /// passphrase.
     Key(cmd::key::Args),
+    /// The privileged update agent: run it, check now, status, rollback.
+    Agent(cmd::agent::Args),
     /// Walk through a whole release end to end on 127.0.0.1, showing every check.
     Demo(cmd::demo::Args),
     /// Write manual pages for every command.
@@ -108,6 +110,7 @@ fn main() {
         Command::Log(a) => cmd::log::run(a, json),
         Command::Witness(a) => cmd::witness::run(a, json),
         Command::Key(a) => cmd::key::run(a, json),
+        Command::Agent(a) => cmd::agent::run(a, json),
         Command::Demo(a) => cmd::demo::run(a, json),
         Command::Man(a) => cmd::manual::man(a, Cli::command(), json),
         Command::Completions(a) => cmd::manual::completions(a, Cli::command()),

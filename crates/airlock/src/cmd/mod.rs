@@ -1,4 +1,5 @@
 //! One module per subcommand; each owns its `Args` and `run`.
+pub mod agent;
 pub mod common;
 pub mod demo;
 pub mod key;

@@ -1,0 +1,147 @@
+//! The agent against a real HTTPS repository, with the recording installer (it unpacks
+//! nothing): what it installs, what staging holds back, what a failed health check leaves, and
+//! what a person can do over the socket. Run as root (admin on the socket).
+
+mod support;
+
+use std::sync::Arc;
+
+use airlock_agent::{Call, RecordingInstaller};
+use serde_json::json;
+use support::{Fixture, ask};
+
+fn installs(installer: &RecordingInstaller) -> Vec<(String, Vec<u8>)> {
+    installer
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::Install { version, bytes, .. } => Some((version, bytes)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_person_checks_installs_bypasses_staging_and_rolls_back() {
+    let mut f = Fixture::new();
+    f.release("1.0", None);
+    f.release("1.1", Some(json!({"channel": "beta"})));
+    // Staged to no machine yet.
+    f.release(
+        "2.0",
+        Some(json!({"rollout_percent": 0, "channel": ["stable", "beta"]})),
+    );
+    let installer = Arc::new(RecordingInstaller::new());
+    let agent = f.start(f.config("", ""), installer.clone());
+    let socket = f.socket();
+
+    let answer = ask(&socket, "check-now myapp");
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(
+        installs(&installer),
+        [("1.0".into(), b"release 1.0".to_vec())]
+    );
+    let status = ask(&socket, "status myapp");
+    let app = &status["apps"]["myapp"];
+    assert_eq!(app["installed"], "1.0");
+    assert_eq!(app["pending"]["version"], "2.0");
+    assert_eq!(app["pending"]["rollout_percent"], 0);
+    assert_eq!(app["last_check"]["ok"], true);
+    assert_eq!(app["last_check"]["by"], "person");
+
+    // Nothing new: no install.
+    ask(&socket, "check-now myapp");
+    assert_eq!(installs(&installer).len(), 1);
+
+    // A person takes the staged release on this machine.
+    let answer = ask(&socket, "check-now myapp ignore-staging");
+    assert_eq!(
+        answer["results"][0]["check"]["install"]["version"], "2.0",
+        "{answer}"
+    );
+    assert_eq!(installs(&installer).last().unwrap().0, "2.0");
+
+    // 3.0 fails its health check: rolled back, marked bad, never installed again on its own.
+    f.release("3.0", None);
+    installer.fail_health_of("3.0");
+    let answer = ask(&socket, "check-now myapp");
+    assert_eq!(
+        answer["results"][0]["check"]["install"]["result"], "rolled-back",
+        "{answer}"
+    );
+    ask(&socket, "check-now myapp");
+    assert_eq!(
+        installs(&installer)
+            .iter()
+            .filter(|(v, _)| v == "3.0")
+            .count(),
+        1
+    );
+    let status = ask(&socket, "status");
+    assert_eq!(status["apps"]["myapp"]["bad_versions"], json!(["3.0"]));
+    assert_eq!(status["apps"]["myapp"]["installed"], "2.0");
+
+    // A release whose served bytes do not match its metadata never reaches the installer.
+    let file = f
+        .repo
+        .add_target("targets", "myapp/4.0/myapp.tar.gz", b"release 4.0");
+    f.repo.publish();
+    let served = format!("targets/myapp/4.0/{}.myapp.tar.gz", file.hashes["sha256"]);
+    f.repo.write_raw(&served, b"release 4.0 with a backdoor");
+    let answer = ask(&socket, "check-now myapp");
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["results"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("download"),
+        "{answer}"
+    );
+    assert!(installs(&installer).iter().all(|(v, _)| v != "4.0"));
+    let status = ask(&socket, "status myapp");
+    assert_eq!(status["apps"]["myapp"]["failures"], 1);
+    assert_eq!(status["apps"]["myapp"]["last_check"]["ok"], false);
+
+    // Rollback by a person goes to the installer.
+    let answer = ask(&socket, "rollback myapp 1.0");
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert!(installer.calls().contains(&Call::Rollback {
+        app: "myapp".into(),
+        to: Some("1.0".into())
+    }));
+    agent.stop();
+}
+
+#[test]
+fn the_record_survives_a_restart_and_a_second_agent_is_refused() {
+    let mut f = Fixture::new();
+    f.release("1.0", None);
+    let installer = Arc::new(RecordingInstaller::new());
+    let config = f.config("", "");
+    let agent = f.start(config.clone(), installer.clone());
+    ask(&f.socket(), "check-now *");
+    // The scheduled first check (due at start, no jitter here) may have run too.
+    let before = ask(&f.socket(), "status myapp")["apps"]["myapp"].clone();
+    let err = airlock_agent::AgentHandle::start(config.clone(), installer.clone())
+        .err()
+        .expect("second agent refused");
+    assert!(err.to_string().contains("another agent"), "{err}");
+    agent.stop();
+
+    let agent = f.start(config, installer.clone());
+    let status = ask(&f.socket(), "status myapp");
+    // Remembered, and the next scheduled check is a day after the last one, not at start.
+    assert_eq!(status["apps"]["myapp"]["checks"], before["checks"]);
+    assert_eq!(status["apps"]["myapp"]["last_check"], before["last_check"]);
+    assert_eq!(status["apps"]["myapp"]["next_check"], before["next_check"]);
+    // The restart asked the installer to finish what a crash might have left.
+    assert!(
+        installer
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Recover { .. }))
+            .count()
+            == 2
+    );
+    agent.stop();
+}
