@@ -395,6 +395,14 @@ impl Cell {
             self.ok().map(|s| Duration::from_secs_f64(s.usage.wall_s)),
         ))
     }
+    /// `min–max` of the wall times: how far apart runs of one cell are on this machine.
+    fn wall_range(&self) -> String {
+        let v = sorted_ms(self.ok().map(|s| Duration::from_secs_f64(s.usage.wall_s)));
+        match (v.first(), v.last()) {
+            (Some(a), Some(b)) => format!("{}–{}", ms(*a), ms(*b)),
+            _ => "n/a".into(),
+        }
+    }
     fn cpu_ms(&self) -> f64 {
         median(&sorted_ms(self.ok().map(|s| {
             Duration::from_secs_f64(s.usage.user_s + s.usage.sys_s)
@@ -742,7 +750,7 @@ fn section(cx: &SectionContext<'_>) -> String {
         cx.args.targets, cx.args.repeat
     ));
     s.push_str(
-        "| Client | Workload | Run | Policy off: wall / CPU | Policy on: wall / CPU | Added wall (share) | Added CPU (share) | Requests off → on |\n\
+        "| Client | Workload | Run | Policy off: wall (min–max) / CPU | Policy on: wall (min–max) / CPU | Added wall (share) | Added CPU (share) | Requests off → on |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
     let mut aims = Vec::new();
@@ -752,12 +760,14 @@ fn section(cx: &SectionContext<'_>) -> String {
                 let [off, on] = &cell[mi];
                 let (w0, w1, c0, c1) = (off.wall_ms(), on.wall_ms(), off.cpu_ms(), on.cpu_ms());
                 s.push_str(&format!(
-                    "| {} | {} | {mode} | {} / {} | {} / {} | {} ({}) | {} ({}) | {} → {} |\n",
+                    "| {} | {} | {mode} | {} ({}) / {} | {} ({}) / {} | {} ({}) | {} ({}) | {} → {} |\n",
                     peer.name,
                     p.label,
                     ms(w0),
+                    off.wall_range(),
                     ms(c0),
                     ms(w1),
+                    on.wall_range(),
                     ms(c1),
                     signed_ms(w1 - w0),
                     share(w1 - w0, w0),
