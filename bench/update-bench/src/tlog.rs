@@ -872,3 +872,29 @@ fn replace_or_append(doc: &str, body: &str) -> String {
         body.trim_end()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p99_of_100_releases_is_the_99th_smallest() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&v[..1], 99.0), 1.0);
+    }
+
+    #[test]
+    fn the_section_is_appended_once_then_replaced_in_place() {
+        let doc = "# Benchmarks\n\n## Other\n\ntext\n";
+        let first = replace_or_append(doc, "\nbody one\n");
+        assert!(first.starts_with(doc.trim_end()));
+        assert_eq!(first.matches(HEADING).count(), 1);
+        let second = replace_or_append(&first, "\nbody two\n");
+        assert_eq!(second.matches(HEADING).count(), 1);
+        assert_eq!(second.matches(END_MARKER).count(), 1);
+        assert!(second.contains("body two") && !second.contains("body one"));
+        assert!(second.contains("## Other\n\ntext"));
+    }
+}
