@@ -6,12 +6,14 @@
 //! `update-bench run …` generates the repositories, starts the server, runs every client as a
 //! child process a few times, prints the table and rewrites the "Updating" section of
 //! docs/benchmarks.md. `update-bench measure …` is the intermediate process that measures one
-//! child (see [`measure`]).
+//! child (see [`measure`]). `update-bench transparency …` is issue 11's benchmark (see
+//! [`tlog`]).
 
 mod measure;
 mod repo;
 mod report;
 mod server;
+mod tlog;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,11 @@ enum Cmd {
     ///
     /// Example: update-bench run --python .venv/bin/python --tough bench/tough-peer/target/release/tough-peer
     Run(RunArgs),
+    /// Issue 11: publishing with a transparency log, and the client's added cost for proof
+    /// verification; rewrites the "Transparency: publishing and verification cost" section.
+    ///
+    /// Example: update-bench transparency --releases 100 --repeat 15
+    Transparency(tlog::TlogArgs),
     /// Internal: run one program and print its wall time, CPU time and peak RSS as JSON.
     Measure {
         /// File that receives the program's stdout and stderr.
@@ -96,6 +103,7 @@ fn main() -> Result<()> {
             measure::measure_child(&log, program, args)
         }
         Cmd::Run(args) => run(args),
+        Cmd::Transparency(args) => tlog::run(args),
     }
 }
 

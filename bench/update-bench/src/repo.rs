@@ -6,6 +6,9 @@
 //! - `succinct`: the same targets in 2^8 = 256 TAP 15 succinct hash bins (`bin-00` … `bin-ff`).
 //! - `prefix`: the same targets in 256 roles delegated by `path_hash_prefixes` (`00` … `ff`).
 //! - `big`: one target of `big_len` bytes (pseudo-random, 1 GiB by default).
+//! - `flat-tlog`, `succinct-tlog` (transparency benchmark only): `flat` and `succinct` with a
+//!   transparency policy in root (`x-airlock-transparency`), every targets role logged in a real
+//!   log with witnesses, and its tlog-proof bundle written beside it (`1.targets.json.tlog-proof`).
 //!
 //! Only the target that the clients download is written to disk; the others are listed with the
 //! real length and SHA-256 of their (deterministic) content. The snapshot lists each targets role
@@ -17,6 +20,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use airlock_core::crypto::{KeyScheme, PrivateKey, Signer};
+use airlock_core::transparency::{
+    EXTENSION_FIELD, PROOF_SUFFIX, ReleaseStatement, TransparencyPolicy,
+};
 use airlock_core::tuf::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, SignMode, Snapshot, SuccinctRoles,
     TargetFile, Targets, Timestamp, path_hash,
@@ -79,6 +85,12 @@ fn sign<T: Role>(signed: T, key: &PrivateKey) -> Result<Vec<u8>> {
     md.to_canonical_bytes().context("serialising metadata")
 }
 
+/// A real log that a repository's targets roles are logged in, with the policy naming it.
+pub struct ReleaseLogging<'a> {
+    pub policy: &'a TransparencyPolicy,
+    pub client: &'a airlock_log::client::LogClient,
+}
+
 /// Generates and publishes repositories under one served directory.
 pub struct Generator {
     served: PathBuf,
@@ -122,8 +134,12 @@ impl Generator {
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
     }
 
-    fn root(&self) -> Root {
+    fn root(&self, policy: Option<&TransparencyPolicy>) -> Root {
         let mut root = Root::new(self.expires);
+        if let Some(p) = policy {
+            root.unrecognized
+                .insert(EXTENSION_FIELD.to_string(), p.to_value());
+        }
         root.consistent_snapshot = Some(true);
         root.add_key("root", self.keys.root.public_key().clone());
         root.add_key("timestamp", self.keys.timestamp.public_key().clone());
@@ -132,26 +148,49 @@ impl Generator {
         root
     }
 
-    /// Writes root, the given targets roles (`(name, signed, key)`), snapshot and timestamp.
+    /// Writes root, the given targets roles (`(name, signed, key)`), snapshot and timestamp;
+    /// with `logging`, root carries its policy and every targets role is logged in one batch
+    /// (one covering checkpoint, as one `publish` makes) and its bundle written beside it.
     fn publish(
         &self,
         name: &str,
         roles: Vec<(String, Targets, &PrivateKey)>,
         target: (String, u64, String),
+        logging: Option<&ReleaseLogging<'_>>,
     ) -> Result<Repo> {
         let mut sizes = BTreeMap::new();
-        let root = sign(self.root(), &self.keys.root)?;
+        let root = sign(self.root(logging.map(|l| l.policy)), &self.keys.root)?;
         self.write(name, "metadata/1.root.json", &root)?;
         sizes.insert("1.root.json".to_string(), root.len() as u64);
         let mut snapshot = Snapshot::new(1, self.expires);
+        let mut statements = Vec::new();
+        let mut files = Vec::new();
         for (role, signed, key) in roles {
             let bytes = sign(signed, key)?;
             let file = format!("1.{role}.json");
             self.write(name, &format!("metadata/{file}"), &bytes)?;
-            sizes.insert(file, bytes.len() as u64);
+            sizes.insert(file.clone(), bytes.len() as u64);
             let mut meta = MetaFile::new(1);
             meta.length = Some(bytes.len() as u64);
             snapshot.meta.insert(format!("{role}.json"), meta);
+            if let Some(l) = logging {
+                statements.push(
+                    ReleaseStatement::for_metadata(l.policy.repository(), &role, 1, &bytes)
+                        .to_bytes(),
+                );
+                files.push(file);
+            }
+        }
+        if let Some(l) = logging {
+            let bundles = l
+                .client
+                .log_entries(l.policy.log_origin(), &statements)
+                .with_context(|| format!("logging the targets roles of {name}"))?;
+            for (file, bundle) in files.iter().zip(bundles) {
+                let proof = format!("{file}{PROOF_SUFFIX}");
+                self.write(name, &format!("metadata/{proof}"), &bundle)?;
+                sizes.insert(proof, bundle.len() as u64);
+            }
         }
         let snapshot = sign(snapshot, &self.keys.snapshot)?;
         self.write(name, "metadata/1.snapshot.json", &snapshot)?;
@@ -189,11 +228,25 @@ impl Generator {
 
     /// A repository of the small targets in `layout`.
     pub fn small(&self, layout: Layout) -> Result<Repo> {
-        let name = match layout {
+        self.small_logged(layout, None)
+    }
+
+    /// [`Generator::small`]; with `logging`, the transparency variant (`<layout>-tlog`).
+    pub fn small_logged(
+        &self,
+        layout: Layout,
+        logging: Option<&ReleaseLogging<'_>>,
+    ) -> Result<Repo> {
+        let base = match layout {
             Layout::Flat => "flat",
             Layout::Succinct => "succinct",
             Layout::Prefix => "prefix",
         };
+        let name = match logging {
+            Some(_) => format!("{base}-tlog"),
+            None => base.to_string(),
+        };
+        let name = name.as_str();
         let chosen = self.write_chosen(name)?;
         let bins_id = self.keys.bins.public_key().key_id();
         let mut keys = BTreeMap::new();
@@ -243,7 +296,7 @@ impl Generator {
             }
         }
         roles.insert(0, ("targets".to_string(), top, &self.keys.targets));
-        self.publish(name, roles, chosen)
+        self.publish(name, roles, chosen, logging)
     }
 
     /// A repository with one pseudo-random target of `len` bytes (`big/blob.bin`).
@@ -296,6 +349,7 @@ impl Generator {
             name,
             vec![("targets".to_string(), top, &self.keys.targets)],
             ("big/blob.bin".to_string(), len, sha),
+            None,
         )
     }
 

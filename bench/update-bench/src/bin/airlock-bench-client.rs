@@ -10,13 +10,16 @@
 //!
 //! `cold`: `Updater::init` from ROOT, `refresh`, `fetch_target(NAME)` into O.
 //! `warm`: `refresh` with the metadata a cold run left in D. Exit 0 only on success.
-//! The transport is `FetcherConfig::default()` except that it trusts only CA.pem.
+//! The transport is `FetcherConfig::default()` except that it trusts only CA.pem. The cap on
+//! the top-level targets role is raised to 64 MB: the flat workload's 15 MB `targets.json` is
+//! above the default 5 MB (python-tuf's), and an application serving such a repository would
+//! raise it the same way.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use airlock_client::{Updater, UpdaterConfig};
+use airlock_client::{Limits, Updater, UpdaterConfig};
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use anyhow::{Context, bail};
 
@@ -70,7 +73,11 @@ fn run(a: Args) -> anyhow::Result<()> {
         Updater::init(&a.metadata_dir, &root)?;
     }
     let config = UpdaterConfig::new(&a.metadata_dir, &a.metadata_url, Arc::new(fetcher))
-        .with_targets_base_url(&a.targets_url);
+        .with_targets_base_url(&a.targets_url)
+        .with_limits(Limits {
+            targets_max_len: 64_000_000,
+            ..Limits::default()
+        });
     let mut updater = Updater::new(config)?;
     updater.refresh()?;
     if a.mode == "cold" {
