@@ -11,11 +11,14 @@
 //!   cosignatures, proof bundles, policies).
 //! - [`transparency`]: the policy a root carries, the statement logged for every root and
 //!   targets-role version, and the client's check that a file is in the log.
+//! - [`install`]: the update agent's install decisions (versions, archive entries, modes, what
+//!   to do after a crash).
 //! - [`peer_check`]: a client's check of its peers' checkpoints against its own (split views).
 #![forbid(unsafe_code)]
 
 pub mod cjson;
 pub mod crypto;
+pub mod install;
 pub mod peer_check;
 pub mod tlog;
 pub mod transparency;
