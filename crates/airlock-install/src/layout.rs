@@ -12,6 +12,9 @@ use airlock_fs::{FsError, TEMP_PREFIX, sync_dir};
 
 use crate::InstallError;
 
+/// How long an operation waits for another one's lock before it gives up.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Where one application lives (see the crate README).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppLayout {
@@ -105,10 +108,20 @@ impl AppLayout {
             .write(true)
             .open(&path)
             .map_err(|e| FsError::new("opening the lock", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(fs::TryLockError::WouldBlock) => Err(InstallError::Busy { lock: path }),
-            Err(fs::TryLockError::Error(e)) => Err(FsError::new("locking", path, e).into()),
+        // A short wait, not none: a hook forked by a holder that was just killed keeps the
+        // lock (inherited across fork) until its exec closes it.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(fs::TryLockError::WouldBlock) => return Err(InstallError::Busy { lock: path }),
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(FsError::new("locking", path, e).into());
+                }
+            }
         }
     }
 

@@ -34,7 +34,7 @@ pub use engine::{
     recover, rollback, status,
 };
 pub use health::{HealthCheck, Hooks, is_loopback_url};
-pub use layout::AppLayout;
+pub use layout::{AppLayout, LOCK_WAIT};
 pub use run::CommandRecord;
 pub use state::{
     BadVersion, Event, EventKind, HISTORY_LEN, Manifest, ManifestEntry, manifest_of, verify_release,
