@@ -354,7 +354,12 @@ fn activate(
     ));
     state.save(layout)?;
     remove_journal(layout)?;
-    let pruned = prune(layout, spec.keep, state, &[]);
+    // A person who rolled back may want to go forward again: the release left stays.
+    let protect: Vec<&str> = match journal.operation {
+        Operation::Rollback => journal.from.as_deref().into_iter().collect(),
+        Operation::Install => Vec::new(),
+    };
+    let pruned = prune(layout, spec.keep, state, &protect);
     Ok(InstallReport {
         version: journal.to,
         previous: journal.from,
