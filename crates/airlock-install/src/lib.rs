@@ -45,7 +45,7 @@ pub use unpack::ArchiveFormat;
 /// version or file concerned; causes are reached through `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("{root}: not installed")]
+    #[error("{root}: refused")]
     Refused {
         root: PathBuf,
         #[source]
