@@ -20,7 +20,8 @@ pub enum HealthCheck {
         timeout: Duration,
     },
     /// A 2xx answer to GET `url` (http or https on 127.0.0.0/8, ::1 or localhost), retried until
-    /// `timeout` so that a restarting service has time to come up.
+    /// `timeout` so that a restarting service has time to come up. An https URL needs a
+    /// certificate the webpki roots accept; a local service is usually checked over http.
     Http { url: String, timeout: Duration },
     /// `systemctl is-active UNIT` says `active` within `timeout` (polled; `failed` ends early).
     SystemdUnit { unit: String, timeout: Duration },
