@@ -11,6 +11,8 @@
 //!   cosignatures, proof bundles, policies).
 //! - [`transparency`]: the policy a root carries, the statement logged for every root and
 //!   targets-role version, and the client's check that a file is in the log.
+//! - [`install`]: the update agent's install decisions (versions, archive entries, modes, what
+//!   to do after a crash).
 //! - [`peer_check`]: a client's check of its peers' checkpoints against its own (split views).
 //! - [`rollout`]: the update agent's decisions: which release a machine is offered (channels,
 //!   staged rollouts), when it checks next, what a trigger may ask.
@@ -18,6 +20,7 @@
 
 pub mod cjson;
 pub mod crypto;
+pub mod install;
 pub mod peer_check;
 pub mod rollout;
 pub mod tlog;
