@@ -142,7 +142,7 @@ impl ReleaseLog for TimedLog {
         let t0 = Instant::now();
         let mut indexes = Vec::with_capacity(statements.len());
         for s in statements {
-            indexes.push(self.client.submit(policy.log_origin(), s)?);
+            indexes.push(self.client.submit(policy.log_origin(), s)?.index);
         }
         let t1 = Instant::now();
         if let Some(max) = indexes.iter().max() {
