@@ -395,14 +395,8 @@ impl AgentConfig {
                 &at("schedule.trigger_min_interval"),
                 &s.trigger_min_interval,
             )?;
-            for (setting, value) in [
-                ("install.health.timeout", &app.install.health.timeout),
-                ("install.hooks.timeout", &app.install.hooks.timeout),
-            ] {
-                if let Some(v) = value {
-                    duration(&at(setting), v)?;
-                }
-            }
+            crate::engine::install_spec(&app.install)
+                .map_err(|e| invalid(&at(e.setting), e.reason))?;
             let t = &app.trigger;
             let trigger_uids: Vec<u32> = t
                 .users

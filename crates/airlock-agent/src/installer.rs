@@ -56,36 +56,6 @@ pub trait Installer: Send + Sync {
     fn status(&self, app: &AppConfig) -> Result<InstallerStatus, InstallerError>;
 }
 
-/// The engine is not part of this build: every install and rollback fails, saying so.
-#[derive(Debug, Default)]
-pub struct NoEngine;
-
-#[derive(Debug, thiserror::Error)]
-#[error("no install engine in this build: verified releases are not installed")]
-pub struct NoEngineError;
-
-impl Installer for NoEngine {
-    fn install(
-        &self,
-        _: &AppConfig,
-        _: &Path,
-        _: &str,
-        _: bool,
-    ) -> Result<InstallOutcome, InstallerError> {
-        Err(Box::new(NoEngineError))
-    }
-    fn rollback(&self, _: &AppConfig, _: Option<&str>) -> Result<InstallOutcome, InstallerError> {
-        Err(Box::new(NoEngineError))
-    }
-    fn recover(&self, _: &AppConfig) -> Result<(), InstallerError> {
-        Ok(())
-    }
-    fn status(&self, _: &AppConfig) -> Result<InstallerStatus, InstallerError> {
-        Ok(InstallerStatus::default())
-    }
-}
-
-/// One call to a [`RecordingInstaller`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
     Install {

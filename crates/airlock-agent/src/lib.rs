@@ -16,6 +16,7 @@
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod engine;
 pub mod installer;
 pub mod server;
 pub mod state;
@@ -23,8 +24,9 @@ pub mod state;
 pub use check::{CheckError, CheckReport, check_app};
 pub use config::{AgentConfig, AppConfig, ConfigError};
 pub use daemon::{AgentHandle, StartError, take_lock};
+pub use engine::{Engine, install_spec};
 pub use installer::{
-    Call, InstallOutcome, Installer, InstallerError, InstallerStatus, NoEngine, RecordingInstaller,
+    Call, InstallOutcome, Installer, InstallerError, InstallerStatus, RecordingInstaller,
 };
 pub use server::{ClientError, request};
 pub use state::{AppRecord, AppStatus, LastResult, Pending};

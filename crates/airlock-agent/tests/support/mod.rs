@@ -49,13 +49,18 @@ impl Fixture {
     /// Publish `myapp/VERSION/myapp.tar.gz` with `custom` metadata.
     pub fn release(&mut self, version: &str, custom: Option<Value>) {
         let data = format!("release {version}");
-        let mut file = TargetFile::from_bytes(data.as_bytes());
+        self.release_bytes(version, custom, data.as_bytes());
+    }
+
+    /// Publish `myapp/VERSION/myapp.tar.gz` holding exactly `bytes`.
+    pub fn release_bytes(&mut self, version: &str, custom: Option<Value>, bytes: &[u8]) {
+        let mut file = TargetFile::from_bytes(bytes);
         file.custom = custom;
         self.repo.add_target_file(
             "targets",
             &format!("myapp/{version}/myapp.tar.gz"),
             file,
-            data.as_bytes(),
+            bytes,
         );
         self.repo.publish();
     }
@@ -70,6 +75,12 @@ impl Fixture {
 
     /// The agent's configuration; `trigger` is the `[apps.myapp.trigger]` body.
     pub fn config(&self, trigger: &str, schedule: &str) -> AgentConfig {
+        self.config_with_install(trigger, schedule, "")
+    }
+
+    /// As [`Fixture::config`], with `install` as the app's `[apps.myapp.install]` body (and
+    /// any sub-tables after it).
+    pub fn config_with_install(&self, trigger: &str, schedule: &str, install: &str) -> AgentConfig {
         let text = format!(
             r#"
 [agent]
@@ -94,6 +105,9 @@ jitter = "0s"
 
 [apps.myapp.trigger]
 {trigger}
+
+[apps.myapp.install]
+{install_section}
 "#,
             state = self.path("state").display(),
             socket = self.socket().display(),
@@ -102,6 +116,7 @@ jitter = "0s"
             targets = self.https.targets_url(),
             root = self.root.display(),
             ca = self.ca.display(),
+            install_section = install,
         );
         let path = self.path("agent.toml");
         std::fs::write(&path, &text).unwrap();

@@ -48,17 +48,16 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rollout::version::{MAX_VERSION_LEN, Version};
+
 mod entry;
 pub use entry::*;
-
-/// Longest accepted version string (it becomes a directory name).
-pub const MAX_VERSION_LEN: usize = 128;
 
 /// Why a version is not installed, or a rollback has nowhere to go.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InstallRefusal {
     #[error(
-        "version {version:?} is not a usable release name (1 to {MAX_VERSION_LEN} of A-Z a-z 0-9 . _ + -, not starting with '.')"
+        "version {version:?} is not a usable release name (1 to {MAX_VERSION_LEN} of A-Z a-z 0-9 . _ + -, starting with a letter or digit)"
     )]
     InvalidVersion { version: String },
     #[error("version {version} is marked bad and is not installed again")]
@@ -68,7 +67,7 @@ pub enum InstallRefusal {
     )]
     Downgrade { version: String, installed: String },
     #[error(
-        "version {version} cannot be ordered against the installed {installed} (not both semver); installing it must be asked for as a downgrade"
+        "version {version} cannot be ordered against the installed {installed} (not both valid versions); installing it must be asked for as a downgrade"
     )]
     Unordered { version: String, installed: String },
     #[error("no release to roll back to (no previous release that is not marked bad)")]
@@ -81,30 +80,21 @@ pub enum InstallRefusal {
 
 /// A version string that is safe as a directory name under `releases/`.
 pub fn check_version_name(version: &str) -> Result<(), InstallRefusal> {
-    let ok = !version.is_empty()
-        && version.len() <= MAX_VERSION_LEN
-        && !version.starts_with('.')
-        && version
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(InstallRefusal::InvalidVersion {
+    Version::parse(version)
+        .map(|_| ())
+        .map_err(|_| InstallRefusal::InvalidVersion {
             version: version.to_string(),
         })
-    }
 }
 
-/// Semver order when both parse (a leading `v` is allowed); equal strings are equal; anything
-/// else has no order.
+/// The agent's one version order ([`Version`]: SemVer-like, total over valid versions); `None`
+/// when either is not a valid version. Equal strings are equal.
 pub fn compare_versions(a: &str, b: &str) -> Option<Ordering> {
     if a == b {
         return Some(Ordering::Equal);
     }
-    let parse = |s: &str| semver::Version::parse(s.strip_prefix('v').unwrap_or(s)).ok();
-    match (parse(a), parse(b)) {
-        (Some(x), Some(y)) => Some(x.cmp(&y)),
+    match (Version::parse(a), Version::parse(b)) {
+        (Ok(x), Ok(y)) => Some(x.cmp(&y)),
         _ => None,
     }
 }
@@ -150,7 +140,7 @@ pub fn check_candidate(
     }
 }
 
-/// Newest first: semver order where it applies, then the string order (so the sort is total).
+/// Newest first: the version order where it applies, then the string order (so the sort is total).
 fn newest_first(a: &String, b: &String) -> Ordering {
     compare_versions(b, a).unwrap_or_else(|| b.cmp(a))
 }

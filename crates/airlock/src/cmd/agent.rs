@@ -10,9 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_agent::{
-    AgentConfig, AgentHandle, AppRecord, AppStatus, ClientError, Installer, NoEngine,
-};
+use airlock_agent::{AgentConfig, AgentHandle, AppRecord, AppStatus, ClientError, Installer};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -72,7 +70,7 @@ enum Command {
 
 /// The install engine this build uses.
 fn installer() -> Arc<dyn Installer> {
-    Arc::new(NoEngine)
+    Arc::new(airlock_agent::Engine)
 }
 
 pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
