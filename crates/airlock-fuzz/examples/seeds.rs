@@ -103,6 +103,23 @@ fn main() {
         write(dir, "tuf_root", scheme.short_name(), &bytes);
     }
 
+    // Roots carrying the release log's transparency field: as the first root and as a rotation
+    // that switches it on (whole-root mutations reach the field's parser through TrustedSet).
+    for (name, version) in [("transparency", 1), ("transparency-v2", 2)] {
+        let mut root = parse::<Root>(&f.root);
+        root.signed.version = version;
+        root.signed.unrecognized.insert(
+            airlock_core::transparency::EXTENSION_FIELD.into(),
+            f.release.policy.to_value(),
+        );
+        write(
+            dir,
+            "tuf_root",
+            name,
+            &resign(&mut root, &f.root_key).expect("root"),
+        );
+    }
+
     // Timestamp: the fixture, a newer one listing the snapshot's length and hashes.
     write(dir, "tuf_timestamp", "fixture", &f.timestamp);
     write(
