@@ -11,11 +11,14 @@ use std::path::Path;
 
 use airlock_core::crypto::{KeyScheme, PrivateKey, Signer};
 use airlock_core::tlog::{Note, ProofBundle, encode_entry_bundle, leaf_hash};
+use airlock_core::transparency::ReleaseStatement;
 use airlock_core::tuf::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, SignMode, Snapshot, SuccinctRoles,
     Targets, Timestamp,
 };
-use airlock_fuzz::fixture::{Fixture, LOG_SIZE, entry, resign};
+use airlock_fuzz::fixture::{
+    Fixture, LOG_SIZE, RELEASE_LOG_ORIGIN, RELEASE_OLD_SIZE, entry, release_entry, resign,
+};
 
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
     let d = dir.join(target);
@@ -98,6 +101,23 @@ fn main() {
         }
         let bytes = signed_by(&mut root, &[&f.root_key, &k]);
         write(dir, "tuf_root", scheme.short_name(), &bytes);
+    }
+
+    // Roots carrying the release log's transparency field: as the first root and as a rotation
+    // that switches it on (whole-root mutations reach the field's parser through TrustedSet).
+    for (name, version) in [("transparency", 1), ("transparency-v2", 2)] {
+        let mut root = parse::<Root>(&f.root);
+        root.signed.version = version;
+        root.signed.unrecognized.insert(
+            airlock_core::transparency::EXTENSION_FIELD.into(),
+            f.release.policy.to_value(),
+        );
+        write(
+            dir,
+            "tuf_root",
+            name,
+            &resign(&mut root, &f.root_key).expect("root"),
+        );
     }
 
     // Timestamp: the fixture, a newer one listing the snapshot's length and hashes.
@@ -225,6 +245,19 @@ fn main() {
         hashes.extend_from_slice(&leaf_hash(e));
     }
     write(dir, "tile", "hashes", &hashes);
+    // The first 2 bytes also name the tile asked for: [0, 9] is tile/0/000.p/10, as read for a
+    // tree of 9 leaves; [1, 0] is tile/1/000.p/1.
+    let mut tile = vec![0, (LOG_SIZE - 1) as u8];
+    for e in &entries {
+        tile.extend_from_slice(&leaf_hash(e));
+    }
+    write(dir, "tile", "hash-tile", &tile);
+    let mut bundle = vec![0, (LOG_SIZE - 1) as u8];
+    bundle.extend(encode_entry_bundle(&entries).expect("bundle"));
+    write(dir, "tile", "bundle-for", &bundle);
+    let mut level1 = vec![1, 0];
+    level1.extend_from_slice(&f.tree.root());
+    write(dir, "tile", "level-1", &level1);
 
     // Proof bundles: the fixture's, and one with extra data.
     write(dir, "tlog_proof", "fixture", &f.proof_bundle);
@@ -245,6 +278,82 @@ fn main() {
          witness w2 {w2}\ngroup g1 any w1 w2\ngroup g2 all g1 w2\ngroup g3 1 g2\nquorum g3\n"
     );
     write(dir, "tlog_policy", "groups", groups.as_bytes());
+
+    // The root's transparency field: the fixture policy, one with groups and URLs, and each
+    // way the field is refused (unknown member, version, two logs, a newline in a line).
+    let r = &f.release;
+    let field = r.policy.to_value();
+    let json = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("json");
+    write(dir, "transparency", "fixture", &json(&field));
+    let rlog = r.log.verifier().to_vkey();
+    let mut groups_field = field.clone();
+    groups_field["policy"] = serde_json::json!([
+        format!("log {rlog} https://log.example/"),
+        "# a comment",
+        format!("witness w1 {w1} https://w1.example/"),
+        format!("witness w2 {w2}"),
+        "group g1 any w1 w2",
+        "quorum g1",
+    ]);
+    write(dir, "transparency", "groups", &json(&groups_field));
+    let mut none = field.clone();
+    none["policy"] = serde_json::json!([format!("log {rlog}"), "quorum none"]);
+    write(dir, "transparency", "quorum-none", &json(&none));
+    for (name, member, value) in [
+        ("unknown-member", "peers", serde_json::json!(1)),
+        ("version-2", "version", serde_json::json!(2)),
+        ("repository-space", "repository", serde_json::json!("a b")),
+        (
+            "two-logs",
+            "policy",
+            serde_json::json!([format!("log {rlog}"), format!("log {log}"), "quorum none"]),
+        ),
+        (
+            "newline",
+            "policy",
+            serde_json::json!([format!("log {rlog}\nquorum none")]),
+        ),
+    ] {
+        let mut v = field.clone();
+        v[member] = value;
+        write(dir, "transparency", name, &json(&v));
+    }
+
+    // Release statements and the proof bundles of one, at the latest and the old size.
+    write(dir, "release", "bundle", &r.bundle);
+    write(dir, "release", "bundle-old", &r.old_bundle);
+    write(dir, "release", "statement", &release_entry(3));
+    let delegated = ReleaseStatement::for_metadata("example.com/app", "bins-0a/é", 0, b"{}");
+    write(dir, "release", "statement-delegated", &delegated.to_bytes());
+    let mut with_extra = ProofBundle::parse(&r.bundle).expect("release bundle");
+    with_extra.extra = Some(b"targets v4".to_vec());
+    write(dir, "release", "bundle-extra", &with_extra.to_bytes());
+
+    // A peer's checkpoint: the latest and the old release-log checkpoint, one of the old size
+    // with another root (a split view), one without the witness's cosignature, and a
+    // checkpoint of another log.
+    write(dir, "peer_checkpoint", "latest", &r.note);
+    write(dir, "peer_checkpoint", "old", &r.old_note);
+    let fork = airlock_core::tlog::Checkpoint::new(
+        RELEASE_LOG_ORIGIN,
+        RELEASE_OLD_SIZE,
+        leaf_hash(b"fork"),
+    )
+    .expect("checkpoint")
+    .to_text();
+    let fork = r
+        .sign_checkpoint_text(&f.witness, &fork)
+        .expect("fork note");
+    write(dir, "peer_checkpoint", "fork", &fork);
+    let mut unwitnessed = Note::new(Note::parse(&r.note).expect("note").text()).expect("note");
+    unwitnessed.sign(&r.log).expect("sign");
+    write(
+        dir,
+        "peer_checkpoint",
+        "unwitnessed",
+        &unwitnessed.to_bytes(),
+    );
+    write(dir, "peer_checkpoint", "other-log", &f.note);
 
     // The witness's add-checkpoint request: from the old size, and from zero.
     write(dir, "witness_add_checkpoint", "fixture", &f.add_checkpoint);

@@ -11,9 +11,10 @@ use std::sync::OnceLock;
 
 use airlock_core::crypto::{Ed25519Private, PrivateKey, Signer};
 use airlock_core::tlog::{
-    Checkpoint, CosignatureSigner, Hash, KeyAlgorithm, MemoryTree, Note, NoteSigner, Policy,
-    consistency_proof, inclusion_proof,
+    Checkpoint, CosignatureSigner, Hash, KeyAlgorithm, LogVerifier, MemoryTree, Note, NoteSigner,
+    Policy, ProofBundle, VerifierState, consistency_proof, inclusion_proof,
 };
+use airlock_core::transparency::{ReleaseStatement, TransparencyPolicy};
 use airlock_core::tuf::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, SignMode, Snapshot, TargetFile,
     Targets, Timestamp, TimestampUpdate, TrustedSet,
@@ -47,6 +48,16 @@ pub const LOG_SIZE: u64 = 10;
 pub const OLD_SIZE: u64 = 5;
 /// The entry the fixture proof bundle proves.
 pub const PROVEN_INDEX: u64 = 3;
+/// The release log ([`Release`]): the repository its statements name, its origin, its size,
+/// the size of the checkpoint a client already trusts, and the statement its bundles prove
+/// (`targets` at [`RELEASE_VERSION`], in the old tree and the latest).
+pub const RELEASE_REPOSITORY: &str = "example.com/fuzz-app";
+pub const RELEASE_LOG_ORIGIN: &str = "example.com/fuzz-release-log";
+pub const RELEASE_LOG_SIZE: u64 = 7;
+pub const RELEASE_OLD_SIZE: u64 = 4;
+pub const RELEASE_ROLE: &str = "targets";
+pub const RELEASE_INDEX: u64 = 3;
+pub const RELEASE_VERSION: u64 = RELEASE_INDEX + 1;
 
 pub struct Fixture {
     pub root_key: PrivateKey,
@@ -77,6 +88,108 @@ pub struct Fixture {
     /// The add-checkpoint request from [`OLD_SIZE`] to [`LOG_SIZE`].
     pub add_checkpoint: Vec<u8>,
     pub consistency: Vec<Hash>,
+    pub release: Release,
+}
+
+/// A transparency log of release statements (entry `i`: `targets` v`i + 1`), with the policy a
+/// root would carry for it: that log, the fixture witness, quorum of that witness.
+pub struct Release {
+    pub log: NoteSigner,
+    pub tree: MemoryTree,
+    pub policy: TransparencyPolicy,
+    /// Checkpoint notes at [`RELEASE_OLD_SIZE`] and [`RELEASE_LOG_SIZE`], cosigned.
+    pub old_note: Vec<u8>,
+    pub note: Vec<u8>,
+    /// A client that trusts the old checkpoint, and one that trusts the latest.
+    pub old_state: VerifierState,
+    pub state: VerifierState,
+    /// Proof bundles of entry [`RELEASE_INDEX`] at the latest and at the old size.
+    pub bundle: Vec<u8>,
+    pub old_bundle: Vec<u8>,
+}
+
+/// The `targets` metadata whose statement is entry `version - 1` of the release log.
+pub fn release_metadata(version: u64) -> Vec<u8> {
+    format!("{{\"fuzz\":\"targets v{version}\"}}").into_bytes()
+}
+
+/// Entry `i` of the release log.
+pub fn release_entry(i: u64) -> Vec<u8> {
+    let v = i + 1;
+    ReleaseStatement::for_metadata(RELEASE_REPOSITORY, RELEASE_ROLE, v, &release_metadata(v))
+        .to_bytes()
+}
+
+impl Release {
+    fn build(witness: &CosignatureSigner) -> Result<Release, String> {
+        let s = |e: &dyn std::fmt::Display| e.to_string();
+        let log = NoteSigner::from_seed(RELEASE_LOG_ORIGIN, KeyAlgorithm::Ed25519, &[9; 32])
+            .map_err(|e| s(&e))?;
+        let mut tree = MemoryTree::new();
+        let mut old_root = None;
+        for i in 0..RELEASE_LOG_SIZE {
+            tree.push(&release_entry(i));
+            if tree.size() == RELEASE_OLD_SIZE {
+                old_root = Some(tree.root());
+            }
+        }
+        let old_root = old_root.ok_or("no old release root")?;
+        let policy_text = format!(
+            "log {} https://log.example/\nwitness w1 {}\nquorum w1\n",
+            log.verifier().to_vkey(),
+            witness.verifier().to_vkey()
+        );
+        let policy =
+            TransparencyPolicy::new(RELEASE_REPOSITORY, &policy_text).map_err(|e| s(&e))?;
+        let cosigned = |size: u64, root: Hash| -> Result<Vec<u8>, String> {
+            let cp = Checkpoint::new(RELEASE_LOG_ORIGIN, size, root).map_err(|e| s(&e))?;
+            let mut note = cp.sign(&log).map_err(|e| s(&e))?;
+            witness
+                .cosign_note(&mut note, COSIGNED_AT)
+                .map_err(|e| s(&e))?;
+            Ok(note.to_bytes())
+        };
+        let old_note = cosigned(RELEASE_OLD_SIZE, old_root)?;
+        let note = cosigned(RELEASE_LOG_SIZE, tree.root())?;
+        let verifier = LogVerifier::new(policy.policy().clone());
+        let trusting = |note: &[u8]| {
+            verifier
+                .verify_checkpoint(&VerifierState::new(), note, None, NOW_SECS)
+                .map(|u| u.state)
+                .map_err(|e| s(&e))
+        };
+        let (old_state, state) = (trusting(&old_note)?, trusting(&note)?);
+        let bundle_at = |size: u64, checkpoint: &[u8]| -> Result<Vec<u8>, String> {
+            Ok(ProofBundle {
+                extra: None,
+                index: RELEASE_INDEX,
+                inclusion_proof: inclusion_proof(&tree, RELEASE_INDEX, size).map_err(|e| s(&e))?,
+                checkpoint: checkpoint.to_vec(),
+            }
+            .to_bytes())
+        };
+        let bundle = bundle_at(RELEASE_LOG_SIZE, &note)?;
+        let old_bundle = bundle_at(RELEASE_OLD_SIZE, &old_note)?;
+        Ok(Release {
+            log,
+            tree,
+            policy,
+            old_note,
+            note,
+            old_state,
+            state,
+            bundle,
+            old_bundle,
+        })
+    }
+
+    /// A note with `text`, signed by the release log and cosigned by the fixture witness.
+    pub fn sign_checkpoint_text(&self, witness: &CosignatureSigner, text: &str) -> Option<Vec<u8>> {
+        let mut note = Note::new(text).ok()?;
+        note.sign(&self.log).ok()?;
+        witness.cosign_note(&mut note, COSIGNED_AT).ok()?;
+        Some(note.to_bytes())
+    }
 }
 
 fn key(seed: u8) -> PrivateKey {
@@ -204,6 +317,7 @@ impl Fixture {
         )
         .map_err(|e| e.to_string())?
         .to_bytes();
+        let release = Release::build(&witness)?;
 
         Ok(Fixture {
             root_key,
@@ -228,6 +342,7 @@ impl Fixture {
             proof_bundle,
             add_checkpoint,
             consistency,
+            release,
         })
     }
 

@@ -14,11 +14,13 @@
 
 pub mod fixture;
 pub mod tlog;
+pub mod transparency;
 pub mod tuf;
 
 pub use tlog::{
     checkpoint, cosignature, note, tile, tlog_policy, tlog_proof, witness_add_checkpoint,
 };
+pub use transparency::{peer_checkpoint, release, transparency};
 pub use tuf::{tuf_root, tuf_snapshot, tuf_targets, tuf_timestamp};
 
 /// A harness: returns for any input, panics only on a bug.
@@ -38,6 +40,9 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("tlog_proof", tlog_proof),
     ("tlog_policy", tlog_policy),
     ("witness_add_checkpoint", witness_add_checkpoint),
+    ("transparency", transparency),
+    ("release", release),
+    ("peer_checkpoint", peer_checkpoint),
 ];
 
 /// Canonical JSON (what TUF signatures cover): canonicalising is idempotent, and the direct

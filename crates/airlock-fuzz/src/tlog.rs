@@ -5,6 +5,7 @@
 //! value, and where the format is signed, re-signs the fuzzed text with the fixture keys so
 //! the verification behind the signatures (Merkle proofs, quorum, witness rules) sees it.
 
+use airlock_core::tlog::tiles::{encode_hash_tile, parse_entry_bundle_for, parse_hash_tile};
 use airlock_core::tlog::{
     AddCheckpointRequest, Checkpoint, Cosignature, HashReader, LogVerifier, MerkleError, Note,
     NoteVerifier, Policy, ProofBundle, Signature, TileHashReader, TileId, TileReader,
@@ -96,7 +97,9 @@ impl TileReader for Served<'_> {
 }
 
 /// Hash tiles and entry bundles (c2sp.org/tlog-tiles), and tile paths as a log server reads
-/// them from a request. The first 2 bytes pick the tree size the tiles are read for.
+/// them from a request. The first 2 bytes pick the tree size the tiles are read for, and the
+/// tile (level, index, width) the rest is checked as, as a client checks what a mirror served
+/// for the tile it asked for.
 pub fn tile(data: &[u8]) {
     if let Ok(entries) = parse_entry_bundle(data) {
         let again = encode_entry_bundle(&entries).expect("parsed entries re-encode");
@@ -118,6 +121,50 @@ pub fn tile(data: &[u8]) {
     }
     let [a, b, tiles @ ..] = data else { return };
     let size = u64::from(u16::from_be_bytes([*a, *b]));
+    let asked = TileId {
+        level: a & 7,
+        index: u64::from(a >> 3),
+        width: u16::from(*b) + 1,
+    };
+    let width = usize::from(asked.width);
+    assert_eq!(
+        asked.hash_tile_len(),
+        width * 32,
+        "hash tile length of {asked}"
+    );
+    if let Ok(hashes) = parse_hash_tile(&asked, tiles) {
+        assert_eq!(hashes.len(), width, "hash tile {asked} has the wrong width");
+        assert_eq!(
+            encode_hash_tile(&hashes),
+            tiles,
+            "hash tile {asked} changes"
+        );
+    }
+    if let Ok(entries) = parse_entry_bundle_for(&asked, tiles) {
+        assert_eq!(
+            entries.len(),
+            width,
+            "entry bundle {asked} has the wrong width"
+        );
+        let again = encode_entry_bundle(&entries).ok();
+        assert_eq!(
+            again.as_deref(),
+            Some(tiles),
+            "entry bundle {asked} changes"
+        );
+    }
+    if let Some(t) = TileId::in_tree(asked.level, asked.index, size) {
+        assert!(
+            (1..=256).contains(&t.width) && t.hash_tile_len() <= 256 * 32,
+            "tile {t} of a tree of {size} leaves has width {}",
+            t.width
+        );
+        assert_eq!(
+            TileId::parse_path(&t.path()).ok(),
+            Some((t, false)),
+            "path of tile {t} does not read back"
+        );
+    }
     let served = Served(tiles);
     let reader = TileHashReader::new(size, &served);
     let _ = tree_root(&reader, size);

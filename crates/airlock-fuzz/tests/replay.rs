@@ -83,6 +83,34 @@ fn the_fixture_world_is_valid() {
             airlock_fuzz::fixture::NOW_SECS,
         )
         .unwrap();
+    let r = &f.release;
+    let metadata = airlock_fuzz::fixture::release_metadata(airlock_fuzz::fixture::RELEASE_VERSION);
+    let check = airlock_core::transparency::ReleaseCheck::new(
+        &r.policy,
+        airlock_fuzz::fixture::RELEASE_ROLE,
+        airlock_fuzz::fixture::RELEASE_VERSION,
+        &metadata,
+    );
+    for (state, bundle) in [(&r.old_state, &r.old_bundle), (&r.state, &r.bundle)] {
+        assert!(matches!(
+            check.verify(state, Some(bundle), None, airlock_fuzz::fixture::NOW_SECS),
+            Ok(airlock_core::transparency::ReleaseStep::Accepted(_))
+        ));
+    }
+    assert!(matches!(
+        airlock_core::peer_check::check_peer_checkpoint(
+            &r.policy,
+            &r.old_state,
+            &r.note,
+            None,
+            airlock_fuzz::fixture::NOW_SECS
+        ),
+        Ok(airlock_core::peer_check::PeerStep::NeedConsistency {
+            from_size: 4,
+            to_size: 7,
+            ..
+        })
+    ));
     let req = airlock_core::tlog::AddCheckpointRequest::parse(&f.add_checkpoint).unwrap();
     airlock_core::tlog::check_add_checkpoint(&req, &[f.log.verifier()], Some(&f.old_checkpoint))
         .unwrap();
