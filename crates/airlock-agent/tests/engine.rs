@@ -60,12 +60,16 @@ fn the_engine_installs_rolls_back_an_unhealthy_release_and_refuses_a_hostile_arc
     let answer = ask(&socket, "check-now myapp");
     assert_eq!(current_version(&install), "1.0", "{answer}");
     let status = ask(&socket, "status myapp");
-    let text = status.to_string();
-    assert!(text.contains("2.0"), "{status}");
     assert!(
-        status["apps"]["myapp"]["bad"]
+        status["apps"]["myapp"]["bad_versions"]
             .as_array()
             .is_some_and(|b| b.iter().any(|v| v == "2.0")),
+        "{status}"
+    );
+    assert!(
+        status["apps"]["myapp"]["last_check"]["result"]
+            .as_str()
+            .is_some_and(|r| r.contains("health check")),
         "{status}"
     );
     // It is not taken again on the next check.

@@ -381,12 +381,18 @@ mod tests {
             check_candidate(Some("1.10.0"), "1.9.0", false, true),
             Ok(Candidate::Install)
         );
-        assert!(matches!(
+        // The agent's one version order (rollout::version): a text field sorts after a number,
+        // so the engine and the agent's offer never disagree about what is newer.
+        assert_eq!(
             check_candidate(Some("1.0.0"), "nightly-2", false, false),
-            Err(InstallRefusal::Unordered { .. })
+            Ok(Candidate::Install)
+        );
+        assert!(matches!(
+            check_candidate(Some("nightly-2"), "1.0.0", false, false),
+            Err(InstallRefusal::Downgrade { .. })
         ));
         assert_eq!(
-            check_candidate(Some("1.0.0"), "nightly-2", false, true),
+            check_candidate(Some("1.0"), "2.0", false, false),
             Ok(Candidate::Install)
         );
         // A prerelease is older than its release.
