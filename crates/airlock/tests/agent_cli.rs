@@ -1,0 +1,191 @@
+//! `airlock agent` as a person meets it: with no agent running, `check-now`, `status` and
+//! `rollback` act on the state directly (under the agent's lock); with one running they go
+//! over its socket; a bad configuration is refused naming the setting. A real repository is
+//! published and served with the CLI over HTTPS on 127.0.0.1, and the real install engine
+//! installs into a temporary directory.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+const PASS: &str = "agent cli test passphrase";
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("AIRLOCK_PASSPHRASE", PASS)
+        .env_remove("AIRLOCK_AGENT_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "airlock {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+struct Running(Child);
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A release: a tar.gz holding `run.sh` that prints the version.
+fn release(dir: &Path, version: &str) -> std::path::PathBuf {
+    let src = dir.join(format!("src-{version}"));
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("VERSION"), version).unwrap();
+    let out = dir.join(format!("app-{version}.tar.gz"));
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+fn publish(repo: &str, dir: &Path, version: &str) {
+    let file = release(dir, version);
+    ok(&[
+        "repo",
+        "-C",
+        repo,
+        "add",
+        file.to_str().unwrap(),
+        "--name",
+        &format!("app/{version}/app.tar.gz"),
+    ]);
+    ok(&["repo", "-C", repo, "publish"]);
+}
+
+fn installed(root: &Path) -> String {
+    fs::read_to_string(root.join("current/VERSION")).unwrap()
+}
+
+#[test]
+fn a_person_runs_the_agent_commands_with_and_without_a_running_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let repo = dir.join("repo");
+    let r = repo.to_str().unwrap();
+    ok(&["repo", "init", r, "--plaintext-keys"]);
+    publish(r, dir, "1.0.0");
+    let mut server = Command::new(BIN)
+        .args([
+            "repo",
+            "-C",
+            r,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--json",
+        ])
+        .arg("--test-ca-dir")
+        .arg(dir.join("tls"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let _server = Running(server);
+    let served: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let install = dir.join("install");
+    let socket = dir.join("agent.sock");
+    let config = dir.join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"[agent]
+state_dir = "{state}"
+socket = "{socket}"
+machine_id = "0123456789abcdef0123456789abcdef"
+
+[apps.app]
+target = "app/{{version}}/app.tar.gz"
+install_root = "{install}"
+
+[apps.app.repository]
+metadata_url = "{metadata}"
+targets_url = "{targets}"
+trusted_root = "{root}"
+ca_file = "{ca}"
+"#,
+            state = dir.join("state").display(),
+            socket = socket.display(),
+            install = install.display(),
+            metadata = served["metadata_url"].as_str().unwrap(),
+            targets = served["targets_url"].as_str().unwrap(),
+            root = repo.join("published/metadata/1.root.json").display(),
+            ca = dir.join("tls/ca.pem").display(),
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+
+    // No agent running: the commands act directly.
+    let status = json(&["--json", "agent", "--config", c, "status"]);
+    assert_eq!(
+        status["apps"]["app"]["installed"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+    let text = ok(&["agent", "--config", c, "check-now", "app"]);
+    assert!(text.contains("1.0.0"), "{text}");
+    assert_eq!(installed(&install), "1.0.0");
+
+    // With the agent running, the same commands go over its socket.
+    let agent = Running(
+        Command::new(BIN)
+            .args(["agent", "--config", c, "run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    publish(r, dir, "1.1.0");
+    ok(&["agent", "--config", c, "check-now", "app"]);
+    assert_eq!(installed(&install), "1.1.0");
+    let status = json(&["--json", "agent", "--config", c, "status"]);
+    assert_eq!(status["apps"]["app"]["installed"], "1.1.0", "{status}");
+    ok(&["agent", "--config", c, "rollback", "app"]);
+    assert_eq!(installed(&install), "1.0.0");
+    drop(agent);
+
+    // A setting the agent cannot use is refused at load, naming it.
+    fs::write(
+        &config,
+        fs::read_to_string(&config).unwrap() + "\n[apps.app.install]\nformat = \"rar\"\n",
+    )
+    .unwrap();
+    let out = run(&["agent", "--config", c, "status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apps.app.install.format"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
