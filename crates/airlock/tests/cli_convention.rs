@@ -199,9 +199,9 @@ fn demo_json_and_keep() {
     let keep = tmp.path().join("kept");
     let v = json_ok(&["--json", "demo", "--witnesses", "1", "--keep", s(&keep)]);
     let steps = v["steps"].as_array().expect("steps");
-    assert_eq!(steps.len(), 7, "{v}");
     // The attacks are checks that passed, not failures.
-    for attack_step in [5, 6] {
+    assert_eq!(steps.len(), 8, "{v}");
+    for attack_step in [5, 6, 7] {
         let attacks = steps[attack_step]["checks"].as_array().expect("checks");
         assert!(attacks.iter().any(|c| c["outcome"] == "refused"), "{v}");
     }

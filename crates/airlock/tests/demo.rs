@@ -25,6 +25,10 @@ fn demo_runs_end_to_end_and_refuses_the_attacks() {
         "it passes every TUF check",
         "refused, as it must: targeted release",
         "targets v2: no log proof bundle was published for it",
+        "installed 1.0.0 into",
+        "the application asks for a check (the one thing it may do): queued",
+        "refused, as it must: 1.0.1: 1.0.1 failed (health check",
+        "`current` is back on 1.0.0",
         "Done:",
     ] {
         assert!(
@@ -32,9 +36,14 @@ fn demo_runs_end_to_end_and_refuses_the_attacks() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
-    // A refusal is the check working, not a failure; and nothing is installed, only verified.
+    // A refusal is the check working, not a failure. The updater only downloads and verifies;
+    // installing is the agent's step and only said there.
     assert!(!stdout.contains('\u{2717}'), "{stdout}");
-    assert!(!stdout.contains("install"), "{stdout}");
+    let (before_agent, agent) = stdout
+        .split_once("8. The update agent")
+        .expect("the agent's step");
+    assert!(!before_agent.contains("install"), "{stdout}");
+    assert!(agent.contains("installed 1.0.0"), "{stdout}");
     assert!(stdout.contains("downloaded and verified"), "{stdout}");
 }
 

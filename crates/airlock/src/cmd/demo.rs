@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_agent::{AgentConfig, AgentHandle, Engine, request as agent_request};
 use airlock_client::{Updater, UpdaterConfig};
 use airlock_core::crypto::KeyScheme;
 use airlock_core::tlog::NoteSigner;
@@ -443,6 +444,120 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
     );
     drop(evil_server);
 
+    // 8. The update agent installs; a failing release is rolled back.
+    step(
+        8,
+        "The update agent installs the release; a release that fails its health check is rolled back",
+    );
+    let agent_dir = root_dir.join("agent");
+    std::fs::create_dir_all(&agent_dir)?;
+    let ca_file = agent_dir.join("ca.pem");
+    let mut cas = ca.cert_pem().as_bytes().to_vec();
+    cas.extend_from_slice(&transparency.ca_pem);
+    std::fs::write(&ca_file, &cas)?;
+    let install_root = agent_dir.join("install");
+    let socket = agent_dir.join("agent.sock");
+    let config_path = agent_dir.join("agent.toml");
+    let config_text = format!(
+        r#"[agent]
+state_dir = "{state}"
+socket = "{socket}"
+machine_id = "0123456789abcdef0123456789abcdef"
+
+[apps.app]
+target = "app/app-{{version}}.tar.gz"
+install_root = "{install}"
+
+[apps.app.repository]
+metadata_url = "{base}/metadata/"
+targets_url = "{base}/targets/"
+trusted_root = "{root}"
+ca_file = "{ca}"
+
+[apps.app.schedule]
+trigger_min_interval = "1s"
+
+[apps.app.install]
+format = "file"
+
+[apps.app.install.health]
+command = ["sh", "-c", "! grep -rq BROKEN {install}/current/"]
+timeout = "10s"
+"#,
+        state = agent_dir.join("state").display(),
+        socket = socket.display(),
+        install = install_root.display(),
+        base = server.base_url(),
+        root = metadata_dir.join("1.root.json").display(),
+        ca = ca_file.display(),
+    );
+    std::fs::write(&config_path, &config_text)?;
+    let agent_config = AgentConfig::parse(&config_path, &config_text)?;
+    let agent = AgentHandle::start(agent_config, Arc::new(Engine))?;
+    ok(format!(
+        "agent started (its own state and install directory; as a service it runs as its own \
+         user, and the application may only ask it to check, over {})",
+        socket.display()
+    ));
+    let ask = |line: &str| -> Result<serde_json::Value> {
+        Ok(agent_request(&socket, line, Duration::from_secs(120))?)
+    };
+    let answer = ask("check-now app")?;
+    if answer["ok"] != true {
+        bail!("the agent's check failed: {answer}");
+    }
+    let current = std::fs::canonicalize(install_root.join("current"))?;
+    ok(format!(
+        "checked through the same updater (TUF + log proofs), installed 1.0.0 into {} and \
+         switched `current` to it with one rename; health check passed",
+        current.display()
+    ));
+
+    // The vendor publishes 1.0.1, which is broken: its health check fails.
+    let broken = root_dir.join("app-1.0.1.tar.gz");
+    std::fs::write(&broken, b"BROKEN build\n".repeat(100))?;
+    repo.add_targets(
+        &[AddSource {
+            path: broken,
+            target: TargetName::Exact("app/app-1.0.1.tar.gz".into()),
+        }],
+        &AddOptions::default(),
+        &|_, _| {},
+    )?;
+    repo.publish_logged(TargetFiles::Copy, Some(&release_log), &|_, _| {})?;
+    ok("vendor publishes 1.0.1 (logged and witnessed like 1.0.0), which fails its health check");
+    std::thread::sleep(Duration::from_millis(1100));
+    let trigger = ask("check app")?;
+    ok(format!(
+        "the application asks for a check (the one thing it may do): {}",
+        trigger["apps"]["app"].as_str().unwrap_or("sent")
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let status = ask("status app")?;
+        let bad = status["apps"]["app"]["bad_versions"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|v| v == "1.0.1"));
+        if bad {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the agent did not finish the check of 1.0.1: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if std::fs::canonicalize(install_root.join("current"))? != current {
+        bail!("the failed release was left in place: this is a bug");
+    }
+    refused(format!(
+        "1.0.1: {}",
+        status["apps"]["app"]["last_check"]["result"]
+            .as_str()
+            .unwrap_or("health check failed")
+    ));
+    ok("`current` is back on 1.0.0; 1.0.1 is marked bad and never installed again on its own");
+    drop(agent);
+
     if args.keep.is_some() {
         // The log and witnesses keep their files in a directory of their own, removed when
         // they stop: copied so that `--keep` keeps the whole run.
@@ -456,7 +571,8 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
     drop(server);
     drop(transparency);
     let summary = "one release signed, logged, witnessed, mirrored, downloaded and verified; \
-                   all three attacks refused";
+                   all three attacks refused; the agent installed it and rolled back a release \
+                   that failed its health check";
     match JSON_STEPS.with_borrow_mut(Option::take) {
         Some(steps) => print_json(&json!({
             "dir": root_dir,
