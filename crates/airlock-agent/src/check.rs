@@ -251,7 +251,15 @@ pub fn check_app(
         path: download_dir.to_path_buf(),
         source,
     })?;
-    let dest = Updater::local_target_path(download_dir, &info.path);
+    // One directory per target, the file under the target's own base name: a plain-file
+    // release is installed under that name (`app/2.0/app` -> `current/app`).
+    let dest_dir = Updater::local_target_path(download_dir, &info.path);
+    std::fs::create_dir_all(&dest_dir).map_err(|source| CheckError::Io {
+        app: app.name.clone(),
+        path: dest_dir.clone(),
+        source,
+    })?;
+    let dest = dest_dir.join(base_name(&info.path));
     if !updater
         .find_cached_target(info, &dest)
         .map_err(|e| update("reading the download cache", e))?
@@ -268,6 +276,7 @@ pub fn check_app(
         })?;
     // Installed or refused by its health check: the verified copy is not needed again.
     let _ = std::fs::remove_file(&dest);
+    let _ = std::fs::remove_dir(&dest_dir);
     report.summary = match &outcome {
         InstallOutcome::Installed { version } if offer.staging_bypassed => {
             format!("installed {version} (staging bypassed)")
@@ -284,4 +293,13 @@ pub fn check_app(
     };
     report.install = Some(outcome);
     Ok(report)
+}
+
+/// The last segment of a target path when it is a usable file name, else `artifact` (with the
+/// path's extension kept off: the format is then taken from the configuration).
+fn base_name(target_path: &str) -> String {
+    match target_path.rsplit('/').next() {
+        Some(b) if !b.is_empty() && b != "." && b != ".." && !b.contains('\\') => b.to_string(),
+        _ => "artifact".to_string(),
+    }
 }

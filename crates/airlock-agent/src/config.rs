@@ -57,6 +57,9 @@ pub struct AgentSection {
     /// Users besides root and the agent's own user who may send admin requests.
     #[serde(default)]
     pub admin_users: Vec<IdRef>,
+    /// The app whose releases are this agent's own `airlock` binary (a plain file): after it is
+    /// installed and passes its health check, the agent restarts into it.
+    pub self_app: Option<String>,
 }
 
 fn default_machine_id_file() -> PathBuf {
@@ -281,6 +284,8 @@ pub struct AgentConfig {
     pub machine_id_file: PathBuf,
     pub admin_uids: Vec<u32>,
     pub apps: BTreeMap<String, AppConfig>,
+    /// The app that updates the agent itself (see [`AgentSection::self_app`]).
+    pub self_app: Option<String>,
 }
 
 /// Parse `30s`, `15m`, `6h`, `2d` (a bare number is seconds).
@@ -452,8 +457,23 @@ impl AgentConfig {
                 },
             );
         }
+        if let Some(name) = &file.agent.self_app {
+            let Some(app) = apps.get(name) else {
+                return Err(invalid(
+                    "agent.self_app",
+                    format!("names no app: there is no [apps.{name}]"),
+                ));
+            };
+            if app.install.format.as_deref() != Some("file") {
+                return Err(invalid(
+                    &format!("apps.{name}.install.format"),
+                    "must be \"file\" for the agent's own binary (agent.self_app)".into(),
+                ));
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
+            self_app: file.agent.self_app,
             state_dir: file.agent.state_dir,
             socket: file.agent.socket,
             machine_id: file.agent.machine_id,

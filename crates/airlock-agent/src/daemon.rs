@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -86,6 +86,10 @@ pub(crate) struct Shared {
     pub started: Instant,
     /// Requests refused (bad input, not allowed, rate-limited, flooding), for status and tests.
     pub refused: AtomicU64,
+    /// Socket connections being served (their answers are written before a restart).
+    pub connections: AtomicUsize,
+    /// Set when the agent installed its own new binary: the path to restart into.
+    pub restart: Mutex<Option<PathBuf>>,
 }
 
 impl Shared {
@@ -228,6 +232,8 @@ impl AgentHandle {
             stop: AtomicBool::new(false),
             started: Instant::now(),
             refused: AtomicU64::new(0),
+            connections: AtomicUsize::new(0),
+            restart: Mutex::new(None),
         });
         // First schedule from the stored record (or within the jitter of now).
         {
@@ -276,30 +282,58 @@ impl AgentHandle {
 
     /// Stop the threads (the running check finishes first) and wait for them.
     pub fn stop(mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.wake.notify_all();
-        // Wake the blocking accept and FIFO reads.
-        let _ = std::os::unix::net::UnixStream::connect(&self.shared.config.socket);
-        for app in self.shared.config.apps.values() {
-            if let Some(fifo) = &app.fifo {
-                let _ = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(fifo)
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, b"\n"));
-            }
-        }
+        request_stop(&self.shared);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
         let _ = std::fs::remove_file(&self.shared.config.socket);
     }
 
-    /// Run until stopped by a signal-less caller (the CLI blocks here).
-    pub fn wait(mut self) {
+    /// Run until the agent stops. `Some(binary)`: it installed its own new binary (the
+    /// `self_app`), which passed its health check; the caller restarts into it (the CLI execs
+    /// it with the same arguments). Answers in flight are written first.
+    pub fn wait(mut self) -> Option<PathBuf> {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while self.shared.connections.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.shared
+            .restart
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
+}
+
+/// Ask every thread to stop: the worker after its current job, the socket and FIFO readers
+/// woken from their blocking calls.
+fn request_stop(shared: &Shared) {
+    shared.stop.store(true, Ordering::SeqCst);
+    shared.wake.notify_all();
+    let _ = std::os::unix::net::UnixStream::connect(&shared.config.socket);
+    for app in shared.config.apps.values() {
+        if let Some(fifo) = &app.fifo {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .open(fifo)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, b"\n"));
+        }
+    }
+}
+
+/// The agent's new binary after its `self_app` was installed: the one file in `current/`.
+fn self_binary(app: &AppConfig) -> Option<PathBuf> {
+    let current = app.install_root.join("current");
+    let mut files = std::fs::read_dir(&current)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path());
+    let first = files.next()?;
+    files.next().is_none().then_some(first)
 }
 
 fn schedule_next(app: &AppConfig, record: &AppRecord, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -392,6 +426,7 @@ fn worker(shared: &Shared) {
                 rt.last_started = Some(Instant::now());
             }
         }
+        let mut restart = None;
         let answer = match job {
             Job::Check {
                 ignore_staging,
@@ -400,6 +435,14 @@ fn worker(shared: &Shared) {
                 ..
             } => {
                 let answer = run_check(shared, app, ignore_staging, by);
+                if shared.config.self_app.as_deref() == Some(name.as_str())
+                    && answer["check"]["install"]["result"] == "installed"
+                {
+                    restart = self_binary(app);
+                    if restart.is_none() {
+                        tracing::error!(app = %name, "installed, but current/ does not hold exactly one file: not restarting");
+                    }
+                }
                 if let Some(reply) = reply {
                     let _ = reply.send(answer.clone());
                 }
@@ -426,6 +469,15 @@ fn worker(shared: &Shared) {
             }
         }
         write_status_file(shared, &name);
+        if let Some(binary) = restart {
+            tracing::info!(binary = %binary.display(), "the agent's own new binary passed its health check: restarting into it");
+            *shared
+                .restart
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(binary);
+            request_stop(shared);
+            return;
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -158,7 +158,6 @@ fn refuse(shared: &Shared, log: &Mutex<RefusalLog>, source: &str, why: &str) {
 struct SocketState {
     buckets: Mutex<std::collections::HashMap<u32, TokenBucket>>,
     log: Mutex<RefusalLog>,
-    connections: AtomicUsize,
 }
 
 /// Accept connections until the agent stops.
@@ -166,22 +165,21 @@ pub(crate) fn serve_socket(shared: &Arc<Shared>, listener: UnixListener) {
     let state = Arc::new(SocketState {
         buckets: Mutex::new(std::collections::HashMap::new()),
         log: Mutex::new(RefusalLog::new(shared)),
-        connections: AtomicUsize::new(0),
     });
     for stream in listener.incoming() {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
         let Ok(stream) = stream else { continue };
-        if state.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            state.connections.fetch_sub(1, Ordering::SeqCst);
+        if shared.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
             refuse(shared, &state.log, "socket", "too many connections at once");
             continue;
         }
         let (shared, state) = (shared.clone(), state.clone());
         std::thread::spawn(move || {
             connection(&shared, &state, stream);
-            state.connections.fetch_sub(1, Ordering::SeqCst);
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

@@ -189,3 +189,151 @@ ca_file = "{ca}"
     assert!(err.contains("apps.app.install.format"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// Where a process's executable is (the agent keeps its pid when it restarts into a new binary).
+fn exe_of(pid: u32) -> Option<std::path::PathBuf> {
+    fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// The agent updates its own binary through the same checks, restarts into it once it passed
+/// its health check (the new binary loading the configuration), and stays on it when a later
+/// binary fails that check.
+#[test]
+fn the_agent_updates_itself_and_keeps_its_binary_when_a_new_one_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let repo = dir.join("repo");
+    let r = repo.to_str().unwrap();
+    ok(&["repo", "init", r, "--plaintext-keys"]);
+    let add = |file: &Path, version: &str| {
+        ok(&[
+            "repo",
+            "-C",
+            r,
+            "add",
+            file.to_str().unwrap(),
+            "--name",
+            &format!("airlock/{version}/airlock"),
+        ]);
+        ok(&["repo", "-C", r, "publish"]);
+    };
+    // Version 2.0.0 is this very binary.
+    add(Path::new(BIN), "2.0.0");
+    let mut server = Command::new(BIN)
+        .args([
+            "repo",
+            "-C",
+            r,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--json",
+        ])
+        .arg("--test-ca-dir")
+        .arg(dir.join("tls"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let _server = Running(server);
+    let served: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let install = dir.join("self");
+    let socket = dir.join("agent.sock");
+    let config = dir.join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"[agent]
+state_dir = "{state}"
+socket = "{socket}"
+machine_id = "0123456789abcdef0123456789abcdef"
+self_app = "airlock"
+
+[apps.airlock]
+target = "airlock/{{version}}/airlock"
+install_root = "{install}"
+
+[apps.airlock.repository]
+metadata_url = "{metadata}"
+targets_url = "{targets}"
+trusted_root = "{root}"
+ca_file = "{ca}"
+
+[apps.airlock.install]
+format = "file"
+
+[apps.airlock.install.health]
+command = ["{install}/current/airlock", "agent", "--config", "{config}", "check-config"]
+timeout = "30s"
+"#,
+            state = dir.join("state").display(),
+            socket = socket.display(),
+            install = install.display(),
+            metadata = served["metadata_url"].as_str().unwrap(),
+            targets = served["targets_url"].as_str().unwrap(),
+            root = repo.join("published/metadata/1.root.json").display(),
+            ca = dir.join("tls/ca.pem").display(),
+            config = config.display(),
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    assert!(ok(&["agent", "--config", c, "check-config"]).contains(": ok"));
+
+    let agent = Running(
+        Command::new(BIN)
+            .args(["agent", "--config", c, "run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = agent.0.id();
+    let wait_until = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "timed out: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_until("the socket", &|| socket.exists());
+    assert_eq!(exe_of(pid).as_deref(), Some(Path::new(BIN)));
+    let text = ok(&["agent", "--config", c, "check-now", "airlock"]);
+    assert!(text.contains("2.0.0"), "{text}");
+    let new_binary = install.join("releases/2.0.0/airlock");
+    wait_until("the agent restarted into its new binary", &|| {
+        exe_of(pid).as_deref() == Some(new_binary.as_path())
+    });
+    // The restarted agent answers on its socket.
+    wait_until("the restarted agent answers", &|| {
+        run(&["--json", "agent", "--config", c, "status"])
+            .status
+            .success()
+    });
+
+    // 3.0.0 does not even start: its health check fails, the agent stays on 2.0.0.
+    let broken = dir.join("broken");
+    fs::write(&broken, "#!/bin/sh\nexit 1\n").unwrap();
+    add(&broken, "3.0.0");
+    let out = run(&["agent", "--config", c, "check-now", "airlock"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3.0.0"), "{text}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(exe_of(pid).as_deref(), Some(new_binary.as_path()));
+    let status = json(&["--json", "agent", "--config", c, "status"]);
+    assert_eq!(status["apps"]["airlock"]["installed"], "2.0.0", "{status}");
+    assert!(
+        status["apps"]["airlock"]["bad_versions"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|v| v == "3.0.0")),
+        "{status}"
+    );
+    drop(agent);
+}

@@ -6,6 +6,7 @@
 //! checks. When no agent answers on the socket they act on the state directly, after taking the
 //! agent's lock in `state_dir` (so they never run beside a starting agent).
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,11 @@ enum Command {
     /// Run the agent: scheduled checks, the trigger socket and FIFOs, installs.
     #[command(after_help = "Example:\n  airlock agent --config /etc/airlock/agent.toml run")]
     Run,
+    /// Load and check the configuration, and exit (the health check of a new agent binary).
+    #[command(
+        after_help = "Example:\n  airlock agent --config /etc/airlock/agent.toml check-config"
+    )]
+    CheckConfig,
     /// Check now, outside windows and rate limits, and install what is offered.
     #[command(
         after_help = "Example:\n  airlock agent check-now\n  airlock agent check-now myapp --ignore-staging"
@@ -78,7 +84,23 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     let line = match &args.command {
         Command::Run => {
             let agent = AgentHandle::start(config, installer())?;
-            agent.wait();
+            let Some(binary) = agent.wait() else {
+                return Ok(());
+            };
+            // The agent installed its own new binary and it passed its health check: become it,
+            // same process, same arguments (the lock and the socket close on exec).
+            let err = std::process::Command::new(&binary)
+                .args(std::env::args_os().skip(1))
+                .exec();
+            return Err(anyhow::anyhow!(err))
+                .with_context(|| format!("restarting into {}", binary.display()));
+        }
+        Command::CheckConfig => {
+            if json {
+                print_json(&json!({"ok": true, "config": config.path}))?;
+            } else {
+                println!("{}: ok", config.path.display());
+            }
             return Ok(());
         }
         Command::CheckNow {
@@ -120,7 +142,7 @@ fn direct(config: &AgentConfig, command: &Command) -> anyhow::Result<Value> {
         }
     };
     Ok(match command {
-        Command::Run => json!({"ok": true}),
+        Command::Run | Command::CheckConfig => json!({"ok": true}),
         Command::Status => {
             let mut apps = serde_json::Map::new();
             for app in pick(&None)? {
