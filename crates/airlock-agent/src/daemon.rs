@@ -199,6 +199,14 @@ impl AgentHandle {
         let machine_id = config.machine_id()?;
         let mut apps = BTreeMap::new();
         for app in config.apps.values() {
+            // A download cut by a crash leaves a temporary file: start each check clean (a
+            // complete release is verified and fetched again, never trusted from here).
+            let downloads = app_dir(&config, &app.name).join("downloads");
+            if let Err(e) = std::fs::remove_dir_all(&downloads)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::error!(app = %app.name, "clearing {}: {e}", downloads.display());
+            }
             if let Err(e) = installer.recover(app) {
                 tracing::error!(app = %app.name, "recovery failed: {}", airlock_core::error_chain(&*e));
             }

@@ -47,7 +47,12 @@ fn the_engine_installs_rolls_back_an_unhealthy_release_and_refuses_a_hostile_arc
     );
     let config = f.config_with_install("", "", &format!("keep = 2\n{health}"));
     f.release_bytes("1.0", None, &tar_gz("1.0", &[]));
+    // What a download cut by kill -9 leaves behind is cleared when the agent starts.
+    let leftover = f.path("state/apps/myapp/downloads/myapp%2F1.0%2Fmyapp.tar.gz/.tmp-partial");
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::write(&leftover, b"half a download").unwrap();
     let agent = f.start(config, Arc::new(Engine));
+    assert!(!leftover.exists());
     let socket = f.socket();
 
     let answer = ask(&socket, "check-now myapp");
