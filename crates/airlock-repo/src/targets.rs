@@ -27,6 +27,9 @@ pub struct TargetCustom {
     pub channel: Option<String>,
     /// Where rebuilders find the source, e.g. `git+https://example.org/app@v1.4.2`.
     pub source_ref: Option<String>,
+    /// Staged rollout: the share of machines (0 to 100) an update agent offers it to
+    /// (docs/agent.md); none means every machine.
+    pub rollout_percent: Option<u8>,
 }
 
 impl TargetCustom {
@@ -40,6 +43,9 @@ impl TargetCustom {
             if let Some(v) = v {
                 m.insert(k.to_string(), Value::String(v.clone()));
             }
+        }
+        if let Some(p) = self.rollout_percent {
+            m.insert("rollout_percent".to_string(), Value::from(p));
         }
         (!m.is_empty()).then_some(Value::Object(m))
     }

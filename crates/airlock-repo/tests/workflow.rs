@@ -687,7 +687,8 @@ fn every_key_type_can_hold_a_role_and_keys_are_encrypted_by_default() {
     let custom = TargetCustom {
         version: Some("2.0".into()),
         channel: Some("beta".into()),
-        source_ref: None,
+        rollout_percent: Some(10),
+        ..TargetCustom::default()
     };
     repo.add_file(&src, "app/app.bin", custom).unwrap();
     repo.publish(&no_progress()).unwrap();
@@ -696,7 +697,7 @@ fn every_key_type_can_hold_a_role_and_keys_are_encrypted_by_default() {
     let t = repo.targets_role("targets").unwrap();
     assert_eq!(
         t.signed.targets["app/app.bin"].custom,
-        Some(serde_json::json!({"version": "2.0", "channel": "beta"}))
+        Some(serde_json::json!({"version": "2.0", "channel": "beta", "rollout_percent": 10}))
     );
 }
 

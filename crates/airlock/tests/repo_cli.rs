@@ -397,3 +397,46 @@ fn meta_hashes_in_the_snapshot_are_listed_and_enforced_by_the_client() {
         }
     }
 }
+
+/// A staged rollout from the publisher's side: `--rollout-percent` goes into the target's
+/// custom metadata, where the update agent reads it; adding the file again widens it; a share
+/// outside 0-100 is a usage error.
+#[test]
+fn add_sets_the_staged_rollout_share_and_refuses_one_outside_0_to_100() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = new_repo(tmp.path());
+    let src = tmp.path().join("app.tar.gz");
+    fs::write(&src, "app 2.0").unwrap();
+    let s = src.to_str().unwrap();
+    let custom = |r: &str| {
+        let t: serde_json::Value =
+            serde_json::from_slice(&fs::read(Path::new(r).join("work/targets.json")).unwrap())
+                .unwrap();
+        t["signed"]["targets"]["app/2.0/app.tar.gz"]["custom"].clone()
+    };
+    let add = |extra: &[&str]| {
+        let mut args = vec!["repo", "-C", &r, "add", s, "--name", "app/2.0/app.tar.gz"];
+        args.extend_from_slice(extra);
+        ok(&args);
+    };
+    add(&["--version", "2.0", "--rollout-percent", "10"]);
+    assert_eq!(
+        custom(&r),
+        serde_json::json!({"version": "2.0", "rollout_percent": 10})
+    );
+    add(&["--version", "2.0", "--rollout-percent", "100"]);
+    assert_eq!(custom(&r)["rollout_percent"], 100);
+    let out = airlock(&[
+        "repo",
+        "-C",
+        &r,
+        "add",
+        s,
+        "--name",
+        "app/2.0/app.tar.gz",
+        "--rollout-percent",
+        "101",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rollout-percent"));
+}

@@ -231,6 +231,7 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
                 version: Some("1.0.0".into()),
                 channel: Some("stable".into()),
                 source_ref: Some("git+https://example.org/app@v1.0.0".into()),
+                rollout_percent: None,
             },
             role: None,
         },

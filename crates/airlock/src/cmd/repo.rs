@@ -245,6 +245,10 @@ struct AddArgs {
     /// custom.source_ref: where rebuilders find the source.
     #[arg(long)]
     source_ref: Option<String>,
+    /// custom.rollout_percent: offer the release to this share of machines (0-100) for a
+    /// staged rollout by the update agent; add the file again with a larger share to widen it.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    rollout_percent: Option<u8>,
 }
 
 /// Remove targets by exact path, or all under a prefix ending in `/`.
@@ -667,6 +671,7 @@ fn add(args: &Args, a: &AddArgs) -> anyhow::Result<()> {
             version: a.version.clone(),
             channel: a.channel.clone(),
             source_ref: a.source_ref.clone(),
+            rollout_percent: a.rollout_percent,
         },
         role: a.role.clone(),
     };
