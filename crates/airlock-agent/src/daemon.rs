@@ -435,7 +435,7 @@ fn worker(shared: &Shared) {
             }
         }
         let mut restart = None;
-        let answer = match job {
+        let (answer, reply) = match job {
             Job::Check {
                 ignore_staging,
                 by,
@@ -451,10 +451,7 @@ fn worker(shared: &Shared) {
                         tracing::error!(app = %name, "installed, but current/ does not hold exactly one file: not restarting");
                     }
                 }
-                if let Some(reply) = reply {
-                    let _ = reply.send(answer.clone());
-                }
-                answer
+                (answer, reply)
             }
             Job::Rollback { to, reply, .. } => {
                 let answer = match shared.installer.rollback(app, to.as_deref()) {
@@ -463,8 +460,7 @@ fn worker(shared: &Shared) {
                         json!({"ok": false, "app": name, "error": airlock_core::error_chain(&*e)})
                     }
                 };
-                let _ = reply.send(answer.clone());
-                answer
+                (answer, Some(reply))
             }
         };
         tracing::info!(app = %name, "{answer}");
@@ -477,6 +473,10 @@ fn worker(shared: &Shared) {
             }
         }
         write_status_file(shared, &name);
+        // Answered only now, so a status asked right after the answer already shows the result.
+        if let Some(reply) = reply {
+            let _ = reply.send(answer);
+        }
         if let Some(binary) = restart {
             tracing::info!(binary = %binary.display(), "the agent's own new binary passed its health check: restarting into it");
             *shared

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use airlock_agent::Engine;
+use chrono::Timelike;
 use support::{Fixture, ask};
 
 /// A tar.gz holding `VERSION` (the version) and any extra `(path, bytes)` entries, written raw
@@ -45,7 +46,11 @@ fn the_engine_installs_rolls_back_an_unhealthy_release_and_refuses_a_hostile_arc
         "[apps.myapp.install.health]\ncommand = [\"sh\", \"-c\", \"test \\\"$(cat {}/current/VERSION)\\\" != 2.0\"]\ntimeout = \"10s\"",
         install.display()
     );
-    let config = f.config_with_install("", "", &format!("keep = 2\n{health}"));
+    // Scheduled checks only in a window twelve hours away: every check here is a person's, so
+    // none runs beside the one the test is waiting for.
+    let away = (chrono::Utc::now().hour() + 12) % 24;
+    let window = format!("windows = [\"{away:02}:00-{away:02}:30\"]");
+    let config = f.config_with_install("", &window, &format!("keep = 2\n{health}"));
     f.release_bytes("1.0", None, &tar_gz("1.0", &[]));
     // What a download cut by kill -9 leaves behind is cleared when the agent starts.
     let leftover = f.path("state/apps/myapp/downloads/myapp%2F1.0%2Fmyapp.tar.gz/.tmp-partial");
@@ -69,7 +74,7 @@ fn the_engine_installs_rolls_back_an_unhealthy_release_and_refuses_a_hostile_arc
         status["apps"]["myapp"]["bad_versions"]
             .as_array()
             .is_some_and(|b| b.iter().any(|v| v == "2.0")),
-        "{status}"
+        "{answer}\n{status}"
     );
     assert!(
         status["apps"]["myapp"]["last_check"]["result"]
