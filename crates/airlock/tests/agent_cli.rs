@@ -7,41 +7,36 @@
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
-const PASS: &str = "agent cli test passphrase";
+mod common;
+use common::*;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("AIRLOCK_PASSPHRASE", PASS)
-        .env_remove("AIRLOCK_AGENT_CONFIG")
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "airlock {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    serde_json::from_str(&ok(args)).unwrap()
-}
-
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `repo serve` over HTTPS with a test CA in `dir/tls`; its JSON line (metadata and targets URLs).
+fn serve_repo(repo: &str, dir: &Path) -> (Server, serde_json::Value) {
+    let mut server = Command::new(BIN)
+        .args([
+            "repo",
+            "-C",
+            repo,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--json",
+        ])
+        .arg("--test-ca-dir")
+        .arg(dir.join("tls"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading: a server whose stdout is closed stops at its next line (closed pipe).
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (Server(server), serde_json::from_str(&line).unwrap())
 }
 
 /// A release: a tar.gz holding `run.sh` that prints the version.
@@ -88,28 +83,7 @@ fn a_person_runs_the_agent_commands_with_and_without_a_running_agent() {
     let r = repo.to_str().unwrap();
     ok(&["repo", "init", r, "--plaintext-keys"]);
     publish(r, dir, "1.0.0");
-    let mut server = Command::new(BIN)
-        .args([
-            "repo",
-            "-C",
-            r,
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--json",
-        ])
-        .arg("--test-ca-dir")
-        .arg(dir.join("tls"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let _server = Running(server);
-    let served: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (_server, served) = serve_repo(r, dir);
     let install = dir.join("install");
     let socket = dir.join("agent.sock");
     let config = dir.join("agent.toml");
@@ -155,7 +129,7 @@ ca_file = "{ca}"
     assert_eq!(installed(&install), "1.0.0");
 
     // With the agent running, the same commands go over its socket.
-    let agent = Running(
+    let agent = Server(
         Command::new(BIN)
             .args(["agent", "--config", c, "run"])
             .stdout(Stdio::null())
@@ -219,28 +193,7 @@ fn the_agent_updates_itself_and_keeps_its_binary_when_a_new_one_fails() {
     };
     // Version 2.0.0 is this very binary.
     add(Path::new(BIN), "2.0.0");
-    let mut server = Command::new(BIN)
-        .args([
-            "repo",
-            "-C",
-            r,
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--json",
-        ])
-        .arg("--test-ca-dir")
-        .arg(dir.join("tls"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let _server = Running(server);
-    let served: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (_server, served) = serve_repo(r, dir);
     let install = dir.join("self");
     let socket = dir.join("agent.sock");
     let config = dir.join("agent.toml");
@@ -284,7 +237,7 @@ timeout = "30s"
     let c = config.to_str().unwrap();
     assert!(ok(&["agent", "--config", c, "check-config"]).contains(": ok"));
 
-    let agent = Running(
+    let agent = Server(
         Command::new(BIN)
             .args(["agent", "--config", c, "run"])
             .stdout(Stdio::null())

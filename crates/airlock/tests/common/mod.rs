@@ -1,0 +1,189 @@
+//! Helpers shared by the command-line tests that drive real `airlock` processes: run a
+//! command (with a test passphrase), start a server and read its URL, and a log with one
+//! witness served over HTTPS on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+pub const PASS: &str = "airlock cli test passphrase";
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("AIRLOCK_PASSPHRASE", PASS)
+        .env_remove("AIRLOCK_AGENT_CONFIG")
+        .output()
+        .unwrap()
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "airlock {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "airlock {args:?} succeeded");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    err
+}
+
+pub struct Server(pub Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn serve(args: &[&str]) -> (Server, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("AIRLOCK_PASSPHRASE", PASS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading: a server whose stdout is closed stops at its next line (closed pipe).
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let url = line
+        .trim()
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches(['/', ','])
+        .to_string();
+    (Server(child), url)
+}
+
+/// A log with one witness, both served over HTTPS, and the publisher key the log accepts.
+pub struct Transparency {
+    pub log: Server,
+    pub _witness: Server,
+    pub log_url: String,
+    pub log_key: String,
+    pub policy_file: PathBuf,
+    pub publisher_key: PathBuf,
+    pub ca: PathBuf,
+}
+
+pub fn start_transparency(dir: &Path, origin: &str) -> Transparency {
+    fs::create_dir_all(dir.join("tls")).unwrap();
+    let p = |s: &str| dir.join(s).to_str().unwrap().to_string();
+    let tls = airlock_serve::TestCa::new()
+        .unwrap()
+        .write_files(&dir.join("tls"), &["127.0.0.1"])
+        .unwrap();
+    let (cert, key, ca) = (
+        tls.cert_chain.to_str().unwrap(),
+        tls.key.to_str().unwrap(),
+        tls.ca_cert.to_str().unwrap(),
+    );
+    let publisher = json(&[
+        "log",
+        "keygen",
+        "--json",
+        "--name",
+        "pub.test",
+        "--out",
+        &p("pub.key"),
+    ]);
+    let log = json(&[
+        "log",
+        "init",
+        "--json",
+        "--dir",
+        &p("log"),
+        "--origin",
+        origin,
+        "--publisher-key",
+        publisher["verifier_key"].as_str().unwrap(),
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--ca-file",
+        ca,
+    ]);
+    let log_key = log["log_key"].as_str().unwrap().to_string();
+    let witness = json(&[
+        "witness",
+        "init",
+        "--json",
+        "--dir",
+        &p("w1"),
+        "--name",
+        "witness.test/w1",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ]);
+    let witness_vkey = witness["witness_key"].as_str().unwrap().to_string();
+    ok(&[
+        "witness",
+        "add-log",
+        "--dir",
+        &p("w1"),
+        "--log-key",
+        &log_key,
+    ]);
+    let (w, wurl) = serve(&[
+        "witness",
+        "serve",
+        "--dir",
+        &p("w1"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    ok(&[
+        "log",
+        "add-witness",
+        "--dir",
+        &p("log"),
+        "--key",
+        &witness_vkey,
+        "--url",
+        &wurl,
+    ]);
+    let (l, url) = serve(&[
+        "log",
+        "serve",
+        "--dir",
+        &p("log"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let policy_file = dir.join("policy.txt");
+    fs::write(
+        &policy_file,
+        format!("log {log_key} {url}\nwitness w1 {witness_vkey} {wurl}\nquorum w1\n"),
+    )
+    .unwrap();
+    Transparency {
+        log: l,
+        _witness: w,
+        log_url: url,
+        log_key,
+        policy_file,
+        publisher_key: dir.join("pub.key"),
+        ca: dir.join("tls/ca.pem"),
+    }
+}
