@@ -26,7 +26,9 @@ use airlock_core::crypto::{CryptoError, PrivateKey, PublicKey};
 use airlock_fs::WriteOptions;
 use zeroize::Zeroizing;
 
+mod key_ref;
 mod note_key;
+pub use key_ref::KeyRef;
 pub use note_key::{generate_note_key, read_note_key};
 
 /// Re-exported so callers need only this crate: the scrypt cost knob and the format errors.
@@ -71,6 +73,13 @@ pub enum KeystoreError {
     /// A keystore note key file read without its key name (the caller's configuration lacks it).
     #[error("note key file {path}: the key name is needed to read it")]
     NoteKeyNameMissing { path: PathBuf },
+    /// A key named by reference (`gpg:...`, `pkcs11:...`) that cannot be used.
+    #[error("key {key}: {reason}")]
+    KeyRef { key: String, reason: String },
+    /// The key's holder is reachable but does not have the key (a token not plugged in, a
+    /// GnuPG key kept on another machine): for a repository, the key is offline.
+    #[error("key {key} is not available on this machine: {reason}")]
+    KeyNotHere { key: String, reason: String },
 }
 
 /// Where a passphrase comes from.

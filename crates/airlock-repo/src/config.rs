@@ -134,6 +134,9 @@ pub struct KeyEntry {
     /// Private key file, relative to the repository directory. Absent for keys held elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private: Option<String>,
+    /// A key held outside Airlock's key files, as a key reference (`gpg:KEYID`, `pkcs11:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<String>,
     /// Public key file (TUF JSON), relative to the repository directory.
     pub public: String,
 }
@@ -280,6 +283,7 @@ mod tests {
             role: "root".into(),
             scheme: "ed25519".into(),
             private: Some("keys/root-1.key".into()),
+            external: Some("gpg:ABCD".into()),
             public: "keys/root-1.pub.json".into(),
         });
         let text = c.to_toml().unwrap();

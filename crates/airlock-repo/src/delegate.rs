@@ -62,6 +62,7 @@ fn key_count(source: &KeySource) -> usize {
     match source {
         KeySource::Generate { count, .. } => *count,
         KeySource::Public(k) => k.len(),
+        KeySource::External(k) => k.len(),
     }
 }
 

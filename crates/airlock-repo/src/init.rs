@@ -60,6 +60,9 @@ pub struct InitOptions {
     pub publish: crate::config::PublishConfig,
     /// Reference time for expiry dates (`None`: now).
     pub now: Option<DateTime<Utc>>,
+    /// Roles whose keys are held outside Airlock's key files (GnuPG, a PKCS#11 token) instead
+    /// of generated: role name -> key references. The role's `count` must equal their number.
+    pub external_keys: std::collections::BTreeMap<String, Vec<airlock_keystore::KeyRef>>,
 }
 
 impl InitOptions {
@@ -75,6 +78,7 @@ impl InitOptions {
             protection,
             publish: crate::config::PublishConfig::default(),
             now: None,
+            external_keys: Default::default(),
         }
     }
 }
@@ -92,6 +96,24 @@ impl Repository {
             ("timestamp", &options.timestamp),
         ] {
             spec.check(name)?;
+            if let Some(refs) = options.external_keys.get(name)
+                && refs.len() != spec.count
+            {
+                return Err(RepoError::invalid(format!(
+                    "{name}: {} key(s) given, the role is set up for {}",
+                    refs.len(),
+                    spec.count
+                )));
+            }
+        }
+        if let Some(role) = options
+            .external_keys
+            .keys()
+            .find(|r| !["root", "targets", "snapshot", "timestamp"].contains(&r.as_str()))
+        {
+            return Err(RepoError::invalid(format!(
+                "{role} is not a top-level role; give its keys with `repo delegate`"
+            )));
         }
         let created = repo::create_skeleton(dir)?;
         let result = init_inner(dir, options);
@@ -133,15 +155,14 @@ fn init_inner(dir: &Path, options: &InitOptions) -> Result<Repository, RepoError
         ("snapshot", &options.snapshot),
         ("timestamp", &options.timestamp),
     ] {
-        let new = keys::make_keys(
-            dir,
-            role,
-            &KeySource::Generate {
+        let source = match options.external_keys.get(role) {
+            Some(refs) => KeySource::External(refs.clone()),
+            None => KeySource::Generate {
                 scheme: spec.scheme,
                 count: spec.count,
             },
-            &options.protection,
-        )?;
+        };
+        let new = keys::make_keys(dir, role, &source, &options.protection)?;
         let mut keyids = Vec::new();
         for k in &new {
             root.keys.insert(k.entry.keyid.clone(), k.public.clone());

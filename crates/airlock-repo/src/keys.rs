@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use airlock_core::crypto::{KeyScheme, PrivateKey, PublicKey, Signer};
-use airlock_keystore::{PassphraseSource, Protection};
+use airlock_keystore::{KeyRef, KeystoreError, PassphraseSource, Protection};
 
 use crate::config::{KeyEntry, RepoConfig};
 use crate::error::RepoError;
@@ -25,13 +25,16 @@ pub enum KeySource {
     Generate { scheme: KeyScheme, count: usize },
     /// Use these public keys; their private halves live elsewhere (offline signing).
     Public(Vec<PublicKey>),
+    /// Use these keys held outside Airlock's key files (GnuPG, a PKCS#11 token): the
+    /// configuration records the reference, and they sign whenever they are reachable.
+    External(Vec<KeyRef>),
 }
 
 /// A key created by this command, written under `keys/`.
 pub(crate) struct NewKey {
     pub entry: KeyEntry,
     pub public: PublicKey,
-    pub private: Option<PrivateKey>,
+    pub private: Option<Box<dyn Signer>>,
     /// Files written, removed again if the command fails before it commits.
     pub files: Vec<PathBuf>,
 }
@@ -40,7 +43,7 @@ pub(crate) struct NewKey {
 pub(crate) struct Keyring {
     repo_dir: PathBuf,
     passphrase: Option<PassphraseSource>,
-    loaded: BTreeMap<String, PrivateKey>,
+    loaded: BTreeMap<String, Box<dyn Signer>>,
 }
 
 impl Keyring {
@@ -56,8 +59,16 @@ impl Keyring {
         self.passphrase.clone()
     }
 
-    pub fn insert(&mut self, key: PrivateKey) {
+    pub fn insert(&mut self, key: Box<dyn Signer>) {
         self.loaded.insert(key.public_key().key_id(), key);
+    }
+
+    /// The passphrase source, or an empty value when the caller gave none (only plaintext key
+    /// files and PIN-less tokens open with it; an empty value is refused before any decryption).
+    fn secret(&self) -> PassphraseSource {
+        self.passphrase
+            .clone()
+            .unwrap_or_else(|| PassphraseSource::Value(zeroize::Zeroizing::new(String::new())))
     }
 
     /// The signer for `keyid`, if its private key file is listed in the config and present on
@@ -67,33 +78,41 @@ impl Keyring {
         &mut self,
         config: &RepoConfig,
         keyid: &str,
-    ) -> Result<Option<&PrivateKey>, RepoError> {
+    ) -> Result<Option<&dyn Signer>, RepoError> {
         if !self.loaded.contains_key(keyid) {
-            let Some(rel) = config.key(keyid).and_then(|k| k.private.as_ref()) else {
+            let Some(entry) = config.key(keyid) else {
                 return Ok(None);
             };
-            let path = self.repo_dir.join(rel);
-            if !path.exists() {
-                return Ok(None);
-            }
-            // The caller chooses where passphrases come from; without a source only plaintext
-            // key files can be read (an empty value is refused before any decryption).
-            let key = match &self.passphrase {
-                Some(pass) => airlock_keystore::read_private_key(&path, pass)?,
-                None => airlock_keystore::read_private_key(
-                    &path,
-                    &PassphraseSource::Value(zeroize::Zeroizing::new(String::new())),
-                )
-                .map_err(|e| match e {
-                    airlock_keystore::KeystoreError::Passphrase { .. } => {
-                        RepoError::NoPassphrase { path: path.clone() }
-                    }
-                    other => other.into(),
-                })?,
+            let (key, origin): (Box<dyn Signer>, PathBuf) = if let Some(external) = &entry.external
+            {
+                let r = KeyRef::parse(external)?;
+                match r.open(&self.secret()) {
+                    Ok(k) => (k, PathBuf::from(r.to_string())),
+                    // A token not plugged in, or a GnuPG key kept on another machine: offline.
+                    Err(KeystoreError::KeyNotHere { .. }) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                let Some(rel) = entry.private.as_ref() else {
+                    return Ok(None);
+                };
+                let path = self.repo_dir.join(rel);
+                if !path.exists() {
+                    return Ok(None);
+                }
+                let key = airlock_keystore::read_private_key(&path, &self.secret()).map_err(
+                    |e| match e {
+                        KeystoreError::Passphrase { .. } if self.passphrase.is_none() => {
+                            RepoError::NoPassphrase { path: path.clone() }
+                        }
+                        other => other.into(),
+                    },
+                )?;
+                (Box::new(key), path)
             };
             if key.public_key().key_id() != keyid {
                 return Err(RepoError::config(
-                    &path,
+                    &origin,
                     format!(
                         "holds key {}, the config says {keyid}",
                         key.public_key().key_id()
@@ -102,7 +121,7 @@ impl Keyring {
             }
             self.loaded.insert(keyid.to_string(), key);
         }
-        Ok(self.loaded.get(keyid))
+        Ok(self.loaded.get(keyid).map(|k| k.as_ref()))
     }
 }
 
@@ -141,10 +160,11 @@ pub(crate) fn make_keys(
                             role: role.to_string(),
                             scheme: scheme.short_name().to_string(),
                             private: Some(private_rel),
+                            external: None,
                             public: public_rel,
                         },
                         public,
-                        private: Some(key),
+                        private: Some(Box::new(key)),
                         files,
                     });
                 }
@@ -169,10 +189,45 @@ pub(crate) fn make_keys(
                             role: role.to_string(),
                             scheme: public.scheme.clone(),
                             private: None,
+                            external: None,
                             public: public_rel,
                         },
                         public: public.clone(),
                         private: None,
+                        files: if existed {
+                            Vec::new()
+                        } else {
+                            vec![public_path]
+                        },
+                    });
+                }
+            }
+            KeySource::External(refs) => {
+                let secret = passphrase_of(protection).unwrap_or_else(|| {
+                    PassphraseSource::Value(zeroize::Zeroizing::new(String::new()))
+                });
+                for r in refs {
+                    let key = r.open(&secret)?;
+                    let public = key.public_key().clone();
+                    let keyid = public.key_id();
+                    let short = keyid.get(..12).unwrap_or(&keyid);
+                    let public_rel = format!("keys/{role}-{short}.pub.json");
+                    let public_path = repo_dir.join(&public_rel);
+                    std::fs::create_dir_all(repo_dir.join("keys"))
+                        .map_err(|e| crate::fsutil::io_err(&repo_dir.join("keys"), e))?;
+                    let existed = public_path.exists();
+                    airlock_keystore::write_public_key(&public_path, &public)?;
+                    out.push(NewKey {
+                        entry: KeyEntry {
+                            keyid,
+                            role: role.to_string(),
+                            scheme: public.scheme.clone(),
+                            private: None,
+                            external: Some(r.to_string()),
+                            public: public_rel,
+                        },
+                        public,
+                        private: Some(key),
                         files: if existed {
                             Vec::new()
                         } else {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use airlock_core::crypto::{KeyScheme, PublicKey};
 use airlock_core::transparency::TransparencyPolicy;
-use airlock_keystore::PassphraseSource;
+use airlock_keystore::{KeyRef, PassphraseSource};
 use airlock_repo::{
     AddOptions, AddSource, BinDelegation, ExpiryConfig, InitOptions, KeySource, PathDelegation,
     Period, ReleaseLogConfig, Repository, RoleKeySpec, Rotation, TargetCustom, TargetName,
@@ -94,6 +94,19 @@ struct InitArgs {
     /// Timestamp key's type (default: --key-type).
     #[arg(long)]
     timestamp_key_type: Option<KeyScheme>,
+    /// Use this key held outside Airlock for root instead of generating (gpg:KEYID or a
+    /// pkcs11: URI); repeatable. Likewise --targets-key, --snapshot-key, --timestamp-key.
+    #[arg(long = "root-key", value_name = "KEY")]
+    root_key: Vec<KeyRef>,
+    /// A key held outside Airlock for targets (see --root-key); repeatable.
+    #[arg(long = "targets-key", value_name = "KEY")]
+    targets_key: Vec<KeyRef>,
+    /// A key held outside Airlock for snapshot (see --root-key); repeatable.
+    #[arg(long = "snapshot-key", value_name = "KEY")]
+    snapshot_key: Vec<KeyRef>,
+    /// A key held outside Airlock for timestamp (see --root-key); repeatable.
+    #[arg(long = "timestamp-key", value_name = "KEY")]
+    timestamp_key: Vec<KeyRef>,
     /// Number of root keys (kept offline).
     #[arg(long, default_value_t = 1)]
     root_keys: usize,
@@ -356,9 +369,9 @@ struct ExportArgs {
     after_help = "Example:\n  AIRLOCK_PASSPHRASE=... airlock repo sign --key /media/usb/root-1.key root.json"
 )]
 struct SignArgs {
-    /// The private key file.
-    #[arg(long)]
-    key: PathBuf,
+    /// The key: a private key file, gpg:KEYID or a pkcs11: URI.
+    #[arg(long, value_name = "KEY")]
+    key: KeyRef,
     /// The metadata file (signed in place unless --out is given).
     file: PathBuf,
     /// Write the signed file here instead of in place.
@@ -395,6 +408,10 @@ struct RotateArgs {
     /// Add this public key (TUF JSON); repeatable.
     #[arg(long = "public-key")]
     public_keys: Vec<PathBuf>,
+    /// Add this key held outside Airlock (gpg:KEYID or a pkcs11: URI); it signs whenever it is
+    /// reachable. Repeatable.
+    #[arg(long = "key", value_name = "KEY")]
+    keys: Vec<KeyRef>,
     /// Drop this key id; repeatable.
     #[arg(long = "remove")]
     remove: Vec<String>,
@@ -504,6 +521,18 @@ fn read_public_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
         .collect()
 }
 
+/// Keys named by reference on `init` and `rotate` must be held outside Airlock: a key file is
+/// added with --public-key (its private half signs from `keys/` or offline).
+fn external_refs_only(refs: &[KeyRef], flag: &str) -> anyhow::Result<()> {
+    if let Some(r) = refs.iter().find(|r| !r.is_external()) {
+        bail!(
+            "{flag} {r}: give gpg:KEYID or a pkcs11: URI here; a key file's public half goes in \
+             with --public-key"
+        );
+    }
+    Ok(())
+}
+
 fn key_source(k: &KeyArgs) -> anyhow::Result<KeySource> {
     if k.public_keys.is_empty() {
         Ok(KeySource::Generate {
@@ -561,16 +590,36 @@ fn init(args: &Args, a: &InitArgs) -> anyhow::Result<()> {
     } else {
         airlock_repo::Protection::encrypted(passphrase(args))
     };
+    let mut external_keys = std::collections::BTreeMap::new();
+    for (role, refs) in [
+        ("root", &a.root_key),
+        ("targets", &a.targets_key),
+        ("snapshot", &a.snapshot_key),
+        ("timestamp", &a.timestamp_key),
+    ] {
+        if !refs.is_empty() {
+            external_refs_only(refs, &format!("--{role}-key"))?;
+            external_keys.insert(role.to_string(), refs.clone());
+        }
+    }
+    // A role given keys by reference has exactly those keys; online roles need all of them.
+    let count = |role: &str, n: usize| external_keys.get(role).map_or(n, Vec::len);
     let spec = |t: Option<KeyScheme>, n, th| RoleKeySpec::new(t.unwrap_or(a.key_type), n, th);
+    let snapshot_n = count("snapshot", a.snapshot_keys);
+    let timestamp_n = count("timestamp", a.timestamp_keys);
     let opts = InitOptions {
-        root: spec(a.root_key_type, a.root_keys, a.root_threshold),
-        targets: spec(a.targets_key_type, a.targets_keys, a.targets_threshold),
-        snapshot: spec(a.snapshot_key_type, a.snapshot_keys, a.snapshot_keys as u64),
-        timestamp: spec(
-            a.timestamp_key_type,
-            a.timestamp_keys,
-            a.timestamp_keys as u64,
+        root: spec(
+            a.root_key_type,
+            count("root", a.root_keys),
+            a.root_threshold,
         ),
+        targets: spec(
+            a.targets_key_type,
+            count("targets", a.targets_keys),
+            a.targets_threshold,
+        ),
+        snapshot: spec(a.snapshot_key_type, snapshot_n, snapshot_n as u64),
+        timestamp: spec(a.timestamp_key_type, timestamp_n, timestamp_n as u64),
         expiry: ExpiryConfig {
             root: a.root_expiry,
             targets: a.targets_expiry,
@@ -584,6 +633,7 @@ fn init(args: &Args, a: &InitArgs) -> anyhow::Result<()> {
             keep_releases: a.keep_releases,
         },
         now: None,
+        external_keys,
     };
     let policy = tlog_policy(&a.tlog, None)?;
     let log = release_log_config(&a.log)?;
@@ -599,7 +649,7 @@ fn init(args: &Args, a: &InitArgs) -> anyhow::Result<()> {
         .config()
         .keys
         .iter()
-        .map(|k| json!({"keyid": k.keyid, "role": k.role, "scheme": k.scheme, "private": k.private, "public": k.public}))
+        .map(|k| json!({"keyid": k.keyid, "role": k.role, "scheme": k.scheme, "private": k.private, "external": k.external, "public": k.public}))
         .collect();
     print(json_out, json!({"repo": a.dir, "keys": keys}), || {
         println!("created repository {}", a.dir.display());
@@ -1117,9 +1167,10 @@ fn export(args: &Args, a: &ExportArgs) -> anyhow::Result<()> {
 
 fn sign(args: &Args, a: &SignArgs) -> anyhow::Result<()> {
     let json_out = args.json;
-    let key = airlock_keystore::read_private_key(&a.key, &passphrase(args))?;
+    let key = a.key.open(&passphrase(args))?;
     let bytes = read_capped(&a.file)?;
-    let (signed, keyid) = airlock_repo::sign_metadata(&bytes, &key, &a.file.display().to_string())?;
+    let (signed, keyid) =
+        airlock_repo::sign_metadata(&bytes, key.as_ref(), &a.file.display().to_string())?;
     let out = a.out.clone().unwrap_or_else(|| a.file.clone());
     airlock_repo::write_atomic(&out, &signed)?;
     print(json_out, json!({"file": out, "keyid": keyid}), || {
@@ -1157,10 +1208,18 @@ fn import(args: &Args, a: &ImportArgs) -> anyhow::Result<()> {
 fn rotate(args: &Args, a: &RotateArgs) -> anyhow::Result<()> {
     let json_out = args.json;
     let mut repo = open(args)?;
-    let add = if !a.public_keys.is_empty() {
-        if a.generate > 0 {
-            bail!("give either --generate or --public-key, not both");
-        }
+    let sources = [
+        a.generate > 0,
+        !a.public_keys.is_empty(),
+        !a.keys.is_empty(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
+        bail!("give one of --generate, --public-key and --key, not several");
+    }
+    let add = if !a.keys.is_empty() {
+        external_refs_only(&a.keys, "--key")?;
+        Some(KeySource::External(a.keys.clone()))
+    } else if !a.public_keys.is_empty() {
         Some(KeySource::Public(read_public_keys(&a.public_keys)?))
     } else if a.generate > 0 {
         Some(KeySource::Generate {
