@@ -207,6 +207,10 @@ impl AgentHandle {
             {
                 tracing::error!(app = %app.name, "clearing {}: {e}", downloads.display());
             }
+            // So does a record or a metadata file whose write a crash cut short.
+            if let Err(e) = airlock_fs::remove_temporaries(&app_dir(&config, &app.name), true) {
+                tracing::error!(app = %app.name, "{}", airlock_core::error_chain(&e));
+            }
             if let Err(e) = installer.recover(app) {
                 tracing::error!(app = %app.name, "recovery failed: {}", airlock_core::error_chain(&*e));
             }

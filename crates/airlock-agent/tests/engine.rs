@@ -56,8 +56,12 @@ fn the_engine_installs_rolls_back_an_unhealthy_release_and_refuses_a_hostile_arc
     let leftover = f.path("state/apps/myapp/downloads/myapp%2F1.0%2Fmyapp.tar.gz/.tmp-partial");
     std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
     std::fs::write(&leftover, b"half a download").unwrap();
+    // So is a record or metadata file whose atomic write was cut (found by agent_kill.rs).
+    let half_written = f.path("state/apps/myapp/.airlock-tmp-record");
+    std::fs::write(&half_written, b"{\"chec").unwrap();
     let agent = f.start(config, Arc::new(Engine));
     assert!(!leftover.exists());
+    assert!(!half_written.exists());
     let socket = f.socket();
 
     let answer = ask(&socket, "check-now myapp");

@@ -5,39 +5,12 @@
 //! installs into a temporary directory.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 use common::*;
-
-/// `repo serve` over HTTPS with a test CA in `dir/tls`; its JSON line (metadata and targets URLs).
-fn serve_repo(repo: &str, dir: &Path) -> (Server, serde_json::Value) {
-    let mut server = Command::new(BIN)
-        .args([
-            "repo",
-            "-C",
-            repo,
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--json",
-        ])
-        .arg("--test-ca-dir")
-        .arg(dir.join("tls"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    // Keep reading: a server whose stdout is closed stops at its next line (closed pipe).
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (Server(server), serde_json::from_str(&line).unwrap())
-}
 
 /// A release: a tar.gz holding `run.sh` that prints the version.
 fn release(dir: &Path, version: &str) -> std::path::PathBuf {
