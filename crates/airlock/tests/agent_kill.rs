@@ -367,7 +367,7 @@ timeout = "10s"
                 .is_some_and(|b| b.iter().any(|v| v == newest.as_str()));
         if taken {
             n += 1;
-            let (v, rel) = publish(r, dir, n, n % 3 != 0);
+            let (v, rel) = publish(r, dir, n, !n.is_multiple_of(3));
             releases.insert(v, rel);
             progressed_at = k;
         }
