@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use airlock_core::mirrors::Mirror;
 use airlock_core::tuf;
 use airlock_fetch::Fetcher;
 
@@ -75,6 +76,9 @@ pub struct UpdaterConfig {
     /// How many peers must answer with a checkpoint consistent with the client's; fewer holds
     /// the update.
     pub peers_required: usize,
+    /// Further mirrors, after the one the base URLs above name (mirror 0). Each is untrusted;
+    /// see [`airlock_core::mirrors`] for the order in which they are asked.
+    pub mirrors: Vec<Mirror>,
 }
 
 impl UpdaterConfig {
@@ -94,12 +98,19 @@ impl UpdaterConfig {
             log_url: None,
             peers: Vec::new(),
             peers_required: 0,
+            mirrors: Vec::new(),
         }
     }
 
     /// Set the base URL of target files.
     pub fn with_targets_base_url(mut self, url: impl Into<String>) -> Self {
         self.targets_base_url = Some(url.into());
+        self
+    }
+
+    /// Add a mirror, tried after the ones before it when they fail.
+    pub fn with_mirror(mut self, mirror: Mirror) -> Self {
+        self.mirrors.push(mirror);
         self
     }
 

@@ -113,6 +113,12 @@ pub enum UpdateError {
     /// The client's transparency-log state (`tlog-state`) could not be read.
     #[error("loading the client's transparency-log state")]
     LogState(#[source] Box<LogCheckError>),
+    /// Every mirror that serves the file failed; what each did, in the order they were asked.
+    #[error("no mirror delivered {what}: {}", attempts.join("; "))]
+    NoMirror { what: String, attempts: Vec<String> },
+    /// The mirror configuration is unusable.
+    #[error("mirror configuration")]
+    Mirrors(#[source] airlock_core::mirrors::MirrorError),
     /// Reading or writing the local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

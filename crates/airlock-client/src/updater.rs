@@ -4,8 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use airlock_core::mirrors::{Failure, Mirror, MirrorReport, MirrorSet, Transfer, Use};
 use airlock_core::peer_check::{PeerTally, PeerVerdict};
 use airlock_core::transparency::{PROOF_SUFFIX, TransparencyPolicy};
 use airlock_core::tuf::{
@@ -76,7 +78,10 @@ pub struct PeerReport {
 /// 5.1: "the time at which the update began").
 pub struct Updater {
     config: UpdaterConfig,
-    metadata_base_url: String,
+    /// Mirror 0 from the base URLs, then `config.mirrors`; what each did in this run.
+    mirrors: Mutex<MirrorSet>,
+    /// The mirror metadata is read from: the one the last refresh succeeded with.
+    current: usize,
     store: MetadataStore,
     trusted: TrustedSet,
     reference_time: DateTime<Utc>,
@@ -88,7 +93,7 @@ impl std::fmt::Debug for Updater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Updater")
             .field("metadata_dir", &self.store.dir())
-            .field("metadata_base_url", &self.metadata_base_url)
+            .field("metadata_base_url", &self.metadata_base())
             .field("reference_time", &self.reference_time)
             .finish()
     }
@@ -142,6 +147,22 @@ impl Updater {
         if let Some(url) = &config.targets_base_url {
             check_url("targets base URL", url)?;
         }
+        for m in &config.mirrors {
+            if let Some(url) = &m.metadata_url {
+                check_url("mirror metadata URL", url)?;
+            }
+            if let Some(url) = &m.targets_url {
+                check_url("mirror targets URL", url)?;
+            }
+        }
+        let mut mirrors = vec![Mirror {
+            name: config.metadata_base_url.clone(),
+            metadata_url: Some(config.metadata_base_url.clone()),
+            targets_url: config.targets_base_url.clone(),
+            target_paths: Vec::new(),
+        }];
+        mirrors.extend(config.mirrors.iter().cloned());
+        let mirrors = MirrorSet::new(mirrors).map_err(UpdateError::Mirrors)?;
         // Not `open`: a failing run does not create a directory that was not there.
         let store = MetadataStore::existing(&config.metadata_dir);
         let root_bytes = store
@@ -159,7 +180,8 @@ impl Updater {
         let log_state =
             LogState::load(&config.metadata_dir).map_err(|e| UpdateError::LogState(Box::new(e)))?;
         Ok(Self {
-            metadata_base_url: with_trailing_slash(&config.metadata_base_url),
+            mirrors: Mutex::new(mirrors),
+            current: 0,
             config,
             store,
             trusted,
@@ -185,13 +207,78 @@ impl Updater {
 
     /// Refresh the top-level metadata: root rotation, timestamp, snapshot, targets (TUF 5.3 to
     /// 5.6). Delegated roles are loaded later, only when a target lookup needs them.
+    ///
+    /// With several mirrors, the whole refresh runs against one mirror; when that mirror fails
+    /// (down, stalled, an HTTP error, or metadata the trust checks refuse), it starts again,
+    /// from the root, on the next one. What was verified stays trusted, and starting from the
+    /// root means a mirror that hid a new root (answering 404) cannot keep the client from it.
     pub fn refresh(&mut self) -> Result<RefreshSummary, UpdateError> {
+        let mut tried = BTreeSet::new();
+        let mut failed = Vec::new();
+        loop {
+            let next = self
+                .mirror_set()
+                .candidates(Use::Metadata)
+                .into_iter()
+                .find(|m| !tried.contains(m));
+            let Some(m) = next else {
+                return Err(no_mirror("the repository's metadata".into(), failed));
+            };
+            tried.insert(m);
+            self.current = m;
+            let started = Instant::now();
+            let result = self.refresh_here();
+            match result {
+                Ok(summary) => {
+                    let elapsed = started.elapsed();
+                    self.mirror_set()
+                        .record_success(m, "metadata", Transfer { bytes: 0, elapsed });
+                    return Ok(summary);
+                }
+                Err(e) => match mirror_failure(&e) {
+                    Some(f) => {
+                        let name = self.note_failure(m, "metadata", f, &e);
+                        tracing::info!("mirror {name} failed: {}", airlock_core::error_chain(&e));
+                        failed.push((name, e));
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// One refresh against the current mirror.
+    fn refresh_here(&mut self) -> Result<RefreshSummary, UpdateError> {
         self.load_root()?;
         self.check_final_root_expiry()?;
         self.load_timestamp()?;
         self.load_snapshot()?;
-        self.load_targets("targets", "root")?;
+        self.load_targets_here("targets", "root")?;
         self.summary()
+    }
+
+    /// The mirror set (a poisoned lock only means a panic elsewhere; the scores are still
+    /// usable).
+    fn mirror_set(&self) -> std::sync::MutexGuard<'_, MirrorSet> {
+        self.mirrors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn note_failure(&self, m: usize, file: &str, f: Failure, e: &UpdateError) -> String {
+        let mut set = self.mirror_set();
+        set.record_failure(m, file, f, airlock_core::error_chain(e));
+        set.mirror(m).name.clone()
+    }
+
+    /// What each mirror did in this run, in the configured order.
+    pub fn mirror_report(&self) -> Vec<MirrorReport> {
+        self.mirror_set().report()
+    }
+
+    fn metadata_base(&self) -> String {
+        let set = self.mirror_set();
+        with_trailing_slash(set.mirror(self.current).metadata_url.as_deref().unwrap_or(""))
     }
 
     fn summary(&self) -> Result<RefreshSummary, UpdateError> {
@@ -209,9 +296,10 @@ impl Updater {
 
     fn metadata_url(&self, role: &str, version: Option<u64>) -> String {
         let name = encode_role_name(role);
+        let base = self.metadata_base();
         match version {
-            Some(v) => format!("{}{v}.{name}.json", self.metadata_base_url),
-            None => format!("{}{name}.json", self.metadata_base_url),
+            Some(v) => format!("{base}{v}.{name}.json"),
+            None => format!("{base}{name}.json"),
         }
     }
 
@@ -373,9 +461,39 @@ impl Updater {
         self.trusted.root().signed.consistent_snapshot == Some(true)
     }
 
-    /// TUF 5.6 (and 5.7 for delegated roles): load `role` as delegated by `delegator`, from the
-    /// store when the stored copy is still what the snapshot lists, else from the repository.
+    /// A delegated role for a lookup: the snapshot fixes which version is needed, so when the
+    /// current mirror fails to deliver it the next mirror is asked for the same file.
     fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), UpdateError> {
+        let mut tried = BTreeSet::new();
+        let mut failed = Vec::new();
+        loop {
+            tried.insert(self.current);
+            let m = self.current;
+            match self.load_targets_here(role, delegator) {
+                Ok(()) => return Ok(()),
+                Err(e) => match mirror_failure(&e) {
+                    Some(f) => {
+                        let name = self.note_failure(m, role, f, &e);
+                        failed.push((name, e));
+                    }
+                    None => return Err(e),
+                },
+            }
+            let next = self
+                .mirror_set()
+                .candidates(Use::Metadata)
+                .into_iter()
+                .find(|m| !tried.contains(m));
+            match next {
+                Some(m) => self.current = m,
+                None => return Err(no_mirror(format!("{role} metadata"), failed)),
+            }
+        }
+    }
+
+    /// TUF 5.6 (and 5.7 for delegated roles): load `role` as delegated by `delegator`, from the
+    /// store when the stored copy is still what the snapshot lists, else from the current mirror.
+    fn load_targets_here(&mut self, role: &str, delegator: &str) -> Result<(), UpdateError> {
         if self.trusted.targets_role(role, delegator).is_some() {
             return Ok(());
         }
@@ -617,44 +735,102 @@ impl Updater {
     /// one `dir/HASH.name` per listed hash (a repository may publish the file under only one of
     /// its hashes), otherwise the plain path.
     pub fn target_urls(&self, info: &TargetInfo) -> Result<Vec<String>, UpdateError> {
-        let base = with_trailing_slash(
-            self.config
-                .targets_base_url
-                .as_deref()
-                .ok_or(UpdateError::NoTargetsBaseUrl)?,
-        );
+        let best = self.mirror_set().candidates(Use::Target(&info.path));
+        let set = self.mirror_set();
+        let base = best
+            .first()
+            .and_then(|&m| set.mirror(m).targets_url.clone())
+            .ok_or(UpdateError::NoTargetsBaseUrl)?;
+        Ok(self.target_urls_at(&base, info))
+    }
+
+    /// [`Updater::target_urls`] under one mirror's targets base URL.
+    fn target_urls_at(&self, base: &str, info: &TargetInfo) -> Vec<String> {
+        let base = with_trailing_slash(base);
         let url = |path: &str| format!("{base}{}", encode_target_path(path));
         if !(self.consistent() && self.config.prefix_targets_with_hash)
             || info.file.hashes.is_empty()
         {
-            return Ok(vec![url(&info.path)]);
+            return vec![url(&info.path)];
         }
-        Ok(info
-            .file
+        info.file
             .hashes
             .values()
             .map(|hash| match info.path.rsplit_once('/') {
                 Some((dir, name)) => url(&format!("{dir}/{hash}.{name}")),
                 None => url(&format!("{hash}.{}", info.path)),
             })
-            .collect())
+            .collect()
     }
 
     /// Download a target to `dest` (streamed, length-capped, every hash checked, atomic
-    /// rename). `progress` gets (bytes so far, announced length). When the server has no file
-    /// (404) under one hash-prefixed name, the next listed hash's name is tried; any other
-    /// failure ends the download.
+    /// rename). `progress` gets (bytes so far, announced length). When a server has no file
+    /// (404) under one hash-prefixed name, the next listed hash's name is tried. The mirrors
+    /// that hold the target are asked in turn: one that fails, or serves bytes of another
+    /// length or hash (then skipped for the rest of the run), is followed by the next; nothing
+    /// but the listed bytes is ever kept.
     pub fn download_target_with_progress(
         &self,
         info: &TargetInfo,
         dest: &Path,
         progress: Progress<'_>,
     ) -> Result<(), UpdateError> {
-        let urls = self.target_urls(info)?;
+        let candidates = self.mirror_set().candidates(Use::Target(&info.path));
+        if candidates.is_empty() {
+            return Err(if self.mirror_set().has_targets() {
+                UpdateError::NoMirror {
+                    what: format!("target {:?}", info.path),
+                    attempts: vec!["no mirror's target paths cover it".into()],
+                }
+            } else {
+                UpdateError::NoTargetsBaseUrl
+            });
+        }
+        let mut failed = Vec::new();
+        for m in candidates {
+            let Some(base) = self.mirror_set().mirror(m).targets_url.clone() else {
+                continue;
+            };
+            let started = Instant::now();
+            match self.download_from(&base, info, dest, &mut *progress) {
+                Ok(()) => {
+                    let elapsed = started.elapsed();
+                    self.mirror_set().record_success(
+                        m,
+                        &info.path,
+                        Transfer {
+                            bytes: info.file.length,
+                            elapsed,
+                        },
+                    );
+                    return Ok(());
+                }
+                Err(e) => match mirror_failure(&e) {
+                    Some(f) => {
+                        let name = self.note_failure(m, &info.path, f, &e);
+                        tracing::info!("mirror {name}: {}", airlock_core::error_chain(&e));
+                        failed.push((name, e));
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+        Err(no_mirror(format!("target {:?}", info.path), failed))
+    }
+
+    /// Download from one mirror, trying each hash-prefixed name on 404.
+    fn download_from(
+        &self,
+        base: &str,
+        info: &TargetInfo,
+        dest: &Path,
+        progress: Progress<'_>,
+    ) -> Result<(), UpdateError> {
+        let urls = self.target_urls_at(base, info);
         let last = urls.len().saturating_sub(1);
         for (i, url) in urls.iter().enumerate() {
             tracing::debug!("downloading target {:?} from {url}", info.path);
-            match target::download(&self.config.fetcher, url, &info.file, dest, progress) {
+            match target::download(&self.config.fetcher, url, &info.file, dest, &mut *progress) {
                 Ok(()) => return Ok(()),
                 Err(TargetFileError::Fetch(e)) if e.is_not_found() && i < last => {
                     tracing::debug!("{e}; trying the next hash-prefixed name");
@@ -667,7 +843,7 @@ impl Updater {
                 }
             }
         }
-        // Not reached: `target_urls` never returns an empty list.
+        // Not reached: `target_urls_at` never returns an empty list.
         Err(UpdateError::NoTargetsBaseUrl)
     }
 
@@ -758,6 +934,55 @@ fn gated(
             bundle_url: bundle_url.to_string(),
             source: Box::new(source),
         },
+    }
+}
+
+/// Whether an error is the mirror's doing (so another mirror may do better), and how.
+/// `None`: a local failure or a decision of the trusted metadata itself, the same whichever
+/// mirror is asked.
+fn mirror_failure(e: &UpdateError) -> Option<Failure> {
+    match e {
+        UpdateError::Fetch { source, .. } => fetch_failure(source),
+        UpdateError::Refused { .. } | UpdateError::Transparency { .. } => Some(Failure::Refused),
+        UpdateError::Target { source, .. } => match source {
+            TargetFileError::Fetch(f) => fetch_failure(f),
+            TargetFileError::Length { .. } | TargetFileError::Hash { .. } => {
+                Some(Failure::Refused)
+            }
+            TargetFileError::Io { .. } => None,
+        },
+        _ => None,
+    }
+}
+
+fn fetch_failure(e: &FetchError) -> Option<Failure> {
+    Some(match e {
+        FetchError::NotFound { .. } => Failure::Missing,
+        FetchError::HttpStatus { .. } | FetchError::Redirect { .. } => Failure::HttpError,
+        FetchError::InvalidUrl { .. } => Failure::HttpError,
+        // Longer than the trusted length, or a redirect to plain http: not an accident.
+        FetchError::TooLarge { .. } | FetchError::InsecureUrl { .. } => Failure::Refused,
+        FetchError::TooSlow { .. } | FetchError::Timeout { .. } => Failure::Stalled,
+        FetchError::Tls { .. } | FetchError::Connect { .. } | FetchError::Transport { .. } => {
+            Failure::Unreachable
+        }
+        FetchError::Write { .. } => return None,
+    })
+}
+
+/// The error after every mirror failed: with one mirror, its own error unchanged.
+fn no_mirror(what: String, mut failed: Vec<(String, UpdateError)>) -> UpdateError {
+    if failed.len() == 1
+        && let Some((_, e)) = failed.pop()
+    {
+        return e;
+    }
+    UpdateError::NoMirror {
+        what,
+        attempts: failed
+            .iter()
+            .map(|(name, e)| format!("{name}: {}", airlock_core::error_chain(e)))
+            .collect(),
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod cjson;
 pub mod crypto;
 pub mod install;
+pub mod mirrors;
 pub mod peer_check;
 pub mod rollout;
 pub mod tlog;
