@@ -278,7 +278,12 @@ impl Updater {
 
     fn metadata_base(&self) -> String {
         let set = self.mirror_set();
-        with_trailing_slash(set.mirror(self.current).metadata_url.as_deref().unwrap_or(""))
+        with_trailing_slash(
+            set.mirror(self.current)
+                .metadata_url
+                .as_deref()
+                .unwrap_or(""),
+        )
     }
 
     fn summary(&self) -> Result<RefreshSummary, UpdateError> {
@@ -946,9 +951,7 @@ fn mirror_failure(e: &UpdateError) -> Option<Failure> {
         UpdateError::Refused { .. } | UpdateError::Transparency { .. } => Some(Failure::Refused),
         UpdateError::Target { source, .. } => match source {
             TargetFileError::Fetch(f) => fetch_failure(f),
-            TargetFileError::Length { .. } | TargetFileError::Hash { .. } => {
-                Some(Failure::Refused)
-            }
+            TargetFileError::Length { .. } | TargetFileError::Hash { .. } => Some(Failure::Refused),
             TargetFileError::Io { .. } => None,
         },
         _ => None,
