@@ -148,6 +148,7 @@ pub fn updater(app: &AppConfig) -> Result<Updater, CheckError> {
     cfg.log_url.clone_from(&repo.log_url);
     cfg.peers.clone_from(&repo.peers);
     cfg.peers_required = repo.peers_required.unwrap_or(repo.peers.len());
+    cfg.mirrors.clone_from(&repo.mirrors);
     Updater::new(cfg).map_err(|e| update("loading the trusted metadata", e))
 }
 

@@ -88,6 +88,10 @@ pub struct RepositoryConfig {
     /// Targets roles read per check at most.
     #[serde(default = "default_max_roles")]
     pub max_roles: u32,
+    /// Further mirrors (`[[apps.NAME.repository.mirrors]]`: name, metadata_url, targets_url,
+    /// target_paths), asked when the URLs above fail.
+    #[serde(default)]
+    pub mirrors: Vec<airlock_core::mirrors::Mirror>,
 }
 
 fn default_max_roles() -> u32 {

@@ -20,4 +20,6 @@ fn the_documented_example_parses() {
     assert_eq!(app.fifo_gid, Some(33));
     assert_eq!(app.install.keep, 3);
     assert_eq!(app.repository.peers_required, Some(1));
+    assert_eq!(app.repository.mirrors.len(), 1);
+    assert_eq!(app.repository.mirrors[0].name, "eu");
 }

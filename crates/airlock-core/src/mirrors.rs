@@ -34,16 +34,21 @@ use std::time::Duration;
 
 use crate::tuf::delegation::path_matches;
 
-/// One mirror as configured.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One mirror as configured (also the form of a `[[mirrors]]` entry in configuration files).
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Mirror {
-    /// Shown in reports and errors.
+    /// Shown in reports and errors; empty: its metadata URL, else its targets URL.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// Base URL of the repository's metadata, if this mirror serves metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_url: Option<String>,
     /// Base URL of the target files, if this mirror serves targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets_url: Option<String>,
     /// Targets this mirror holds (delegation glob patterns); empty: every target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_paths: Vec<String>,
 }
 
@@ -158,9 +163,18 @@ const SMOOTHING: f64 = 0.5;
 const RATE_MIN_BYTES: u64 = 64 * 1024;
 
 impl MirrorSet {
-    pub fn new(mirrors: Vec<Mirror>) -> Result<Self, MirrorError> {
+    pub fn new(mut mirrors: Vec<Mirror>) -> Result<Self, MirrorError> {
         if mirrors.is_empty() {
             return Err(MirrorError::Empty);
+        }
+        for m in &mut mirrors {
+            if m.name.is_empty() {
+                m.name = m
+                    .metadata_url
+                    .clone()
+                    .or_else(|| m.targets_url.clone())
+                    .unwrap_or_default();
+            }
         }
         let mut names = BTreeSet::new();
         for m in &mirrors {

@@ -340,3 +340,63 @@ fn download_is_held_when_a_peer_shows_a_split_view() {
     assert!(evidence.contains("checkpoint the peer shows"), "{evidence}");
     assert!(evidence.contains(note.trim_end()), "{evidence}");
 }
+
+/// The repository's own URL is down: `--mirror` (remembered in client.toml by `init`) takes
+/// over, and each failed attempt is reported.
+#[test]
+fn a_mirror_takes_over_when_the_repository_url_is_down() {
+    let mut repo = TestRepo::new();
+    repo.add_target("targets", "app/app.bin", b"the application");
+    repo.publish();
+    let https = HttpsRepo::serve(repo.path());
+    let work = tempfile::tempdir().expect("tempdir");
+    let ca = https.ca.write_ca_pem(work.path()).expect("ca.pem");
+    let root = work.path().join("root.json");
+    std::fs::write(&root, repo.initial_root()).expect("root");
+    let dir = work.path().join("state");
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("https://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let mirror = format!("{},{}", https.metadata_url(), https.targets_url());
+    ok(&airlock(
+        &dir,
+        &[
+            "init",
+            root.to_str().unwrap(),
+            "--metadata-url",
+            &format!("{down}/metadata/"),
+            "--targets-url",
+            &format!("{down}/targets/"),
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--mirror",
+            &mirror,
+        ],
+    ));
+    let toml = std::fs::read_to_string(dir.join("client.toml")).unwrap();
+    assert!(toml.contains("[[mirrors]]"), "{toml}");
+
+    let out = airlock(&dir, &["--json", "refresh"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(
+        v["mirrors"][0]["attempts"][0]["failure"], "unreachable",
+        "{v}"
+    );
+    assert_eq!(v["mirrors"][1]["attempts"][0]["ok"], true, "{v}");
+
+    let out = airlock(&dir, &["download", "app/app.bin"]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("mirror {down}/metadata/")), "{err}");
+    assert!(err.contains("(unreachable)"), "{err}");
+    assert_eq!(
+        std::fs::read(dir.join("targets/app%2Fapp.bin")).unwrap(),
+        b"the application"
+    );
+
+    // A malformed --mirror is a usage error naming the flag.
+    let out = airlock(&dir, &["refresh", "--mirror", "a,b,c"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mirror"));
+}

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use airlock_client::{RefreshSummary, TargetInfo, Updater, UpdaterConfig};
+use airlock_core::mirrors::Mirror;
 use airlock_fetch::{FetchError, Fetcher, FetcherConfig, ProxyUrl, Trust, check_url_scheme};
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -73,6 +74,11 @@ pub struct Args {
     /// Send every request through this proxy, e.g. socks5h://127.0.0.1:9050 (Tor).
     #[arg(long, global = true)]
     proxy: Option<String>,
+    /// A further mirror, METADATA_URL[,TARGETS_URL], asked when the repository's own URLs
+    /// (and the mirrors before it) fail. Repeatable; replaces client.toml's list, where a
+    /// mirror may also name the targets it holds (target_paths).
+    #[arg(long = "mirror", global = true, value_name = "URLS")]
+    mirrors: Vec<String>,
     /// The top-level `--json`.
     #[arg(skip)]
     json: bool,
@@ -139,6 +145,26 @@ struct ClientConfig {
     peers: Vec<String>,
     peers_required: Option<usize>,
     proxy: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mirrors: Vec<Mirror>,
+}
+
+/// `METADATA_URL[,TARGETS_URL]` from `--mirror`.
+fn parse_mirror(spec: &str) -> anyhow::Result<Mirror> {
+    let (metadata, targets) = match spec.split_once(',') {
+        Some((m, t)) => (m.trim(), Some(t.trim())),
+        None => (spec.trim(), None),
+    };
+    if metadata.is_empty() || targets.is_some_and(str::is_empty) || spec.matches(',').count() > 1 {
+        return Err(usage(format!(
+            "--mirror {spec:?}: give METADATA_URL or METADATA_URL,TARGETS_URL"
+        )));
+    }
+    Ok(Mirror {
+        metadata_url: Some(metadata.to_string()),
+        targets_url: targets.map(str::to_string),
+        ..Mirror::default()
+    })
 }
 
 impl ClientConfig {
@@ -161,7 +187,14 @@ impl ClientConfig {
     }
 
     /// Flags win over the file.
-    fn merged(mut self, args: &Args) -> Self {
+    fn merged(mut self, args: &Args) -> anyhow::Result<Self> {
+        if !args.mirrors.is_empty() {
+            self.mirrors = args
+                .mirrors
+                .iter()
+                .map(|m| parse_mirror(m))
+                .collect::<anyhow::Result<_>>()?;
+        }
         if args.metadata_url.is_some() {
             self.metadata_url.clone_from(&args.metadata_url);
         }
@@ -185,7 +218,7 @@ impl ClientConfig {
         if args.proxy.is_some() {
             self.proxy.clone_from(&args.proxy);
         }
-        self
+        Ok(self)
     }
 }
 
@@ -207,6 +240,17 @@ impl ClientConfig {
         }
         for peer in &self.peers {
             check_url("--peer", peer, self.allow_http_loopback)?;
+        }
+        for m in &self.mirrors {
+            for url in [&m.metadata_url, &m.targets_url].into_iter().flatten() {
+                check_url("--mirror", url, self.allow_http_loopback)?;
+            }
+            if m.metadata_url.is_none() && m.targets_url.is_none() {
+                return Err(usage(format!(
+                    "mirror {:?} in client.toml has neither metadata_url nor targets_url",
+                    m.name
+                )));
+            }
         }
         if let Some(k) = self.peers_required
             && k > self.peers.len()
@@ -314,7 +358,47 @@ fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
     if let Some(url) = &config.targets_url {
         cfg = cfg.with_targets_base_url(url.clone());
     }
+    cfg.mirrors.clone_from(&config.mirrors);
     Ok(Updater::new(cfg)?)
+}
+
+/// What each mirror did, when there are several: one line per failed attempt on stderr for
+/// people, the whole report for machines.
+fn mirror_report(updater: &Updater) -> serde_json::Value {
+    let report = updater.mirror_report();
+    if report.len() < 2 {
+        return serde_json::Value::Null;
+    }
+    json!(
+        report
+            .iter()
+            .map(|m| json!({
+                "name": m.name,
+                "bytes": m.bytes,
+                "skipped": m.skipped,
+                "attempts": m.attempts.iter().map(|a| json!({
+                    "file": a.file,
+                    "ok": a.failure.is_none(),
+                    "failure": a.failure.as_ref().map(|(f, _)| f.to_string()),
+                    "detail": a.failure.as_ref().map(|(_, d)| d),
+                })).collect::<Vec<_>>(),
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn print_mirror_failures(updater: &Updater) {
+    let report = updater.mirror_report();
+    if report.len() < 2 {
+        return;
+    }
+    for m in &report {
+        for a in &m.attempts {
+            if let Some((failure, detail)) = &a.failure {
+                eprintln!("mirror {}: {} ({failure}): {detail}", m.name, a.file);
+            }
+        }
+    }
 }
 
 fn target_json(info: &TargetInfo) -> serde_json::Value {
@@ -343,7 +427,7 @@ pub fn run(mut args: Args, json: bool) -> anyhow::Result<()> {
 }
 
 fn checkpoint(args: &Args) -> anyhow::Result<()> {
-    let config = ClientConfig::load(&args.dir)?.merged(args);
+    let config = ClientConfig::load(&args.dir)?.merged(args)?;
     let cfg = UpdaterConfig::new(
         metadata_dir(&args.dir),
         config
@@ -403,7 +487,7 @@ fn check_peers(updater: &mut Updater, json: bool) -> anyhow::Result<()> {
 
 fn init(args: &Args, root_file: &Path, force: bool) -> anyhow::Result<()> {
     // Checked before anything is written, so a wrong flag leaves no half-made directory.
-    let config = ClientConfig::load(&args.dir)?.merged(args);
+    let config = ClientConfig::load(&args.dir)?.merged(args)?;
     config.check()?;
     let bytes = std::fs::read(root_file)
         .with_context(|| format!("reading trusted root {}", root_file.display()))?;
@@ -444,12 +528,18 @@ fn init(args: &Args, root_file: &Path, force: bool) -> anyhow::Result<()> {
 }
 
 fn refresh(args: &Args) -> anyhow::Result<()> {
-    let config = ClientConfig::load(&args.dir)?.merged(args);
+    let config = ClientConfig::load(&args.dir)?.merged(args)?;
     let mut updater = updater(args, &config)?;
     let summary = refresh_updater(&mut updater)?;
     if args.json {
-        return print_json(&serde_json::to_value(&summary)?);
+        let mut v = serde_json::to_value(&summary)?;
+        let mirrors = mirror_report(&updater);
+        if !mirrors.is_null() {
+            v["mirrors"] = mirrors;
+        }
+        return print_json(&v);
     }
+    print_mirror_failures(&updater);
     if summary.roots_rotated > 0 {
         println!(
             "Root rotated {} time(s): now trusting root version {}",
@@ -468,7 +558,7 @@ fn refresh(args: &Args) -> anyhow::Result<()> {
 }
 
 fn list(args: &Args, max_roles: u32) -> anyhow::Result<()> {
-    let config = ClientConfig::load(&args.dir)?.merged(args);
+    let config = ClientConfig::load(&args.dir)?.merged(args)?;
     let mut updater = updater(args, &config)?;
     refresh_updater(&mut updater)?;
     let listing = updater
@@ -509,7 +599,7 @@ fn list(args: &Args, max_roles: u32) -> anyhow::Result<()> {
 }
 
 fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Result<()> {
-    let config = ClientConfig::load(&args.dir)?.merged(args);
+    let config = ClientConfig::load(&args.dir)?.merged(args)?;
     if config.targets_url.is_none() {
         bail!(
             "no targets URL: pass --targets-url or run `airlock update init` with it (looked in {})",
@@ -564,6 +654,9 @@ fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Resu
             );
         }
         results.push((info, dest, true));
+    }
+    if !args.json {
+        print_mirror_failures(&updater);
     }
     if args.json {
         return print_json(&serde_json::Value::Array(
