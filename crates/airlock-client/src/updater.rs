@@ -791,14 +791,28 @@ impl Updater {
                 UpdateError::NoTargetsBaseUrl
             });
         }
+        let target_err = |source| UpdateError::Target {
+            target: info.path.clone(),
+            source,
+        };
+        let mut partial = target::Partial::open(dest, &info.file).map_err(target_err)?;
         let mut failed = Vec::new();
         for m in candidates {
             let Some(base) = self.mirror_set().mirror(m).targets_url.clone() else {
                 continue;
             };
             let started = Instant::now();
-            match self.download_from(&base, info, dest, &mut *progress) {
+            let resumed = partial.held() > 0;
+            let mut result = self.download_from(&base, info, &mut partial, &mut *progress);
+            if resumed && result.as_ref().is_err_and(is_wrong_content) {
+                // The bytes held came from an earlier attempt and may be what was wrong: this
+                // mirror gets a clean attempt before it is judged (`check` dropped them).
+                tracing::info!("resumed download of {:?} did not verify; starting over", info.path);
+                result = self.download_from(&base, info, &mut partial, &mut *progress);
+            }
+            match result {
                 Ok(()) => {
+                    partial.commit().map_err(target_err)?;
                     let elapsed = started.elapsed();
                     self.mirror_set().record_success(
                         m,
@@ -820,32 +834,41 @@ impl Updater {
                 },
             }
         }
+        // The bytes received stay beside `dest`, so that the next run goes on from them; an
+        // empty partial file is not worth keeping.
+        if partial.held() == 0 {
+            partial.discard();
+        }
         Err(no_mirror(format!("target {:?}", info.path), failed))
     }
 
-    /// Download from one mirror, trying each hash-prefixed name on 404.
+    /// Fetch what `partial` lacks from one mirror (each hash-prefixed name tried on 404), then
+    /// check the whole file.
     fn download_from(
         &self,
         base: &str,
         info: &TargetInfo,
-        dest: &Path,
+        partial: &mut target::Partial<'_>,
         progress: Progress<'_>,
     ) -> Result<(), UpdateError> {
+        let target_err = |source| UpdateError::Target {
+            target: info.path.clone(),
+            source,
+        };
         let urls = self.target_urls_at(base, info);
         let last = urls.len().saturating_sub(1);
         for (i, url) in urls.iter().enumerate() {
-            tracing::debug!("downloading target {:?} from {url}", info.path);
-            match target::download(&self.config.fetcher, url, &info.file, dest, &mut *progress) {
-                Ok(()) => return Ok(()),
+            tracing::debug!(
+                "downloading target {:?} from {url} (from byte {})",
+                info.path,
+                partial.held()
+            );
+            match partial.fetch(&self.config.fetcher, url, &mut *progress) {
+                Ok(()) => return partial.check(url).map_err(target_err),
                 Err(TargetFileError::Fetch(e)) if e.is_not_found() && i < last => {
                     tracing::debug!("{e}; trying the next hash-prefixed name");
                 }
-                Err(source) => {
-                    return Err(UpdateError::Target {
-                        target: info.path.clone(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(target_err(source)),
             }
         }
         // Not reached: `target_urls_at` never returns an empty list.
@@ -940,6 +963,17 @@ fn gated(
             source: Box::new(source),
         },
     }
+}
+
+/// A download whose bytes were refused (as opposed to one that did not arrive).
+fn is_wrong_content(e: &UpdateError) -> bool {
+    matches!(
+        e,
+        UpdateError::Target {
+            source: TargetFileError::Length { .. } | TargetFileError::Hash { .. },
+            ..
+        }
+    )
 }
 
 /// Whether an error is the mirror's doing (so another mirror may do better), and how.

@@ -217,6 +217,11 @@ impl FetchError {
     }
 
     /// Whether another attempt could succeed: connection failures and 5xx answers.
+    /// A connection that broke while the body was arriving (what resuming is for).
+    fn is_cut(&self) -> bool {
+        matches!(self, FetchError::Transport { .. } | FetchError::Connect { .. })
+    }
+
     fn is_retryable(&self) -> bool {
         match self {
             FetchError::Connect { .. } => true,
@@ -224,6 +229,44 @@ impl FetchError {
             _ => false,
         }
     }
+}
+
+/// How many times one [`Fetcher::fetch_resumable`] call goes on after a broken connection.
+pub const MAX_RESUMES: u32 = 64;
+
+/// Where a resumable download goes: the bytes held so far, and a way to drop them when a server
+/// sends the whole file again.
+pub trait Resumable: Write {
+    /// Drop every byte held (and whatever was computed from them, e.g. a running hash).
+    fn restart(&mut self) -> io::Result<()>;
+}
+
+/// A plain writer: nothing is held before the first byte, so nothing ever restarts.
+struct Plain<'a>(&'a mut dyn Write);
+
+impl Write for Plain<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Resumable for Plain<'_> {
+    fn restart(&mut self) -> io::Result<()> {
+        Err(io::Error::other("a download from byte 0 cannot restart"))
+    }
+}
+
+/// The first byte of a `Content-Range: bytes FIRST-LAST/TOTAL` header.
+fn content_range_start(header: &str) -> Option<u64> {
+    let spec = header.trim().strip_prefix("bytes ")?;
+    let (range, _total) = spec.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let first: u64 = first.trim().parse().ok()?;
+    let last: u64 = last.trim().parse().ok()?;
+    (last >= first).then_some(first)
 }
 
 /// The answer to [`Fetcher::post`], whatever its status.
@@ -324,7 +367,7 @@ impl Fetcher {
         let mut attempt = 0;
         loop {
             let mut body = Vec::new();
-            match self.fetch_once(url, max_len, &mut body, &mut |_, _| {}) {
+            match self.fetch_once(url, 0, max_len, &mut Plain(&mut body), &mut |_, _| {}) {
                 Ok(_) => return Ok(body),
                 Err((e, _)) if e.is_retryable() && attempt < self.config.retries => {
                     self.backoff(attempt, &e);
@@ -348,13 +391,52 @@ impl Fetcher {
     ) -> Result<u64, FetchError> {
         let mut attempt = 0;
         loop {
-            match self.fetch_once(url, max_len, out, progress) {
+            match self.fetch_once(url, 0, max_len, &mut Plain(&mut *out), progress) {
                 Ok(n) => return Ok(n),
                 Err((e, 0)) if e.is_retryable() && attempt < self.config.retries => {
                     self.backoff(attempt, &e);
                     attempt += 1;
                 }
                 Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Like [`Fetcher::fetch_to_writer`] for a file of which `out` already holds the first
+    /// `have` bytes (a download cut earlier, here or on another server): asks for the rest with
+    /// an HTTP Range request. A server that answers with the whole file instead (200) is
+    /// followed after [`Resumable::restart`] dropped what `out` held; a range that does not
+    /// start where asked is refused. When the connection breaks after bytes arrived, the
+    /// download goes on from there (at most [`MAX_RESUMES`] times per call); other failures
+    /// are retried as usual while nothing new arrived. `max_len` is the length of the whole
+    /// file; returns how many bytes `out` holds. The caller checks the bytes as a whole.
+    pub fn fetch_resumable(
+        &self,
+        url: &str,
+        have: u64,
+        max_len: u64,
+        out: &mut dyn Resumable,
+        progress: Progress<'_>,
+    ) -> Result<u64, FetchError> {
+        let mut held = have;
+        let mut attempt = 0;
+        let mut resumes = 0;
+        loop {
+            match self.fetch_once(url, held, max_len, out, progress) {
+                Ok(n) => return Ok(n),
+                Err((e, n)) => {
+                    let progressed = n != held;
+                    held = n;
+                    if progressed && e.is_cut() && resumes < MAX_RESUMES {
+                        resumes += 1;
+                        tracing::debug!("{e}; resuming at byte {held}");
+                    } else if !progressed && e.is_retryable() && attempt < self.config.retries {
+                        self.backoff(attempt, &e);
+                        attempt += 1;
+                    } else {
+                        return Err(e);
+                    }
+                }
             }
         }
     }
@@ -368,25 +450,31 @@ impl Fetcher {
         std::thread::sleep(wait);
     }
 
-    /// One attempt, redirects included. On failure also returns how many bytes reached `out`.
+    /// One attempt, redirects included, for the bytes after the `from` that `out` holds.
+    /// Returns (also on failure) how many bytes `out` holds.
     fn fetch_once(
         &self,
         url: &str,
+        from: u64,
         max_len: u64,
-        out: &mut dyn Write,
+        out: &mut dyn Resumable,
         progress: Progress<'_>,
     ) -> Result<u64, (FetchError, u64)> {
         let started = Instant::now();
         let mut current = url.to_string();
         let mut redirects = 0;
-        let response = loop {
-            self.check_url(&current).map_err(|e| (e, 0))?;
+        let (response, from) = loop {
+            self.check_url(&current).map_err(|e| (e, from))?;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let response = self
-                .agent
-                .get(&current)
+            let request = self.agent.get(&current);
+            let request = if from > 0 {
+                request.header("Range", format!("bytes={from}-"))
+            } else {
+                request
+            };
+            let response = request
                 .call()
-                .map_err(|e| (classify(&current, e), 0))?;
+                .map_err(|e| (classify(&current, e), from))?;
             let status = response.status().as_u16();
             if (300..400).contains(&status) && status != 304 {
                 if redirects >= self.config.max_redirects {
@@ -395,7 +483,7 @@ impl Fetcher {
                             url: current,
                             reason: format!("more than {} redirects", self.config.max_redirects),
                         },
-                        0,
+                        from,
                     ));
                 }
                 let location = response
@@ -408,7 +496,7 @@ impl Fetcher {
                                 url: current.clone(),
                                 reason: format!("HTTP {status} without a usable Location header"),
                             },
-                            0,
+                            from,
                         )
                     })?;
                 let next = resolve_location(&current, location).map_err(|reason| {
@@ -417,7 +505,7 @@ impl Fetcher {
                             url: current.clone(),
                             reason,
                         },
-                        0,
+                        from,
                     )
                 })?;
                 tracing::debug!("{current} redirects to {next}");
@@ -426,15 +514,48 @@ impl Fetcher {
                 continue;
             }
             match status {
-                200 => break response,
-                404 => return Err((FetchError::NotFound { url: current }, 0)),
+                206 if from > 0 => {
+                    let range = response
+                        .headers()
+                        .get("content-range")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    if content_range_start(range) != Some(from) {
+                        return Err((
+                            FetchError::Transport {
+                                url: current,
+                                detail: format!(
+                                    "asked for the bytes from {from} on, got range {range:?}"
+                                ),
+                            },
+                            from,
+                        ));
+                    }
+                    break (response, from);
+                }
+                200 => {
+                    if from > 0 {
+                        // The whole file: what `out` held is dropped, the body starts over.
+                        out.restart().map_err(|source| {
+                            (
+                                FetchError::Write {
+                                    url: current.clone(),
+                                    source,
+                                },
+                                from,
+                            )
+                        })?;
+                    }
+                    break (response, 0);
+                }
+                404 => return Err((FetchError::NotFound { url: current }, from)),
                 _ => {
                     return Err((
                         FetchError::HttpStatus {
                             url: current,
                             status,
                         },
-                        0,
+                        from,
                     ));
                 }
             }
@@ -445,7 +566,8 @@ impl Fetcher {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if announced.is_some_and(|n| n > max_len) {
+        let rest = max_len.saturating_sub(from);
+        if announced.is_some_and(|n| n > rest) {
             // Fail early; a truthful server would send too much, a lying one a truncated body.
             return Err((
                 FetchError::TooLarge {
@@ -455,14 +577,15 @@ impl Fetcher {
                 0,
             ));
         }
+        let announced = announced.map(|n| n + from);
         let mut reader = response
             .into_body()
             .into_with_config()
-            .limit(max_len.saturating_add(1))
+            .limit(rest.saturating_add(1))
             .reader()
-            .take(max_len.saturating_add(1));
+            .take(rest.saturating_add(1));
         let mut buf = vec![0u8; 64 * 1024];
-        let mut written: u64 = 0;
+        let mut written: u64 = from;
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -494,12 +617,12 @@ impl Fetcher {
             if let Some(rule) = self.config.min_rate {
                 let elapsed = started.elapsed();
                 if elapsed > rule.grace
-                    && (written as f64) < rule.bytes_per_sec as f64 * elapsed.as_secs_f64()
+                    && ((written - from) as f64) < rule.bytes_per_sec as f64 * elapsed.as_secs_f64()
                 {
                     return Err((
                         FetchError::TooSlow {
                             url: current,
-                            received: written,
+                            received: written - from,
                             elapsed,
                             min_bytes_per_sec: rule.bytes_per_sec,
                         },

@@ -190,6 +190,89 @@ impl AtomicFile {
         })
     }
 
+    /// Start or continue a write whose temporary file outlives the process, for downloads
+    /// that resume: `partial_name` (a plain file name, in `dest`'s directory, which must exist)
+    /// names it, so that a later run finds the bytes an interrupted one left. It is opened
+    /// without following a symbolic link and used only if it is a regular file; its bytes are
+    /// the caller's to check. Returns the file positioned at its end, and its length. Dropped
+    /// without [`commit`](Self::commit), the file stays ([`discard`](Self::discard) removes it).
+    #[cfg(unix)]
+    pub fn resume(
+        dest: &Path,
+        partial_name: &str,
+        options: &WriteOptions,
+    ) -> Result<(Self, u64), FsError> {
+        use std::io::Seek;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = parent_dir(dest);
+        if partial_name.is_empty() || partial_name.contains('/') || partial_name == "." || partial_name == ".." {
+            return Err(FsError::new(
+                "naming a partial file for",
+                dest,
+                io::Error::new(io::ErrorKind::InvalidInput, "not a plain file name"),
+            ));
+        }
+        let path = dir.join(partial_name);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(options.mode)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .map_err(|e| FsError::new("opening", &path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| FsError::new("inspecting", &path, e))?;
+        if !meta.is_file() {
+            return Err(FsError::new(
+                "opening",
+                &path,
+                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+        set_mode(&file, dest, options.mode)?;
+        let len = file
+            .seek(io::SeekFrom::End(0))
+            .map_err(|e| FsError::new("reading", &path, e))?;
+        let temp_path =
+            tempfile::TempPath::try_from_path(&path).map_err(|e| FsError::new("opening", &path, e))?;
+        let mut tmp = tempfile::NamedTempFile::from_parts(file, temp_path);
+        tmp.disable_cleanup(true);
+        Ok((
+            AtomicFile {
+                tmp,
+                dest: dest.to_path_buf(),
+                options: *options,
+                created: Vec::new(),
+            },
+            len,
+        ))
+    }
+
+    /// Drop what was written, keeping the file open and empty (a resumed download whose server
+    /// sent the whole file again, or whose earlier bytes turned out wrong).
+    pub fn truncate(&mut self) -> Result<(), FsError> {
+        use std::io::Seek;
+        let f = self.tmp.as_file_mut();
+        f.set_len(0)
+            .and_then(|()| f.seek(io::SeekFrom::Start(0)).map(|_| ()))
+            .map_err(|e| FsError::new("truncating the temporary file for", &self.dest, e))
+    }
+
+    /// Remove the temporary file, whatever kind it is.
+    pub fn discard(self) -> Result<(), FsError> {
+        let path = self.tmp.path().to_path_buf();
+        drop(self.tmp);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(FsError::new("removing", &path, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The destination path.
     pub fn path(&self) -> &Path {
         &self.dest
@@ -403,5 +486,50 @@ mod tests {
         let shown = err.to_string();
         assert!(shown.contains("/nonexistent-dir-airlock"), "{shown}");
         assert!(!shown.contains("os error"), "{shown}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_resumed_write_keeps_its_bytes_across_drops_and_commits_like_any_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("app.bin");
+        let opts = WriteOptions::public();
+        let (mut f, len) = AtomicFile::resume(&dest, ".app.bin.partial", &opts).unwrap();
+        assert_eq!(len, 0);
+        f.write_all(b"hello ").unwrap();
+        drop(f); // a run that stops: the bytes stay
+        let (mut f, len) = AtomicFile::resume(&dest, ".app.bin.partial", &opts).unwrap();
+        assert_eq!(len, 6);
+        f.write_all(b"world").unwrap();
+        assert!(!dest.exists());
+        f.commit().unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"hello world");
+        assert!(!dir.path().join(".app.bin.partial").exists());
+        assert_eq!(mode_of(&dest), 0o644);
+
+        let (mut f, _) = AtomicFile::resume(&dest, ".p", &opts).unwrap();
+        f.write_all(b"junk").unwrap();
+        f.truncate().unwrap();
+        f.write_all(b"ok").unwrap();
+        f.discard().unwrap();
+        assert!(!dir.path().join(".p").exists());
+        assert_eq!(fs::read(&dest).unwrap(), b"hello world");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_or_directory_is_not_resumed_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("app.bin");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".link")).unwrap();
+        assert!(AtomicFile::resume(&dest, ".link", &WriteOptions::public()).is_err());
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        fs::create_dir(dir.path().join(".dir")).unwrap();
+        assert!(AtomicFile::resume(&dest, ".dir", &WriteOptions::public()).is_err());
+        for bad in ["", "a/b", ".."] {
+            assert!(AtomicFile::resume(&dest, bad, &WriteOptions::public()).is_err());
+        }
     }
 }
