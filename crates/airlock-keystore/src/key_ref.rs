@@ -52,7 +52,8 @@ impl KeyRef {
     pub fn open(&self, secret: &PassphraseSource) -> Result<Box<dyn Signer>, KeystoreError> {
         match self {
             KeyRef::File(path) => Ok(Box::new(crate::read_private_key(path, secret)?)),
-            KeyRef::Gpg(_) | KeyRef::Pkcs11(_) => Err(KeystoreError::KeyRef {
+            KeyRef::Pkcs11(uri) => crate::pkcs11::open(uri, secret),
+            KeyRef::Gpg(_) => Err(KeystoreError::KeyRef {
                 key: self.to_string(),
                 reason: "signing with this kind of key is not supported by this build".into(),
             }),
