@@ -559,7 +559,8 @@ fn wrong_pin_and_missing_keys_say_which_token_and_object() {
         m,
     ]);
     assert!(err.contains("no token \"spare\" is present"), "{err}");
-    let err = t.fails(&[
+    // A URI that is not RFC 7512 is a usage error (exit status 2) naming the attribute.
+    let out = t.airlock(&[
         "repo",
         "sign",
         "--passphrase-env",
@@ -568,6 +569,8 @@ fn wrong_pin_and_missing_keys_say_which_token_and_object() {
         &format!("pkcs11:token=release%20keys;label=ed?module-path={MODULE}"),
         m,
     ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown path attribute \"label\""), "{err}");
     // Nothing was written by the failed attempts.
     assert_eq!(fs::read(&meta).unwrap(), before);

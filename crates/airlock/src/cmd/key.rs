@@ -94,6 +94,7 @@ struct PasswdArgs {
 struct ListArgs {
     /// A pkcs11: URI (RFC 7512) naming the module (?module-path=) and, optionally, the token
     /// and key.
+    #[arg(value_parser = parse_pkcs11_uri)]
     uri: String,
     /// Do not log in: list only what the token shows without a PIN.
     #[arg(long)]
@@ -176,6 +177,12 @@ fn passwd(a: PasswdArgs, as_json: bool) -> Result<()> {
         println!("changed the passphrase of {}", a.file.display());
         Ok(())
     }
+}
+
+fn parse_pkcs11_uri(s: &str) -> Result<String, String> {
+    airlock_keystore::pkcs11::Pkcs11Uri::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn list(a: ListArgs, as_json: bool) -> Result<()> {
