@@ -193,6 +193,23 @@ fn checks(dir: &Path) {
         }
         signers.push(signer);
     }
+    // While a key of the token is open, the token is logged in: a second key asks for no PIN
+    // (a pipe holding one PIN line serves both).
+    {
+        use std::io::Write as _;
+        use std::os::fd::AsRawFd as _;
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(format!("{PIN}\n").as_bytes()).unwrap();
+        drop(writer);
+        let once = PassphraseSource::Fd(reader.as_raw_fd());
+        let first = open("object=imported-ec", &once).unwrap();
+        let second = open("object=imported-rsa", &once).unwrap();
+        second
+            .public_key()
+            .verify(msg, &second.sign(msg).unwrap())
+            .unwrap();
+        drop(first);
+    }
     // Several keys of one token open side by side (one module, one login) and keep signing.
     for s in &signers {
         s.public_key().verify(msg, &s.sign(msg).unwrap()).unwrap();
@@ -295,7 +312,7 @@ fn checks(dir: &Path) {
             other => panic!("{u}: {:?}", other.err()),
         }
     }
-    // A URI the code cannot act on exactly is refused, not guessed at.
+    // A URI the code cannot act on exactly is refused (most when it is parsed), not guessed at.
     for (u, says) in [
         (uri("object=ed;x-vendor=1"), "vendor attribute x-vendor"),
         (uri("objekt=ed"), "unknown path attribute \"objekt\""),
@@ -305,7 +322,10 @@ fn checks(dir: &Path) {
         ),
         (uri(""), "names no key"),
     ] {
-        let e = KeyRef::parse(&u).unwrap().open(&pin()).err().unwrap();
+        let e = KeyRef::parse(&u)
+            .and_then(|r| r.open(&pin()))
+            .err()
+            .unwrap();
         assert!(matches!(e, KeystoreError::KeyRef { .. }), "{u}: {e}");
         assert!(e.to_string().contains(says), "{u}: {e}");
     }

@@ -28,7 +28,7 @@ use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use sha2::{Digest, Sha256};
@@ -43,6 +43,7 @@ const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 
 /// DER of the Ed25519 OID (1.3.101.112); PKCS#11 3.0 also allows the curve name below.
 const ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 const ED25519_NAME: &[u8] = b"\x13\x0cedwards25519";
+const NO_PUBLIC: &str = "no single public key object with this key's id (or label) on the token";
 /// Longest PIN read from a `pin-source` file.
 const MAX_PIN_LEN: usize = 256;
 
@@ -374,6 +375,16 @@ fn login(
     session: &Session,
     secret: &PassphraseSource,
 ) -> Result<(), KeystoreError> {
+    // A login holds for every session of the process on this token: a second key of the same
+    // token costs no second PIN prompt.
+    if session.get_session_info().is_ok_and(|i| {
+        matches!(
+            i.session_state(),
+            SessionState::RoUser | SessionState::RwUser
+        )
+    }) {
+        return Ok(());
+    }
     let pin: Option<Zeroizing<String>> = match &uri.pin {
         Some(UriPin::Value(v)) => Some(v.clone()),
         Some(UriPin::File(p)) => Some(read_pin_file(uri, p)?),
@@ -435,9 +446,11 @@ fn obtain_pin(
 }
 
 fn read_pin_file(uri: &Pkcs11Uri, path: &Path) -> Result<Zeroizing<String>, KeystoreError> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path).map_err(|e| bad(uri, format!("pin-source {}: {e}", path.display())))?,
-    );
+    use std::io::Read as _;
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PIN_LEN as u64 + 2).read_to_end(&mut bytes))
+        .map_err(|e| bad(uri, format!("pin-source {}: {e}", path.display())))?;
     let line = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() || line.len() > MAX_PIN_LEN {
@@ -518,11 +531,15 @@ fn bool_attr(list: &[Attribute], t: AttributeType) -> Option<bool> {
 }
 
 /// CKA_EC_POINT is a DER OCTET STRING around the point (PKCS#11 2.40 and 3.0); some tokens
-/// give the bare point. Accept both, nothing else.
-fn ec_point(raw: &[u8]) -> &[u8] {
+/// give the bare point. `bare` are the lengths a bare point has for the curve (no DER-wrapped
+/// point has one of them), so the two forms cannot be confused.
+fn ec_point<'a>(raw: &'a [u8], bare: &[usize]) -> &'a [u8] {
+    if bare.contains(&raw.len()) {
+        return raw;
+    }
     match raw {
         [0x04, len, rest @ ..] if usize::from(*len) == rest.len() && *len < 0x80 => rest,
-        [0x04, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
+        [0x04, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() && *len >= 0x80 => rest,
         _ => raw,
     }
 }
@@ -551,7 +568,7 @@ fn key_info(session: &Session, obj: ObjectHandle) -> Result<KeyInfo, CkError> {
     let label = String::from_utf8_lossy(bytes_attr(&list, A::Label).unwrap_or(&[])).into_owned();
     let id = bytes_attr(&list, A::Id).unwrap_or(&[]).to_vec();
     let params = bytes_attr(&list, A::EcParams);
-    let point = bytes_attr(&list, A::EcPoint).map(ec_point);
+    let point = bytes_attr(&list, A::EcPoint);
     let crypto = |e: CryptoError| e.to_string();
     let (key_type, public) = match key_type {
         Some(KeyType::EC) => {
@@ -562,11 +579,11 @@ fn key_info(session: &Session, obj: ObjectHandle) -> Result<KeyInfo, CkError> {
                     hex::encode(params.unwrap_or(&[]))
                 ))
             } else if let Some(p) = point {
-                external::ecdsa_p256_public_key(p)
+                external::ecdsa_p256_public_key(ec_point(p, &[33, 65]))
                     .map(|k| (KeyScheme::EcdsaP256, k))
                     .map_err(crypto)
             } else {
-                Err("no public key object with this key's id or label on the token".into())
+                Err(NO_PUBLIC.into())
             };
             ("EC P-256".to_string(), public)
         }
@@ -577,11 +594,11 @@ fn key_info(session: &Session, obj: ObjectHandle) -> Result<KeyInfo, CkError> {
                     hex::encode(params.unwrap_or(&[]))
                 ))
             } else if let Some(p) = point {
-                external::ed25519_public_key(p)
+                external::ed25519_public_key(ec_point(p, &[32]))
                     .map(|k| (KeyScheme::Ed25519, k))
                     .map_err(crypto)
             } else {
-                Err("no public key object with this key's id or label on the token".into())
+                Err(NO_PUBLIC.into())
             };
             ("EC Ed25519".to_string(), public)
         }
@@ -625,7 +642,11 @@ fn public_of(session: &Session, private: &KeyInfo) -> Result<Option<ObjectHandle
     } else {
         return Ok(None);
     }
-    Ok(session.find_objects(&t)?.into_iter().next())
+    let found = session.find_objects(&t)?;
+    Ok(match found.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    })
 }
 
 /// The TUF key of the pair `private` belongs to.
@@ -636,7 +657,19 @@ fn pair_public(session: &Session, private: ObjectHandle) -> Result<(KeyInfo, Tuf
         return Ok((info, public));
     }
     let public = match public_of(session, &info)? {
-        Some(p) => key_info(session, p)?.public,
+        Some(p) => {
+            let public = key_info(session, p)?;
+            let same = public.key_type == info.key_type
+                || (public.key_type.starts_with("RSA") && info.key_type.starts_with("RSA"));
+            if same {
+                public.public
+            } else {
+                Err(format!(
+                    "the public key object with this key's id is {}, the private key {}",
+                    public.key_type, info.key_type
+                ))
+            }
+        }
         None => info.public.clone(),
     };
     Ok((info, public))
@@ -913,4 +946,27 @@ pub fn public_key(uri_text: &str, secret: &PassphraseSource) -> Result<PublicKey
             format!("{} has no key {}", token_name(&uri), key_name(&uri)),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec_points_bare_or_wrapped() {
+        // A bare uncompressed P-256 point whose second byte happens to look like a DER length.
+        let mut bare = vec![0x04, 63];
+        bare.extend_from_slice(&[7u8; 63]);
+        assert_eq!(ec_point(&bare, &[33, 65]), &bare[..]);
+        let mut wrapped = vec![0x04, 65];
+        wrapped.extend_from_slice(&bare);
+        assert_eq!(ec_point(&wrapped, &[33, 65]), &bare[..]);
+        let ed = [9u8; 32];
+        assert_eq!(ec_point(&ed, &[32]), &ed[..]);
+        let mut ed_wrapped = vec![0x04, 32];
+        ed_wrapped.extend_from_slice(&ed);
+        assert_eq!(ec_point(&ed_wrapped, &[32]), &ed[..]);
+        // Anything else is passed on as it is, and refused as a point by the caller.
+        assert_eq!(ec_point(&[0x04, 5, 1], &[32]), &[0x04, 5, 1][..]);
+    }
 }
