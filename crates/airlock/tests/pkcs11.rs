@@ -160,7 +160,16 @@ fn keyid_of(repo: &Path, role: &str) -> Vec<String> {
         .collect()
 }
 
-fn client(tmp: &Path, repo: &Path, name: &str) -> (common::Server, String) {
+/// A repository's published tree served over HTTPS, and an Airlock client that trusts its
+/// root v1.
+struct Mirror {
+    _server: common::Server,
+    base: String,
+    ca: PathBuf,
+    client: String,
+}
+
+fn client(tmp: &Path, repo: &Path, name: &str) -> Mirror {
     let tls_dir = tmp.join(format!("{name}-tls"));
     fs::create_dir(&tls_dir).unwrap();
     let tls = airlock_serve::TestCa::new()
@@ -195,7 +204,76 @@ fn client(tmp: &Path, repo: &Path, name: &str) -> (common::Server, String) {
         "--ca-file",
         tls.ca_cert.to_str().unwrap(),
     ]);
-    (server, c.to_str().unwrap().to_string())
+    Mirror {
+        _server: server,
+        base,
+        ca: tls.ca_cert.clone(),
+        client: c.to_str().unwrap().to_string(),
+    }
+}
+
+/// python-tuf's client (stock securesystemslib verifiers) refreshes and downloads `name`; its
+/// content, or `None` when no interpreter is configured (scripts/test always sets one).
+fn python_tuf_download(tmp: &Path, repo: &Path, mirror: &Mirror, name: &str) -> Option<String> {
+    let python = match std::env::var_os("AIRLOCK_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+            if !venv.exists() {
+                eprintln!("NOTICE: skipping the python-tuf part: AIRLOCK_PYTHON unset, no .venv");
+                return None;
+            }
+            venv
+        }
+    };
+    let work = tmp.join("python-client");
+    fs::create_dir_all(work.join("metadata")).unwrap();
+    fs::create_dir_all(work.join("targets")).unwrap();
+    fs::copy(
+        repo.join("published/metadata/1.root.json"),
+        work.join("metadata/root.json"),
+    )
+    .unwrap();
+    let script = r#"
+import sys, urllib3
+from tuf.ngclient import Updater
+from tuf.ngclient.fetcher import FetcherInterface
+from tuf.api.exceptions import DownloadHTTPError
+
+class CaFetcher(FetcherInterface):
+    def __init__(self, ca):
+        self.pool = urllib3.PoolManager(ca_certs=ca, cert_reqs="CERT_REQUIRED")
+    def _fetch(self, url):
+        r = self.pool.request("GET", url, preload_content=False, timeout=10)
+        if r.status != 200:
+            r.release_conn()
+            raise DownloadHTTPError(f"HTTP {r.status} for {url}", r.status)
+        yield from r.stream(65536)
+        r.release_conn()
+
+metadata_dir, target_dir, base, ca, name = sys.argv[1:6]
+u = Updater(metadata_dir, base + "/metadata/", target_dir, base + "/targets/",
+            fetcher=CaFetcher(ca), bootstrap=None)
+u.refresh()
+info = u.get_targetinfo(name)
+print(open(u.download_target(info, filepath=f"{target_dir}/{name}")).read(), end="")
+"#;
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(work.join("metadata"))
+        .arg(work.join("targets"))
+        .arg(&mirror.base)
+        .arg(&mirror.ca)
+        .arg(name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python-tuf failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
 }
 
 /// Stage app.txt; the token is there, so its keys sign.
@@ -325,7 +403,8 @@ fn a_repository_signed_by_token_keys_is_read_by_a_client() {
     assert_eq!(external.len(), 3, "{init}");
     add(&t, r, tmp.path(), "release one");
     t.ok(&["repo", "-C", r, "publish"]);
-    let (_server, c) = client(tmp.path(), &repo, "client");
+    let mirror = client(tmp.path(), &repo, "client");
+    let c = mirror.client.clone();
     ok(&["update", "--dir", &c, "download", "app.txt"]);
     assert_eq!(
         fs::read_to_string(Path::new(&c).join("targets/app.txt")).unwrap(),
@@ -341,6 +420,11 @@ fn a_repository_signed_by_token_keys_is_read_by_a_client() {
         root["signed"]["keys"][ed["keyid"].as_str().unwrap()]["scheme"],
         "ed25519"
     );
+    // Stock python-tuf (securesystemslib's verifiers) reads the token's Ed25519, ECDSA (DER) and
+    // RSA-PSS signatures too.
+    if let Some(content) = python_tuf_download(tmp.path(), &repo, &mirror, "app.txt") {
+        assert_eq!(content, "release one");
+    }
 
     // Offline signing: on a machine without the token (an empty token directory), the targets
     // key is offline; the new targets is exported, signed where the token is, and imported.
@@ -418,7 +502,8 @@ fn root_and_targets_rotate_from_a_key_file_to_a_token_key_and_back() {
     t.ok(&["repo", "init", r, "--plaintext-keys"]);
     add(&t, r, tmp.path(), "one");
     t.ok(&["repo", "-C", r, "publish"]);
-    let (_server, c) = client(tmp.path(), &repo, "client");
+    let mirror = client(tmp.path(), &repo, "client");
+    let c = mirror.client.clone();
     ok(&["update", "--dir", &c, "download", "app.txt"]);
 
     // File keys -> token keys (root: Ed25519, targets: RSA). The new root is signed by the old
