@@ -1,6 +1,7 @@
 //! Keys on a real PKCS#11 token: Debian's SoftHSM2 (installed by scripts/setup), a token
 //! initialised at test time in a temporary directory, keys made on it by OpenSC's pkcs11-tool
-//! (sensitive, never extractable) and file keys imported into it.
+//! (sensitive, never extractable) and file keys imported into it (P-256 and RSA by pkcs11-tool,
+//! Ed25519 through PKCS#11 itself).
 //!
 //! SoftHSM2 reads its configuration (SOFTHSM2_CONF) once, when the module starts; the test
 //! cannot set the variable in its own process (no unsafe code), so it prepares the token and runs
@@ -165,8 +166,54 @@ fn open(path: &str, secret: &PassphraseSource) -> Result<Box<dyn Signer>, Keysto
     KeyRef::parse(&uri(path)).unwrap().open(secret)
 }
 
+/// Imports an Ed25519 key file's key into the token through PKCS#11 itself (pkcs11-tool 0.23
+/// cannot import Ed25519 private keys), as a sensitive, non-extractable pair `imported-ed`, id
+/// 13. Returns the file key's TUF public key.
+fn import_ed25519() -> airlock_core::crypto::PublicKey {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    use cryptoki::session::UserType;
+    let PrivateKey::Ed25519(key) = PrivateKey::generate(KeyScheme::Ed25519).unwrap() else {
+        unreachable!()
+    };
+    let point = hex::decode(key.public_key().public_str().unwrap()).unwrap();
+    let ctx = Pkcs11::new(MODULE).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx.get_slots_with_token().unwrap()[0];
+    let session = ctx.open_rw_session(slot).unwrap();
+    session.login(UserType::User, Some(&PIN.into())).unwrap();
+    // RFC 8410 OID of Ed25519, as CKA_EC_PARAMS.
+    let params = vec![0x06, 0x03, 0x2b, 0x65, 0x70];
+    let common = |class| {
+        vec![
+            Attribute::Class(class),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::Token(true),
+            Attribute::Label(b"imported-ed".to_vec()),
+            Attribute::Id(vec![0x13]),
+            Attribute::EcParams(params.clone()),
+        ]
+    };
+    let mut private = common(ObjectClass::PRIVATE_KEY);
+    private.extend([
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Value(key.seed().to_vec()),
+    ]);
+    session.create_object(&private).unwrap();
+    let mut public = common(ObjectClass::PUBLIC_KEY);
+    let mut wrapped = vec![0x04, 32];
+    wrapped.extend_from_slice(&point);
+    public.extend([Attribute::Verify(true), Attribute::EcPoint(wrapped)]);
+    session.create_object(&public).unwrap();
+    key.public_key().clone()
+}
+
 /// Runs in the child, with SOFTHSM2_CONF pointing at the test's token.
 fn checks(dir: &Path) {
+    let imported_ed = import_ed25519();
     // Each scheme signs, the signature verifies with the TUF key, and a flipped message does not.
     let msg = b"{\"signed\":{\"_type\":\"targets\"}}";
     let mut signers = Vec::new();
@@ -231,6 +278,12 @@ fn checks(dir: &Path) {
         .unwrap();
         assert_eq!(public, file_key);
     }
+
+    let signer = open("object=imported-ed", &pin()).unwrap();
+    assert_eq!(signer.public_key(), &imported_ed);
+    assert_eq!(signer.public_key().key_id(), imported_ed.key_id());
+    imported_ed.verify(msg, &signer.sign(msg).unwrap()).unwrap();
+    drop(signer);
 
     // The PIN from each source: environment, file descriptor, the URI's pin-source and pin-value.
     let pin_file = dir.join("pin");
@@ -334,7 +387,7 @@ fn checks(dir: &Path) {
     // token refuses to hand out their value.
     let tokens = airlock_keystore::pkcs11::list(&uri(""), Some(&pin())).unwrap();
     let keys = &tokens[0].keys;
-    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert_eq!(keys.len(), 6, "{keys:?}");
     for k in keys
         .iter()
         .filter(|k| ["ed", "ec", "rsa"].contains(&k.label.as_str()))
@@ -364,7 +417,7 @@ fn refuses_export() {
     let keys = session
         .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
         .unwrap();
-    assert_eq!(keys.len(), 5);
+    assert_eq!(keys.len(), 6);
     for key in keys {
         let got = session
             .get_attributes(key, &[AttributeType::Value, AttributeType::PrivateExponent])
