@@ -349,6 +349,18 @@ fn token_keys_list_and_print_their_public_keys_and_never_leave_the_token() {
     assert!(text.contains("extractable no"), "{text}");
     let text = t.ok(&["key", "list", "--no-login", &all]);
     assert!(text.contains("not logged in"), "{text}");
+    // Without a token attribute, every initialised token of the module (SoftHSM2 also shows an
+    // empty slot with a blank token, which holds nothing and is left out).
+    let any = format!("pkcs11:?module-path={MODULE}");
+    let v = t.json(&[
+        "key",
+        "list",
+        "--json",
+        "--passphrase-env",
+        "TOKEN_PIN",
+        &any,
+    ]);
+    assert_eq!(v["tokens"].as_array().unwrap().len(), 1, "{v}");
 
     // `key public` prints the TUF key `repo rotate --public-key` takes.
     let tmp = tempfile::tempdir().unwrap();

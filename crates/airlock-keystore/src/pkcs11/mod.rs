@@ -316,6 +316,10 @@ fn tokens(uri: &Pkcs11Uri, ctx: &Pkcs11) -> Result<Vec<Token>, KeystoreError> {
             Err(CkError::Pkcs11(RvError::TokenNotPresent, _)) => continue,
             Err(e) => return Err(fail("token information", e)),
         };
+        // A token not initialised yet (SoftHSM2's free slot, a blank card) holds no keys.
+        if !info.token_initialized() {
+            continue;
+        }
         let matches = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         if matches(&uri.token, info.label())
             && matches(&uri.manufacturer, info.manufacturer_id())
