@@ -21,8 +21,9 @@ pub enum KeyRef {
 }
 
 impl KeyRef {
-    /// Parse a reference. Only the empty string and an empty `gpg:` id are refused here; a
-    /// PKCS#11 URI is checked by the code that opens it.
+    /// Parse a reference. The empty string, an empty `gpg:` id and a malformed PKCS#11 URI
+    /// (RFC 7512 syntax, unknown attributes) are refused here; what the URI names is checked by
+    /// the code that opens it.
     pub fn parse(s: &str) -> Result<KeyRef, KeystoreError> {
         let bad = |reason: &str| KeystoreError::KeyRef {
             key: s.to_string(),
@@ -38,6 +39,11 @@ impl KeyRef {
             return Ok(KeyRef::Gpg(id.to_string()));
         }
         if s.starts_with("pkcs11:") {
+            // Checked here so that a malformed URI is a usage error on the command line.
+            crate::pkcs11::Pkcs11Uri::parse(s).map_err(|e| KeystoreError::KeyRef {
+                key: "pkcs11: URI".into(),
+                reason: e.to_string(),
+            })?;
             return Ok(KeyRef::Pkcs11(s.to_string()));
         }
         Ok(KeyRef::File(PathBuf::from(s)))
@@ -52,7 +58,8 @@ impl KeyRef {
     pub fn open(&self, secret: &PassphraseSource) -> Result<Box<dyn Signer>, KeystoreError> {
         match self {
             KeyRef::File(path) => Ok(Box::new(crate::read_private_key(path, secret)?)),
-            KeyRef::Gpg(_) | KeyRef::Pkcs11(_) => Err(KeystoreError::KeyRef {
+            KeyRef::Pkcs11(uri) => crate::pkcs11::open(uri, secret),
+            KeyRef::Gpg(_) => Err(KeystoreError::KeyRef {
                 key: self.to_string(),
                 reason: "signing with this kind of key is not supported by this build".into(),
             }),
@@ -105,6 +112,13 @@ mod tests {
         );
         assert!(KeyRef::parse("").is_err());
         assert!(KeyRef::parse("gpg:").is_err());
+        let e = KeyRef::parse("pkcs11:tokn=t?pin-value=1234")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown path attribute \"tokn\"") && !e.contains("1234"),
+            "{e}"
+        );
         for s in ["gpg:ABCD", "pkcs11:token=t", "keys/a.key"] {
             assert_eq!(KeyRef::parse(s).unwrap().to_string(), s);
         }

@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 
 mod key_ref;
 mod note_key;
+pub mod pkcs11;
 pub use key_ref::KeyRef;
 pub use note_key::{generate_note_key, read_note_key};
 

@@ -370,3 +370,22 @@ fn old_flag_names_still_parse() {
         "error",
     );
 }
+
+#[test]
+fn key_list_of_a_token() {
+    // A URI that is not RFC 7512 is a usage error; a module not installed here is an error
+    // naming it.
+    let v = json_err(&["--json", "key", "list", "pkcs11:tokn=x"], 2, "usage");
+    assert!(v.to_string().contains("tokn"), "{v}");
+    let v = json_err(
+        &[
+            "key",
+            "list",
+            "--json",
+            "pkcs11:token=x?module-path=/nonexistent/module.so",
+        ],
+        1,
+        "error",
+    );
+    assert!(v.to_string().contains("/nonexistent/module.so"), "{v}");
+}

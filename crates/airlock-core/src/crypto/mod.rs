@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 mod ecdsa;
 mod ed25519;
 mod ed448;
+pub mod external;
 mod hybrid;
 pub mod keyfile;
 mod rsa;

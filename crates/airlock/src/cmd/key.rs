@@ -15,7 +15,8 @@ use super::common::{PassphraseArgs, passphrase_source, print_json};
   airlock key generate --scheme ed25519 --out /media/usb/root-3.key --public-out root-3.pub.json
   airlock repo -C myrepo rotate root --public-key root-3.pub.json --threshold 2
   airlock key public /media/usb/root-3.key
-  airlock key passwd /media/usb/root-3.key")]
+  airlock key passwd /media/usb/root-3.key
+  airlock key list 'pkcs11:token=release?module-path=/usr/lib/softhsm/libsofthsm2.so'")]
 pub struct Args {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +27,7 @@ enum Command {
     Generate(GenerateArgs),
     Public(PublicArgs),
     Passwd(PasswdArgs),
+    List(ListArgs),
 }
 
 /// Make a new encrypted private key file (mode 0600, never overwriting) and print its public key
@@ -47,11 +49,13 @@ struct GenerateArgs {
     passphrase: PassphraseArgs,
 }
 
-/// Print the public key (TUF JSON) and key id of a private key file or a public key file.
+/// Print the public key (TUF JSON) and key id of a private key file, a public key file or a key
+/// on a PKCS#11 token (a pkcs11: URI).
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock key public root-1.key > root-1.pub.json")]
 struct PublicArgs {
-    /// A private key file (asks for its passphrase) or a TUF JSON public key file.
+    /// A private key file (asks for its passphrase), a TUF JSON public key file, or a pkcs11:
+    /// URI of a key on a token.
     file: PathBuf,
     #[command(flatten)]
     passphrase: PassphraseArgs,
@@ -78,8 +82,30 @@ struct PasswdArgs {
     new_passphrase_fd: Option<i32>,
 }
 
+/// List the key pairs on PKCS#11 tokens: label, id, key type, the TUF scheme Airlock signs with
+/// and its key id, whether the private key can leave the token, and a URI for `--key`. Logs in
+/// (PIN from --passphrase-env/--passphrase-fd/AIRLOCK_PASSPHRASE, the URI's pin-source, or a
+/// prompt) when the token hides private keys until then; never reads a secret.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:
+  airlock key list --passphrase-env TOKEN_PIN \\
+    'pkcs11:token=release?module-path=/usr/lib/softhsm/libsofthsm2.so'
+  airlock key public 'pkcs11:token=release;object=root-1?module-path=/usr/lib/softhsm/libsofthsm2.so' > root-1.pub.json")]
+struct ListArgs {
+    /// A pkcs11: URI (RFC 7512) naming the module (?module-path=) and, optionally, the token
+    /// and key.
+    #[arg(value_parser = parse_pkcs11_uri)]
+    uri: String,
+    /// Do not log in: list only what the token shows without a PIN.
+    #[arg(long)]
+    no_login: bool,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+}
+
 pub fn run(args: Args, json: bool) -> Result<()> {
     match args.command {
+        Command::List(a) => list(a, json),
         Command::Generate(a) => generate(a, json),
         Command::Public(a) => public(a, json),
         Command::Passwd(a) => passwd(a, json),
@@ -114,17 +140,22 @@ fn generate(a: GenerateArgs, as_json: bool) -> Result<()> {
 }
 
 fn public(a: PublicArgs, as_json: bool) -> Result<()> {
-    let public = match airlock_keystore::read_public_key(&a.file) {
-        Ok(k) => k,
-        Err(_) => read_private_key(&a.file, &a.passphrase.source())
-            .with_context(|| {
-                format!(
-                    "{} is neither a TUF public key nor a readable private key file",
-                    a.file.display()
-                )
-            })?
-            .public_key()
-            .clone(),
+    let token_uri = a.file.to_str().filter(|s| s.starts_with("pkcs11:"));
+    let public = if let Some(uri) = token_uri {
+        airlock_keystore::pkcs11::public_key(uri, &a.passphrase.source())?
+    } else {
+        match airlock_keystore::read_public_key(&a.file) {
+            Ok(k) => k,
+            Err(_) => read_private_key(&a.file, &a.passphrase.source())
+                .with_context(|| {
+                    format!(
+                        "{} is neither a TUF public key nor a readable private key file",
+                        a.file.display()
+                    )
+                })?
+                .public_key()
+                .clone(),
+        }
     };
     if as_json {
         print_json(&describe(&public))
@@ -146,4 +177,53 @@ fn passwd(a: PasswdArgs, as_json: bool) -> Result<()> {
         println!("changed the passphrase of {}", a.file.display());
         Ok(())
     }
+}
+
+fn parse_pkcs11_uri(s: &str) -> Result<String, String> {
+    airlock_keystore::pkcs11::Pkcs11Uri::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn list(a: ListArgs, as_json: bool) -> Result<()> {
+    let secret = a.passphrase.source();
+    let tokens = airlock_keystore::pkcs11::list(&a.uri, (!a.no_login).then_some(&secret))?;
+    if as_json {
+        return print_json(&json!({ "tokens": tokens }));
+    }
+    for t in &tokens {
+        let state = if t.logged_in {
+            ""
+        } else {
+            " (not logged in: private keys hidden)"
+        };
+        println!("token {:?} in slot {}{state}", t.label, t.slot);
+        if t.keys.is_empty() {
+            println!("  no keys");
+        }
+        for k in &t.keys {
+            println!("  {:?} id {} {}", k.label, k.id, k.key_type);
+            if let (Some(s), Some(id)) = (&k.scheme, &k.keyid) {
+                println!("    scheme {s}, key id {id}");
+            }
+            if let Some(why) = &k.unusable {
+                println!("    not usable: {why}");
+            }
+            if k.private_key {
+                let yes_no = |b: Option<bool>| match b {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "unknown",
+                };
+                println!(
+                    "    private key on the token: sensitive {}, extractable {}, never extractable {}",
+                    yes_no(k.sensitive),
+                    yes_no(k.extractable),
+                    yes_no(k.never_extractable)
+                );
+            }
+            println!("    {}", k.uri);
+        }
+    }
+    Ok(())
 }
