@@ -56,12 +56,23 @@ pub enum Misbehaviour {
     Status(u16),
     /// Answer 302 to this URL.
     Redirect(String),
+    /// Serve the file (Range requests honoured), but break the connection after the next
+    /// number of bytes from the cut plan ([`Evil::plan_cuts`]); serve it whole once the plan is
+    /// used up.
+    Cut,
+    /// Serve the whole file, as a server that does not support Range requests does.
+    IgnoreRange,
+    /// Answer a Range request with 206 and a range that starts at byte 0 whatever was asked.
+    WrongRange,
 }
 
 #[derive(Default)]
 struct State {
     rules: BTreeMap<String, Misbehaviour>,
     log: Vec<String>,
+    /// The `Range` header of each request (`None`: none), in order.
+    ranges: Vec<(String, Option<String>)>,
+    cuts: std::collections::VecDeque<u64>,
 }
 
 /// The attacker's controls of a running mirror. Clones share state.
@@ -95,14 +106,34 @@ impl Evil {
         self.lock().log.iter().filter(|p| *p == path).count()
     }
 
+    /// The `Range` header of each request for `path`, in order.
+    pub fn ranges(&self, path: &str) -> Vec<Option<String>> {
+        self.lock()
+            .ranges
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Where [`Misbehaviour::Cut`] breaks the next responses: after this many body bytes each.
+    pub fn plan_cuts(&self, cuts: impl IntoIterator<Item = u64>) {
+        self.lock().cuts = cuts.into_iter().collect();
+    }
+
+    fn next_cut(&self) -> Option<u64> {
+        self.lock().cuts.pop_front()
+    }
+
     /// Forget the requests seen so far.
     pub fn reset_log(&self) {
         self.lock().log.clear();
     }
 
-    fn rule_for(&self, path: &str) -> Option<Misbehaviour> {
+    fn rule_for(&self, path: &str, range: Option<String>) -> Option<Misbehaviour> {
         let mut state = self.lock();
         state.log.push(path.to_string());
+        state.ranges.push((path.to_string(), range));
         state.rules.get(path).cloned()
     }
 }
@@ -138,7 +169,10 @@ fn respond(m: Misbehaviour) -> Response {
                 .into_response()
         }
         // Handled before a response is built; never reached.
-        Misbehaviour::StallHead => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Misbehaviour::StallHead
+        | Misbehaviour::Cut
+        | Misbehaviour::IgnoreRange
+        | Misbehaviour::WrongRange => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Misbehaviour::Status(code) => StatusCode::from_u16(code)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             .into_response(),
@@ -146,6 +180,34 @@ fn respond(m: Misbehaviour) -> Response {
             (StatusCode::FOUND, [(header::LOCATION, to)], Body::empty()).into_response()
         }
     }
+}
+
+/// `response` with its body broken off after `after` bytes (the connection is dropped).
+fn cut_after(response: Response, after: u64) -> Response {
+    use futures_util::StreamExt;
+    let (parts, body) = response.into_parts();
+    let stream = body.into_data_stream();
+    let cut = futures_util::stream::unfold(
+        (stream, after, false),
+        |(mut stream, left, done)| async move {
+            if done {
+                return None;
+            }
+            if left == 0 {
+                let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut");
+                return Some((Err(err), (stream, 0, true)));
+            }
+            match stream.next().await {
+                None => None,
+                Some(Err(e)) => Some((Err(std::io::Error::other(e)), (stream, 0, true))),
+                Some(Ok(chunk)) => {
+                    let take = (chunk.len() as u64).min(left) as usize;
+                    Some((Ok(chunk.slice(..take)), (stream, left - take as u64, false)))
+                }
+            }
+        },
+    );
+    Response::from_parts(parts, Body::from_stream(cut))
 }
 
 /// Serve `dir` over HTTPS with the attacker's controls in front of it.
@@ -156,11 +218,48 @@ pub fn serve(dir: &Path) -> (HttpsRepo, Evil) {
         move |req: Request, next: Next| {
             let hook = hook.clone();
             async move {
-                match hook.rule_for(req.uri().path()) {
+                let range = req
+                    .headers()
+                    .get(header::RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
+                match hook.rule_for(req.uri().path(), range) {
                     None => next.run(req).await,
                     Some(Misbehaviour::StallHead) => {
                         std::future::pending::<()>().await;
                         StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    }
+                    Some(Misbehaviour::Cut) => match hook.next_cut() {
+                        Some(after) => cut_after(next.run(req).await, after),
+                        None => next.run(req).await,
+                    },
+                    Some(Misbehaviour::IgnoreRange) => {
+                        let mut req = req;
+                        req.headers_mut().remove(header::RANGE);
+                        next.run(req).await
+                    }
+                    Some(Misbehaviour::WrongRange) => {
+                        let mut req = req;
+                        let asked = req.headers_mut().remove(header::RANGE);
+                        let whole = next.run(req).await;
+                        if asked.is_none() {
+                            return whole;
+                        }
+                        let len = whole
+                            .headers()
+                            .get(header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .unwrap_or(1);
+                        let (mut parts, body) = whole.into_parts();
+                        parts.status = StatusCode::PARTIAL_CONTENT;
+                        parts.headers.insert(
+                            header::CONTENT_RANGE,
+                            format!("bytes 0-{}/{len}", len.saturating_sub(1))
+                                .parse()
+                                .expect("header value"),
+                        );
+                        Response::from_parts(parts, body)
                     }
                     Some(m) => respond(m),
                 }
