@@ -275,8 +275,9 @@ impl Repository {
             let key = keys
                 .get(&s.keyid)
                 .ok_or_else(|| err(format!("key {} is not known", s.keyid)))?;
-            let raw = hex::decode(&s.sig)
-                .map_err(|_| err(format!("signature by {} is not hex", s.keyid)))?;
+            let raw = key
+                .signature_bytes(&s.sig, &s.unrecognized)
+                .map_err(|e| err(format!("signature by {}: {e}", s.keyid)))?;
             key.verify(&msg, &raw)
                 .map_err(|e| err(format!("signature by {} does not verify: {e}", s.keyid)))?;
             new.push(s);
