@@ -52,7 +52,9 @@ impl KeyRef {
     pub fn open(&self, secret: &PassphraseSource) -> Result<Box<dyn Signer>, KeystoreError> {
         match self {
             KeyRef::File(path) => Ok(Box::new(crate::read_private_key(path, secret)?)),
-            KeyRef::Gpg(_) | KeyRef::Pkcs11(_) => Err(KeystoreError::KeyRef {
+            // gpg-agent asks for the passphrase or PIN itself: `secret` is not used.
+            KeyRef::Gpg(id) => Ok(Box::new(crate::gpg::GpgSigner::open(id)?)),
+            KeyRef::Pkcs11(_) => Err(KeystoreError::KeyRef {
                 key: self.to_string(),
                 reason: "signing with this kind of key is not supported by this build".into(),
             }),
