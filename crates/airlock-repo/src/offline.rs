@@ -95,12 +95,20 @@ pub fn sign_metadata(
         what: format!("signing {file}"),
         error,
     })?;
-    let keyid = signer.public_key().key_id();
+    let key = signer.public_key();
+    let keyid = key.key_id();
+    // The metadata form: `sig`, plus `other_headers` for an OpenPGP key.
+    let (sig, unrecognized) = key
+        .signature_fields(&raw)
+        .map_err(|error| RepoError::Crypto {
+            what: format!("signing {file}"),
+            error,
+        })?;
     signatures.retain(|s| s.keyid != keyid);
     signatures.push(Signature {
         keyid: keyid.clone(),
-        sig: hex::encode(raw),
-        unrecognized: Default::default(),
+        sig,
+        unrecognized,
     });
     if let Some(obj) = value.as_object_mut() {
         obj.insert(
