@@ -13,6 +13,8 @@
 //! - `ed25519-slh-dsa-sha2-128s` (both fields): hybrid Ed25519 + SLH-DSA-SHA2-128s, valid only
 //!   when both halves verify.
 //! - `ed448` / `ed448`: RFC 8032 Ed448 (airlock's names; no other TUF implementation reads it).
+//! - `rsa` / `pgp+rsa-pkcsv1.5` and `eddsa` / `pgp+eddsa-ed25519`: OpenPGP keys in
+//!   securesystemslib's GnuPG form, strictly checked ([`openpgp`]).
 //!
 //! Interface contract used by the rest of the workspace (keep it stable):
 //! - `PublicKey::{verify, key_id, material}` (`material`: the key itself, one canonical form per
