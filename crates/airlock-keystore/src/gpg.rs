@@ -49,15 +49,31 @@ fn gpg_binary() -> OsString {
         .unwrap_or_else(|| "gpg".into())
 }
 
-/// gpg's stderr, trimmed, for an error message.
+/// gpg's stderr as one line: each message once, without gpg's trust-database housekeeping.
 fn stderr_of(out: &Output) -> String {
     let text = String::from_utf8_lossy(&out.stderr);
-    let text = text.trim();
-    if text.is_empty() {
-        format!("exit status {}", out.status)
-    } else {
-        text.to_string()
+    let mut lines: Vec<&str> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let msg = line.strip_prefix("gpg: ").unwrap_or(line);
+        let noise = msg.is_empty()
+            || msg.contains("trustdb")
+            || msg.starts_with("marginals needed")
+            || msg.starts_with("depth:");
+        if !noise && !lines.contains(&msg) {
+            lines.push(msg);
+        }
     }
+    if lines.is_empty() {
+        return format!("gpg exited with {}", out.status);
+    }
+    let mut joined = format!("gpg: {}", lines.join("; "));
+    if joined.contains("Inappropriate ioctl for device") || joined.contains("No pinentry") {
+        joined.push_str(
+            " (gpg-agent could not ask for the passphrase or PIN: run from a terminal with \
+             GPG_TTY=$(tty) exported, or configure a graphical pinentry)",
+        );
+    }
+    joined
 }
 
 /// A key of a `--with-colons` listing.

@@ -38,6 +38,15 @@ fn fingerprints(home: &Path, uid: &str) -> Vec<String> {
 }
 
 struct Home(tempfile::TempDir);
+impl Home {
+    fn new() -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+        std::fs::set_permissions(dir.path(), perms).unwrap();
+        Home(dir)
+    }
+}
 impl Drop for Home {
     fn drop(&mut self) {
         let _ = Command::new("gpgconf")
@@ -49,7 +58,7 @@ impl Drop for Home {
 
 #[test]
 fn gpg_keys_sign_and_are_refused_when_absent_or_unusable() {
-    let home = Home(tempfile::tempdir().unwrap());
+    let home = Home::new();
     let h = home.0.path();
     let config = GpgConfig {
         binary: None,
@@ -93,7 +102,7 @@ fn gpg_keys_sign_and_are_refused_when_absent_or_unusable() {
         Err(KeystoreError::KeyNotHere { .. })
     ));
     // A primary key whose secret is elsewhere (exported without it, as for an offline key).
-    let only_public = Home(tempfile::tempdir().unwrap());
+    let only_public = Home::new();
     let armored = gpg(h, &["--export", "--armor", &fprs[0]]);
     let file = only_public.0.path().join("pub.asc");
     std::fs::write(&file, armored).unwrap();
@@ -113,6 +122,44 @@ fn gpg_keys_sign_and_are_refused_when_absent_or_unusable() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("signing capability"), "{err}");
+
+    // A passphrase-protected key whose passphrase gpg-agent cannot ask for (its pinentry
+    // fails): gpg's reason, once, on one line, with the way out.
+    std::fs::write(h.join("gpg-agent.conf"), "pinentry-program /bin/false\n").unwrap();
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(h)
+        .args(["--kill", "gpg-agent"])
+        .status();
+    let out = Command::new("gpg")
+        .arg("--homedir")
+        .arg(h)
+        .args([
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "a passphrase",
+        ])
+        .args([
+            "--quick-gen-key",
+            "locked@example.org",
+            "ed25519",
+            "sign",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let locked = fingerprints(h, "locked@example.org").remove(0);
+    let signer = GpgSigner::open_with(&locked, &config).unwrap();
+    let err = signer.sign(msg).unwrap_err().to_string();
+    assert!(
+        err.contains(&locked) && err.contains("gpg --detach-sign failed: gpg: "),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "one line: {err}");
+    assert_eq!(err.matches("No pinentry").count(), 1, "{err}");
 
     // No gpg at all: said once, with the way out.
     let missing = GpgConfig {
