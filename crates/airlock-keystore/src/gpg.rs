@@ -94,8 +94,8 @@ fn parse_listing(text: &str) -> Vec<Listed> {
         let f: Vec<&str> = line.split(':').collect();
         let field = |i: usize| f.get(i).copied().unwrap_or("");
         match field(0) {
-            "sec" | "ssb" => keys.push(Listed {
-                primary: field(0) == "sec",
+            "sec" | "ssb" | "pub" | "sub" => keys.push(Listed {
+                primary: matches!(field(0), "sec" | "pub"),
                 validity: field(1).chars().next().unwrap_or('-'),
                 created: field(5).parse().unwrap_or(0),
                 // Lower-case letters are this key's own capabilities.
@@ -129,6 +129,12 @@ impl GpgSigner {
 
     /// [`GpgSigner::open`] with an explicit binary or home directory.
     pub fn open_with(id: &str, config: &GpgConfig) -> Result<GpgSigner, KeystoreError> {
+        Self::find(id, config, true)
+    }
+
+    /// Find the key as [`GpgSigner::open_with`] does, the secret part of the keyring when
+    /// `secret`, else the public keyring only (for listing a key whose secret is elsewhere).
+    fn find(id: &str, config: &GpgConfig, secret: bool) -> Result<GpgSigner, KeystoreError> {
         let key = format!("gpg:{id}");
         let bad = |reason: String| KeystoreError::KeyRef {
             key: key.clone(),
@@ -152,23 +158,28 @@ impl GpgSigner {
                     ))
                 })
         };
+        let list = if secret {
+            "--list-secret-keys"
+        } else {
+            "--list-keys"
+        };
         let listing = run(&[
             "--batch",
             "--with-colons",
             "--fixed-list-mode",
-            "--list-secret-keys",
+            list,
             "--",
             id,
         ])?;
         if !listing.status.success() {
             let err = stderr_of(&listing);
-            if err.contains("No secret key") || err.contains("No public key") {
+            if secret && (err.contains("No secret key") || err.contains("No public key")) {
                 return Err(KeystoreError::KeyNotHere {
                     key,
                     reason: "no such secret key in the GnuPG keyring".into(),
                 });
             }
-            return Err(bad(format!("gpg --list-secret-keys failed: {err}")));
+            return Err(bad(format!("gpg {list} failed: {err}")));
         }
         let keys = parse_listing(&String::from_utf8_lossy(&listing.stdout));
         if keys.iter().filter(|k| k.primary).count() > 1 {
@@ -196,7 +207,7 @@ impl GpgSigner {
         let chosen = chosen.ok_or_else(|| {
             bad("has no valid key with the signing capability in the GnuPG keyring".into())
         })?;
-        if chosen.secret == "#" {
+        if secret && chosen.secret == "#" {
             return Err(KeystoreError::KeyNotHere {
                 key,
                 reason: format!(
@@ -238,6 +249,12 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The TUF public key of the signing key `id` names, from the public keyring: for listing a
+/// GnuPG key whose secret lives on another machine (`airlock key public gpg:KEYID`).
+pub fn public_key(id: &str, config: &GpgConfig) -> Result<PublicKey, KeystoreError> {
+    GpgSigner::find(id, config, false).map(|s| s.public)
 }
 
 impl Signer for GpgSigner {

@@ -115,6 +115,9 @@ fn gpg_keys_sign_and_are_refused_when_absent_or_unusable() {
         GpgSigner::open_with(&fprs[0], &elsewhere),
         Err(KeystoreError::KeyNotHere { .. })
     ));
+    // Its public key is still listed, for adding it to a role from this machine.
+    let public = airlock_keystore::gpg::public_key(&fprs[0], &elsewhere).unwrap();
+    assert_eq!(public.key_id(), sub.to_lowercase());
 
     // A key that may only certify cannot sign metadata, by name.
     let cert_only = make_key(h, "certonly@example.org", "ed25519", "cert").remove(0);

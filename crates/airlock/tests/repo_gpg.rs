@@ -327,6 +327,23 @@ fn gpg_keys_sign_root_and_targets_online_and_offline_and_python_tuf_agrees() {
     });
     assert_eq!(download("app.bin"), "version 2");
 
+    // The publishing machine knows only the public half: `key public gpg:` lists it as root.json
+    // does, the form `repo rotate --public-key` takes.
+    let armored = tmp.path().join("targets.asc");
+    fs::write(&armored, gpg(h, &["--export", "--armor", &targets_fpr])).unwrap();
+    gpg(p, &["--import", armored.to_str().unwrap()]);
+    let listed = json(p, &["key", "--json", "public", &targets_ref]);
+    assert_eq!(listed["keyid"], targets_fpr.to_lowercase());
+    assert_eq!(
+        listed["public_key"]["keyval"]["public"],
+        tk["keyval"]["public"]
+    );
+    let err = airlock(
+        p,
+        &["repo", "-C", r, "sign", "--key", &targets_ref, "x.json"],
+    );
+    assert!(!err.status.success());
+
     let Some(python) = python() else { return };
     // ... and with securesystemslib's GPGSigner, which airlock then verifies on import.
     let script = tmp.path().join("sslib_sign.py");

@@ -15,6 +15,7 @@ use super::common::{PassphraseArgs, passphrase_source, print_json};
   airlock key generate --scheme ed25519 --out /media/usb/root-3.key --public-out root-3.pub.json
   airlock repo -C myrepo rotate root --public-key root-3.pub.json --threshold 2
   airlock key public /media/usb/root-3.key
+  airlock key public gpg:0123456789ABCDEF0123456789ABCDEF01234567 > gpg-root.pub.json
   airlock key passwd /media/usb/root-3.key")]
 pub struct Args {
     #[command(subcommand)]
@@ -51,7 +52,8 @@ struct GenerateArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock key public root-1.key > root-1.pub.json")]
 struct PublicArgs {
-    /// A private key file (asks for its passphrase) or a TUF JSON public key file.
+    /// A private key file (asks for its passphrase), a TUF JSON public key file, or gpg:KEYID
+    /// (a GnuPG key, read from the public keyring).
     file: PathBuf,
     #[command(flatten)]
     passphrase: PassphraseArgs,
@@ -114,7 +116,23 @@ fn generate(a: GenerateArgs, as_json: bool) -> Result<()> {
 }
 
 fn public(a: PublicArgs, as_json: bool) -> Result<()> {
-    let public = match airlock_keystore::read_public_key(&a.file) {
+    let gpg_id = a.file.to_str().and_then(|f| f.strip_prefix("gpg:"));
+    let public = match gpg_id {
+        // From the public keyring: the secret may live on another machine or a card.
+        Some(id) => airlock_keystore::gpg::public_key(id, &Default::default())?,
+        None => file_public_key(&a)?,
+    };
+    if as_json {
+        print_json(&describe(&public))
+    } else {
+        eprintln!("key id {}", public.key_id());
+        println!("{}", serde_json::to_string_pretty(&public)?);
+        Ok(())
+    }
+}
+
+fn file_public_key(a: &PublicArgs) -> Result<PublicKey> {
+    Ok(match airlock_keystore::read_public_key(&a.file) {
         Ok(k) => k,
         Err(_) => read_private_key(&a.file, &a.passphrase.source())
             .with_context(|| {
@@ -125,14 +143,7 @@ fn public(a: PublicArgs, as_json: bool) -> Result<()> {
             })?
             .public_key()
             .clone(),
-    };
-    if as_json {
-        print_json(&describe(&public))
-    } else {
-        eprintln!("key id {}", public.key_id());
-        println!("{}", serde_json::to_string_pretty(&public)?);
-        Ok(())
-    }
+    })
 }
 
 fn passwd(a: PasswdArgs, as_json: bool) -> Result<()> {
