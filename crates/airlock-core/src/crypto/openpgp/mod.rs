@@ -764,6 +764,31 @@ pub fn public_key_from_certificate(
     fingerprint: &str,
     now: u64,
 ) -> Result<PublicKey, CryptoError> {
+    let key = listed_key(cert_bytes, fingerprint)?;
+    let s = scheme_of(&key).ok_or_else(|| key.unsupported())?;
+    // Refuse now what every client would refuse later.
+    with_cert(&key, |_, cert, which| {
+        listed_binding(cert, which, now).map_err(|e| refused(s, e))
+    })?;
+    Ok(key)
+}
+
+/// The fingerprints (lower-case hex) of a binary certificate's primary key and subkeys, in
+/// order.
+pub fn fingerprints(cert_bytes: &[u8]) -> Result<Vec<String>, CryptoError> {
+    let cert = Cert::parse(cert_bytes).map_err(|reason| CryptoError::MalformedKey {
+        scheme: "OpenPGP".into(),
+        reason,
+    })?;
+    Ok(std::iter::once(&cert.primary)
+        .chain(cert.subkeys.iter().map(|(k, _)| k))
+        .map(|k| hex::encode(k.fingerprint))
+        .collect())
+}
+
+/// The TUF public key for the key with `fingerprint` in `cert`, checked for form only (as
+/// `validate`): whether it may sign is decided when verifying.
+pub fn listed_key(cert_bytes: &[u8], fingerprint: &str) -> Result<PublicKey, CryptoError> {
     let bad = |reason: String| CryptoError::MalformedKey {
         scheme: "OpenPGP".into(),
         reason,
@@ -810,9 +835,6 @@ pub fn public_key_from_certificate(
         keyval,
         unrecognized: BTreeMap::new(),
     };
-    let s = scheme_of(&key).ok_or_else(|| key.unsupported())?;
-    // Refuse now what every client would refuse later.
     validate(&key)?;
-    listed_binding(&cert, which, now).map_err(|e| refused(s, e))?;
     Ok(key)
 }
