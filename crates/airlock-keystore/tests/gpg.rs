@@ -119,6 +119,23 @@ fn gpg_keys_sign_and_are_refused_when_absent_or_unusable() {
     let public = airlock_keystore::gpg::public_key(&fprs[0], &elsewhere).unwrap();
     assert_eq!(public.key_id(), sub.to_lowercase());
 
+    // A key that expired (made in 2020, valid for a year) is refused by name, with its date.
+    gpg(
+        h,
+        &[
+            "--faked-system-time",
+            "20200101T000000!",
+            "--quick-gen-key",
+            "old@example.org",
+            "ed25519",
+            "sign",
+            "1y",
+        ],
+    );
+    let old = fingerprints(h, "old@example.org").remove(0);
+    let err = GpgSigner::open_with(&old, &config).unwrap_err().to_string();
+    assert!(err.contains("expired at 2020-12-31"), "{err}");
+
     // A key that may only certify cannot sign metadata, by name.
     let cert_only = make_key(h, "certonly@example.org", "ed25519", "cert").remove(0);
     let err = GpgSigner::open_with(&cert_only, &config)
