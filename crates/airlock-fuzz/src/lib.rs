@@ -13,10 +13,12 @@
 #![forbid(unsafe_code)]
 
 pub mod fixture;
+pub mod openpgp;
 pub mod tlog;
 pub mod transparency;
 pub mod tuf;
 
+pub use openpgp::openpgp;
 pub use tlog::{
     checkpoint, cosignature, note, tile, tlog_policy, tlog_proof, witness_add_checkpoint,
 };
@@ -43,6 +45,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("transparency", transparency),
     ("release", release),
     ("peer_checkpoint", peer_checkpoint),
+    ("openpgp", openpgp),
 ];
 
 /// Canonical JSON (what TUF signatures cover): canonicalising is idempotent, and the direct

@@ -59,10 +59,8 @@ impl KeyRef {
         match self {
             KeyRef::File(path) => Ok(Box::new(crate::read_private_key(path, secret)?)),
             KeyRef::Pkcs11(uri) => crate::pkcs11::open(uri, secret),
-            KeyRef::Gpg(_) => Err(KeystoreError::KeyRef {
-                key: self.to_string(),
-                reason: "signing with this kind of key is not supported by this build".into(),
-            }),
+            // gpg-agent asks for the passphrase or PIN itself: `secret` is not used.
+            KeyRef::Gpg(id) => Ok(Box::new(crate::gpg::GpgSigner::open(id)?)),
         }
     }
 

@@ -26,6 +26,7 @@ use airlock_core::crypto::{CryptoError, PrivateKey, PublicKey};
 use airlock_fs::WriteOptions;
 use zeroize::Zeroizing;
 
+pub mod gpg;
 mod key_ref;
 mod note_key;
 pub mod pkcs11;

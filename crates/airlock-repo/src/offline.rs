@@ -95,12 +95,20 @@ pub fn sign_metadata(
         what: format!("signing {file}"),
         error,
     })?;
-    let keyid = signer.public_key().key_id();
+    let key = signer.public_key();
+    let keyid = key.key_id();
+    // The metadata form: `sig`, plus `other_headers` for an OpenPGP key.
+    let (sig, unrecognized) = key
+        .signature_fields(&raw)
+        .map_err(|error| RepoError::Crypto {
+            what: format!("signing {file}"),
+            error,
+        })?;
     signatures.retain(|s| s.keyid != keyid);
     signatures.push(Signature {
         keyid: keyid.clone(),
-        sig: hex::encode(raw),
-        unrecognized: Default::default(),
+        sig,
+        unrecognized,
     });
     if let Some(obj) = value.as_object_mut() {
         obj.insert(
@@ -275,8 +283,9 @@ impl Repository {
             let key = keys
                 .get(&s.keyid)
                 .ok_or_else(|| err(format!("key {} is not known", s.keyid)))?;
-            let raw = hex::decode(&s.sig)
-                .map_err(|_| err(format!("signature by {} is not hex", s.keyid)))?;
+            let raw = key
+                .signature_bytes(&s.sig, &s.unrecognized)
+                .map_err(|e| err(format!("signature by {}: {e}", s.keyid)))?;
             key.verify(&msg, &raw)
                 .map_err(|e| err(format!("signature by {} does not verify: {e}", s.keyid)))?;
             new.push(s);

@@ -13,6 +13,8 @@
 //! - `ed25519-slh-dsa-sha2-128s` (both fields): hybrid Ed25519 + SLH-DSA-SHA2-128s, valid only
 //!   when both halves verify.
 //! - `ed448` / `ed448`: RFC 8032 Ed448 (airlock's names; no other TUF implementation reads it).
+//! - `rsa` / `pgp+rsa-pkcsv1.5` and `eddsa` / `pgp+eddsa-ed25519`: OpenPGP keys in
+//!   securesystemslib's GnuPG form, strictly checked ([`openpgp`]).
 //!
 //! Interface contract used by the rest of the workspace (keep it stable):
 //! - `PublicKey::{verify, key_id, material}` (`material`: the key itself, one canonical form per
@@ -32,6 +34,7 @@ mod ed448;
 pub mod external;
 mod hybrid;
 pub mod keyfile;
+pub mod openpgp;
 mod rsa;
 
 #[cfg(test)]
@@ -56,6 +59,15 @@ pub mod names {
     pub const HYBRID: &str = "ed25519-slh-dsa-sha2-128s";
     /// Keytype and scheme of Ed448 keys (airlock's names).
     pub const ED448: &str = "ed448";
+    /// securesystemslib's GnuPG RSA scheme (keytype `rsa`): PKCS#1 v1.5 over an OpenPGP
+    /// signature's SHA-256 hash.
+    pub const PGP_RSA_SCHEME: &str = "pgp+rsa-pkcsv1.5";
+    /// Keytype of securesystemslib's GnuPG Ed25519 keys.
+    pub const PGP_EDDSA_KEYTYPE: &str = "eddsa";
+    /// securesystemslib's GnuPG Ed25519 scheme.
+    pub const PGP_EDDSA_SCHEME: &str = "pgp+eddsa-ed25519";
+    /// securesystemslib's GnuPG DSA scheme (keytype `dsa`); airlock does not verify DSA.
+    pub const PGP_DSA_SCHEME: &str = "pgp+dsa-fips-180-2";
 }
 
 /// Why a signature did not verify or a key could not be used.
@@ -73,6 +85,10 @@ pub enum CryptoError {
     Signing { scheme: String, reason: String },
     #[error("key generation failed: {0}")]
     KeyGeneration(String),
+    /// The key or signature is well formed but may not be used (an OpenPGP key that expired,
+    /// was revoked or may not sign; a signature by another key or with a refused hash).
+    #[error("refused ({scheme}): {reason}")]
+    Refused { scheme: String, reason: String },
     #[error("RSA key of {bits} bits refused: at least {min} bits are required")]
     RsaKeyTooSmall { bits: usize, min: usize },
 }
@@ -98,6 +114,12 @@ impl PublicKey {
     /// as securesystemslib's `compute_default_keyid` computes it. Unrecognized fields (for
     /// example a key owner's name) do not change the id, as in securesystemslib.
     pub fn key_id(&self) -> String {
+        // securesystemslib names GnuPG keys by their OpenPGP fingerprint.
+        if openpgp::scheme_of(self).is_some()
+            && let Some(fpr) = openpgp::key_id(self)
+        {
+            return fpr;
+        }
         let mut obj = serde_json::Map::new();
         obj.insert("keytype".into(), Value::String(self.keytype.clone()));
         obj.insert("scheme".into(), Value::String(self.scheme.clone()));
@@ -135,6 +157,9 @@ impl PublicKey {
     /// Check that the key material parses for its scheme (without verifying anything).
     /// Useful when a key is added to metadata: a malformed key is refused early.
     pub fn validate(&self) -> Result<(), CryptoError> {
+        if openpgp::scheme_of(self).is_some() {
+            return openpgp::validate(self);
+        }
         match self.key_scheme().ok_or_else(|| self.unsupported())? {
             KeyScheme::Ed25519 => ed25519::verifying_key(self).map(|_| ()),
             KeyScheme::EcdsaP256 => ecdsa::verifying_key(self).map(|_| ()),
@@ -148,6 +173,9 @@ impl PublicKey {
     /// ways (hex case, compressed or uncompressed point, PKCS#1 or SPKI PEM, whitespace) is seen
     /// as one key. Key ids cannot do that: each hashes one particular encoding.
     pub fn material(&self) -> Result<KeyMaterial, CryptoError> {
+        if openpgp::scheme_of(self).is_some() {
+            return openpgp::material(self);
+        }
         let scheme = self.key_scheme().ok_or_else(|| self.unsupported())?;
         let bytes = match scheme {
             KeyScheme::Ed25519 => ed25519::canonical_bytes(&ed25519::verifying_key(self)?).to_vec(),
@@ -164,8 +192,59 @@ impl PublicKey {
         Ok(KeyMaterial { scheme, bytes })
     }
 
+    /// The raw signature bytes [`PublicKey::verify`] takes, from a metadata signature's `sig`
+    /// (hex) and its other members. For every scheme but OpenPGP that is `sig` decoded; an
+    /// OpenPGP signature also needs its `other_headers` (see [`openpgp`]).
+    pub fn signature_bytes(
+        &self,
+        sig_hex: &str,
+        fields: &BTreeMap<String, Value>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let bad = |reason: String| CryptoError::MalformedSignature {
+            scheme: self.scheme.clone(),
+            reason,
+        };
+        let sig = hex::decode(sig_hex).map_err(|e| bad(format!("sig is not hex: {e}")))?;
+        if openpgp::scheme_of(self).is_none() {
+            return Ok(sig);
+        }
+        let headers = fields
+            .get(openpgp::OTHER_HEADERS_FIELD)
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("other_headers is missing".into()))?;
+        let mut raw =
+            hex::decode(headers).map_err(|e| bad(format!("other_headers is not hex: {e}")))?;
+        raw.extend_from_slice(&sig);
+        Ok(raw)
+    }
+
+    /// The metadata form of raw signature bytes: `sig` (hex) and any other members (OpenPGP:
+    /// `other_headers`). The inverse of [`PublicKey::signature_bytes`].
+    pub fn signature_fields(
+        &self,
+        raw: &[u8],
+    ) -> Result<(String, BTreeMap<String, Value>), CryptoError> {
+        let mut fields = BTreeMap::new();
+        if openpgp::scheme_of(self).is_none() {
+            return Ok((hex::encode(raw), fields));
+        }
+        let (headers, value) =
+            openpgp::split_raw(raw).ok_or_else(|| CryptoError::MalformedSignature {
+                scheme: self.scheme.clone(),
+                reason: "shorter than its header says".into(),
+            })?;
+        fields.insert(
+            openpgp::OTHER_HEADERS_FIELD.to_string(),
+            Value::String(hex::encode(headers)),
+        );
+        Ok((hex::encode(value), fields))
+    }
+
     /// Verify `sig` (raw signature bytes, already hex-decoded) over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        if openpgp::scheme_of(self).is_some() {
+            return openpgp::verify(self, msg, sig);
+        }
         match self.key_scheme().ok_or_else(|| self.unsupported())? {
             KeyScheme::Ed25519 => ed25519::verify(self, msg, sig),
             KeyScheme::EcdsaP256 => ecdsa::verify(self, msg, sig),

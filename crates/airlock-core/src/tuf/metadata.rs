@@ -367,10 +367,17 @@ impl<T: Role> Metadata<T> {
             role: T::TYPE,
             source,
         })?;
+        let key = signer.public_key();
+        let (sig, unrecognized) =
+            key.signature_fields(&raw)
+                .map_err(|source| MetadataError::Sign {
+                    role: T::TYPE,
+                    source,
+                })?;
         let signature = Signature {
-            keyid: signer.public_key().key_id(),
-            sig: hex::encode(raw),
-            unrecognized: BTreeMap::new(),
+            keyid: key.key_id(),
+            sig,
+            unrecognized,
         };
         if mode == SignMode::ReplaceAll {
             self.signatures.clear();

@@ -68,7 +68,7 @@ impl Authority<'_> {
                 continue;
             }
             let signed_by_key = signatures.iter().filter(|s| &s.keyid == keyid).any(|s| {
-                hex::decode(&s.sig)
+                key.signature_bytes(&s.sig, &s.unrecognized)
                     .map(|raw| key.verify(msg, &raw).is_ok())
                     .unwrap_or(false)
             });

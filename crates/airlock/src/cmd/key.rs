@@ -15,6 +15,7 @@ use super::common::{PassphraseArgs, passphrase_source, print_json};
   airlock key generate --scheme ed25519 --out /media/usb/root-3.key --public-out root-3.pub.json
   airlock repo -C myrepo rotate root --public-key root-3.pub.json --threshold 2
   airlock key public /media/usb/root-3.key
+  airlock key public gpg:0123456789ABCDEF0123456789ABCDEF01234567 > gpg-root.pub.json
   airlock key passwd /media/usb/root-3.key
   airlock key list 'pkcs11:token=release?module-path=/usr/lib/softhsm/libsofthsm2.so'")]
 pub struct Args {
@@ -54,8 +55,8 @@ struct GenerateArgs {
 #[derive(Parser, Debug)]
 #[command(after_help = "Example:\n  airlock key public root-1.key > root-1.pub.json")]
 struct PublicArgs {
-    /// A private key file (asks for its passphrase), a TUF JSON public key file, or a pkcs11:
-    /// URI of a key on a token.
+    /// A private key file (asks for its passphrase), a TUF JSON public key file, gpg:KEYID
+    /// (a GnuPG key, read from the public keyring) or a pkcs11: URI of a key on a token.
     file: PathBuf,
     #[command(flatten)]
     passphrase: PassphraseArgs,
@@ -140,22 +141,15 @@ fn generate(a: GenerateArgs, as_json: bool) -> Result<()> {
 }
 
 fn public(a: PublicArgs, as_json: bool) -> Result<()> {
+    let gpg_id = a.file.to_str().and_then(|f| f.strip_prefix("gpg:"));
     let token_uri = a.file.to_str().filter(|s| s.starts_with("pkcs11:"));
-    let public = if let Some(uri) = token_uri {
+    let public = if let Some(id) = gpg_id {
+        // From the public keyring: the secret may live on another machine or a card.
+        airlock_keystore::gpg::public_key(id, &Default::default())?
+    } else if let Some(uri) = token_uri {
         airlock_keystore::pkcs11::public_key(uri, &a.passphrase.source())?
     } else {
-        match airlock_keystore::read_public_key(&a.file) {
-            Ok(k) => k,
-            Err(_) => read_private_key(&a.file, &a.passphrase.source())
-                .with_context(|| {
-                    format!(
-                        "{} is neither a TUF public key nor a readable private key file",
-                        a.file.display()
-                    )
-                })?
-                .public_key()
-                .clone(),
-        }
+        file_public_key(&a)?
     };
     if as_json {
         print_json(&describe(&public))
@@ -164,6 +158,21 @@ fn public(a: PublicArgs, as_json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&public)?);
         Ok(())
     }
+}
+
+fn file_public_key(a: &PublicArgs) -> Result<PublicKey> {
+    Ok(match airlock_keystore::read_public_key(&a.file) {
+        Ok(k) => k,
+        Err(_) => read_private_key(&a.file, &a.passphrase.source())
+            .with_context(|| {
+                format!(
+                    "{} is neither a TUF public key nor a readable private key file",
+                    a.file.display()
+                )
+            })?
+            .public_key()
+            .clone(),
+    })
 }
 
 fn passwd(a: PasswdArgs, as_json: bool) -> Result<()> {
