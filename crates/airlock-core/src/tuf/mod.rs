@@ -28,7 +28,7 @@
 //! that fold alike would share a file on a case-insensitive file system: refused as delegations
 //! of one role, and by `TrustedSet` across delegators).
 //!
-//! Signatures ([`verify`]): [`Authority`] `{ keys, keyids, threshold }` with
+//! Signatures ([`verify`]): [`Authority`] `{ keys, pq, keyids, threshold }` with
 //! `verify(signatures, msg) -> Result<count, ThresholdError>`.
 //!
 //! Hashes ([`hashes`]): [`MultiHasher`] (streaming, every listed hash must match, unknown
@@ -70,6 +70,7 @@ pub use delegation::{
 pub use hashes::{HashError, MultiHasher, SUPPORTED_HASHES, verify_all};
 pub use metadata::{
     Metadata, MetadataError, Parsed, Role, SPEC_VERSION, SignMode, Signature, check_spec_version,
+    sign_entries,
 };
 pub use roles::{
     MetaFile, RoleKeys, Root, SNAPSHOT_META, Snapshot, TOP_LEVEL_ROLES, TargetFile, Targets,
