@@ -99,6 +99,13 @@ fn check_distinct_keys<'a>(
     Ok(())
 }
 
+/// The post-quantum pairings of the hybrid keys among `new` (docs/keys.md).
+fn pairings(new: &[NewKey]) -> airlock_core::crypto::PqPairings {
+    new.iter()
+        .filter_map(|k| Some((k.entry.keyid.clone(), k.pq.clone()?)))
+        .collect()
+}
+
 fn new_keys(new: &[NewKey]) -> impl Iterator<Item = (&str, &PublicKey)> {
     new.iter().map(|k| (k.entry.keyid.as_str(), &k.public))
 }
@@ -244,6 +251,9 @@ impl Repository {
                     delegations
                         .keys
                         .insert(k.entry.keyid.clone(), k.public.clone());
+                    if let Some(pq) = &k.pq {
+                        delegations.pq.insert(k.entry.keyid.clone(), pq.clone());
+                    }
                 }
                 let mut role = DelegatedRole::with_paths(
                     &d.name,
@@ -327,7 +337,9 @@ impl Repository {
                     .targets
                     .get_mut(&d.from)
                     .ok_or_else(|| RepoError::UnknownRole(d.from.clone()))?;
-                parent.signed.delegations = Some(Delegations::with_succinct_roles(keys, bins));
+                let mut delegations = Delegations::with_succinct_roles(keys, bins);
+                delegations.pq = pairings(new);
+                parent.signed.delegations = Some(delegations);
                 let mut changed = BTreeSet::from([d.from.clone()]);
                 for name in names {
                     let version = published.role_version(&name) + 1;
@@ -394,6 +406,7 @@ impl Repository {
             used.extend(b.keyids.iter().cloned());
         }
         delegations.keys.retain(|k, _| used.contains(k));
+        delegations.pq.retain(|k, _| used.contains(k));
         if delegations.roles.as_ref().is_some_and(Vec::is_empty)
             && delegations.succinct_roles.is_none()
             && let Some(md) = self.targets.get_mut(&parent)
@@ -537,6 +550,7 @@ impl Repository {
                     for k in new {
                         root.keys.insert(k.entry.keyid.clone(), k.public.clone());
                     }
+                    root.pq.extend(pairings(new));
                     if let Some(rk) = root.roles.get_mut(&r.role) {
                         rk.keyids = keyids.clone();
                         rk.threshold = threshold;
@@ -547,6 +561,7 @@ impl Repository {
                         .flat_map(|x| x.keyids.iter().cloned())
                         .collect();
                     root.keys.retain(|k, _| used.contains(k));
+                    root.pq.retain(|k, _| used.contains(k));
                     changed.insert("root".to_string());
                 }
                 Some(p) => {
@@ -560,6 +575,7 @@ impl Repository {
                     for k in new {
                         d.keys.insert(k.entry.keyid.clone(), k.public.clone());
                     }
+                    d.pq.extend(pairings(new));
                     let mut affected: Vec<String> = Vec::new();
                     if let Some(b) = d
                         .succinct_roles
@@ -586,6 +602,7 @@ impl Repository {
                         used.extend(x.keyids.iter().cloned());
                     }
                     d.keys.retain(|k, _| used.contains(k));
+                    d.pq.retain(|k, _| used.contains(k));
                     changed.insert(p.clone());
                     for a in affected {
                         if repo.targets.contains_key(&a) {

@@ -166,6 +166,9 @@ fn init_inner(dir: &Path, options: &InitOptions) -> Result<Repository, RepoError
         let mut keyids = Vec::new();
         for k in &new {
             root.keys.insert(k.entry.keyid.clone(), k.public.clone());
+            if let Some(pq) = &k.pq {
+                root.pq.insert(k.entry.keyid.clone(), pq.clone());
+            }
             keyids.push(k.entry.keyid.clone());
             config.keys.push(k.entry.clone());
         }

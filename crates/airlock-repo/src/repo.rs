@@ -446,12 +446,16 @@ impl Repository {
         for a in authorities {
             if let Err(e) = a.verify(signatures, &msg) {
                 let signed: BTreeSet<&str> = signatures.iter().map(|s| s.keyid.as_str()).collect();
-                let missing: Vec<&str> = a
-                    .keyids
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|k| !signed.contains(k))
-                    .collect();
+                let mut missing: Vec<String> = Vec::new();
+                for k in a.keyids {
+                    if !signed.contains(k.as_str()) {
+                        missing.push(k.clone());
+                    } else if let Some(pq) = a.pq_signature_keyid(k)
+                        && !signed.contains(pq.as_str())
+                    {
+                        missing.push(format!("{k} (its SLH-DSA half)"));
+                    }
+                }
                 return Err(RepoError::NotEnoughSignatures {
                     role: role.to_string(),
                     version,
