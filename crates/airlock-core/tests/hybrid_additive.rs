@@ -389,3 +389,31 @@ fn a_hybrid_key_file_pairs_to_the_same_key_ids() {
     assert_eq!(Some(&pq), signer.post_quantum());
     assert_eq!(ed.keytype, "ed25519");
 }
+
+/// Repositories made before the additive form list the hybrid key as one key of keytype
+/// `ed25519-slh-dsa-sha2-128s`: they still verify.
+#[test]
+fn the_legacy_hybrid_keytype_still_verifies() {
+    let legacy = PrivateKey::generate(KeyScheme::HybridEd25519SlhDsa).unwrap();
+    assert_eq!(legacy.public_key().keytype, "ed25519-slh-dsa-sha2-128s");
+    let mut root = Root::new(later());
+    for role in ["root", "targets", "snapshot", "timestamp"] {
+        root.add_key(role, legacy.public_key().clone());
+    }
+    let mut root = Metadata::new(root);
+    root.sign(&legacy, SignMode::ReplaceAll).unwrap();
+    assert_eq!(root.signatures.len(), 1);
+    let mut set = TrustedSet::new(&bytes(&root), now()).unwrap();
+    let mut t = timestamp(1);
+    t.sign(&legacy, SignMode::ReplaceAll).unwrap();
+    set.update_timestamp(&bytes(&t)).unwrap();
+    // Its Ed25519 half alone (a plain Ed25519 signature) does not count for it.
+    let PrivateKey::Hybrid(h) = legacy else {
+        unreachable!()
+    };
+    let paired = PairedSigner::new(h).unwrap();
+    let mut forged = timestamp(2);
+    forged.sign(&EdOnly(&paired), SignMode::ReplaceAll).unwrap();
+    forged.signatures[0].keyid = root.signed.roles["timestamp"].keyids[0].clone();
+    assert!(set.update_timestamp(&bytes(&forged)).is_err());
+}

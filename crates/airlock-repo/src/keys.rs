@@ -304,3 +304,92 @@ pub(crate) fn remove_key_files(keys: &[NewKey]) {
         }
     }
 }
+
+#[cfg(test)]
+mod legacy_hybrid {
+    use super::*;
+    use crate::{InitOptions, Rotation};
+
+    /// A repository made before the additive form (its timestamp key listed as one legacy
+    /// `ed25519-slh-dsa-sha2-128s` key) keeps publishing with the same key file, then moves to
+    /// the additive form by rotation (docs/keys.md).
+    #[test]
+    fn a_legacy_hybrid_repository_keeps_publishing_and_migrates_by_rotation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("repo");
+        let mut repo =
+            crate::Repository::init(&dir, &InitOptions::simple(Protection::PlaintextForTests))
+                .unwrap();
+        repo.publish(&|_, _| {}).unwrap();
+        // Stage what an older Airlock wrote: the timestamp key as a legacy hybrid key.
+        let legacy = PrivateKey::generate(KeyScheme::HybridEd25519SlhDsa).unwrap();
+        let legacy_id = legacy.public_key().key_id();
+        let (private_rel, public_rel) = (
+            "keys/timestamp-legacy.key",
+            "keys/timestamp-legacy.pub.json",
+        );
+        airlock_keystore::write_private_key(
+            &dir.join(private_rel),
+            &legacy,
+            &Protection::PlaintextForTests,
+        )
+        .unwrap();
+        airlock_keystore::write_public_key(&dir.join(public_rel), legacy.public_key()).unwrap();
+        let published = repo.published_state().unwrap();
+        let old: Vec<String> = repo.root.signed.roles["timestamp"].keyids.clone();
+        for k in old {
+            repo.root.signed.remove_key("timestamp", &k);
+        }
+        repo.root
+            .signed
+            .add_key("timestamp", legacy.public_key().clone());
+        repo.config.keys.push(crate::KeyEntry {
+            keyid: legacy_id.clone(),
+            role: "timestamp".into(),
+            scheme: "hybrid".into(),
+            private: Some(private_rel.into()),
+            external: None,
+            public: public_rel.into(),
+        });
+        repo.touch("root", &published).unwrap();
+        repo.sign_available("root", &published).unwrap();
+        repo.commit().unwrap();
+        drop(repo);
+
+        let mut repo = crate::Repository::open(&dir, None).unwrap();
+        repo.publish(&|_, _| {}).unwrap();
+        let meta = dir.join("published/metadata");
+        let v = crate::verify_published(&dir.join("published"), chrono::Utc::now());
+        assert!(v.ok, "{:#?}", v.problems);
+        let ts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(meta.join("timestamp.json")).unwrap()).unwrap();
+        let sigs = ts["signatures"].as_array().unwrap();
+        assert_eq!(sigs.len(), 1);
+        assert_eq!(sigs[0]["keyid"], legacy_id.as_str());
+
+        // Migration: rotate the role to a new hybrid key, written in the additive form.
+        repo.rotate(
+            &Rotation {
+                role: "timestamp".into(),
+                add: Some(KeySource::Generate {
+                    scheme: KeyScheme::HybridEd25519SlhDsa,
+                    count: 1,
+                }),
+                remove: Vec::new(),
+                replace_all: true,
+                threshold: None,
+            },
+            true,
+        )
+        .unwrap();
+        repo.publish(&|_, _| {}).unwrap();
+        let v = crate::verify_published(&dir.join("published"), chrono::Utc::now());
+        assert!(v.ok, "{:#?}", v.problems);
+        let root = &repo.root.signed;
+        assert!(root.keys.values().all(|k| k.keytype == "ed25519"));
+        assert_eq!(root.pq.len(), 1);
+        let ts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(meta.join("timestamp.json")).unwrap()).unwrap();
+        assert_eq!(ts["signatures"].as_array().unwrap().len(), 2);
+    }
+}
