@@ -75,6 +75,18 @@ fn check_threshold(threshold: u64, keys: usize, what: &str) -> Result<(), RepoEr
     Ok(())
 }
 
+/// At most one hybrid key for timestamp: each SLH-DSA signature adds about 15.8 kB, and two make
+/// `timestamp.json` larger than the 16 384 bytes python-tuf and Airlock accept for it by default.
+pub(crate) fn check_timestamp_hybrid_keys(role: &str, hybrid_keys: usize) -> Result<(), RepoError> {
+    if role == "timestamp" && hybrid_keys > 1 {
+        return Err(RepoError::invalid(format!(
+            "timestamp: {hybrid_keys} hybrid keys would make timestamp.json larger than the \
+             16384 bytes TUF clients accept for it; give timestamp at most one hybrid key"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuse a role key list that holds one public key twice (two encodings of it have two key
 /// ids): a client counts that key once, so the role could never reach the threshold it appears
 /// to have.
@@ -539,6 +551,14 @@ impl Repository {
         self.with_new_keys(&role_label, r.add.as_ref(), plaintext_keys, |repo, new| {
             let kept_iter = kept_keys.iter().map(|(id, k)| (id.as_str(), k));
             check_distinct_keys(&r.role, kept_iter.chain(new_keys(new)))?;
+            if parent.is_none() {
+                let kept_hybrid = kept
+                    .iter()
+                    .filter(|k| repo.root.signed.pq.contains_key(*k))
+                    .count();
+                let new_hybrid = new.iter().filter(|k| k.pq.is_some()).count();
+                check_timestamp_hybrid_keys(&r.role, kept_hybrid + new_hybrid)?;
+            }
             repo.register_keys(new);
             let new_ids: Vec<String> = new.iter().map(|k| k.entry.keyid.clone()).collect();
             let mut keyids = kept.clone();

@@ -96,6 +96,9 @@ impl Repository {
             ("timestamp", &options.timestamp),
         ] {
             spec.check(name)?;
+            if spec.scheme == KeyScheme::HybridEd25519SlhDsa {
+                crate::delegate::check_timestamp_hybrid_keys(name, spec.count)?;
+            }
             if let Some(refs) = options.external_keys.get(name)
                 && refs.len() != spec.count
             {

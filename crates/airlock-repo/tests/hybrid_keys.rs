@@ -163,3 +163,38 @@ fn hybrid_repository_in_additive_form_publishes_signs_offline_and_verifies() {
         .as_ref();
     assert!(d.is_none_or(|d| !d.pq.contains_key(&app_key)));
 }
+
+#[test]
+fn timestamp_gets_at_most_one_hybrid_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let mut opts = InitOptions::simple(Protection::PlaintextForTests);
+    opts.timestamp = RoleKeySpec::new(KeyScheme::HybridEd25519SlhDsa, 2, 1);
+    let err = Repository::init(&dir, &opts).unwrap_err().to_string();
+    assert!(err.contains("at most one hybrid key"), "{err}");
+    assert!(!dir.exists());
+    // Rotating a second hybrid key in is refused too, and changes nothing.
+    opts.timestamp = RoleKeySpec::new(KeyScheme::HybridEd25519SlhDsa, 1, 1);
+    let mut repo = Repository::init(&dir, &opts).unwrap();
+    let before = repo.root().clone();
+    let err = repo
+        .rotate(
+            &Rotation {
+                role: "timestamp".into(),
+                add: Some(KeySource::Generate {
+                    scheme: KeyScheme::HybridEd25519SlhDsa,
+                    count: 1,
+                }),
+                remove: Vec::new(),
+                replace_all: false,
+                threshold: None,
+            },
+            true,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at most one hybrid key"), "{err}");
+    drop(repo);
+    let repo = Repository::open(&dir, None).unwrap();
+    assert_eq!(repo.root(), &before);
+}
