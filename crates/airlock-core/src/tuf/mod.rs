@@ -29,7 +29,11 @@
 //! of one role, and by `TrustedSet` across delegators).
 //!
 //! Signatures ([`verify`]): [`Authority`] `{ keys, pq, keyids, threshold }` with
-//! `verify(signatures, msg) -> Result<count, ThresholdError>`.
+//! `verify(signatures, msg) -> Result<count, ThresholdError>`, `count_valid`, `verify_entry`
+//! (one entry, as counted), `pq_signature_keyid`. Hybrid keys in the additive form: `Root::pq`
+//! and `Delegations::pq` (the `x-airlock-pq` field: Ed25519 key id -> [`crate::crypto::PqKey`]),
+//! [`sign_entries`] (a signer's entries, the SLH-DSA one included); a paired key counts only
+//! with both halves (docs/keys.md).
 //!
 //! Hashes ([`hashes`]): [`MultiHasher`] (streaming, every listed hash must match, unknown
 //! algorithms fail), [`verify_all`], [`HashError`].
