@@ -335,10 +335,18 @@ impl Repository {
         for role in roles {
             let (msg, signatures, version) = self.role_msg(&role)?;
             let (keyids, threshold) = self.signing_keyids(&role)?;
-            let valid = self
-                .authority(&role)
-                .map_or(0, |a| a.count_valid(signatures, &msg));
+            let authority = self.authority(&role);
+            let valid = authority.map_or(0, |a| a.count_valid(signatures, &msg));
+            let mut missing = authority
+                .map(|a| crate::repo::missing_signers(&a, signatures))
+                .unwrap_or_default();
+            // For a new root: the published root's keys too.
             let signed_ids: BTreeSet<&str> = signatures.iter().map(|s| s.keyid.as_str()).collect();
+            for k in keyids {
+                if !signed_ids.contains(k.as_str()) && !missing.contains(&k) {
+                    missing.push(k);
+                }
+            }
             let expires = if role == "root" {
                 self.root.signed.expires
             } else {
@@ -355,10 +363,7 @@ impl Repository {
                 threshold,
                 signed: self.check_signed(&role, &published).is_ok(),
                 unpublished: version > published.role_version(&role),
-                missing: keyids
-                    .into_iter()
-                    .filter(|k| !signed_ids.contains(k.as_str()))
-                    .collect(),
+                missing,
             });
         }
         // Snapshot and timestamp are never staged: what matters is when the published ones
@@ -388,7 +393,6 @@ fn online_status<T: airlock_core::tuf::metadata::Role>(
         .signed_bytes()
         .map_err(|e| RepoError::metadata(format!("{role}.json"), e))?;
     let valid = authority.count_valid(&md.signatures, &msg);
-    let signed_ids: BTreeSet<&str> = md.signatures.iter().map(|s| s.keyid.as_str()).collect();
     Ok(RoleStatus {
         role: role.to_string(),
         version: md.signed.version(),
@@ -401,12 +405,7 @@ fn online_status<T: airlock_core::tuf::metadata::Role>(
         threshold: authority.threshold,
         signed: valid >= authority.threshold,
         unpublished: false,
-        missing: authority
-            .keyids
-            .iter()
-            .filter(|k| !signed_ids.contains(k.as_str()))
-            .cloned()
-            .collect(),
+        missing: crate::repo::missing_signers(&authority, &md.signatures),
     })
 }
 

@@ -143,6 +143,12 @@ fn hybrid_repository_in_additive_form_publishes_signs_offline_and_verifies() {
         .import_signatures(&serde_json::to_vec(&only_ed).unwrap(), "targets.json")
         .unwrap();
     assert!(!imp.signed);
+    let status = repo.status().unwrap();
+    let targets_status = status.iter().find(|s| s.role == "targets").unwrap();
+    assert_eq!(
+        targets_status.missing,
+        vec![format!("{} (its SLH-DSA half)", targets_entry.keyid)]
+    );
     let err = repo.publish(&no_progress()).unwrap_err().to_string();
     assert!(err.contains("SLH-DSA half"), "{err}");
     let imp = repo.import_signatures(&signed, "targets.json").unwrap();
