@@ -8,6 +8,10 @@ use airlock_core::tuf::{
 };
 use chrono::{TimeZone, Utc};
 
+/// No hybrid pairings: these tests are about classical keys.
+static NO_PQ: std::sync::LazyLock<airlock_core::crypto::PqPairings> =
+    std::sync::LazyLock::new(BTreeMap::new);
+
 fn key() -> PrivateKey {
     PrivateKey::generate(KeyScheme::Ed25519).unwrap()
 }
@@ -42,6 +46,7 @@ fn sign_then_verify_threshold() {
     let msg = md.signed_bytes().unwrap();
     let auth = |threshold| Authority {
         keys: &keys,
+        pq: &NO_PQ,
         keyids: &ids,
         threshold,
     };
@@ -87,6 +92,7 @@ fn duplicate_signatures_and_keyids_count_once() {
     let listed_twice = vec![a_id.clone(), a_id.clone()];
     let auth = Authority {
         keys: &keys,
+        pq: &NO_PQ,
         keyids: &listed_twice,
         threshold: 2,
     };
@@ -101,6 +107,7 @@ fn duplicate_signatures_and_keyids_count_once() {
     let ids = vec![a_id.clone(), "alias".to_string()];
     let auth = Authority {
         keys: &keys,
+        pq: &NO_PQ,
         keyids: &ids,
         threshold: 2,
     };
@@ -118,6 +125,7 @@ fn unauthorised_unknown_and_garbled_signatures_are_ignored() {
     let only_a = vec![a.public_key().key_id()];
     let auth = Authority {
         keys: &keys,
+        pq: &NO_PQ,
         keyids: &only_a,
         threshold: 1,
     };
@@ -126,6 +134,7 @@ fn unauthorised_unknown_and_garbled_signatures_are_ignored() {
     let ghost = vec!["ghost".to_string()];
     let auth = Authority {
         keys: &keys,
+        pq: &NO_PQ,
         keyids: &ghost,
         threshold: 1,
     };
@@ -139,6 +148,7 @@ fn unauthorised_unknown_and_garbled_signatures_are_ignored() {
     let ids = vec![a.public_key().key_id()];
     let auth = Authority {
         keys: &keys,
+        pq: &NO_PQ,
         keyids: &ids,
         threshold: 1,
     };
@@ -296,6 +306,7 @@ fn typed_parse_edge_cases() {
     let (keys, ids) = keys_of(&[&key]);
     let auth = Authority {
         keys: &keys,
+        pq: &NO_PQ,
         keyids: &ids,
         threshold: 1,
     };

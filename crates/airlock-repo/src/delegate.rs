@@ -75,6 +75,18 @@ fn check_threshold(threshold: u64, keys: usize, what: &str) -> Result<(), RepoEr
     Ok(())
 }
 
+/// At most one hybrid key for timestamp: each SLH-DSA signature adds about 15.8 kB, and two make
+/// `timestamp.json` larger than the 16 384 bytes python-tuf and Airlock accept for it by default.
+pub(crate) fn check_timestamp_hybrid_keys(role: &str, hybrid_keys: usize) -> Result<(), RepoError> {
+    if role == "timestamp" && hybrid_keys > 1 {
+        return Err(RepoError::invalid(format!(
+            "timestamp: {hybrid_keys} hybrid keys would make timestamp.json larger than the \
+             16384 bytes TUF clients accept for it; give timestamp at most one hybrid key"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuse a role key list that holds one public key twice (two encodings of it have two key
 /// ids): a client counts that key once, so the role could never reach the threshold it appears
 /// to have.
@@ -97,6 +109,13 @@ fn check_distinct_keys<'a>(
         seen.push((material, keyid));
     }
     Ok(())
+}
+
+/// The post-quantum pairings of the hybrid keys among `new` (docs/keys.md).
+fn pairings(new: &[NewKey]) -> airlock_core::crypto::PqPairings {
+    new.iter()
+        .filter_map(|k| Some((k.entry.keyid.clone(), k.pq.clone()?)))
+        .collect()
 }
 
 fn new_keys(new: &[NewKey]) -> impl Iterator<Item = (&str, &PublicKey)> {
@@ -244,6 +263,9 @@ impl Repository {
                     delegations
                         .keys
                         .insert(k.entry.keyid.clone(), k.public.clone());
+                    if let Some(pq) = &k.pq {
+                        delegations.pq.insert(k.entry.keyid.clone(), pq.clone());
+                    }
                 }
                 let mut role = DelegatedRole::with_paths(
                     &d.name,
@@ -327,7 +349,9 @@ impl Repository {
                     .targets
                     .get_mut(&d.from)
                     .ok_or_else(|| RepoError::UnknownRole(d.from.clone()))?;
-                parent.signed.delegations = Some(Delegations::with_succinct_roles(keys, bins));
+                let mut delegations = Delegations::with_succinct_roles(keys, bins);
+                delegations.pq = pairings(new);
+                parent.signed.delegations = Some(delegations);
                 let mut changed = BTreeSet::from([d.from.clone()]);
                 for name in names {
                     let version = published.role_version(&name) + 1;
@@ -394,6 +418,7 @@ impl Repository {
             used.extend(b.keyids.iter().cloned());
         }
         delegations.keys.retain(|k, _| used.contains(k));
+        delegations.pq.retain(|k, _| used.contains(k));
         if delegations.roles.as_ref().is_some_and(Vec::is_empty)
             && delegations.succinct_roles.is_none()
             && let Some(md) = self.targets.get_mut(&parent)
@@ -526,6 +551,14 @@ impl Repository {
         self.with_new_keys(&role_label, r.add.as_ref(), plaintext_keys, |repo, new| {
             let kept_iter = kept_keys.iter().map(|(id, k)| (id.as_str(), k));
             check_distinct_keys(&r.role, kept_iter.chain(new_keys(new)))?;
+            if parent.is_none() {
+                let kept_hybrid = kept
+                    .iter()
+                    .filter(|k| repo.root.signed.pq.contains_key(*k))
+                    .count();
+                let new_hybrid = new.iter().filter(|k| k.pq.is_some()).count();
+                check_timestamp_hybrid_keys(&r.role, kept_hybrid + new_hybrid)?;
+            }
             repo.register_keys(new);
             let new_ids: Vec<String> = new.iter().map(|k| k.entry.keyid.clone()).collect();
             let mut keyids = kept.clone();
@@ -537,6 +570,7 @@ impl Repository {
                     for k in new {
                         root.keys.insert(k.entry.keyid.clone(), k.public.clone());
                     }
+                    root.pq.extend(pairings(new));
                     if let Some(rk) = root.roles.get_mut(&r.role) {
                         rk.keyids = keyids.clone();
                         rk.threshold = threshold;
@@ -547,6 +581,7 @@ impl Repository {
                         .flat_map(|x| x.keyids.iter().cloned())
                         .collect();
                     root.keys.retain(|k, _| used.contains(k));
+                    root.pq.retain(|k, _| used.contains(k));
                     changed.insert("root".to_string());
                 }
                 Some(p) => {
@@ -560,6 +595,7 @@ impl Repository {
                     for k in new {
                         d.keys.insert(k.entry.keyid.clone(), k.public.clone());
                     }
+                    d.pq.extend(pairings(new));
                     let mut affected: Vec<String> = Vec::new();
                     if let Some(b) = d
                         .succinct_roles
@@ -586,6 +622,7 @@ impl Repository {
                         used.extend(x.keyids.iter().cloned());
                     }
                     d.keys.retain(|k, _| used.contains(k));
+                    d.pq.retain(|k, _| used.contains(k));
                     changed.insert(p.clone());
                     for a in affected {
                         if repo.targets.contains_key(&a) {

@@ -96,6 +96,9 @@ impl Repository {
             ("timestamp", &options.timestamp),
         ] {
             spec.check(name)?;
+            if spec.scheme == KeyScheme::HybridEd25519SlhDsa {
+                crate::delegate::check_timestamp_hybrid_keys(name, spec.count)?;
+            }
             if let Some(refs) = options.external_keys.get(name)
                 && refs.len() != spec.count
             {
@@ -166,6 +169,9 @@ fn init_inner(dir: &Path, options: &InitOptions) -> Result<Repository, RepoError
         let mut keyids = Vec::new();
         for k in &new {
             root.keys.insert(k.entry.keyid.clone(), k.public.clone());
+            if let Some(pq) = &k.pq {
+                root.pq.insert(k.entry.keyid.clone(), pq.clone());
+            }
             keyids.push(k.entry.keyid.clone());
             config.keys.push(k.entry.clone());
         }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use airlock_core::crypto::{KeyScheme, PrivateKey, PublicKey, Signer};
+use airlock_core::crypto::paired::split_hybrid;
+use airlock_core::crypto::{KeyScheme, PairedSigner, PqKey, PrivateKey, PublicKey, Signer, names};
 use airlock_keystore::{KeyRef, KeystoreError, PassphraseSource, Protection};
 
 use crate::config::{KeyEntry, RepoConfig};
@@ -33,7 +34,10 @@ pub enum KeySource {
 /// A key created by this command, written under `keys/`.
 pub(crate) struct NewKey {
     pub entry: KeyEntry,
+    /// The key as the role lists it (for a hybrid key: its Ed25519 half).
     pub public: PublicKey,
+    /// For a hybrid key: the post-quantum key its delegator pairs with `public`.
+    pub pq: Option<PqKey>,
     pub private: Option<Box<dyn Signer>>,
     /// Files written, removed again if the command fails before it commits.
     pub files: Vec<PathBuf>,
@@ -108,7 +112,7 @@ impl Keyring {
                         other => other.into(),
                     },
                 )?;
-                (Box::new(key), path)
+                (private_as_listed(key, keyid)?, path)
             };
             if key.public_key().key_id() != keyid {
                 return Err(RepoError::config(
@@ -141,7 +145,14 @@ pub(crate) fn make_keys(
                         what: format!("generating a {scheme} key for {role}"),
                         error,
                     })?;
-                    let public = key.public_key().clone();
+                    // Key files and `.pub.json` describe a hybrid key whole; the role lists
+                    // its additive form (docs/keys.md).
+                    let described = key.public_key().clone();
+                    let (public, pq) =
+                        listed_form(&described).map_err(|error| RepoError::Crypto {
+                            what: format!("pairing the {scheme} key for {role}"),
+                            error,
+                        })?;
                     let keyid = public.key_id();
                     let short = keyid.get(..12).unwrap_or(&keyid);
                     let private_rel = format!("keys/{role}-{short}.key");
@@ -152,8 +163,9 @@ pub(crate) fn make_keys(
                         .map_err(|e| crate::fsutil::io_err(&repo_dir.join("keys"), e))?;
                     airlock_keystore::write_private_key(&private_path, &key, protection)?;
                     let mut files = vec![private_path];
-                    airlock_keystore::write_public_key(&public_path, &public)?;
+                    airlock_keystore::write_public_key(&public_path, &described)?;
                     files.push(public_path);
+                    let private = private_as_listed(key, &keyid)?;
                     out.push(NewKey {
                         entry: KeyEntry {
                             keyid,
@@ -164,17 +176,24 @@ pub(crate) fn make_keys(
                             public: public_rel,
                         },
                         public,
-                        private: Some(Box::new(key)),
+                        pq,
+                        private: Some(private),
                         files,
                     });
                 }
             }
             KeySource::Public(keys) => {
-                for public in keys {
-                    public.validate().map_err(|error| RepoError::Crypto {
+                for described in keys {
+                    described.validate().map_err(|error| RepoError::Crypto {
                         what: format!("public key for {role}"),
                         error,
                     })?;
+                    let (public, pq) =
+                        listed_form(described).map_err(|error| RepoError::Crypto {
+                            what: format!("public key for {role}"),
+                            error,
+                        })?;
+                    let public = &public;
                     let keyid = public.key_id();
                     let short = keyid.get(..12).unwrap_or(&keyid);
                     let public_rel = format!("keys/{role}-{short}.pub.json");
@@ -182,7 +201,7 @@ pub(crate) fn make_keys(
                     std::fs::create_dir_all(repo_dir.join("keys"))
                         .map_err(|e| crate::fsutil::io_err(&repo_dir.join("keys"), e))?;
                     let existed = public_path.exists();
-                    airlock_keystore::write_public_key(&public_path, public)?;
+                    airlock_keystore::write_public_key(&public_path, described)?;
                     out.push(NewKey {
                         entry: KeyEntry {
                             keyid,
@@ -193,6 +212,7 @@ pub(crate) fn make_keys(
                             public: public_rel,
                         },
                         public: public.clone(),
+                        pq,
                         private: None,
                         files: if existed {
                             Vec::new()
@@ -226,6 +246,7 @@ pub(crate) fn make_keys(
                             external: Some(r.to_string()),
                             public: public_rel,
                         },
+                        pq: key.post_quantum().cloned(),
                         public,
                         private: Some(key),
                         files: if existed {
@@ -246,11 +267,129 @@ pub(crate) fn make_keys(
     Ok(out)
 }
 
+/// A public key as a role lists it: a hybrid key description (both halves in one key, as key
+/// files and `airlock key generate` write it) becomes its Ed25519 half and the pairing.
+fn listed_form(
+    key: &PublicKey,
+) -> Result<(PublicKey, Option<PqKey>), airlock_core::crypto::CryptoError> {
+    if key.keytype == names::HYBRID && key.scheme == names::HYBRID {
+        let (ed, pq) = split_hybrid(key)?;
+        Ok((ed, Some(pq)))
+    } else {
+        Ok((key.clone(), None))
+    }
+}
+
+/// A key file's key as the config lists it: a hybrid key listed under its Ed25519 half's key
+/// id signs in the additive form; listed under the hybrid key id (repositories made before the
+/// additive form) it signs as the legacy `ed25519-slh-dsa-sha2-128s` key.
+fn private_as_listed(key: PrivateKey, keyid: &str) -> Result<Box<dyn Signer>, RepoError> {
+    match key {
+        PrivateKey::Hybrid(h) if h.public_key().key_id() != keyid => {
+            let paired = PairedSigner::new(h).map_err(|error| RepoError::Crypto {
+                what: format!("hybrid key {keyid}"),
+                error,
+            })?;
+            Ok(Box::new(paired))
+        }
+        other => Ok(Box::new(other)),
+    }
+}
+
 /// Undo [`make_keys`] when the command fails before committing.
 pub(crate) fn remove_key_files(keys: &[NewKey]) {
     for k in keys {
         for f in &k.files {
             let _ = std::fs::remove_file(f);
         }
+    }
+}
+
+#[cfg(test)]
+mod legacy_hybrid {
+    use super::*;
+    use crate::{InitOptions, Rotation};
+
+    /// A repository made before the additive form (its timestamp key listed as one legacy
+    /// `ed25519-slh-dsa-sha2-128s` key) keeps publishing with the same key file, then moves to
+    /// the additive form by rotation (docs/keys.md).
+    #[test]
+    fn a_legacy_hybrid_repository_keeps_publishing_and_migrates_by_rotation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("repo");
+        let mut repo =
+            crate::Repository::init(&dir, &InitOptions::simple(Protection::PlaintextForTests))
+                .unwrap();
+        repo.publish(&|_, _| {}).unwrap();
+        // Stage what an older Airlock wrote: the timestamp key as a legacy hybrid key.
+        let legacy = PrivateKey::generate(KeyScheme::HybridEd25519SlhDsa).unwrap();
+        let legacy_id = legacy.public_key().key_id();
+        let (private_rel, public_rel) = (
+            "keys/timestamp-legacy.key",
+            "keys/timestamp-legacy.pub.json",
+        );
+        airlock_keystore::write_private_key(
+            &dir.join(private_rel),
+            &legacy,
+            &Protection::PlaintextForTests,
+        )
+        .unwrap();
+        airlock_keystore::write_public_key(&dir.join(public_rel), legacy.public_key()).unwrap();
+        let published = repo.published_state().unwrap();
+        let old: Vec<String> = repo.root.signed.roles["timestamp"].keyids.clone();
+        for k in old {
+            repo.root.signed.remove_key("timestamp", &k);
+        }
+        repo.root
+            .signed
+            .add_key("timestamp", legacy.public_key().clone());
+        repo.config.keys.push(crate::KeyEntry {
+            keyid: legacy_id.clone(),
+            role: "timestamp".into(),
+            scheme: "hybrid".into(),
+            private: Some(private_rel.into()),
+            external: None,
+            public: public_rel.into(),
+        });
+        repo.touch("root", &published).unwrap();
+        repo.sign_available("root", &published).unwrap();
+        repo.commit().unwrap();
+        drop(repo);
+
+        let mut repo = crate::Repository::open(&dir, None).unwrap();
+        repo.publish(&|_, _| {}).unwrap();
+        let meta = dir.join("published/metadata");
+        let v = crate::verify_published(&dir.join("published"), chrono::Utc::now());
+        assert!(v.ok, "{:#?}", v.problems);
+        let ts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(meta.join("timestamp.json")).unwrap()).unwrap();
+        let sigs = ts["signatures"].as_array().unwrap();
+        assert_eq!(sigs.len(), 1);
+        assert_eq!(sigs[0]["keyid"], legacy_id.as_str());
+
+        // Migration: rotate the role to a new hybrid key, written in the additive form.
+        repo.rotate(
+            &Rotation {
+                role: "timestamp".into(),
+                add: Some(KeySource::Generate {
+                    scheme: KeyScheme::HybridEd25519SlhDsa,
+                    count: 1,
+                }),
+                remove: Vec::new(),
+                replace_all: true,
+                threshold: None,
+            },
+            true,
+        )
+        .unwrap();
+        repo.publish(&|_, _| {}).unwrap();
+        let v = crate::verify_published(&dir.join("published"), chrono::Utc::now());
+        assert!(v.ok, "{:#?}", v.problems);
+        let root = &repo.root.signed;
+        assert!(root.keys.values().all(|k| k.keytype == "ed25519"));
+        assert_eq!(root.pq.len(), 1);
+        let ts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(meta.join("timestamp.json")).unwrap()).unwrap();
+        assert_eq!(ts["signatures"].as_array().unwrap().len(), 2);
     }
 }

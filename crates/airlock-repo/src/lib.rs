@@ -47,7 +47,7 @@ pub use init::{InitOptions, RoleKeySpec};
 pub use keys::KeySource;
 /// The keystore's [`Protection`] under its former name here.
 pub type KeyProtection = Protection;
-pub use offline::{ExportedRole, ImportReport, RoleStatus, sign_metadata};
+pub use offline::{ExportedRole, ImportReport, RoleStatus, offline_signer, sign_metadata};
 pub use publish::{GcReport, PublishReport, TargetFiles};
 pub use repo::Repository;
 pub use targets::{

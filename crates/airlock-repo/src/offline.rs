@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 
 use airlock_core::cjson;
-use airlock_core::crypto::Signer;
-use airlock_core::tuf::metadata::Signature;
+use airlock_core::crypto::{PairedSigner, PrivateKey, Signer};
+use airlock_core::tuf::metadata::{Signature, sign_entries};
 use serde_json::Value;
 
 use crate::error::RepoError;
@@ -83,33 +83,21 @@ fn envelope_parts(bytes: &[u8], file: &str) -> Result<(Value, Vec<Signature>, Ve
 }
 
 /// Sign a metadata file with `signer`: returns the file with the signature added (one by the
-/// same key id is replaced) and the key id. Needs no repository: this is what runs on the
-/// offline machine.
+/// same key id is replaced) and the key id. A hybrid key in its additive form adds its SLH-DSA
+/// half as a second entry. Needs no repository: this is what runs on the offline machine.
 pub fn sign_metadata(
     bytes: &[u8],
     signer: &dyn Signer,
     file: &str,
 ) -> Result<(Vec<u8>, String), RepoError> {
     let (mut value, mut signatures, msg) = envelope_parts(bytes, file)?;
-    let raw = signer.sign(&msg).map_err(|error| RepoError::Crypto {
+    let entries = sign_entries(signer, &msg).map_err(|error| RepoError::Crypto {
         what: format!("signing {file}"),
         error,
     })?;
-    let key = signer.public_key();
-    let keyid = key.key_id();
-    // The metadata form: `sig`, plus `other_headers` for an OpenPGP key.
-    let (sig, unrecognized) = key
-        .signature_fields(&raw)
-        .map_err(|error| RepoError::Crypto {
-            what: format!("signing {file}"),
-            error,
-        })?;
-    signatures.retain(|s| s.keyid != keyid);
-    signatures.push(Signature {
-        keyid: keyid.clone(),
-        sig,
-        unrecognized,
-    });
+    let keyid = signer.public_key().key_id();
+    signatures.retain(|s| !entries.iter().any(|e| e.keyid == s.keyid));
+    signatures.extend(entries);
     if let Some(obj) = value.as_object_mut() {
         obj.insert(
             "signatures".into(),
@@ -125,6 +113,37 @@ pub fn sign_metadata(
     })?;
     out.push(b'\n');
     Ok((out, keyid))
+}
+
+/// How a key file's key signs `bytes` offline. A hybrid key signs in the additive form
+/// (docs/keys.md), unless the file already names its legacy `ed25519-slh-dsa-sha2-128s` key id
+/// (a root listing it in `keys`, or a signature by it): repositories made before the additive
+/// form keep their keys until they rotate them.
+pub fn offline_signer(key: PrivateKey, bytes: &[u8]) -> Result<Box<dyn Signer>, RepoError> {
+    let PrivateKey::Hybrid(h) = key else {
+        return Ok(Box::new(key));
+    };
+    let legacy_id = h.public_key().key_id();
+    let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let listed = value
+        .pointer("/signed/keys")
+        .and_then(Value::as_object)
+        .is_some_and(|keys| keys.contains_key(&legacy_id));
+    let signed = value
+        .get("signatures")
+        .and_then(Value::as_array)
+        .is_some_and(|sigs| {
+            sigs.iter()
+                .any(|s| s.get("keyid").and_then(Value::as_str) == Some(legacy_id.as_str()))
+        });
+    if listed || signed {
+        return Ok(Box::new(PrivateKey::Hybrid(h)));
+    }
+    let paired = PairedSigner::new(h).map_err(|error| RepoError::Crypto {
+        what: format!("hybrid key {legacy_id}"),
+        error,
+    })?;
+    Ok(Box::new(paired))
 }
 
 impl Repository {
@@ -245,20 +264,19 @@ impl Repository {
             file: file.into(),
             reason: "its `signed` content matches no staged role (was the role changed after it was exported?)".into(),
         })?;
-        let (keyids, _) = self.signing_keyids(&role)?;
-        let mut keys = self.root.signed.keys.clone();
-        if let Some(parent) = self.delegator_of(&role)
-            && let Some(d) = self
-                .targets
-                .get(parent)
-                .and_then(|m| m.signed.delegations.as_ref())
-        {
-            keys.extend(d.keys.clone());
+        // Who may sign: the staged delegator's authority and, for a new root, the published
+        // root's. Each entry is checked as the client will count it (one verification path).
+        let published_root = self.published_state()?.root;
+        let mut authorities = Vec::new();
+        if let Some(a) = self.authority(&role) {
+            authorities.push(a);
         }
-        if let Some(old) = self.published_state()?.root {
-            for (k, v) in old.signed.keys {
-                keys.entry(k).or_insert(v);
-            }
+        if role == "root"
+            && let Some(old) = &published_root
+            && old.signed.version < self.root.signed.version
+            && let Some(a) = old.signed.authority("root")
+        {
+            authorities.push(a);
         }
         let (_, existing, version) = self.role_msg(&role)?;
         let have: BTreeSet<(String, String)> = existing
@@ -274,20 +292,16 @@ impl Repository {
                 file: file.into(),
                 reason,
             };
-            if !keyids.contains(&s.keyid) {
-                return Err(err(format!(
-                    "signature by key {} which may not sign {role}",
-                    s.keyid
-                )));
-            }
-            let key = keys
-                .get(&s.keyid)
-                .ok_or_else(|| err(format!("key {} is not known", s.keyid)))?;
-            let raw = key
-                .signature_bytes(&s.sig, &s.unrecognized)
-                .map_err(|e| err(format!("signature by {}: {e}", s.keyid)))?;
-            key.verify(&msg, &raw)
-                .map_err(|e| err(format!("signature by {} does not verify: {e}", s.keyid)))?;
+            let checked = authorities
+                .iter()
+                .find_map(|a| a.verify_entry(&s, &msg))
+                .ok_or_else(|| {
+                    err(format!(
+                        "signature by key {} which may not sign {role}",
+                        s.keyid
+                    ))
+                })?;
+            checked.map_err(|e| err(format!("signature by {} does not verify: {e}", s.keyid)))?;
             new.push(s);
         }
         let added: Vec<String> = new.iter().map(|s| s.keyid.clone()).collect();
@@ -321,10 +335,18 @@ impl Repository {
         for role in roles {
             let (msg, signatures, version) = self.role_msg(&role)?;
             let (keyids, threshold) = self.signing_keyids(&role)?;
-            let valid = self
-                .authority(&role)
-                .map_or(0, |a| a.count_valid(signatures, &msg));
+            let authority = self.authority(&role);
+            let valid = authority.map_or(0, |a| a.count_valid(signatures, &msg));
+            let mut missing = authority
+                .map(|a| crate::repo::missing_signers(&a, signatures))
+                .unwrap_or_default();
+            // For a new root: the published root's keys too.
             let signed_ids: BTreeSet<&str> = signatures.iter().map(|s| s.keyid.as_str()).collect();
+            for k in keyids {
+                if !signed_ids.contains(k.as_str()) && !missing.contains(&k) {
+                    missing.push(k);
+                }
+            }
             let expires = if role == "root" {
                 self.root.signed.expires
             } else {
@@ -341,10 +363,7 @@ impl Repository {
                 threshold,
                 signed: self.check_signed(&role, &published).is_ok(),
                 unpublished: version > published.role_version(&role),
-                missing: keyids
-                    .into_iter()
-                    .filter(|k| !signed_ids.contains(k.as_str()))
-                    .collect(),
+                missing,
             });
         }
         // Snapshot and timestamp are never staged: what matters is when the published ones
@@ -374,7 +393,6 @@ fn online_status<T: airlock_core::tuf::metadata::Role>(
         .signed_bytes()
         .map_err(|e| RepoError::metadata(format!("{role}.json"), e))?;
     let valid = authority.count_valid(&md.signatures, &msg);
-    let signed_ids: BTreeSet<&str> = md.signatures.iter().map(|s| s.keyid.as_str()).collect();
     Ok(RoleStatus {
         role: role.to_string(),
         version: md.signed.version(),
@@ -387,12 +405,7 @@ fn online_status<T: airlock_core::tuf::metadata::Role>(
         threshold: authority.threshold,
         signed: valid >= authority.threshold,
         unpublished: false,
-        missing: authority
-            .keyids
-            .iter()
-            .filter(|k| !signed_ids.contains(k.as_str()))
-            .cloned()
-            .collect(),
+        missing: crate::repo::missing_signers(&authority, &md.signatures),
     })
 }
 

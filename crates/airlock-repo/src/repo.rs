@@ -22,7 +22,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use airlock_core::crypto::Signer;
-use airlock_core::tuf::metadata::{Metadata, Role, SignMode};
+use airlock_core::tuf::metadata::{Metadata, Role, SignMode, Signature};
 use airlock_core::tuf::roles::{Root, Snapshot, TOP_LEVEL_ROLES, Targets, Timestamp};
 use airlock_core::tuf::verify::Authority;
 use airlock_keystore::PassphraseSource;
@@ -445,13 +445,7 @@ impl Repository {
         }
         for a in authorities {
             if let Err(e) = a.verify(signatures, &msg) {
-                let signed: BTreeSet<&str> = signatures.iter().map(|s| s.keyid.as_str()).collect();
-                let missing: Vec<&str> = a
-                    .keyids
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|k| !signed.contains(k))
-                    .collect();
+                let missing = missing_signers(&a, signatures);
                 return Err(RepoError::NotEnoughSignatures {
                     role: role.to_string(),
                     version,
@@ -516,6 +510,23 @@ impl Repository {
         self.dirty.clear();
         Ok(())
     }
+}
+
+/// The authorised key ids without a signature entry, and the hybrid ones whose SLH-DSA entry is
+/// missing (`KEYID (its SLH-DSA half)`).
+pub(crate) fn missing_signers(a: &Authority<'_>, signatures: &[Signature]) -> Vec<String> {
+    let signed: BTreeSet<&str> = signatures.iter().map(|s| s.keyid.as_str()).collect();
+    let mut missing = Vec::new();
+    for k in a.keyids {
+        if !signed.contains(k.as_str()) {
+            missing.push(k.clone());
+        } else if let Some(pq) = a.pq_signature_keyid(k)
+            && !signed.contains(pq.as_str())
+        {
+            missing.push(format!("{k} (its SLH-DSA half)"));
+        }
+    }
+    missing
 }
 
 /// Create the repository directory skeleton (called by `init` before anything else).

@@ -11,7 +11,8 @@
 //! - `rsa` / `rsassa-pss-sha256`: RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt, e = 65537,
 //!   at least 2048 bits.
 //! - `ed25519-slh-dsa-sha2-128s` (both fields): hybrid Ed25519 + SLH-DSA-SHA2-128s, valid only
-//!   when both halves verify.
+//!   when both halves verify (the legacy form, still verified); [`paired`] is the additive form
+//!   stock TUF clients read, an `ed25519` key plus a pairing its delegator names.
 //! - `ed448` / `ed448`: RFC 8032 Ed448 (airlock's names; no other TUF implementation reads it).
 //! - `rsa` / `pgp+rsa-pkcsv1.5` and `eddsa` / `pgp+eddsa-ed25519`: OpenPGP keys in
 //!   securesystemslib's GnuPG form, strictly checked ([`openpgp`]).
@@ -35,6 +36,7 @@ pub mod external;
 mod hybrid;
 pub mod keyfile;
 pub mod openpgp;
+pub mod paired;
 mod rsa;
 
 #[cfg(test)]
@@ -44,6 +46,7 @@ pub use ecdsa::EcdsaP256Private;
 pub use ed448::Ed448Private;
 pub use ed25519::Ed25519Private;
 pub use hybrid::{CONTEXT as HYBRID_CONTEXT, HybridPrivate, SIGNATURE_LEN as HYBRID_SIGNATURE_LEN};
+pub use paired::{PairedSigner, PqKey, PqPairings};
 pub use rsa::{MIN_RSA_BITS, RsaPrivate};
 
 /// TUF keytype and scheme names, as they appear in metadata.
@@ -362,6 +365,18 @@ pub trait Signer: Send + Sync {
     fn public_key(&self) -> &PublicKey;
     /// Sign `msg`, returning raw signature bytes (TUF metadata hex-encodes them).
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// For a hybrid key in its additive form ([`PairedSigner`]): the post-quantum key its
+    /// delegator pairs with [`Signer::public_key`].
+    fn post_quantum(&self) -> Option<&PqKey> {
+        None
+    }
+    /// The post-quantum half's signature over `msg` (only when [`Signer::post_quantum`] is set).
+    fn sign_post_quantum(&self, _msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Err(CryptoError::Signing {
+            scheme: self.public_key().scheme.clone(),
+            reason: "this key has no post-quantum half".into(),
+        })
+    }
 }
 
 /// A private key of any supported scheme.

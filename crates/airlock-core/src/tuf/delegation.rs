@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::metadata::MetadataError;
 use super::roles::TOP_LEVEL_ROLES;
 use super::verify::Authority;
-use crate::crypto::PublicKey;
+use crate::crypto::{PqPairings, PublicKey};
 
 /// Why role names that differ only in case are refused.
 pub(crate) const CASE_COLLISION: &str = "both would be one file on a case-insensitive file system";
@@ -39,6 +39,13 @@ pub struct Delegations {
     pub roles: Option<Vec<DelegatedRole>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub succinct_roles: Option<SuccinctRoles>,
+    /// `x-airlock-pq`: post-quantum keys paired with some of `keys` (docs/keys.md), as in root.
+    #[serde(
+        rename = "x-airlock-pq",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub pq: PqPairings,
     #[serde(flatten)]
     pub unrecognized: BTreeMap<String, Value>,
 }
@@ -85,6 +92,7 @@ impl Delegations {
             keys,
             roles: Some(roles),
             succinct_roles: None,
+            pq: BTreeMap::new(),
             unrecognized: BTreeMap::new(),
         }
     }
@@ -95,6 +103,7 @@ impl Delegations {
             keys,
             roles: None,
             succinct_roles: Some(bins),
+            pq: BTreeMap::new(),
             unrecognized: BTreeMap::new(),
         }
     }
@@ -104,6 +113,7 @@ impl Delegations {
         if let Some(roles) = &self.roles {
             return roles.iter().find(|r| r.name == role).map(|r| Authority {
                 keys: &self.keys,
+                pq: &self.pq,
                 keyids: &r.keyids,
                 threshold: r.threshold,
             });
@@ -111,6 +121,7 @@ impl Delegations {
         match &self.succinct_roles {
             Some(bins) if bins.is_bin_name(role) => Some(Authority {
                 keys: &self.keys,
+                pq: &self.pq,
                 keyids: &bins.keyids,
                 threshold: bins.threshold,
             }),
@@ -144,6 +155,8 @@ impl Delegations {
 
     pub(crate) fn validate(&self) -> Result<(), MetadataError> {
         let bad = |reason: String| MetadataError::malformed("targets", reason);
+        super::verify::validate_pairings(&self.keys, &self.pq)
+            .map_err(|reason| bad(format!("delegations: {reason}")))?;
         match (&self.roles, &self.succinct_roles) {
             (Some(roles), None) => {
                 let mut names = BTreeSet::new();

@@ -210,6 +210,27 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Metadata<T> {
     }
 }
 
+/// The signature entries `signer` makes over `msg`: its own, and for a hybrid key in its
+/// additive form the SLH-DSA half under its pairing's signature key id. Never empty.
+pub fn sign_entries(signer: &dyn Signer, msg: &[u8]) -> Result<Vec<Signature>, CryptoError> {
+    let key = signer.public_key();
+    // The metadata form: `sig`, plus `other_headers` for an OpenPGP key.
+    let (sig, unrecognized) = key.signature_fields(&signer.sign(msg)?)?;
+    let mut out = vec![Signature {
+        keyid: key.key_id(),
+        sig,
+        unrecognized,
+    }];
+    if let Some(pq) = signer.post_quantum() {
+        out.push(Signature {
+            keyid: pq.signature_keyid(key)?,
+            sig: hex::encode(signer.sign_post_quantum(msg)?),
+            unrecognized: BTreeMap::new(),
+        });
+    }
+    Ok(out)
+}
+
 /// Checks shared by all roles, called from each role's `validate`.
 pub(crate) fn validate_common<T: Role>(signed: &T) -> Result<(), MetadataError> {
     check_spec_version(T::TYPE, signed.spec_version())?;
@@ -356,33 +377,32 @@ impl<T: Role> Metadata<T> {
             .map_err(|e| MetadataError::malformed(T::TYPE, e.to_string()))
     }
 
-    /// Sign the canonical form of `signed` with `signer` and add the signature.
+    /// Sign the canonical form of `signed` with `signer` and add the signature. A hybrid key
+    /// in its additive form ([`Signer::post_quantum`]) adds its post-quantum half too, as a
+    /// second entry (see [`sign_entries`]).
     pub fn sign(
         &mut self,
         signer: &dyn Signer,
         mode: SignMode,
     ) -> Result<&Signature, MetadataError> {
         let msg = self.signed_bytes()?;
-        let raw = signer.sign(&msg).map_err(|source| MetadataError::Sign {
+        let entries = sign_entries(signer, &msg).map_err(|source| MetadataError::Sign {
             role: T::TYPE,
             source,
         })?;
-        let key = signer.public_key();
-        let (sig, unrecognized) =
-            key.signature_fields(&raw)
-                .map_err(|source| MetadataError::Sign {
-                    role: T::TYPE,
-                    source,
-                })?;
-        let signature = Signature {
-            keyid: key.key_id(),
-            sig,
-            unrecognized,
-        };
         if mode == SignMode::ReplaceAll {
             self.signatures.clear();
         }
-        Ok(self.add_signature(signature))
+        let keyid = signer.public_key().key_id();
+        for entry in entries {
+            self.add_signature(entry);
+        }
+        let index = self
+            .signatures
+            .iter()
+            .position(|s| s.keyid == keyid)
+            .unwrap_or_default();
+        Ok(&self.signatures[index])
     }
 
     /// Add a signature made elsewhere (offline signing); one by the same key id is replaced.

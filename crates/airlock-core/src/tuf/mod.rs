@@ -28,8 +28,12 @@
 //! that fold alike would share a file on a case-insensitive file system: refused as delegations
 //! of one role, and by `TrustedSet` across delegators).
 //!
-//! Signatures ([`verify`]): [`Authority`] `{ keys, keyids, threshold }` with
-//! `verify(signatures, msg) -> Result<count, ThresholdError>`.
+//! Signatures ([`verify`]): [`Authority`] `{ keys, pq, keyids, threshold }` with
+//! `verify(signatures, msg) -> Result<count, ThresholdError>`, `count_valid`, `verify_entry`
+//! (one entry, as counted), `pq_signature_keyid`. Hybrid keys in the additive form: `Root::pq`
+//! and `Delegations::pq` (the `x-airlock-pq` field: Ed25519 key id -> [`crate::crypto::PqKey`]),
+//! [`sign_entries`] (a signer's entries, the SLH-DSA one included); a paired key counts only
+//! with both halves (docs/keys.md).
 //!
 //! Hashes ([`hashes`]): [`MultiHasher`] (streaming, every listed hash must match, unknown
 //! algorithms fail), [`verify_all`], [`HashError`].
@@ -70,6 +74,7 @@ pub use delegation::{
 pub use hashes::{HashError, MultiHasher, SUPPORTED_HASHES, verify_all};
 pub use metadata::{
     Metadata, MetadataError, Parsed, Role, SPEC_VERSION, SignMode, Signature, check_spec_version,
+    sign_entries,
 };
 pub use roles::{
     MetaFile, RoleKeys, Root, SNAPSHOT_META, Snapshot, TOP_LEVEL_ROLES, TargetFile, Targets,

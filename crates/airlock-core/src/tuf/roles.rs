@@ -13,7 +13,7 @@ use super::metadata::{
     required, take_once, validate_common,
 };
 use super::verify::Authority;
-use crate::crypto::PublicKey;
+use crate::crypto::{PqPairings, PublicKey};
 
 /// The top-level role names; a delegated role may not take one of them.
 pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
@@ -50,6 +50,14 @@ pub struct Root {
     pub consistent_snapshot: Option<bool>,
     pub keys: BTreeMap<String, PublicKey>,
     pub roles: BTreeMap<String, RoleKeys>,
+    /// `x-airlock-pq`: the post-quantum keys paired with some of `keys` (hybrid keys in their
+    /// additive form, docs/keys.md). Other TUF clients keep the field and ignore it.
+    #[serde(
+        rename = "x-airlock-pq",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub pq: PqPairings,
     #[serde(flatten)]
     pub unrecognized: BTreeMap<String, Value>,
 }
@@ -66,6 +74,7 @@ impl Root {
             consistent_snapshot: Some(true),
             keys: BTreeMap::new(),
             roles: BTreeMap::new(),
+            pq: BTreeMap::new(),
             unrecognized: BTreeMap::new(),
         }
     }
@@ -74,6 +83,7 @@ impl Root {
     pub fn authority(&self, role: &str) -> Option<Authority<'_>> {
         self.roles.get(role).map(|r| Authority {
             keys: &self.keys,
+            pq: &self.pq,
             keyids: &r.keyids,
             threshold: r.threshold,
         })
@@ -104,6 +114,7 @@ impl Root {
             .any(|r| r.keyids.iter().any(|k| k == keyid))
         {
             self.keys.remove(keyid);
+            self.pq.remove(keyid);
         }
     }
 }
@@ -132,7 +143,8 @@ impl Role for Root {
                 ));
             }
         }
-        Ok(())
+        super::verify::validate_pairings(&self.keys, &self.pq)
+            .map_err(|reason| MetadataError::malformed("root", reason))
     }
 }
 

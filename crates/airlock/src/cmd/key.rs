@@ -114,7 +114,28 @@ pub fn run(args: Args, json: bool) -> Result<()> {
 }
 
 fn describe(key: &PublicKey) -> serde_json::Value {
-    json!({ "keyid": key.key_id(), "public_key": key })
+    let mut v = json!({ "keyid": key.key_id(), "public_key": key });
+    if let Some(listed) = listed_keyid(key) {
+        v["listed_keyid"] = json!(listed);
+    }
+    v
+}
+
+/// A hybrid key is listed in roles by its Ed25519 half's key id (the additive form,
+/// docs/keys.md); `None` for every other key, whose key id is the listed one.
+fn listed_keyid(key: &PublicKey) -> Option<String> {
+    let (ed, _) = airlock_core::crypto::paired::split_hybrid(key).ok()?;
+    Some(ed.key_id())
+}
+
+fn print_keyid(key: &PublicKey) {
+    match listed_keyid(key) {
+        Some(listed) => eprintln!(
+            "key id {} (roles list it as {listed}, its Ed25519 half)",
+            key.key_id()
+        ),
+        None => eprintln!("key id {}", key.key_id()),
+    }
 }
 
 fn generate(a: GenerateArgs, as_json: bool) -> Result<()> {
@@ -154,7 +175,7 @@ fn public(a: PublicArgs, as_json: bool) -> Result<()> {
     if as_json {
         print_json(&describe(&public))
     } else {
-        eprintln!("key id {}", public.key_id());
+        print_keyid(&public);
         println!("{}", serde_json::to_string_pretty(&public)?);
         Ok(())
     }

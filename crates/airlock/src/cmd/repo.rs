@@ -1167,8 +1167,15 @@ fn export(args: &Args, a: &ExportArgs) -> anyhow::Result<()> {
 
 fn sign(args: &Args, a: &SignArgs) -> anyhow::Result<()> {
     let json_out = args.json;
-    let key = a.key.open(&passphrase(args))?;
     let bytes = read_capped(&a.file)?;
+    let key = match &a.key {
+        // A hybrid key file signs in the form the metadata lists it in.
+        KeyRef::File(path) => airlock_repo::offline_signer(
+            airlock_keystore::read_private_key(path, &passphrase(args))?,
+            &bytes,
+        )?,
+        other => other.open(&passphrase(args))?,
+    };
     let (signed, keyid) =
         airlock_repo::sign_metadata(&bytes, key.as_ref(), &a.file.display().to_string())?;
     let out = a.out.clone().unwrap_or_else(|| a.file.clone());
