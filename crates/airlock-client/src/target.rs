@@ -182,12 +182,11 @@ impl<'a> Partial<'a> {
                 actual: self.held,
             })
         } else {
-            let fresh = MultiHasher::new(&self.info.hashes).map_err(|source| {
-                TargetFileError::Hash {
+            let fresh =
+                MultiHasher::new(&self.info.hashes).map_err(|source| TargetFileError::Hash {
                     url: url.to_string(),
                     source,
-                }
-            })?;
+                })?;
             let hasher = std::mem::replace(&mut self.hasher, fresh);
             hasher.finish().map_err(|source| TargetFileError::Hash {
                 url: url.to_string(),

@@ -807,7 +807,10 @@ impl Updater {
             if resumed && result.as_ref().is_err_and(is_wrong_content) {
                 // The bytes held came from an earlier attempt and may be what was wrong: this
                 // mirror gets a clean attempt before it is judged (`check` dropped them).
-                tracing::info!("resumed download of {:?} did not verify; starting over", info.path);
+                tracing::info!(
+                    "resumed download of {:?} did not verify; starting over",
+                    info.path
+                );
                 result = self.download_from(&base, info, &mut partial, &mut *progress);
             }
             match result {

@@ -988,7 +988,8 @@ fn slow_retrieval_of_metadata_and_targets_is_cut_off() {
     // from (checked as a whole when complete).
     let left = disk(&client).targets;
     assert!(
-        left.keys().all(|n| n.starts_with(".big.bin.") && n.ends_with(".partial")),
+        left.keys()
+            .all(|n| n.starts_with(".big.bin.") && n.ends_with(".partial")),
         "{left:?}"
     );
     let received: &Vec<u8> = left.values().next().expect("a partial file");

@@ -219,7 +219,10 @@ impl FetchError {
     /// Whether another attempt could succeed: connection failures and 5xx answers.
     /// A connection that broke while the body was arriving (what resuming is for).
     fn is_cut(&self) -> bool {
-        matches!(self, FetchError::Transport { .. } | FetchError::Connect { .. })
+        matches!(
+            self,
+            FetchError::Transport { .. } | FetchError::Connect { .. }
+        )
     }
 
     fn is_retryable(&self) -> bool {
@@ -472,9 +475,7 @@ impl Fetcher {
             } else {
                 request
             };
-            let response = request
-                .call()
-                .map_err(|e| (classify(&current, e), from))?;
+            let response = request.call().map_err(|e| (classify(&current, e), from))?;
             let status = response.status().as_u16();
             if (300..400).contains(&status) && status != 304 {
                 if redirects >= self.config.max_redirects {

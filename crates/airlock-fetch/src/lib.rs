@@ -9,7 +9,7 @@ pub mod fetch;
 pub mod tls;
 
 pub use fetch::{
-    FetchError, Fetcher, FetcherConfig, MAX_RESUMES, MinRate, Progress, ProxyUrl, Resumable,
-    Response, Trust, check_url_scheme,
+    FetchError, Fetcher, FetcherConfig, MAX_RESUMES, MinRate, Progress, ProxyUrl, Response,
+    Resumable, Trust, check_url_scheme,
 };
 pub use tls::TlsError;

@@ -205,7 +205,11 @@ impl AtomicFile {
         use std::io::Seek;
         use std::os::unix::fs::OpenOptionsExt;
         let dir = parent_dir(dest);
-        if partial_name.is_empty() || partial_name.contains('/') || partial_name == "." || partial_name == ".." {
+        if partial_name.is_empty()
+            || partial_name.contains('/')
+            || partial_name == "."
+            || partial_name == ".."
+        {
             return Err(FsError::new(
                 "naming a partial file for",
                 dest,
@@ -236,8 +240,8 @@ impl AtomicFile {
         let len = file
             .seek(io::SeekFrom::End(0))
             .map_err(|e| FsError::new("reading", &path, e))?;
-        let temp_path =
-            tempfile::TempPath::try_from_path(&path).map_err(|e| FsError::new("opening", &path, e))?;
+        let temp_path = tempfile::TempPath::try_from_path(&path)
+            .map_err(|e| FsError::new("opening", &path, e))?;
         let mut tmp = tempfile::NamedTempFile::from_parts(file, temp_path);
         tmp.disable_cleanup(true);
         Ok((
