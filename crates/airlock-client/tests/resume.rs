@@ -6,7 +6,6 @@ mod common;
 mod evil;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use airlock_client::{UpdateError, Updater, UpdaterConfig};
 use airlock_core::mirrors::Mirror;
