@@ -393,6 +393,93 @@ fn nginx_worker_as_another_user_serves_every_published_file_under_umask_077() {
     assert!(!access.contains("\" 403 "), "403s served:\n{access}");
 }
 
+/// A download an earlier run left half done goes on from nginx with a Range request (206),
+/// and the whole file is verified; a partial file of other bytes is caught by the hash and the
+/// download starts over.
+#[test]
+fn airlock_update_resumes_a_download_from_nginx() {
+    assert!(
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout == b"0\n"),
+        "this test runs nginx's master as root and its worker as nobody: run it as root (CI does)"
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("airlock-nginx-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let repo = tmp.path().join("repo");
+    let r = repo.to_str().unwrap();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let file = tmp.path().join("big.bin");
+    fs::write(&file, &data).unwrap();
+    airlock_umask077(&["repo", "init", r, "--plaintext-keys"]);
+    airlock_umask077(&[
+        "repo",
+        "-C",
+        r,
+        "add",
+        file.to_str().unwrap(),
+        "--name",
+        "big.bin",
+    ]);
+    airlock_umask077(&["repo", "-C", r, "publish"]);
+    let published = repo.join("published");
+    let (server, port, ca) = Nginx::start(&tmp.path().join("nginx"), &published);
+    let base = format!("https://127.0.0.1:{port}");
+    let state = tmp.path().join("client");
+    update(
+        &state,
+        &[
+            "init",
+            published.join("metadata/1.root.json").to_str().unwrap(),
+            "--metadata-url",
+            &format!("{base}/metadata/"),
+            "--targets-url",
+            &format!("{base}/targets/"),
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+    );
+    // What an interrupted run leaves beside the target: the first bytes, under a name that
+    // carries the target's hash.
+    let digest = hex_sha256(&data);
+    let partial = state.join(format!("targets/.big.bin.{}.partial", &digest[..16]));
+    fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    fs::write(&partial, &data[..1_000_000]).unwrap();
+    update(&state, &["download", "big.bin"]);
+    assert!(fs::read(state.join("targets/big.bin")).unwrap() == data);
+    assert!(!partial.exists());
+    let access = server.log("access.log");
+    let target_lines: Vec<&str> = access.lines().filter(|l| l.contains(&digest)).collect();
+    assert_eq!(target_lines.len(), 1, "{access}");
+    assert!(target_lines[0].contains("\" 206 "), "{access}");
+
+    // Damaged bytes held: the resumed file fails its hash, and a second request from zero
+    // (200) brings the right one.
+    fs::remove_file(state.join("targets/big.bin")).unwrap();
+    let mut damaged = data[..1_000_000].to_vec();
+    damaged[10] ^= 1;
+    fs::write(&partial, &damaged).unwrap();
+    update(&state, &["download", "big.bin"]);
+    assert!(fs::read(state.join("targets/big.bin")).unwrap() == data);
+    let access = server.log("access.log");
+    let statuses: Vec<&str> = access
+        .lines()
+        .filter(|l| l.contains(&digest))
+        .filter_map(|l| {
+            l.split('"')
+                .nth(2)
+                .and_then(|rest| rest.split_whitespace().next())
+        })
+        .collect();
+    assert_eq!(statuses, ["206", "206", "200"], "{access}");
+}
+
 fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
