@@ -101,6 +101,11 @@ pub fn updater(app: &AppConfig) -> Result<Updater, CheckError> {
     for peer in &repo.peers {
         check_url_scheme(peer, repo.allow_http_loopback).map_err(|e| setting("peers", e))?;
     }
+    for m in &repo.mirrors {
+        for url in [&m.metadata_url, &m.targets_url].into_iter().flatten() {
+            check_url_scheme(url, repo.allow_http_loopback).map_err(|e| setting("mirrors", e))?;
+        }
+    }
     let proxy = repo
         .proxy
         .as_deref()
@@ -123,7 +128,10 @@ pub fn updater(app: &AppConfig) -> Result<Updater, CheckError> {
     let fetcher = Fetcher::new(FetcherConfig {
         trust,
         allow_http_loopback: repo.allow_http_loopback,
+        // `proxy` wins; otherwise the agent's HTTPS_PROXY / ALL_PROXY, minus NO_PROXY (e.g.
+        // from the service's Environment=).
         proxy,
+        use_env_proxy: true,
         ..FetcherConfig::default()
     })
     .map_err(|source| CheckError::Tls {

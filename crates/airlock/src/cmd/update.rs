@@ -347,7 +347,9 @@ fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
     let fetcher = Fetcher::new(FetcherConfig {
         trust,
         allow_http_loopback: config.allow_http_loopback,
+        // --proxy (or client.toml) wins; otherwise HTTPS_PROXY / ALL_PROXY, minus NO_PROXY.
         proxy: config.proxy()?,
+        use_env_proxy: true,
         ..FetcherConfig::default()
     })
     .context("setting up HTTPS")?;
