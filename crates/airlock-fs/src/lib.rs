@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 /// the leftovers of a write that a crash interrupted.
 pub const TEMP_PREFIX: &str = ".airlock-tmp-";
 
+/// Directories replaced as a whole through a symbolic link (published metadata, mirrors).
+pub mod generations;
+
 /// A file-system operation that failed: what was being done, to which path, and the OS error.
 #[derive(Debug, thiserror::Error)]
 #[error("{op} {}", path.display())]
