@@ -29,6 +29,7 @@
 
 mod config;
 mod error;
+pub mod mirror_sync;
 pub mod store;
 mod target;
 pub mod transparency;

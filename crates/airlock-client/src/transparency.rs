@@ -291,7 +291,7 @@ impl LogChecker<'_> {
         version: u64,
         bytes: &[u8],
         bundle_url: &str,
-    ) -> Result<(), LogCheckError> {
+    ) -> Result<Vec<u8>, LogCheckError> {
         let bundle = match self.fetcher.fetch_capped(bundle_url, MAX_BUNDLE_LEN) {
             Ok(b) => Some(b),
             // A bundle that is not there is a refusal (by the core), never a skip.
@@ -308,7 +308,8 @@ impl LogChecker<'_> {
                     if entry.advanced {
                         self.state.save(policy, entry.state)?;
                     }
-                    return Ok(());
+                    // Accepted only with a bundle.
+                    return Ok(bundle.unwrap_or_default());
                 }
                 ReleaseStep::NeedConsistency {
                     origin,

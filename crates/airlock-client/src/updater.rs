@@ -87,6 +87,9 @@ pub struct Updater {
     reference_time: DateTime<Utc>,
     /// The largest checkpoint accepted per log (the client is its own witness).
     log_state: LogState,
+    /// Metadata files (and proof bundles) accepted in this run, by their name on the server,
+    /// when [`Updater::capture_metadata`] asked for them (a mirror publishes exactly these).
+    captured: Option<Vec<(String, Vec<u8>)>>,
 }
 
 impl std::fmt::Debug for Updater {
@@ -187,7 +190,31 @@ impl Updater {
             trusted,
             reference_time,
             log_state,
+            captured: None,
         })
+    }
+
+    /// From now on, keep a copy of every metadata file and proof bundle this updater accepts
+    /// (see [`Updater::take_captured`]).
+    pub fn capture_metadata(&mut self) {
+        self.captured.get_or_insert_with(Vec::new);
+    }
+
+    /// The files accepted since [`Updater::capture_metadata`] (or the last call), each with its
+    /// file name on the server (`3.root.json`, `timestamp.json`, `4.targets.json.tlog-proof`)
+    /// and its exact bytes.
+    pub fn take_captured(&mut self) -> Vec<(String, Vec<u8>)> {
+        self.captured
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn capture(&mut self, url: &str, bytes: &[u8]) {
+        if let Some(c) = &mut self.captured {
+            let name = url.rsplit('/').next().unwrap_or(url);
+            c.push((name.to_string(), bytes.to_vec()));
+        }
     }
 
     /// The time every expiry is checked against.
@@ -365,12 +392,19 @@ impl Updater {
                 log_url: self.config.log_url.as_deref(),
                 now: unix_seconds(self.reference_time),
             };
+            let mut bundle = None;
             self.trusted
                 .update_root_admitted(&bytes, |_| match &policy {
-                    Some(p) => checker.check_release(p, "root", next, &bytes, &bundle_url),
+                    Some(p) => checker
+                        .check_release(p, "root", next, &bytes, &bundle_url)
+                        .map(|b| bundle = Some(b)),
                     None => Ok(()),
                 })
                 .map_err(|e| gated("root", next, &url, &bundle_url, e))?;
+            self.capture(&url, &bytes);
+            if let Some(b) = bundle {
+                self.capture(&bundle_url, &b);
+            }
             // Stored targets roles were checked under the old policy (or none): a root that
             // switches the policy on or changes it makes them unusable. Removed before the root
             // is stored, so that a run that stops here cannot leave them trusted.
@@ -420,6 +454,7 @@ impl Updater {
             .trusted
             .update_timestamp(&bytes)
             .map_err(Self::refused("timestamp", &url))?;
+        self.capture(&url, &bytes);
         if update == TimestampUpdate::Updated {
             self.store.store("timestamp", &bytes)?;
         }
@@ -458,6 +493,7 @@ impl Updater {
         self.trusted
             .update_snapshot(&bytes)
             .map_err(Self::refused("snapshot", &url))?;
+        self.capture(&url, &bytes);
         self.store.store("snapshot", &bytes)?;
         Ok(())
     }
@@ -535,12 +571,19 @@ impl Updater {
             log_url: self.config.log_url.as_deref(),
             now: unix_seconds(self.reference_time),
         };
+        let mut bundle = None;
         self.trusted
             .update_delegated_targets_admitted(&bytes, role, delegator, |md| match &policy {
-                Some(p) => checker.check_release(p, role, md.signed.version, &bytes, &bundle_url),
+                Some(p) => checker
+                    .check_release(p, role, md.signed.version, &bytes, &bundle_url)
+                    .map(|b| bundle = Some(b)),
                 None => Ok(()),
             })
             .map_err(|e| gated(role, version, &url, &bundle_url, e))?;
+        self.capture(&url, &bytes);
+        if let Some(b) = bundle {
+            self.capture(&bundle_url, &b);
+        }
         self.store.store(role, &bytes)?;
         Ok(())
     }
@@ -747,6 +790,25 @@ impl Updater {
             .and_then(|&m| set.mirror(m).targets_url.clone())
             .ok_or(UpdateError::NoTargetsBaseUrl)?;
         Ok(self.target_urls_at(&base, info))
+    }
+
+    /// Where a mirror keeps `info` under its targets directory: the path a client asks for
+    /// first (hash-prefixed with consistent snapshots), as a relative file path. `None` for a
+    /// path that could not be a file below that directory (empty, `.` or `..` segments).
+    pub fn target_store_path(&self, info: &TargetInfo) -> Option<PathBuf> {
+        let name = match info.file.hashes.values().next() {
+            Some(hash) if self.consistent() && self.config.prefix_targets_with_hash => {
+                match info.path.rsplit_once('/') {
+                    Some((dir, name)) => format!("{dir}/{hash}.{name}"),
+                    None => format!("{hash}.{}", info.path),
+                }
+            }
+            _ => info.path.clone(),
+        };
+        let safe = name
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains('\\'));
+        safe.then(|| PathBuf::from(name))
     }
 
     /// [`Updater::target_urls`] under one mirror's targets base URL.

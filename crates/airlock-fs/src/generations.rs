@@ -47,7 +47,8 @@ pub fn create_public_dir_all(dir: &Path) -> Result<(), FsError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| io_err("setting the mode of", dir, e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+            .map_err(|e| io_err("setting the mode of", dir, e))?;
     }
     Ok(())
 }
@@ -92,7 +93,10 @@ impl GenerationDir {
         let mut names = Vec::new();
         for entry in fs::read_dir(&dir).map_err(|e| io_err("listing", &dir, e))? {
             let entry = entry.map_err(|e| io_err("listing", &dir, e))?;
-            if entry.file_type().map_err(|e| io_err("inspecting", &dir, e))?.is_file()
+            if entry
+                .file_type()
+                .map_err(|e| io_err("inspecting", &dir, e))?
+                .is_file()
                 && let Some(name) = entry.file_name().to_str()
             {
                 names.push(name.to_string());
@@ -123,7 +127,8 @@ impl GenerationDir {
         let dir = self.store.join(&name);
         if dir.exists() {
             // Left over from a crash before the switch: never visible, safe to remove.
-            fs::remove_dir_all(&dir).map_err(|e| io_err("removing a half-built generation", &dir, e))?;
+            fs::remove_dir_all(&dir)
+                .map_err(|e| io_err("removing a half-built generation", &dir, e))?;
         }
         create_public_dir_all(&dir)?;
         let result = self.fill(&dir, current.as_deref(), &next);
@@ -170,7 +175,8 @@ impl GenerationDir {
             // Published files must be readable by the web server's user whatever the umask.
             let mut f = File::create(&path).map_err(|e| io_err("creating", &path, e))?;
             set_mode(&f, &path, 0o644)?;
-            f.write_all(bytes).map_err(|e| io_err("writing", &path, e))?;
+            f.write_all(bytes)
+                .map_err(|e| io_err("writing", &path, e))?;
         }
         // One flush of the file system instead of an fsync per file (hundreds of hash bins
         // would otherwise cost hundreds of journal commits); then the directory itself.

@@ -74,6 +74,8 @@ enum Command {
     Repo(cmd::repo::Args),
     /// Updater client: trust a root, refresh metadata, list and download targets.
     Update(cmd::update::Args),
+    /// Mirrors: make and refresh a verified copy of a repository for a static web server.
+    Mirror(cmd::mirror::Args),
     /// Transparency log: init, serve, add entries, proofs, monitor.
     Log(cmd::log::Args),
     /// Witness: cosign checkpoints of logs it follows.
@@ -107,6 +109,7 @@ fn main() {
     let result = match cli.command {
         Command::Repo(a) => cmd::repo::run(a, json),
         Command::Update(a) => cmd::update::run(a, json),
+        Command::Mirror(a) => cmd::mirror::run(a, json),
         Command::Log(a) => cmd::log::run(a, json),
         Command::Witness(a) => cmd::witness::run(a, json),
         Command::Key(a) => cmd::key::run(a, json),

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 
+mod common;
+
 /// `airlock ARGS` under `umask 077`, the strictest umask a publisher's shell may have.
 fn airlock_umask077(args: &[&str]) -> String {
     let out = Command::new("sh")
@@ -478,6 +480,140 @@ fn airlock_update_resumes_a_download_from_nginx() {
         })
         .collect();
     assert_eq!(statuses, ["206", "206", "200"], "{access}");
+}
+
+/// `airlock mirror sync` makes a mirror that Debian's nginx serves to clients; a second sync
+/// fetches only the new target; a source serving a tampered target makes the sync fail and the
+/// mirror keeps serving the previous release.
+#[test]
+fn a_mirror_made_by_sync_is_served_by_nginx_and_refuses_what_a_client_would() {
+    assert!(
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout == b"0\n"),
+        "this test runs nginx's master as root and its worker as nobody: run it as root (CI does)"
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("airlock-mirror-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let repo = tmp.path().join("repo");
+    let r = repo.to_str().unwrap();
+    let add = |name: &str, content: &str| {
+        let f = tmp.path().join(name.replace('/', "_"));
+        fs::write(&f, content).unwrap();
+        airlock_umask077(&["repo", "-C", r, "add", f.to_str().unwrap(), "--name", name]);
+        airlock_umask077(&["repo", "-C", r, "publish"]);
+    };
+    airlock_umask077(&["repo", "init", r, "--plaintext-keys"]);
+    add("app/1.0/app.bin", "release 1.0");
+    add("docs/readme.txt", "read me");
+    let (_source, served) = common::serve_repo(r, tmp.path());
+    let from = format!(
+        "{},{}",
+        served["metadata_url"].as_str().unwrap(),
+        served["targets_url"].as_str().unwrap()
+    );
+    let source_ca = tmp.path().join("tls/ca.pem");
+    let mirror = tmp.path().join("mirror");
+    let root = repo.join("published/metadata/1.root.json");
+    let sync = || {
+        Command::new(AIRLOCK)
+            .args(["--json", "mirror", "sync", "--from", &from, "--to"])
+            .arg(&mirror)
+            .arg("--root")
+            .arg(&root)
+            .arg("--ca-file")
+            .arg(&source_ca)
+            .output()
+            .unwrap()
+    };
+    let report = |out: std::process::Output| -> serde_json::Value {
+        assert!(
+            out.status.success(),
+            "mirror sync failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = report(sync());
+    assert_eq!(first["targets_fetched"], 2, "{first}");
+
+    let (server, port, ca) = Nginx::start(&tmp.path().join("nginx"), &mirror.join("public"));
+    let base = format!("https://127.0.0.1:{port}");
+    let state = tmp.path().join("client");
+    update(
+        &state,
+        &[
+            "init",
+            root.to_str().unwrap(),
+            "--metadata-url",
+            &format!("{base}/metadata/"),
+            "--targets-url",
+            &format!("{base}/targets/"),
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+    );
+    update(&state, &["download", "app/1.0/app.bin", "docs/readme.txt"]);
+    let got = |name: &str| {
+        fs::read_to_string(
+            state
+                .join("targets")
+                .join(airlock_client::store::encode_target_file_name(name)),
+        )
+        .unwrap()
+    };
+    assert_eq!(got("app/1.0/app.bin"), "release 1.0");
+
+    // A new release: only its target moves.
+    add("app/1.1/app.bin", "release 1.1");
+    let second = report(sync());
+    assert_eq!(second["targets_fetched"], 1, "{second}");
+    assert_eq!(second["targets_present"], 2, "{second}");
+    update(&state, &["download", "app/1.1/app.bin"]);
+    assert_eq!(got("app/1.1/app.bin"), "release 1.1");
+    let served_timestamp = fs::read(mirror.join("public/metadata/timestamp.json")).unwrap();
+
+    // The source serves other bytes for the next release's target: the sync fails, and the
+    // mirror's metadata (what clients see) stays as it was.
+    add("app/1.2/app.bin", "release 1.2");
+    let published = repo.join("published/targets/app/1.2");
+    for entry in fs::read_dir(&published).unwrap() {
+        let p = entry.unwrap().path();
+        fs::remove_file(&p).unwrap();
+        fs::write(&p, "release 1.2 with a backdoor").unwrap();
+    }
+    let out = sync();
+    assert!(!out.status.success());
+    // With --json the error is a JSON document on standard output.
+    let err = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        err.contains("previous state") && err.contains("app/1.2"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(mirror.join("public/metadata/timestamp.json")).unwrap(),
+        served_timestamp
+    );
+    update(&state, &["refresh"]);
+    let listing = update(&state, &["list"]);
+    assert!(!listing.contains("app/1.2"), "{listing}");
+
+    // The source is repaired: the next sync publishes the release it refused before.
+    for entry in fs::read_dir(&published).unwrap() {
+        let p = entry.unwrap().path();
+        fs::remove_file(&p).unwrap();
+        fs::write(&p, "release 1.2").unwrap();
+    }
+    let third = report(sync());
+    assert_eq!(third["targets_fetched"], 1, "{third}");
+    update(&state, &["download", "app/1.2/app.bin"]);
+    assert_eq!(got("app/1.2/app.bin"), "release 1.2");
+    let access = server.log("access.log");
+    assert!(!access.contains("\" 403 "), "403s served:\n{access}");
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod key;
 pub mod log;
 pub mod manual;
+pub mod mirror;
 pub mod output;
 pub mod release_watch;
 pub mod repo;

@@ -150,7 +150,7 @@ struct ClientConfig {
 }
 
 /// `METADATA_URL[,TARGETS_URL]` from `--mirror`.
-fn parse_mirror(spec: &str) -> anyhow::Result<Mirror> {
+pub(crate) fn parse_mirror(spec: &str) -> anyhow::Result<Mirror> {
     let (metadata, targets) = match spec.split_once(',') {
         Some((m, t)) => (m.trim(), Some(t.trim())),
         None => (spec.trim(), None),
@@ -280,7 +280,7 @@ impl ClientConfig {
 
 /// The fetcher's scheme policy, plus a port that must be a number (`https://host:PORT/` from a
 /// copied example would otherwise fail only at the first download).
-fn check_url(flag: &str, url: &str, allow_http_loopback: bool) -> anyhow::Result<()> {
+pub(crate) fn check_url(flag: &str, url: &str, allow_http_loopback: bool) -> anyhow::Result<()> {
     match check_url_scheme(url, allow_http_loopback) {
         Ok(()) => {}
         Err(FetchError::InsecureUrl { reason, .. }) => {
