@@ -198,7 +198,11 @@ fn copy_flat_dir(from: &Path, to: &Path) -> Result<(), airlock_fs::FsError> {
     for entry in std::fs::read_dir(from).map_err(fs_err("listing", from))? {
         let entry = entry.map_err(fs_err("listing", from))?;
         let path = entry.path();
-        if entry.file_type().map_err(fs_err("inspecting", &path))?.is_file() {
+        if entry
+            .file_type()
+            .map_err(fs_err("inspecting", &path))?
+            .is_file()
+        {
             std::fs::copy(&path, to.join(entry.file_name())).map_err(fs_err("copying", &path))?;
         }
     }
