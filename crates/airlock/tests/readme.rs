@@ -11,78 +11,37 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+mod common;
+use common::{doc_script, path_with_airlock, sh_blocks};
+
 const README: &str = include_str!("../../../README.md");
 /// Generous: the blocks derive several keys with scrypt and start servers on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(300);
 
-/// The ```sh blocks of `markdown`, each with the `## ` section it is in.
-fn shell_blocks(markdown: &str) -> Vec<(String, String)> {
-    let mut blocks = Vec::new();
-    let mut section = String::new();
-    let mut current: Option<String> = None;
-    for line in markdown.lines() {
-        match &mut current {
-            Some(body) => {
-                if line.trim_start().starts_with("```") {
-                    blocks.push((section.clone(), std::mem::take(body)));
-                    current = None;
-                } else {
-                    body.push_str(line);
-                    body.push('\n');
-                }
-            }
-            None => {
-                if let Some(h) = line.strip_prefix("## ") {
-                    section = h.trim().to_string();
-                } else if line.trim_start() == "```sh" {
-                    current = Some(String::new());
-                }
-            }
-        }
-    }
-    assert!(current.is_none(), "README.md has an unclosed ```sh block");
-    blocks
-}
-
 #[test]
 fn readme_command_blocks_run_verbatim_in_order() {
-    let blocks = shell_blocks(README);
-    let runnable: Vec<&str> = blocks
+    let blocks = sh_blocks(README);
+    let runnable: Vec<_> = blocks
         .iter()
-        .filter(|(section, _)| section != "Set up" && section != "Install")
-        .map(|(_, body)| body.as_str())
+        .filter(|b| b.h2 != "Set up" && b.h2 != "Install")
         .collect();
     assert!(
         runnable.len() >= 2,
         "expected the README's walk-throughs, found {} blocks",
         runnable.len()
     );
-    let mut script = String::from("set -euo pipefail\n");
-    for body in &runnable {
-        script.push_str(body);
-        script.push('\n');
-    }
-    script.push_str("echo README-BLOCKS-DONE\n");
-
+    let script = doc_script(runnable.iter().copied(), "README-BLOCKS-DONE");
     let dir = tempfile::tempdir().unwrap();
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let out_path = dir.path().join(".readme-test.out");
     let out_file = std::fs::File::create(&out_path).unwrap();
     let mut child = Command::new("bash")
         .arg("-c")
         .arg(&script)
         .current_dir(dir.path())
-        .env("PATH", path)
+        .env("PATH", path_with_airlock())
         .env_remove("AIRLOCK_PASSPHRASE")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

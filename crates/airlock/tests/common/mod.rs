@@ -213,3 +213,62 @@ pub fn start_transparency(dir: &Path, origin: &str) -> Transparency {
         ca: dir.join("tls/ca.pem"),
     }
 }
+
+/// A ```sh block of a Markdown document, with the `## ` and `### ` headings it sits under.
+pub struct DocBlock {
+    pub h2: String,
+    pub h3: String,
+    pub body: String,
+}
+
+/// Every ```sh block of `markdown`, in order. An unclosed block fails the test.
+pub fn sh_blocks(markdown: &str) -> Vec<DocBlock> {
+    let mut blocks = Vec::new();
+    let (mut h2, mut h3) = (String::new(), String::new());
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        if let Some(body) = &mut current {
+            if line.trim_start().starts_with("```") {
+                blocks.push(DocBlock {
+                    h2: h2.clone(),
+                    h3: h3.clone(),
+                    body: std::mem::take(body),
+                });
+                current = None;
+            } else {
+                body.push_str(line);
+                body.push('\n');
+            }
+        } else if let Some(h) = line.strip_prefix("## ") {
+            h2 = h.trim().to_string();
+            h3.clear();
+        } else if let Some(h) = line.strip_prefix("### ") {
+            h3 = h.trim().to_string();
+        } else if line.trim_start() == "```sh" {
+            current = Some(String::new());
+        }
+    }
+    assert!(current.is_none(), "an unclosed ```sh block");
+    blocks
+}
+
+/// `blocks` pasted in order into one bash script that stops at the first failure
+/// (`set -euo pipefail`) and prints `marker` when it got to the end.
+pub fn doc_script<'a>(blocks: impl IntoIterator<Item = &'a DocBlock>, marker: &str) -> String {
+    let mut script = String::from("set -euo pipefail\n");
+    for b in blocks {
+        script.push_str(&b.body);
+        script.push('\n');
+    }
+    script.push_str(&format!("echo {marker}\n"));
+    script
+}
+
+/// `PATH` with the `airlock` built for this test first, as a reader's shell would find it.
+pub fn path_with_airlock() -> String {
+    format!(
+        "{}:{}",
+        Path::new(BIN).parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
