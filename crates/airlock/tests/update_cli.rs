@@ -400,3 +400,53 @@ fn a_mirror_takes_over_when_the_repository_url_is_down() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--mirror"));
 }
+
+/// With --json, a download reports its progress as JSON lines on stderr; stdout stays one
+/// document.
+#[test]
+fn json_download_reports_progress_as_json_lines_on_stderr() {
+    let mut repo = TestRepo::new();
+    let data: Vec<u8> = (0..700_000u32).map(|i| (i % 253) as u8).collect();
+    repo.add_target("targets", "big.bin", &data);
+    repo.publish();
+    let https = HttpsRepo::serve(repo.path());
+    let work = tempfile::tempdir().expect("tempdir");
+    let ca = https.ca.write_ca_pem(work.path()).expect("ca.pem");
+    let root = work.path().join("root.json");
+    std::fs::write(&root, repo.initial_root()).expect("root");
+    let dir = work.path().join("state");
+    ok(&airlock(
+        &dir,
+        &[
+            "init",
+            root.to_str().unwrap(),
+            "--metadata-url",
+            &https.metadata_url(),
+            "--targets-url",
+            &https.targets_url(),
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+    ));
+    let out = airlock(&dir, &["--json", "download", "big.bin"]);
+    let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(doc[0]["downloaded"], true, "{doc}");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(events.len() >= 3, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["event"] == "progress" && e["target"] == "big.bin")
+    );
+    assert_eq!(events[0]["bytes"], 0);
+    assert_eq!(events.last().unwrap()["bytes"], 700_000);
+    let bytes: Vec<u64> = events
+        .iter()
+        .map(|e| e["bytes"].as_u64().unwrap())
+        .collect();
+    assert!(bytes.windows(2).all(|w| w[0] < w[1]), "{bytes:?}");
+    assert!(events.len() <= 102, "{}", events.len());
+}

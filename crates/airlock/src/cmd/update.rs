@@ -642,8 +642,24 @@ fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Resu
         } else {
             ProgressBar::hidden()
         };
-        let result = updater
-            .download_target_with_progress(&info, &dest, &mut |done, _| bar.set_position(done));
+        // For machines (--json): one JSON line per step on standard error, at most one per
+        // 1% of the file (or per 64 KiB), the first and the last always.
+        let step = (info.file.length / 100).max(64 * 1024);
+        let mut next_event = 0u64;
+        let mut event = |done: u64| {
+            if args.json && (done >= next_event || done == info.file.length) {
+                next_event = done.saturating_add(step);
+                eprintln!(
+                    "{}",
+                    json!({"event": "progress", "target": name, "bytes": done, "length": info.file.length})
+                );
+            }
+        };
+        event(0);
+        let result = updater.download_target_with_progress(&info, &dest, &mut |done, _| {
+            bar.set_position(done);
+            event(done);
+        });
         bar.finish_and_clear();
         result.with_context(|| format!("downloading {name:?} failed"))?;
         if !args.json {
