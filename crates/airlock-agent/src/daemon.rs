@@ -292,6 +292,12 @@ impl AgentHandle {
         self.shared.status(&names)
     }
 
+    /// A handle that stops the agent from another thread (e.g. on SIGTERM): the running check
+    /// finishes first, then [`AgentHandle::wait`] returns.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.shared.clone())
+    }
+
     /// Stop the threads (the running check finishes first) and wait for them.
     pub fn stop(mut self) {
         request_stop(&self.shared);
@@ -312,11 +318,27 @@ impl AgentHandle {
         while self.shared.connections.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        self.shared
+        let restart = self
+            .shared
             .restart
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+            .take();
+        if restart.is_none() {
+            // Stopped for good: no stale socket for clients to knock on.
+            let _ = std::fs::remove_file(&self.shared.config.socket);
+        }
+        restart
+    }
+}
+
+/// See [`AgentHandle::stopper`].
+#[derive(Clone)]
+pub struct Stopper(Arc<Shared>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        request_stop(&self.0);
     }
 }
 

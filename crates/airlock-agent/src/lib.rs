@@ -23,7 +23,7 @@ pub mod state;
 
 pub use check::{CheckError, CheckReport, check_app};
 pub use config::{AgentConfig, AppConfig, ConfigError};
-pub use daemon::{AgentHandle, StartError, take_lock};
+pub use daemon::{AgentHandle, StartError, Stopper, take_lock};
 pub use engine::{Engine, install_spec};
 pub use installer::{
     Call, InstallOutcome, Installer, InstallerError, InstallerStatus, RecordingInstaller,

@@ -122,6 +122,26 @@ ca_file = "{ca}"
     assert_eq!(status["apps"]["app"]["installed"], "1.1.0", "{status}");
     ok(&["agent", "--config", c, "rollback", "app"]);
     assert_eq!(installed(&install), "1.0.0");
+    // SIGTERM (what a service manager sends) stops it cleanly: status 0, socket removed.
+    let mut agent = agent;
+    let term = Command::new("kill")
+        .args(["-TERM", &agent.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists());
     drop(agent);
 
     // A setting the agent cannot use is refused at load, naming it.

@@ -74,6 +74,38 @@ enum Command {
     },
 }
 
+/// SIGTERM (a service manager stopping the agent) or SIGINT stop it cleanly: the check under
+/// way finishes, answers in flight are written, the socket is removed, exit status 0. A second
+/// signal is not needed; `kill -9` is always safe too (see docs/agent.md, crash safety).
+fn stop_on_signal(stopper: airlock_agent::Stopper) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let signalled = rt.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                // Not handled: the signals keep their default action.
+                return false;
+            };
+            tokio::select! {
+                _ = term.recv() => true,
+                _ = int.recv() => true,
+            }
+        });
+        if signalled {
+            tracing::info!("stopping on a signal");
+            stopper.stop();
+        }
+    });
+}
+
 /// The install engine this build uses.
 fn installer() -> Arc<dyn Installer> {
     Arc::new(airlock_agent::Engine)
@@ -84,6 +116,7 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     let line = match &args.command {
         Command::Run => {
             let agent = AgentHandle::start(config, installer())?;
+            stop_on_signal(agent.stopper());
             let Some(binary) = agent.wait() else {
                 return Ok(());
             };
