@@ -10,6 +10,7 @@
 //! [`tlog`]).
 
 mod measure;
+mod mirrors;
 mod repo;
 mod report;
 mod server;
@@ -46,6 +47,11 @@ enum Cmd {
     ///
     /// Example: update-bench transparency --releases 100 --repeat 15
     Transparency(tlog::TlogArgs),
+    /// Issue 13: an update through one healthy mirror against the same update after four failing
+    /// mirrors (down, stalled, HTTP 500, hostile); rewrites the "Mirrors" section.
+    ///
+    /// Example: update-bench mirrors --mib 64 --repeat 5
+    Mirrors(mirrors::MirrorArgs),
     /// Internal: run one program and print its wall time, CPU time and peak RSS as JSON.
     Measure {
         /// File that receives the program's stdout and stderr.
@@ -104,6 +110,7 @@ fn main() -> Result<()> {
         }
         Cmd::Run(args) => run(args),
         Cmd::Transparency(args) => tlog::run(args),
+        Cmd::Mirrors(args) => mirrors::run(args),
     }
 }
 

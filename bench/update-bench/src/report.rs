@@ -433,6 +433,22 @@ pub fn section(cx: &Context) -> String {
 
 /// `doc` with everything between the `## Updating` heading line and the end marker replaced by
 /// `body`; the heading and the marker stay.
+/// `doc` with the body of the section under `heading` (up to `end_marker`) replaced, or the
+/// section appended when the document has none.
+pub fn replace_or_append(doc: &str, heading: &str, end_marker: &str, body: &str) -> String {
+    if let Some(h) = doc.find(heading)
+        && let Some(after) = doc[h..].find('\n').map(|i| h + i + 1)
+        && let Some(end) = doc[after..].find(end_marker).map(|i| after + i)
+    {
+        return format!("{}{}\n{}", &doc[..after], body.trim_end(), &doc[end..]);
+    }
+    format!(
+        "{}\n\n{heading}\n{}\n\n{end_marker}\n",
+        doc.trim_end(),
+        body.trim_end()
+    )
+}
+
 pub fn replace_section(doc: &str, body: &str) -> Result<String> {
     let Some(h) = doc.find(HEADING) else {
         bail!("no {HEADING:?} heading in the document");

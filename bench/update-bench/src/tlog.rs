@@ -860,17 +860,7 @@ fn human_bytes(n: usize) -> String {
 
 /// The document with this section's body replaced, or the section appended when it has none.
 fn replace_or_append(doc: &str, body: &str) -> String {
-    if let Some(h) = doc.find(HEADING)
-        && let Some(after) = doc[h..].find('\n').map(|i| h + i + 1)
-        && let Some(end) = doc[after..].find(END_MARKER).map(|i| after + i)
-    {
-        return format!("{}{}\n{}", &doc[..after], body.trim_end(), &doc[end..]);
-    }
-    format!(
-        "{}\n{HEADING}\n{}\n\n{END_MARKER}\n",
-        doc.trim_end(),
-        body.trim_end()
-    )
+    crate::report::replace_or_append(doc, HEADING, END_MARKER, body)
 }
 
 #[cfg(test)]

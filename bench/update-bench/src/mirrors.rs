@@ -1,0 +1,249 @@
+//! Issue 13's mirror benchmark: the time of a whole update (trust the root, refresh, download and
+//! verify one target) through one healthy mirror, against the same update when the healthy
+//! mirror comes last after four failing ones: down (nothing listens), stalled (accepts the
+//! connection, never answers), HTTP 500 on everything, and hostile (honest metadata, other bytes
+//! of the right length for the target). Every run is a fresh client in this process
+//! (`airlock_client::Updater`), so the figures are the client's cost, not a process start.
+//! Writes the "Mirrors: updating while most mirrors fail" section of docs/benchmarks.md.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock_client::{Updater, UpdaterConfig};
+use airlock_core::mirrors::Mirror;
+use airlock_fetch::{Fetcher, FetcherConfig, Trust};
+use airlock_serve::{ServerHandle, TestCa};
+use anyhow::{Context, Result, bail};
+use axum::http::StatusCode;
+
+use crate::repo::Generator;
+use crate::report::Machine;
+use crate::server::CountingServer;
+
+const HEADING: &str = "## Mirrors: updating while most mirrors fail";
+const END_MARKER: &str = "<!-- end of mirrors section -->";
+
+#[derive(clap::Args)]
+pub struct MirrorArgs {
+    /// Size of the target in MiB.
+    #[arg(long, default_value_t = 64)]
+    mib: u64,
+    /// Runs per scenario; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Connect and read timeout of the client (what one stalled mirror costs).
+    #[arg(long, default_value_t = 2)]
+    timeout_secs: u64,
+    /// Repository root (for docs/benchmarks.md).
+    #[arg(long, default_value = ".")]
+    repo_root: PathBuf,
+    /// The document whose section is rewritten; "-" to only print.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    doc: String,
+    /// The command line recorded in the document.
+    #[arg(long, default_value = "./bench/run-mirrors")]
+    recorded_command: String,
+}
+
+/// A listener that accepts connections and never answers (held until the process ends).
+fn stalled_listener() -> Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("https://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    Ok(url)
+}
+
+fn closed_port() -> Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("https://{}", listener.local_addr()?);
+    drop(listener);
+    Ok(url)
+}
+
+/// An HTTPS server answering 500 to everything.
+fn failing_server(ca: &TestCa) -> Result<ServerHandle> {
+    let identity = ca.issue_server_cert(&["127.0.0.1"])?;
+    let app = axum::Router::new().fallback(|| async { StatusCode::INTERNAL_SERVER_ERROR });
+    ServerHandle::https(app, &identity).context("starting the failing server")
+}
+
+fn mirror(name: &str, base: &str) -> Mirror {
+    Mirror {
+        name: name.into(),
+        metadata_url: Some(format!("{base}/big/metadata/")),
+        targets_url: Some(format!("{base}/big/targets/")),
+        target_paths: Vec::new(),
+    }
+}
+
+struct Outcome {
+    wall: Duration,
+    failures: usize,
+}
+
+fn update_once(
+    root: &[u8],
+    target: &str,
+    fetcher: &Arc<Fetcher>,
+    mirrors: &[Mirror],
+) -> Result<Outcome> {
+    let dir = tempfile::tempdir()?;
+    let metadata = dir.path().join("metadata");
+    let started = Instant::now();
+    Updater::init(&metadata, root)?;
+    let (first, rest) = mirrors.split_first().context("no mirror")?;
+    let mut config = UpdaterConfig::new(
+        &metadata,
+        first.metadata_url.clone().unwrap_or_default(),
+        fetcher.clone(),
+    );
+    config.targets_base_url.clone_from(&first.targets_url);
+    config.mirrors = rest.to_vec();
+    let mut updater = Updater::new(config)?;
+    updater.refresh()?;
+    let info = updater
+        .get_target_info(target)?
+        .context("the target is not listed")?;
+    updater.download_target(&info, &dir.path().join("target"))?;
+    let wall = started.elapsed();
+    let failures = updater
+        .mirror_report()
+        .iter()
+        .flat_map(|m| &m.attempts)
+        .filter(|a| a.failure.is_some())
+        .count();
+    Ok(Outcome { wall, failures })
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+pub fn run(args: MirrorArgs) -> Result<()> {
+    if args.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    let mut machine = Machine::read();
+    let served = tempfile::tempdir()?;
+    let generator = Generator::new(served.path(), 10, 0)?;
+    let repo = generator.big(args.mib << 20)?;
+    let root = std::fs::read(&repo.root_file)?;
+    let ca = TestCa::new()?;
+    let healthy = CountingServer::start(served.path(), &ca)?;
+    // The hostile mirror: the same tree with the target's bytes changed, length kept.
+    let hostile_dir = tempfile::tempdir()?;
+    let copy = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(served.path().join("big"))
+        .arg(hostile_dir.path())
+        .status()?;
+    if !copy.success() {
+        bail!("copying the repository for the hostile mirror failed");
+    }
+    let blob = generator.target_file(&repo);
+    let rel = blob.strip_prefix(served.path())?;
+    let hostile_blob = hostile_dir.path().join(rel);
+    let mut bytes = std::fs::read(&hostile_blob)?;
+    bytes[0] ^= 1;
+    std::fs::remove_file(&hostile_blob)?;
+    std::fs::write(&hostile_blob, &bytes)?;
+    drop(bytes);
+    let hostile = CountingServer::start(hostile_dir.path(), &ca)?;
+    let failing = failing_server(&ca)?;
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let fetcher = Arc::new(Fetcher::new(FetcherConfig {
+        trust: Trust::CaBundlePem(ca.cert_pem().as_bytes().to_vec()),
+        connect_timeout: timeout,
+        read_timeout: timeout,
+        retries: 0,
+        ..FetcherConfig::default()
+    })?);
+    let healthy_url = healthy.server.url("").trim_end_matches('/').to_string();
+    let scenarios: Vec<(&str, Vec<Mirror>)> = vec![
+        ("one healthy mirror", vec![mirror("healthy", &healthy_url)]),
+        (
+            "down, stalled, HTTP 500, hostile, then healthy",
+            vec![
+                mirror("down", &closed_port()?),
+                mirror("stalled", &stalled_listener()?),
+                mirror("http-500", failing.url("").trim_end_matches('/')),
+                mirror("hostile", hostile.server.url("").trim_end_matches('/')),
+                mirror("healthy", &healthy_url),
+            ],
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, mirrors) in &scenarios {
+        let mut walls = Vec::new();
+        let mut failures = 0;
+        for _ in 0..args.repeat {
+            let o = update_once(&root, &repo.target, &fetcher, mirrors)
+                .with_context(|| format!("scenario {name}"))?;
+            walls.push(o.wall);
+            failures = o.failures;
+        }
+        let (min, max) = (
+            *walls.iter().min().unwrap_or(&Duration::ZERO),
+            *walls.iter().max().unwrap_or(&Duration::ZERO),
+        );
+        rows.push((name.to_string(), median(&mut walls), min, max, failures));
+        eprintln!("{name}: {:?}", rows.last().map(|r| r.1));
+    }
+    machine.load_end = Machine::loadavg();
+
+    let mut s = String::new();
+    s.push_str(&format!(
+        "\nGenerated by the command below on {}; every figure is from that one run. Do not edit by hand.\n\n\
+         ```sh\n{}\n```\n\n",
+        machine.date, args.recorded_command
+    ));
+    s.push_str(&format!(
+        "- Machine: {} CPUs, {} RAM, Linux {}; load average {} at the start, {} at the end.\n",
+        machine.nproc, machine.mem, machine.kernel, machine.load_start, machine.load_end
+    ));
+    s.push_str(&format!(
+        "- One update = trust the root, refresh, download and verify one {} MiB target, a fresh \
+         client each time (in process). Client connect and read timeout {} s (what the stalled \
+         mirror costs), no retries. Median of {} runs.\n\n",
+        args.mib, args.timeout_secs, args.repeat
+    ));
+    s.push_str("| mirrors, in the order asked | median | min–max | failed attempts |\n|---|---|---|---|\n");
+    for (name, med, min, max, failures) in &rows {
+        s.push_str(&format!(
+            "| {name} | {:.2} s | {:.2}–{:.2} s | {failures} |\n",
+            med.as_secs_f64(),
+            min.as_secs_f64(),
+            max.as_secs_f64()
+        ));
+    }
+    if let [(_, base, ..), (_, worst, ..)] = rows.as_slice() {
+        s.push_str(&format!(
+            "\nThe four failing mirrors add {:.2} s: the stalled one costs its timeout, the hostile \
+             one a whole download of the target before its hash refuses it (its metadata is \
+             honest, so the refresh itself succeeds there); the down and HTTP 500 mirrors cost \
+             one round trip each. The hostile mirror is skipped for the rest of the run after \
+             that.\n",
+            (worst.as_secs_f64() - base.as_secs_f64()).max(0.0)
+        ));
+    }
+    if args.doc == "-" {
+        print!("{HEADING}\n{s}");
+        return Ok(());
+    }
+    let path = args.repo_root.join(&args.doc);
+    let doc = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    std::fs::write(
+        &path,
+        crate::report::replace_or_append(&doc, HEADING, END_MARKER, &s),
+    )
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote the mirrors section of {}", path.display());
+    Ok(())
+}
