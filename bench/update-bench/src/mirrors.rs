@@ -214,7 +214,9 @@ pub fn run(args: MirrorArgs) -> Result<()> {
          mirror costs), no retries. Median of {} runs.\n\n",
         args.mib, args.timeout_secs, args.repeat
     ));
-    s.push_str("| mirrors, in the order asked | median | min–max | failed attempts |\n|---|---|---|---|\n");
+    s.push_str(
+        "| mirrors, in the order asked | median | min–max | failed attempts |\n|---|---|---|---|\n",
+    );
     for (name, med, min, max, failures) in &rows {
         s.push_str(&format!(
             "| {name} | {:.2} s | {:.2}–{:.2} s | {failures} |\n",
@@ -238,12 +240,13 @@ pub fn run(args: MirrorArgs) -> Result<()> {
         return Ok(());
     }
     let path = args.repo_root.join(&args.doc);
-    let doc = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     std::fs::write(
         &path,
         crate::report::replace_or_append(&doc, HEADING, END_MARKER, &s),
     )
-        .with_context(|| format!("writing {}", path.display()))?;
+    .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote the mirrors section of {}", path.display());
     Ok(())
 }
