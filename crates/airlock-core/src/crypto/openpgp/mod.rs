@@ -116,7 +116,7 @@ fn refused(scheme: Scheme, reason: impl Into<String>) -> CryptoError {
 
 /// The public numbers of a key airlock can verify with.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum KeyParams {
+enum KeyParams {
     /// Modulus and public exponent, big-endian, minimal.
     Rsa { n: Vec<u8>, e: Vec<u8> },
     /// The 32-byte Ed25519 point (legacy EdDSA, algorithm 22).
@@ -126,7 +126,7 @@ pub(crate) enum KeyParams {
 }
 
 /// The numbers of a certificate's (sub)key, as rpgp parsed them.
-pub(crate) fn params_of(key: &impl KeyDetails) -> KeyParams {
+fn params_of(key: &impl KeyDetails) -> KeyParams {
     if key.version() != KeyVersion::V4 {
         return KeyParams::Other(format!("key version {:?}", key.version()));
     }
