@@ -22,20 +22,35 @@
 //! as its issuer, and verify with the listed key's material. The certificate's other keys never
 //! verify anything in its place.
 //!
+//! Packets, certificates and signatures are parsed, and every signature verified, by the `pgp`
+//! crate (rpgp); what makes a key valid at a time (`cert.rs`) and the form checks above are
+//! airlock's policy on top of it. rpgp brings the previous RustCrypto generation, used only here.
+//!
 //! "Now" is the system clock: `PublicKey::verify` takes no time, and key expiry is a statement
 //! about the present. This is the one place the core reads a clock; [`verify_at`] takes it.
 
 mod cert;
-mod packet;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 
+use pgp::armor::{BlockType, Dearmor};
+use pgp::composed::{ArmorOptions, Deserializable as _, SignedPublicKey};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::crypto::public_key::PublicKeyAlgorithm;
+use pgp::packet::{
+    Packet, PacketHeader, PacketParser, PacketTrait as _, Signature, SignatureType,
+    SignatureVersion, SubpacketData, SubpacketType,
+};
+use pgp::ser::Serialize as _;
+use pgp::types::{
+    EddsaLegacyPublicParams, KeyDetails, KeyVersion, Mpi, PublicParams, SignatureBytes, Tag,
+};
 use serde_json::Value;
+use sha2::Digest as _;
 
-use cert::{Cert, Verifier, Which, check_sig, created, expired_sig, listed_binding, verifier};
-use packet::{ALGO_EDDSA, ALGO_RSA, HASH_SHA256, KeyParams, SigPacket};
+use cert::{Which, created, expired_sig, fpr_hex, hash_name, listed_binding};
 
 use super::{CryptoError, KeyMaterial, KeyScheme, PublicKey, names};
 
@@ -44,9 +59,8 @@ pub const CERTIFICATE_FIELD: &str = "certificate";
 /// The signature member holding the hashed signature header (securesystemslib's name).
 pub const OTHER_HEADERS_FIELD: &str = "other_headers";
 
-const SIG_BINARY: u8 = 0x00;
 /// The one hash accepted on metadata signatures: securesystemslib verifies with SHA-256 only.
-const DOCUMENT_HASHES: &[u8] = &[HASH_SHA256];
+const DOCUMENT_HASH: HashAlgorithm = HashAlgorithm::Sha256;
 
 /// The two OpenPGP schemes airlock verifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,10 +76,10 @@ impl Scheme {
             Scheme::Ed25519 => names::PGP_EDDSA_SCHEME,
         }
     }
-    fn algo(self) -> u8 {
+    fn algo(self) -> PublicKeyAlgorithm {
         match self {
-            Scheme::Rsa => ALGO_RSA,
-            Scheme::Ed25519 => ALGO_EDDSA,
+            Scheme::Rsa => PublicKeyAlgorithm::RSA,
+            Scheme::Ed25519 => PublicKeyAlgorithm::EdDSALegacy,
         }
     }
 }
@@ -100,11 +114,86 @@ fn refused(scheme: Scheme, reason: impl Into<String>) -> CryptoError {
     }
 }
 
-/// The key's certificate (decoded) and its listed numbers.
+/// The public numbers of a key airlock can verify with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KeyParams {
+    /// Modulus and public exponent, big-endian, minimal.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// The 32-byte Ed25519 point (legacy EdDSA, algorithm 22).
+    Ed25519([u8; 32]),
+    /// Anything else, named for error messages.
+    Other(String),
+}
+
+/// The numbers of a certificate's (sub)key, as rpgp parsed them.
+fn params_of(key: &impl KeyDetails) -> KeyParams {
+    if key.version() != KeyVersion::V4 {
+        return KeyParams::Other(format!("key version {:?}", key.version()));
+    }
+    match key.public_params() {
+        PublicParams::RSA(p) => {
+            // rpgp writes the numbers as the key packet holds them: two MPIs, n then e.
+            let mpis = p.to_bytes().ok().and_then(|bytes| {
+                let mut r = bytes.as_slice();
+                let n = Mpi::try_from_reader(&mut r).ok()?;
+                let e = Mpi::try_from_reader(&mut r).ok()?;
+                r.is_empty()
+                    .then(|| (n.as_ref().to_vec(), e.as_ref().to_vec()))
+            });
+            match mpis {
+                Some((n, e)) => KeyParams::Rsa { n, e },
+                None => KeyParams::Other("unreadable RSA numbers".into()),
+            }
+        }
+        PublicParams::EdDSALegacy(EddsaLegacyPublicParams::Ed25519 { key }) => {
+            KeyParams::Ed25519(key.to_bytes())
+        }
+        _ => KeyParams::Other(format!("public-key algorithm {:?}", key.algorithm())),
+    }
+}
+
+/// The key's certificate (parsed) and its listed numbers.
 struct Parsed {
     scheme: Scheme,
-    cert_bytes: Vec<u8>,
+    cert: SignedPublicKey,
     params: KeyParams,
+}
+
+/// A binary certificate (`gpg --export`): exactly one primary key with its user ids, subkeys and
+/// signatures.
+fn parse_cert(bytes: &[u8]) -> Result<SignedPublicKey, String> {
+    one_cert(SignedPublicKey::from_bytes_many(bytes).map_err(|e| e.to_string())?)
+}
+
+/// An ASCII-armored certificate; its CRC-24, when present, must match.
+fn parse_armored_cert(text: &str) -> Result<SignedPublicKey, String> {
+    let mut armor = Dearmor::new(text.as_bytes());
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut armor, &mut bytes).map_err(|e| format!("armor: {e}"))?;
+    if armor.typ != Some(BlockType::PublicKey) {
+        return Err("not a PGP PUBLIC KEY BLOCK".into());
+    }
+    // rpgp 0.21's own check (`DearmorOptions::enable_crc24_check`) drops its running sum and
+    // refuses every armor, so the sum is compared here.
+    if let Some(sum) = armor.checksum
+        && sum != u64::from(crc24::hash_raw(&bytes))
+    {
+        return Err("armor checksum does not match".into());
+    }
+    parse_cert(&bytes)
+}
+
+fn one_cert(
+    mut certs: impl Iterator<Item = pgp::errors::Result<SignedPublicKey>>,
+) -> Result<SignedPublicKey, String> {
+    let cert = certs
+        .next()
+        .ok_or("the certificate is empty")?
+        .map_err(|e| e.to_string())?;
+    if certs.next().is_some() {
+        return Err("the certificate holds more than one primary key".into());
+    }
+    Ok(cert)
 }
 
 fn parse_key(key: &PublicKey) -> Result<Parsed, CryptoError> {
@@ -166,23 +255,24 @@ fn parse_key(key: &PublicKey) -> Result<Parsed, CryptoError> {
                  missing: without it expiry, revocation and signing capability cannot be checked",
             )
         })?;
-    let cert_bytes = packet::dearmor(armored, "PUBLIC KEY BLOCK")
+    let cert = parse_armored_cert(armored)
         .map_err(|e| malformed_key(scheme, format!("keyval.certificate: {e}")))?;
     Ok(Parsed {
         scheme,
-        cert_bytes,
+        cert,
         params,
     })
 }
 
 /// Find the listed key in the certificate by its material (never by a name or id).
-fn find_listed(parsed: &Parsed, cert: &Cert<'_>) -> Result<Which, CryptoError> {
+fn find_listed(parsed: &Parsed) -> Result<Which, CryptoError> {
+    let cert = &parsed.cert;
     let mut found = Vec::new();
-    if cert.primary.params == parsed.params {
+    if params_of(&cert.primary_key) == parsed.params {
         found.push(Which::Primary);
     }
-    for (i, (k, _)) in cert.subkeys.iter().enumerate() {
-        if k.params == parsed.params {
+    for (i, k) in cert.public_subkeys.iter().enumerate() {
+        if params_of(&k.key) == parsed.params {
             found.push(Which::Subkey(i));
         }
     }
@@ -199,39 +289,53 @@ fn find_listed(parsed: &Parsed, cert: &Cert<'_>) -> Result<Which, CryptoError> {
     }
 }
 
+/// The fingerprint (lower-case hex), creation time and numbers of one key of a certificate.
+fn key_of(cert: &SignedPublicKey, which: Which) -> (String, u64, KeyParams) {
+    fn of(k: &impl KeyDetails) -> (String, u64, KeyParams) {
+        (
+            fpr_hex(k),
+            u64::from(k.created_at().as_secs()),
+            params_of(k),
+        )
+    }
+    match which {
+        Which::Subkey(i) => cert
+            .public_subkeys
+            .get(i)
+            .map(|s| of(&s.key))
+            .unwrap_or_else(|| of(&cert.primary_key)),
+        Which::Primary => of(&cert.primary_key),
+    }
+}
+
 fn with_cert<T>(
     key: &PublicKey,
-    f: impl FnOnce(&Parsed, &Cert<'_>, Which) -> Result<T, CryptoError>,
+    f: impl FnOnce(&Parsed, Which) -> Result<T, CryptoError>,
 ) -> Result<T, CryptoError> {
     let parsed = parse_key(key)?;
-    let cert = Cert::parse(&parsed.cert_bytes)
-        .map_err(|e| malformed_key(parsed.scheme, format!("keyval.certificate: {e}")))?;
-    let which = find_listed(&parsed, &cert)?;
-    f(&parsed, &cert, which)
+    let which = find_listed(&parsed)?;
+    f(&parsed, which)
 }
 
 /// Structural check: the key parses and its certificate holds it (validity is checked when
 /// verifying, against the clock).
 pub(crate) fn validate(key: &PublicKey) -> Result<(), CryptoError> {
-    with_cert(key, |parsed, cert, which| {
-        usable_params(parsed.scheme, &cert.key(which).params).map(|_| ())
+    with_cert(key, |parsed, which| {
+        usable_params(parsed.scheme, &key_of(&parsed.cert, which).2).map(|_| ())
     })
 }
 
 /// The listed key's fingerprint, lower-case hex: securesystemslib's key id for GnuPG keys.
 pub(crate) fn key_id(key: &PublicKey) -> Option<String> {
-    with_cert(key, |_, cert, which| {
-        Ok(hex::encode(cert.key(which).fingerprint))
-    })
-    .ok()
+    with_cert(key, |parsed, which| Ok(key_of(&parsed.cert, which).0)).ok()
 }
 
 /// The listed key's material, in the canonical form of the plain scheme with the same key
 /// (RSA or Ed25519), so one key listed both ways counts once.
 pub(crate) fn material(key: &PublicKey) -> Result<KeyMaterial, CryptoError> {
-    with_cert(key, |parsed, cert, which| {
+    with_cert(key, |parsed, which| {
         Ok(
-            match usable_params(parsed.scheme, &cert.key(which).params)? {
+            match usable_params(parsed.scheme, &key_of(&parsed.cert, which).2)? {
                 Verifier::Rsa(pk) => KeyMaterial {
                     scheme: KeyScheme::RsaPssSha256,
                     bytes: super::rsa::canonical_bytes(&pk),
@@ -245,8 +349,29 @@ pub(crate) fn material(key: &PublicKey) -> Result<KeyMaterial, CryptoError> {
     })
 }
 
+/// The listed numbers as the workspace's own key types: airlock's key-size and
+/// weak-point rules apply to OpenPGP keys as to the others, and the material counts thresholds.
+enum Verifier {
+    Rsa(rsa::PublicKey),
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
 fn usable_params(scheme: Scheme, params: &KeyParams) -> Result<Verifier, CryptoError> {
-    verifier(params).map_err(|e| malformed_key(scheme, e))
+    let bad = |e: String| malformed_key(scheme, e);
+    match params {
+        KeyParams::Rsa { n, e } => {
+            let n = rsa::BoxedUint::from_be_slice_vartime(n);
+            let e = rsa::BoxedUint::from_be_slice_vartime(e);
+            let pk = rsa::PublicKey::new_with_size_limits(n, e, 1024..=16384)
+                .map_err(|err| bad(format!("RSA key: {err}")))?;
+            super::rsa::check_public(&pk).map_err(|err| bad(err.to_string()))?;
+            Ok(Verifier::Rsa(pk))
+        }
+        KeyParams::Ed25519(q) => super::ed25519::strict_verifying_key(q)
+            .map(Verifier::Ed25519)
+            .map_err(bad),
+        KeyParams::Other(what) => Err(bad(format!("OpenPGP {what} is not supported"))),
+    }
 }
 
 /// Split raw signature bytes (`other_headers || value`) into their two parts.
@@ -269,67 +394,85 @@ pub(crate) fn verify(key: &PublicKey, msg: &[u8], raw: &[u8]) -> Result<(), Cryp
 
 /// Verify `raw` over `msg` as [`verify`] does, with `now` (seconds since the epoch) as the clock.
 pub fn verify_at(key: &PublicKey, msg: &[u8], raw: &[u8], now: u64) -> Result<(), CryptoError> {
-    with_cert(key, |parsed, cert, which| {
+    with_cert(key, |parsed, which| {
         let scheme = parsed.scheme;
-        let listed = cert.key(which);
-        usable_params(scheme, &listed.params)?;
+        let (fpr, key_created, params) = key_of(&parsed.cert, which);
+        usable_params(scheme, &params)?;
         let (header, value) =
             split_raw(raw).ok_or_else(|| malformed_sig(scheme, "shorter than its header says"))?;
-        let sig = SigPacket::from_parts(header, value).map_err(|e| malformed_sig(scheme, e))?;
-        let binding = listed_binding(cert, which, now).map_err(|e| refused(scheme, e))?;
-        if sig.sig_type != SIG_BINARY {
+        let sig = sig_from_parts(scheme, header, value, msg)?;
+        let binding = listed_binding(&parsed.cert, which, now).map_err(|e| refused(scheme, e))?;
+        let config = sig
+            .config()
+            .ok_or_else(|| malformed_sig(scheme, "not a version 4 signature"))?;
+        if config.typ != SignatureType::Binary {
             return Err(refused(
                 scheme,
                 format!(
                     "signature type 0x{:02x} is not a binary document signature",
-                    sig.sig_type
+                    u8::from(config.typ)
                 ),
             ));
         }
-        if sig.pk_algo != scheme.algo() {
+        if config.pub_alg != scheme.algo() {
             return Err(refused(
                 scheme,
                 format!(
-                    "signature of public-key algorithm {} under this scheme",
-                    sig.pk_algo
+                    "signature of public-key algorithm {:?} under this scheme",
+                    config.pub_alg
                 ),
             ));
         }
-        let fpr = listed.fingerprint;
-        let mut issuer_fpr = None;
-        for s in &sig.hashed {
-            match s.typ {
-                packet::SUB_ISSUER_FINGERPRINT => {
-                    if s.data.len() != 21 || s.data[0] != 4 || s.data[1..] != fpr {
+        if config.hash_alg != DOCUMENT_HASH {
+            return Err(refused(
+                scheme,
+                format!(
+                    "the signature uses hash algorithm {} ({}); allowed: {}",
+                    u8::from(config.hash_alg),
+                    hash_name(config.hash_alg),
+                    hash_name(DOCUMENT_HASH)
+                ),
+            ));
+        }
+        let mut issuer_fpr = false;
+        for s in config.hashed_subpackets() {
+            match &s.data {
+                SubpacketData::IssuerFingerprint(f) => {
+                    let named = hex::encode(f.as_bytes());
+                    if f.version() != Some(KeyVersion::V4) || named != fpr {
                         return Err(refused(
                             scheme,
-                            format!(
-                                "signature issued by {}, not by the listed key {}",
-                                hex::encode(s.data.get(1..).unwrap_or_default()),
-                                hex::encode(fpr)
-                            ),
+                            format!("signature issued by {named}, not by the listed key {fpr}"),
                         ));
                     }
-                    issuer_fpr = Some(());
+                    issuer_fpr = true;
                 }
-                packet::SUB_ISSUER if *s.data != fpr[12..] => {
+                SubpacketData::IssuerKeyId(id) if !fpr.ends_with(&hex::encode(id.as_ref())) => {
                     return Err(refused(
                         scheme,
                         format!(
-                            "signature issued by key id {}, not by the listed key {}",
-                            hex::encode(s.data),
-                            hex::encode(fpr)
+                            "signature issued by key id {}, not by the listed key {fpr}",
+                            hex::encode(id.as_ref())
+                        ),
+                    ));
+                }
+                _ if s.is_critical && matches!(s.typ(), SubpacketType::Other(_)) => {
+                    return Err(refused(
+                        scheme,
+                        format!(
+                            "the signature has a critical subpacket {:?} that is not understood",
+                            s.typ()
                         ),
                     ));
                 }
                 _ => {}
             }
         }
-        if issuer_fpr.is_none() {
+        if !issuer_fpr {
             return Err(refused(scheme, "signature names no issuer fingerprint"));
         }
         let t = created(&sig).map_err(|e| refused(scheme, e))?;
-        if t < u64::from(listed.created) {
+        if t < key_created {
             return Err(refused(scheme, "signature is older than its key"));
         }
         if let Some(e) = binding.expires
@@ -340,16 +483,76 @@ pub fn verify_at(key: &PublicKey, msg: &[u8], raw: &[u8], now: u64) -> Result<()
         if expired_sig(&sig, t, now) {
             return Err(refused(scheme, "signature has expired"));
         }
-        check_sig(listed, &sig, msg, DOCUMENT_HASHES).map_err(|e| {
-            if e == "the signature does not verify" {
-                CryptoError::BadSignature {
-                    scheme: scheme.name().into(),
-                }
-            } else {
-                refused(scheme, e)
-            }
+        // Only the listed key verifies: never another key of the certificate.
+        let verified = match which {
+            Which::Primary => sig.verify(&parsed.cert.primary_key, msg),
+            Which::Subkey(i) => match parsed.cert.public_subkeys.get(i) {
+                Some(sub) => sig.verify(&sub.key, msg),
+                None => return Err(refused(scheme, "no such subkey")),
+            },
+        };
+        verified.map_err(|_| CryptoError::BadSignature {
+            scheme: scheme.name().into(),
         })
     })
+}
+
+/// The signature securesystemslib's two members describe, as rpgp's packet.
+///
+/// Those members drop the packet's unhashed subpackets and the left 16 bits of the hash (a
+/// quick check that protects nothing); rpgp wants the latter, so they are computed from `msg`.
+/// A wrong `msg` then fails rpgp's verification of the signature itself.
+fn sig_from_parts(
+    scheme: Scheme,
+    header: &[u8],
+    value: &[u8],
+    msg: &[u8],
+) -> Result<Signature, CryptoError> {
+    let bad = |reason: String| malformed_sig(scheme, reason);
+    if header.first() != Some(&4) {
+        return Err(bad("only version 4 signatures are supported".into()));
+    }
+    let mpis = match scheme {
+        Scheme::Rsa if !value.is_empty() => vec![Mpi::from_slice(value)],
+        Scheme::Ed25519 if value.len() == 64 => {
+            let (r, s) = value.split_at(32);
+            vec![Mpi::from_slice(r), Mpi::from_slice(s)]
+        }
+        _ => {
+            return Err(bad(format!(
+                "a signature value of {} bytes under this scheme",
+                value.len()
+            )));
+        }
+    };
+    let mut body = header.to_vec();
+    body.extend_from_slice(&[0, 0, 0, 0]); // no unhashed subpackets; hash bits filled in below
+    mpis.to_writer(&mut body)
+        .map_err(|e| bad(format!("signature value: {e}")))?;
+    let value = SignatureBytes::Mpis(mpis);
+    let len = u32::try_from(body.len()).map_err(|_| bad("too long".into()))?;
+    let mut rest = body.as_slice();
+    let parsed =
+        Signature::try_from_reader(PacketHeader::new_fixed(Tag::Signature, len), &mut rest)
+            .map_err(|e| bad(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(bad(
+            "other_headers does not parse as one signature header".into()
+        ));
+    }
+    let config = match parsed.config() {
+        Some(c) if c.version() == SignatureVersion::V4 => c.clone(),
+        _ => return Err(bad("only version 4 signatures are supported".into())),
+    };
+    let header_len = u32::try_from(header.len()).map_err(|_| bad("too long".into()))?;
+    let digest = sha2::Sha256::new()
+        .chain_update(msg)
+        .chain_update(header)
+        .chain_update([4, 0xFF])
+        .chain_update(header_len.to_be_bytes())
+        .finalize();
+    let left16 = [digest[0], digest[1]];
+    Signature::from_config(config, left16, value).map_err(|e| bad(e.to_string()))
 }
 
 /// The raw bytes (`other_headers || value`) of a binary OpenPGP signature packet, as
@@ -359,24 +562,51 @@ pub fn raw_from_packet(packet_bytes: &[u8]) -> Result<Vec<u8>, CryptoError> {
         scheme: "OpenPGP".into(),
         reason,
     };
-    let packets = packet::packets(packet_bytes).map_err(bad)?;
+    let packets = PacketParser::new(packet_bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
     let [p] = packets.as_slice() else {
         return Err(bad(format!(
             "{} packets, expected one signature",
             packets.len()
         )));
     };
-    if p.tag != packet::TAG_SIGNATURE {
-        return Err(bad(format!("packet tag {}, expected a signature", p.tag)));
+    let Packet::Signature(sig) = p else {
+        return Err(bad(format!(
+            "packet {:?}, expected a signature",
+            p.packet_header().tag()
+        )));
+    };
+    if sig.version() != SignatureVersion::V4 {
+        return Err(bad("only version 4 signatures are supported".into()));
     }
-    let sig = SigPacket::parse(p.body).map_err(bad)?;
-    let value = sig.value_bytes().ok_or_else(|| {
-        bad(format!(
-            "public-key algorithm {} is not supported",
-            sig.pk_algo
-        ))
-    })?;
-    let mut raw = sig.header.to_vec();
+    let body = sig.to_bytes().map_err(|e| bad(e.to_string()))?;
+    let (header, _) = split_raw(&body).ok_or_else(|| bad("truncated header".into()))?;
+    let pub_alg = sig.config().map(|c| c.pub_alg);
+    let value = match (pub_alg, sig.signature()) {
+        (Some(PublicKeyAlgorithm::RSA), Some(SignatureBytes::Mpis(m))) if m.len() == 1 => {
+            m.iter().flat_map(|m| m.as_ref().to_vec()).collect()
+        }
+        (Some(PublicKeyAlgorithm::EdDSALegacy), Some(SignatureBytes::Mpis(m))) if m.len() == 2 => {
+            // R || S, each left-padded to 32 bytes, as securesystemslib stores it.
+            let mut out = Vec::with_capacity(64);
+            for half in m {
+                let half = half.as_ref();
+                let pad = 32usize
+                    .checked_sub(half.len())
+                    .ok_or_else(|| bad("Ed25519 signature value is too long".into()))?;
+                out.extend(std::iter::repeat_n(0u8, pad));
+                out.extend_from_slice(half);
+            }
+            out
+        }
+        (alg, _) => {
+            return Err(bad(format!(
+                "public-key algorithm {alg:?} is not supported"
+            )));
+        }
+    };
+    let mut raw = header.to_vec();
     raw.extend_from_slice(&value);
     Ok(raw)
 }
@@ -391,8 +621,8 @@ pub fn public_key_from_certificate(
     let key = listed_key(cert_bytes, fingerprint)?;
     let s = scheme_of(&key).ok_or_else(|| key.unsupported())?;
     // Refuse now what every client would refuse later.
-    with_cert(&key, |_, cert, which| {
-        listed_binding(cert, which, now).map_err(|e| refused(s, e))
+    with_cert(&key, |parsed, which| {
+        listed_binding(&parsed.cert, which, now).map_err(|e| refused(s, e))
     })?;
     Ok(key)
 }
@@ -400,13 +630,12 @@ pub fn public_key_from_certificate(
 /// The fingerprints (lower-case hex) of a binary certificate's primary key and subkeys, in
 /// order.
 pub fn fingerprints(cert_bytes: &[u8]) -> Result<Vec<String>, CryptoError> {
-    let cert = Cert::parse(cert_bytes).map_err(|reason| CryptoError::MalformedKey {
+    let cert = parse_cert(cert_bytes).map_err(|reason| CryptoError::MalformedKey {
         scheme: "OpenPGP".into(),
         reason,
     })?;
-    Ok(std::iter::once(&cert.primary)
-        .chain(cert.subkeys.iter().map(|(k, _)| k))
-        .map(|k| hex::encode(k.fingerprint))
+    Ok(std::iter::once(fpr_hex(&cert.primary_key))
+        .chain(cert.public_subkeys.iter().map(|k| fpr_hex(&k.key)))
         .collect())
 }
 
@@ -417,20 +646,19 @@ pub fn listed_key(cert_bytes: &[u8], fingerprint: &str) -> Result<PublicKey, Cry
         scheme: "OpenPGP".into(),
         reason,
     };
-    let cert = Cert::parse(cert_bytes).map_err(bad)?;
+    let cert = parse_cert(cert_bytes).map_err(bad)?;
     let want = fingerprint.to_ascii_lowercase();
-    let which = if hex::encode(cert.primary.fingerprint) == want {
+    let which = if fpr_hex(&cert.primary_key) == want {
         Which::Primary
     } else {
         let i = cert
-            .subkeys
+            .public_subkeys
             .iter()
-            .position(|(k, _)| hex::encode(k.fingerprint) == want)
+            .position(|k| fpr_hex(&k.key) == want)
             .ok_or_else(|| bad(format!("the certificate has no key {fingerprint}")))?;
         Which::Subkey(i)
     };
-    let listed = cert.key(which);
-    let (keytype, scheme, public) = match &listed.params {
+    let (keytype, scheme, public) = match key_of(&cert, which).2 {
         KeyParams::Rsa { n, e } => (
             names::RSA_KEYTYPE,
             names::PGP_RSA_SCHEME,
@@ -441,18 +669,16 @@ pub fn listed_key(cert_bytes: &[u8], fingerprint: &str) -> Result<PublicKey, Cry
             names::PGP_EDDSA_SCHEME,
             serde_json::json!({"q": hex::encode(q)}),
         ),
-        KeyParams::Other(a) => {
-            return Err(bad(format!(
-                "key {fingerprint}: public-key algorithm {a} is not supported"
-            )));
+        KeyParams::Other(what) => {
+            return Err(bad(format!("key {fingerprint}: {what} is not supported")));
         }
     };
+    let armored = cert
+        .to_armored_string(ArmorOptions::default())
+        .map_err(|e| bad(format!("armoring the certificate: {e}")))?;
     let mut keyval = BTreeMap::new();
     keyval.insert("public".to_string(), public);
-    keyval.insert(
-        CERTIFICATE_FIELD.to_string(),
-        Value::String(packet::armor(cert_bytes, "PUBLIC KEY BLOCK")),
-    );
+    keyval.insert(CERTIFICATE_FIELD.to_string(), Value::String(armored));
     let key = PublicKey {
         keytype: keytype.into(),
         scheme: scheme.into(),
