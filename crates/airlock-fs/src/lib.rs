@@ -239,6 +239,19 @@ impl AtomicFile {
                 io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
             ));
         }
+        // A file someone else made (or a second name of another file) would become the
+        // destination by rename while its owner (or the other name) could still change it.
+        use std::os::unix::fs::MetadataExt;
+        if meta.uid() != rustix::process::geteuid().as_raw() || meta.nlink() != 1 {
+            return Err(FsError::new(
+                "opening",
+                &path,
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "not a file of this user's own with one name",
+                ),
+            ));
+        }
         set_mode(&file, dest, options.mode)?;
         let len = file
             .seek(io::SeekFrom::End(0))
@@ -535,6 +548,17 @@ mod tests {
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         fs::create_dir(dir.path().join(".dir")).unwrap();
         assert!(AtomicFile::resume(&dest, ".dir", &WriteOptions::public()).is_err());
+        // A second name of another file (a hard link) is not written through either.
+        fs::hard_link(&victim, dir.path().join(".hard")).unwrap();
+        assert!(AtomicFile::resume(&dest, ".hard", &WriteOptions::public()).is_err());
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        // Another user's file under the partial name (run as root, as CI does: chown works).
+        if rustix::process::geteuid().is_root() {
+            let planted = dir.path().join(".planted");
+            fs::write(&planted, b"bytes of someone else").unwrap();
+            std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+            assert!(AtomicFile::resume(&dest, ".planted", &WriteOptions::public()).is_err());
+        }
         for bad in ["", "a/b", ".."] {
             assert!(AtomicFile::resume(&dest, bad, &WriteOptions::public()).is_err());
         }
