@@ -93,7 +93,8 @@ impl MirrorDirs {
 }
 
 /// Sync the mirror in `dirs` from the repository `config` names (its `metadata_dir` is
-/// replaced by the mirror's state). `trusted_root` is used the first time only.
+/// replaced by the mirror's state). `trusted_root` is used the first time only; later syncs
+/// start from the root their state trusts.
 pub fn sync(
     config: UpdaterConfig,
     dirs: &MirrorDirs,
@@ -107,8 +108,16 @@ pub fn sync(
     let metadata_state = dirs.state.join("metadata.next");
     remove_dir_if_there(&metadata_state)?;
     let first = !trusted_state.join("root.json").exists();
+    let generations = dirs.generations();
+    let served_nothing = generations.current_files()?.is_empty();
     if first {
         Updater::init(&metadata_state, trusted_root)?;
+    } else if served_nothing {
+        // The public tree is gone (the state is not): start from the trusted root alone, so
+        // that every current metadata file is fetched, accepted and published again.
+        let root_path = trusted_state.join("root.json");
+        let root = std::fs::read(&root_path).map_err(fs_err("reading", &root_path))?;
+        Updater::init(&metadata_state, &root)?;
     } else {
         copy_flat_dir(&trusted_state, &metadata_state)?;
     }
@@ -120,6 +129,11 @@ pub fn sync(
         ..config
     })?;
     let start_version = updater.trusted().root().signed.version;
+    // The root the sync starts from: the given one on a first sync, the one its state trusts
+    // later (a mirror whose public tree was deleted is rebuilt from it).
+    let start_root_path = metadata_state.join("root.json");
+    let start_root =
+        std::fs::read(&start_root_path).map_err(fs_err("reading", &start_root_path))?;
     updater.capture_metadata();
     let summary = updater.refresh()?;
     if updater.trusted().root().signed.consistent_snapshot != Some(true) {
@@ -128,14 +142,13 @@ pub fn sync(
     let listing = updater.list_targets_within(u32::MAX)?;
     let mut captured = updater.take_captured();
 
-    let generations = dirs.generations();
     let current = generations.current_files()?;
     if current.is_empty() {
         // A new mirror: the roots before the one it starts from, for clients that are behind.
         captured.extend(root_history(
             &fetcher,
             &base,
-            trusted_root,
+            &start_root,
             start_version,
             &limits,
         )?);

@@ -57,6 +57,12 @@ fn a_mirror_started_from_a_later_root_carries_the_whole_root_history() {
     let again = sync(source_config(&source, &dirs), &dirs, &[]).unwrap();
     assert_eq!((again.targets_fetched, again.targets_present), (0, 1));
     assert_eq!(metadata_names(&dirs), names);
+
+    // The public tree lost (the state kept): the next sync rebuilds it, history included.
+    std::fs::remove_dir_all(&dirs.public).unwrap();
+    let rebuilt = sync(source_config(&source, &dirs), &dirs, &[]).unwrap();
+    assert_eq!(rebuilt.targets_fetched, 1);
+    assert_eq!(metadata_names(&dirs), names);
 }
 
 #[test]

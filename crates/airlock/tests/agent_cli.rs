@@ -59,35 +59,15 @@ fn a_person_runs_the_agent_commands_with_and_without_a_running_agent() {
     let (_server, served) = serve_repo(r, dir);
     let install = dir.join("install");
     let socket = dir.join("agent.sock");
-    let config = dir.join("agent.toml");
-    fs::write(
-        &config,
-        format!(
-            r#"[agent]
-state_dir = "{state}"
-socket = "{socket}"
-machine_id = "0123456789abcdef0123456789abcdef"
-
-[apps.app]
-target = "app/{{version}}/app.tar.gz"
-install_root = "{install}"
-
-[apps.app.repository]
-metadata_url = "{metadata}"
-targets_url = "{targets}"
-trusted_root = "{root}"
-ca_file = "{ca}"
-"#,
-            state = dir.join("state").display(),
-            socket = socket.display(),
-            install = install.display(),
-            metadata = served["metadata_url"].as_str().unwrap(),
-            targets = served["targets_url"].as_str().unwrap(),
-            root = repo.join("published/metadata/1.root.json").display(),
-            ca = dir.join("tls/ca.pem").display(),
-        ),
-    )
-    .unwrap();
+    let config = write_agent_config(
+        dir,
+        &repo,
+        &served,
+        "app",
+        "app/{version}/app.tar.gz",
+        "",
+        "",
+    );
     let c = config.to_str().unwrap();
 
     // No agent running: the commands act directly.
@@ -187,46 +167,24 @@ fn the_agent_updates_itself_and_keeps_its_binary_when_a_new_one_fails() {
     // Version 2.0.0 is this very binary.
     add(Path::new(BIN), "2.0.0");
     let (_server, served) = serve_repo(r, dir);
-    let install = dir.join("self");
+    let install = dir.join("install");
     let socket = dir.join("agent.sock");
-    let config = dir.join("agent.toml");
-    fs::write(
-        &config,
-        format!(
-            r#"[agent]
-state_dir = "{state}"
-socket = "{socket}"
-machine_id = "0123456789abcdef0123456789abcdef"
-self_app = "airlock"
-
-[apps.airlock]
-target = "airlock/{{version}}/airlock"
-install_root = "{install}"
-
-[apps.airlock.repository]
-metadata_url = "{metadata}"
-targets_url = "{targets}"
-trusted_root = "{root}"
-ca_file = "{ca}"
-
-[apps.airlock.install]
-format = "file"
-
-[apps.airlock.install.health]
-command = ["{install}/current/airlock", "agent", "--config", "{config}", "check-config"]
-timeout = "30s"
-"#,
-            state = dir.join("state").display(),
-            socket = socket.display(),
-            install = install.display(),
-            metadata = served["metadata_url"].as_str().unwrap(),
-            targets = served["targets_url"].as_str().unwrap(),
-            root = repo.join("published/metadata/1.root.json").display(),
-            ca = dir.join("tls/ca.pem").display(),
-            config = config.display(),
-        ),
-    )
-    .unwrap();
+    let health = format!(
+        "[apps.airlock.install]\nformat = \"file\"\n\n[apps.airlock.install.health]\n\
+         command = [\"{}/current/airlock\", \"agent\", \"--config\", \"{}\", \"check-config\"]\n\
+         timeout = \"30s\"",
+        install.display(),
+        dir.join("agent.toml").display()
+    );
+    let config = write_agent_config(
+        dir,
+        &repo,
+        &served,
+        "airlock",
+        "airlock/{version}/airlock",
+        "self_app = \"airlock\"",
+        &health,
+    );
     let c = config.to_str().unwrap();
     assert!(ok(&["agent", "--config", c, "check-config"]).contains(": ok"));
 

@@ -215,46 +215,21 @@ fn kill_9_of_the_agent_at_random_points_leaves_a_complete_release_and_recovers()
     let (_server, served) = serve_repo(r, dir);
     let install = dir.join("install");
     let state = dir.join("state");
-    let config = dir.join("agent.toml");
-    fs::write(
-        &config,
-        format!(
-            r#"[agent]
-state_dir = "{state}"
-socket = "{socket}"
-machine_id = "0123456789abcdef0123456789abcdef"
-
-[apps.app]
-target = "app/{{version}}/app.tar.gz"
-install_root = "{install}"
-
-[apps.app.repository]
-metadata_url = "{metadata}"
-targets_url = "{targets}"
-trusted_root = "{root}"
-ca_file = "{ca}"
-
-[apps.app.schedule]
-interval = "1d"
-jitter = "0s"
-
-[apps.app.install]
-keep = 2
-
-[apps.app.install.health]
-command = ["sh", "-c", "test -f {install}/current/healthy"]
-timeout = "10s"
-"#,
-            state = state.display(),
-            socket = dir.join("agent.sock").display(),
-            install = install.display(),
-            metadata = served["metadata_url"].as_str().unwrap(),
-            targets = served["targets_url"].as_str().unwrap(),
-            root = repo.join("published/metadata/1.root.json").display(),
-            ca = dir.join("tls/ca.pem").display(),
-        ),
-    )
-    .unwrap();
+    let app_extra = format!(
+        "[apps.app.schedule]\ninterval = \"1d\"\njitter = \"0s\"\n\n[apps.app.install]\nkeep = 2\n\n\
+         [apps.app.install.health]\ncommand = [\"sh\", \"-c\", \"test -f {}/current/healthy\"]\n\
+         timeout = \"10s\"",
+        install.display()
+    );
+    let config = write_agent_config(
+        dir,
+        &repo,
+        &served,
+        "app",
+        "app/{version}/app.tar.gz",
+        "",
+        &app_extra,
+    );
     let c = config.to_str().unwrap();
     let status = || json(&["--json", "agent", "--config", c, "status"])["apps"]["app"].clone();
     let socket = dir.join("agent.sock");

@@ -28,6 +28,34 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A client directory in `work` trusting `repo`'s first root and `https`'s CA, initialised
+/// with these repository URLs and `extra` flags.
+fn init_client(
+    repo: &TestRepo,
+    https: &HttpsRepo,
+    work: &Path,
+    urls: (&str, &str),
+    extra: &[&str],
+) -> std::path::PathBuf {
+    let ca = https.ca.write_ca_pem(work).expect("ca.pem");
+    let root = work.join("root.json");
+    std::fs::write(&root, repo.initial_root()).expect("root");
+    let dir = work.join("state");
+    let mut args = vec![
+        "init",
+        root.to_str().unwrap(),
+        "--metadata-url",
+        urls.0,
+        "--targets-url",
+        urls.1,
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ok(&airlock(&dir, &args));
+    dir
+}
+
 #[test]
 fn init_refresh_list_download() {
     let mut repo = TestRepo::new();
@@ -247,23 +275,8 @@ fn tampered_target_is_refused_with_a_readable_error() {
     repo.write_raw(&format!("targets/{}.a.txt", file.hashes["sha256"]), b"evil");
     let https = HttpsRepo::serve(repo.path());
     let work = tempfile::tempdir().expect("tempdir");
-    let ca = https.ca.write_ca_pem(work.path()).expect("ca.pem");
-    let root = work.path().join("root.json");
-    std::fs::write(&root, repo.initial_root()).expect("root");
-    let dir = work.path().join("state");
-    ok(&airlock(
-        &dir,
-        &[
-            "init",
-            root.to_str().unwrap(),
-            "--metadata-url",
-            &https.metadata_url(),
-            "--targets-url",
-            &https.targets_url(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ],
-    ));
+    let urls = (https.metadata_url(), https.targets_url());
+    let dir = init_client(&repo, &https, work.path(), (&urls.0, &urls.1), &[]);
     let out = airlock(&dir, &["download", "a.txt"]);
     assert_eq!(out.status.code(), Some(3), "refused by the hash check");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -350,30 +363,18 @@ fn a_mirror_takes_over_when_the_repository_url_is_down() {
     repo.publish();
     let https = HttpsRepo::serve(repo.path());
     let work = tempfile::tempdir().expect("tempdir");
-    let ca = https.ca.write_ca_pem(work.path()).expect("ca.pem");
-    let root = work.path().join("root.json");
-    std::fs::write(&root, repo.initial_root()).expect("root");
-    let dir = work.path().join("state");
     let down = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("https://127.0.0.1:{}", l.local_addr().unwrap().port())
     };
     let mirror = format!("{},{}", https.metadata_url(), https.targets_url());
-    ok(&airlock(
-        &dir,
-        &[
-            "init",
-            root.to_str().unwrap(),
-            "--metadata-url",
-            &format!("{down}/metadata/"),
-            "--targets-url",
-            &format!("{down}/targets/"),
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--mirror",
-            &mirror,
-        ],
-    ));
+    let dir = init_client(
+        &repo,
+        &https,
+        work.path(),
+        (&format!("{down}/metadata/"), &format!("{down}/targets/")),
+        &["--mirror", &mirror],
+    );
     let toml = std::fs::read_to_string(dir.join("client.toml")).unwrap();
     assert!(toml.contains("[[mirrors]]"), "{toml}");
 
@@ -411,23 +412,8 @@ fn json_download_reports_progress_as_json_lines_on_stderr() {
     repo.publish();
     let https = HttpsRepo::serve(repo.path());
     let work = tempfile::tempdir().expect("tempdir");
-    let ca = https.ca.write_ca_pem(work.path()).expect("ca.pem");
-    let root = work.path().join("root.json");
-    std::fs::write(&root, repo.initial_root()).expect("root");
-    let dir = work.path().join("state");
-    ok(&airlock(
-        &dir,
-        &[
-            "init",
-            root.to_str().unwrap(),
-            "--metadata-url",
-            &https.metadata_url(),
-            "--targets-url",
-            &https.targets_url(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ],
-    ));
+    let urls = (https.metadata_url(), https.targets_url());
+    let dir = init_client(&repo, &https, work.path(), (&urls.0, &urls.1), &[]);
     let out = airlock(&dir, &["--json", "download", "big.bin"]);
     let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(doc[0]["downloaded"], true, "{doc}");

@@ -272,3 +272,48 @@ pub fn path_with_airlock() -> String {
         std::env::var("PATH").unwrap_or_default()
     )
 }
+
+/// `dir/agent.toml` for one app `app` (releases at `app/{version}/FILE`, as `target` names them)
+/// installed in `dir/install`, from the repository `repo` that [`serve_repo`] serves
+/// (`served`), with its state in `dir/state` and socket `dir/agent.sock`. `agent_extra` goes in
+/// `[agent]`; `app_extra` (more `[apps.APP.*]` tables) after the repository table.
+pub fn write_agent_config(
+    dir: &Path,
+    repo: &Path,
+    served: &serde_json::Value,
+    app: &str,
+    target: &str,
+    agent_extra: &str,
+    app_extra: &str,
+) -> PathBuf {
+    let config = dir.join("agent.toml");
+    let text = format!(
+        r#"[agent]
+state_dir = "{state}"
+socket = "{socket}"
+machine_id = "0123456789abcdef0123456789abcdef"
+{agent_extra}
+
+[apps.{app}]
+target = "{target}"
+install_root = "{install}"
+
+[apps.{app}.repository]
+metadata_url = "{metadata}"
+targets_url = "{targets}"
+trusted_root = "{root}"
+ca_file = "{ca}"
+
+{app_extra}
+"#,
+        state = dir.join("state").display(),
+        socket = dir.join("agent.sock").display(),
+        install = dir.join("install").display(),
+        metadata = served["metadata_url"].as_str().unwrap(),
+        targets = served["targets_url"].as_str().unwrap(),
+        root = repo.join("published/metadata/1.root.json").display(),
+        ca = dir.join("tls/ca.pem").display(),
+    );
+    fs::write(&config, text).unwrap();
+    config
+}
