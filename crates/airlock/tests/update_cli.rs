@@ -400,6 +400,29 @@ fn a_mirror_takes_over_when_the_repository_url_is_down() {
     let out = airlock(&dir, &["refresh", "--mirror", "a,b,c"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--mirror"));
+
+    // Targets from mirrors only: no --targets-url of its own is needed.
+    let only = work.path().join("mirrors-only");
+    let root = work.path().join("root.json");
+    let ca = work.path().join("ca.pem");
+    ok(&airlock(
+        &only,
+        &[
+            "init",
+            root.to_str().unwrap(),
+            "--metadata-url",
+            &format!("{down}/metadata/"),
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--mirror",
+            &mirror,
+        ],
+    ));
+    ok(&airlock(&only, &["download", "app/app.bin"]));
+    assert_eq!(
+        std::fs::read(only.join("targets/app%2Fapp.bin")).unwrap(),
+        b"the application"
+    );
 }
 
 /// With --json, a download reports its progress as JSON lines on stderr; stdout stays one

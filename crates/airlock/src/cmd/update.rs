@@ -602,9 +602,9 @@ fn list(args: &Args, max_roles: u32) -> anyhow::Result<()> {
 
 fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Result<()> {
     let config = ClientConfig::load(&args.dir)?.merged(args)?;
-    if config.targets_url.is_none() {
+    if config.targets_url.is_none() && config.mirrors.iter().all(|m| m.targets_url.is_none()) {
         bail!(
-            "no targets URL: pass --targets-url or run `airlock update init` with it (looked in {})",
+            "no targets URL: pass --targets-url or a --mirror with one, or run `airlock update init` with them (looked in {})",
             args.dir.join(CONFIG_FILE).display()
         );
     }
