@@ -4,10 +4,16 @@
 //! connection, never answers), HTTP 500 on everything, and hostile (honest metadata, other bytes
 //! of the right length for the target). Every run is a fresh client in this process
 //! (`airlock_client::Updater`), so the figures are the client's cost, not a process start.
+//! Then the cost of resuming: the same update with the connection cut every quarter of the
+//! target (resumed within the run), and a second run that goes on from the half file the first,
+//! cut off for good, left on disk (its hash state rebuilt from those bytes).
 //! Writes the "Mirrors: updating while most mirrors fail" section of docs/benchmarks.md.
 
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use airlock_client::{Updater, UpdaterConfig};
@@ -27,7 +33,7 @@ const END_MARKER: &str = "<!-- end of mirrors section -->";
 #[derive(clap::Args)]
 pub struct MirrorArgs {
     /// Size of the target in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     mib: u64,
     /// Runs per scenario; the median is reported.
     #[arg(long, default_value_t = 5)]
@@ -82,9 +88,69 @@ fn mirror(name: &str, base: &str) -> Mirror {
     }
 }
 
+/// A TCP relay to `upstream` (TLS passes through untouched) that cuts connections: each one
+/// after `per_connection` bytes towards the client, and all of them once `in_all` bytes went
+/// through (later connections are closed at once).
+fn cutting_relay(upstream: SocketAddr, per_connection: u64, in_all: u64) -> Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("https://{}", listener.local_addr()?);
+    let left = Arc::new(AtomicU64::new(in_all));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let left = left.clone();
+            std::thread::spawn(move || relay(client, upstream, per_connection, &left));
+        }
+    });
+    Ok(url)
+}
+
+fn relay(client: TcpStream, upstream: SocketAddr, per_connection: u64, left: &AtomicU64) {
+    let Ok(server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let (Ok(mut up_in), Ok(mut client_out)) = (client.try_clone(), client.try_clone()) else {
+        return;
+    };
+    let Ok(mut server_out) = server.try_clone() else {
+        return;
+    };
+    // Client to server: untouched, until the connection goes.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_in, &mut server_out);
+        let _ = server_out.shutdown(Shutdown::Write);
+    });
+    let mut server_in = server;
+    let mut budget = per_connection;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let allowed = budget.min(left.load(Ordering::Relaxed));
+        if allowed == 0 {
+            break;
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let n = match server_in.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if client_out.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        budget -= n as u64;
+        let _ = left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+            Some(l.saturating_sub(n as u64))
+        });
+    }
+    let _ = client_out.shutdown(Shutdown::Both);
+    let _ = server_in.shutdown(Shutdown::Both);
+}
+
 struct Outcome {
     wall: Duration,
     failures: usize,
+    /// Bytes the download found on disk from an earlier run.
+    resumed_from: u64,
 }
 
 fn update_once(
@@ -94,9 +160,43 @@ fn update_once(
     mirrors: &[Mirror],
 ) -> Result<Outcome> {
     let dir = tempfile::tempdir()?;
-    let metadata = dir.path().join("metadata");
+    update_in(dir.path(), root, target, fetcher, mirrors)
+}
+
+/// Partial download files beside `dest` (what an interrupted run leaves for the next).
+fn held_beside(dest: &Path) -> u64 {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return 0;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&prefix) && n.ends_with(".partial")
+        })
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// One update in `dir`, whose client state (and partial target) may be there from a run before.
+fn update_in(
+    dir: &Path,
+    root: &[u8],
+    target: &str,
+    fetcher: &Arc<Fetcher>,
+    mirrors: &[Mirror],
+) -> Result<Outcome> {
+    let metadata = dir.join("metadata");
+    let dest = dir.join("target");
+    let resumed_from = held_beside(&dest);
     let started = Instant::now();
-    Updater::init(&metadata, root)?;
+    if !metadata.join("root.json").exists() {
+        Updater::init(&metadata, root)?;
+    }
     let (first, rest) = mirrors.split_first().context("no mirror")?;
     let mut config = UpdaterConfig::new(
         &metadata,
@@ -110,7 +210,7 @@ fn update_once(
     let info = updater
         .get_target_info(target)?
         .context("the target is not listed")?;
-    updater.download_target(&info, &dir.path().join("target"))?;
+    updater.download_target(&info, &dest)?;
     let wall = started.elapsed();
     let failures = updater
         .mirror_report()
@@ -118,7 +218,11 @@ fn update_once(
         .flat_map(|m| &m.attempts)
         .filter(|a| a.failure.is_some())
         .count();
-    Ok(Outcome { wall, failures })
+    Ok(Outcome {
+        wall,
+        failures,
+        resumed_from,
+    })
 }
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -196,6 +300,67 @@ pub fn run(args: MirrorArgs) -> Result<()> {
         rows.push((name.to_string(), median(&mut walls), min, max, failures));
         eprintln!("{name}: {:?}", rows.last().map(|r| r.1));
     }
+
+    // Resuming. Cut every quarter of the target: three resumes within the run.
+    let size = args.mib << 20;
+    let quarter_cut = cutting_relay(healthy.server.addr(), size / 4, u64::MAX)?;
+    let mut resume_rows = Vec::new();
+    {
+        let mirrors = [mirror("cut every quarter", &quarter_cut)];
+        let mut walls = Vec::new();
+        for _ in 0..args.repeat {
+            let o = update_once(&root, &repo.target, &fetcher, &mirrors)
+                .context("scenario: connection cut every quarter")?;
+            walls.push(o.wall);
+        }
+        resume_rows.push((
+            "connection cut every quarter of the target, resumed in the same run".to_string(),
+            median(&mut walls),
+        ));
+    }
+    // A first run cut off for good at half the target (after the metadata), then a second
+    // run that goes on from the bytes on disk.
+    {
+        let mut walls = Vec::new();
+        let mut held = 0;
+        for _ in 0..args.repeat {
+            let dir = tempfile::tempdir()?;
+            let half = cutting_relay(healthy.server.addr(), u64::MAX, size / 2 + (64 << 10))?;
+            let first = update_in(
+                dir.path(),
+                &root,
+                &repo.target,
+                &fetcher,
+                &[mirror("cut off at half", &half)],
+            );
+            if first.is_ok() {
+                bail!("the run cut off at half the target did not fail");
+            }
+            let o = update_in(
+                dir.path(),
+                &root,
+                &repo.target,
+                &fetcher,
+                &[mirror("healthy", &healthy_url)],
+            )
+            .context("scenario: resume from a half file on disk")?;
+            if o.resumed_from == 0 {
+                bail!("the second run found no partial file to resume from");
+            }
+            held = o.resumed_from;
+            walls.push(o.wall);
+        }
+        resume_rows.push((
+            format!(
+                "next run, going on from {:.1} MiB left on disk by a run cut off",
+                held as f64 / f64::from(1 << 20)
+            ),
+            median(&mut walls),
+        ));
+    }
+    for (name, wall) in &resume_rows {
+        eprintln!("{name}: {wall:?}");
+    }
     machine.load_end = Machine::loadavg();
 
     let mut s = String::new();
@@ -234,6 +399,30 @@ pub fn run(args: MirrorArgs) -> Result<()> {
              that.\n",
             (worst.as_secs_f64() - base.as_secs_f64()).max(0.0)
         ));
+    }
+    if let Some((_, base, ..)) = rows.first() {
+        s.push_str(&format!(
+            "\nResuming (same {} MiB target, one healthy mirror reached through a relay that \
+             cuts the connection; median of {} runs):\n\n\
+             | download | median | against one uninterrupted update |\n|---|---|---|\n\
+             | uninterrupted (from the table above) | {:.2} s | 1.00x |\n",
+            args.mib,
+            args.repeat,
+            base.as_secs_f64()
+        ));
+        for (name, wall) in &resume_rows {
+            s.push_str(&format!(
+                "| {name} | {:.2} s | {:.2}x |\n",
+                wall.as_secs_f64(),
+                wall.as_secs_f64() / base.as_secs_f64().max(1e-9)
+            ));
+        }
+        s.push_str(
+            "\nA resume within a run costs a new TLS connection and a Range request; the hash \
+             state is kept. A later run first reads back and hashes the bytes on disk, then \
+             fetches only the rest, so it should take about half an uninterrupted update plus \
+             the hashing of the half held.\n",
+        );
     }
     if args.doc == "-" {
         print!("{HEADING}\n{s}");
