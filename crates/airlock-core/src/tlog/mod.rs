@@ -65,7 +65,7 @@ pub use policy::{
 pub use proof::{PROOF_HEADER, ProofBundle, ProofError};
 pub use tiles::{
     MAX_BUNDLE_ENTRY, TILE_HEIGHT, TILE_WIDTH, TileError, TileHashReader, TileId, TileReader,
-    encode_entry_bundle, encode_tile_index, parse_entry_bundle,
+    TileSetError, check_tiles, encode_entry_bundle, encode_tile_index, parse_entry_bundle,
 };
 pub use verifier::{
     LogVerifier, SplitView, VerifiedCheckpointUpdate, VerifiedEntry, VerifierState, VerifyError,

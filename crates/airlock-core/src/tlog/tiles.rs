@@ -344,6 +344,96 @@ impl<R: TileReader + ?Sized> HashReader for TileHashReader<'_, R> {
     }
 }
 
+/// Why a set of tiles does not make up the tree a checkpoint names.
+#[derive(Debug, thiserror::Error)]
+pub enum TileSetError {
+    #[error("reading tile {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: MerkleError,
+    },
+    #[error("tile {path}: {got} bytes, expected {want} (32 per hash)")]
+    Length {
+        path: String,
+        got: usize,
+        want: usize,
+    },
+    #[error("tile {path} hashes to a subtree root that its parent tile {parent} does not hold")]
+    Parent { path: String, parent: String },
+    #[error("the tiles give another root than the checkpoint's for tree size {size}")]
+    Root { size: u64 },
+}
+
+/// Check that every tile of the tree of `tree_size` leaves, read through `tiles`, belongs to
+/// the tree whose root is `root` (from a verified checkpoint): each full tile hashes to the
+/// entry its parent tile holds for it, and the tiles give `root`. Every hash of every tile is
+/// then bound to the checkpoint, which a proof computed from them alone does not show for the
+/// hashes it does not use. Tiles are read once each, level by level.
+pub fn check_tiles(
+    tree_size: u64,
+    root: &Hash,
+    tiles: &dyn TileReader,
+) -> Result<(), TileSetError> {
+    let read = |tile: &TileId| -> Result<Vec<u8>, TileSetError> {
+        let bytes = tiles.read_tile(tile).map_err(|source| TileSetError::Read {
+            path: tile.path(),
+            source,
+        })?;
+        // A full tile may be returned for a partial one; only the first `width` hashes count.
+        match bytes.get(..tile.hash_tile_len()) {
+            Some(b) => Ok(b.to_vec()),
+            None => Err(TileSetError::Length {
+                path: tile.path(),
+                got: bytes.len(),
+                want: tile.hash_tile_len(),
+            }),
+        }
+    };
+    let mut parent: Option<(TileId, Vec<u8>)> = None;
+    for tile in TileId::all_in_tree(tree_size) {
+        if tile.is_partial() {
+            // Bound by the root below: the right edge is what the root is computed from.
+            continue;
+        }
+        let hashes: Vec<Hash> = read(&tile)?
+            .chunks_exact(32)
+            .filter_map(|c| c.try_into().ok())
+            .collect();
+        let subtree = root_from_leaf_hashes(&hashes);
+        let up = TileId::in_tree(tile.level + 1, tile.index / TILE_WIDTH, tree_size);
+        let Some(up) = up else {
+            // Only a full tile of the last level (a tree of 2^64 leaves) has no parent.
+            if subtree != *root {
+                return Err(TileSetError::Root { size: tree_size });
+            }
+            continue;
+        };
+        if parent.as_ref().is_none_or(|(id, _)| *id != up) {
+            parent = Some((up, read(&up)?));
+        }
+        let offset = usize::try_from(tile.index % TILE_WIDTH).unwrap_or(usize::MAX) * 32;
+        let held = parent
+            .as_ref()
+            .and_then(|(_, bytes)| bytes.get(offset..offset + 32));
+        if held != Some(subtree.as_slice()) {
+            return Err(TileSetError::Parent {
+                path: tile.path(),
+                parent: up.path(),
+            });
+        }
+    }
+    let computed = super::merkle::tree_root(&TileHashReader::new(tree_size, tiles), tree_size)
+        .map_err(|source| TileSetError::Read {
+            path: format!("the right edge of the tree of size {tree_size}"),
+            source,
+        })?;
+    if computed != *root {
+        return Err(TileSetError::Root { size: tree_size });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,7 +555,7 @@ mod tests {
         fn read_tile(&self, tile: &TileId) -> Result<Vec<u8>, MerkleError> {
             self.0
                 .get(&(tile.level, tile.index))
-                .map(|b| b[..usize::from(tile.width) * 32].to_vec())
+                .map(|b| b.get(..usize::from(tile.width) * 32).unwrap_or(b).to_vec())
                 .ok_or_else(|| MerkleError::BadRequest(format!("no tile {tile}")))
         }
     }
@@ -505,6 +595,85 @@ mod tests {
         }
         // Nodes outside the tree are refused.
         let r = TileHashReader::new(300, &tiles);
+        assert!(r.read_hashes(&[NodeId::new(0, 300)]).is_err());
+        drop(r);
+        tiles_check_against_roots(&t, tiles);
+    }
+
+    /// `check_tiles` accepts the tiles of a tree at each size and refuses any changed hash:
+    /// in a full tile (its parent disagrees), in a parent, in a partial tile (the root
+    /// disagrees), a short tile and a missing one.
+    fn tiles_check_against_roots(t: &MemoryTree, tiles: Tiles) {
+        let n = t.size();
+        for size in [1, 255, 256, 257, 65_536, 65_537, n] {
+            let root = tree_root(t, size).unwrap();
+            check_tiles(size, &root, &tiles).unwrap();
+            let other = tree_root(t, size - 1).unwrap_or_default();
+            assert!(matches!(
+                check_tiles(size, &other, &tiles),
+                Err(TileSetError::Root { .. }) | Err(TileSetError::Parent { .. })
+            ));
+        }
+        let root = tree_root(t, n).unwrap();
+        let changed = |level: u8, index: u64, byte: usize| {
+            let mut m = tiles.0.clone();
+            m.get_mut(&(level, index)).unwrap()[byte] ^= 1;
+            Tiles(m)
+        };
+        // A full level-0 tile in the middle.
+        assert!(matches!(
+            check_tiles(n, &root, &changed(0, 100, 32 * 7)),
+            Err(TileSetError::Parent { ref path, .. }) if path == "tile/0/100"
+        ));
+        // The level-1 entry for that tile.
+        assert!(matches!(
+            check_tiles(n, &root, &changed(1, 0, 32 * 100)),
+            Err(TileSetError::Parent { ref parent, .. }) if parent == "tile/1/000"
+        ));
+        // The partial level-0 tile at the right edge (70,000 = 273 * 256 + 112).
+        assert!(matches!(
+            check_tiles(n, &root, &changed(0, 273, 32 * 111)),
+            Err(TileSetError::Root { .. })
+        ));
+        let mut short = tiles.0.clone();
+        short.get_mut(&(0, 273)).unwrap().truncate(32 * 100);
+        assert!(matches!(
+            check_tiles(n, &root, &Tiles(short)),
+            Err(TileSetError::Length { .. }) | Err(TileSetError::Read { .. })
+        ));
+        let mut missing = tiles.0.clone();
+        missing.remove(&(0, 5));
+        assert!(matches!(
+            check_tiles(n, &root, &Tiles(missing)),
+            Err(TileSetError::Read { ref path, .. }) if path == "tile/0/005"
+        ));
+    }
+
+    #[test]
+    fn tiles_of_a_tree_of_exactly_256_leaves_end_in_a_tile_of_one_hash() {
+        let mut t = MemoryTree::new();
+        for i in 0..256u64 {
+            t.push(&i.to_le_bytes());
+        }
+        let nodes: Vec<NodeId> = (0..256).map(|i| NodeId::new(0, i)).collect();
+        let root = tree_root(&t, 256).unwrap();
+        // One full level-0 tile, and above it a level-1 tile of one hash: the root.
+        assert_eq!(TileId::all_in_tree(256).len(), 2);
+        let tiles = Tiles(HashMap::from([
+            ((0, 0), t.read_hashes(&nodes).unwrap().concat()),
+            ((1, 0), root.to_vec()),
+        ]));
+        check_tiles(256, &root, &tiles).unwrap();
+        assert!(matches!(
+            check_tiles(256, &[7u8; 32], &tiles),
+            Err(TileSetError::Root { size: 256 })
+        ));
+    }
+
+    #[test]
+    fn nodes_outside_the_tree_are_refused() {
+        let t = Tiles(HashMap::new());
+        let r = TileHashReader::new(300, &t);
         assert!(r.read_hashes(&[NodeId::new(0, 300)]).is_err());
         assert!(r.read_hashes(&[NodeId::new(9, 0)]).is_err());
     }
