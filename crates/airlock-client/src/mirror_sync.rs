@@ -18,15 +18,28 @@
 //!
 //! Root versions older than the trusted root the mirror starts from are fetched on the first
 //! sync and accepted only as a chain of signatures that ends in exactly that root.
+//!
+//! When the root requires transparency, the mirror also serves the log's hash tiles under
+//! `DIR/public/log/` (a client points `log_url` there): for every checkpoint its proof bundles
+//! carry (verified against the root's log policy), the tiles of that tree, fetched from the
+//! log's URL (or `log_url`) when the mirror lacks them and placed only once
+//! `airlock_core::tlog::check_tiles` bound every hash to the checkpoint's root. Tiles never
+//! change under their names (a partial tile has its width in its name), so they are placed
+//! before the metadata switch, like targets.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use airlock_core::tlog::{Hash, MerkleError, ProofBundle, TileId, TileReader, check_tiles};
+use airlock_core::transparency::{PROOF_SUFFIX, TransparencyPolicy};
 use airlock_core::tuf::TrustedSet;
+use airlock_fetch::Fetcher;
 use airlock_fs::generations::{GenerationDir, NextGeneration, create_public_dir_all};
 
 use crate::config::UpdaterConfig;
 use crate::error::UpdateError;
+use crate::transparency::{HttpTiles, tiles_base};
 use crate::updater::Updater;
 
 /// What a sync did.
@@ -41,6 +54,8 @@ pub struct SyncReport {
     pub targets_fetched: usize,
     pub targets_present: usize,
     pub bytes_fetched: u64,
+    /// Log tiles fetched in this run (transparency only).
+    pub tiles_fetched: usize,
 }
 
 /// Why a sync stopped; the mirror still serves its previous generation.
@@ -61,8 +76,31 @@ pub enum SyncError {
     },
     #[error("target {0:?} cannot be stored as a file below the mirror's targets directory")]
     TargetPath(String),
+    #[error("proof bundle {name}: {reason}")]
+    Bundle { name: String, reason: String },
+    #[error(
+        "the root requires transparency, but neither its policy nor log_url names where the \
+         log's tiles are (a mirror serves them)"
+    )]
+    NoLogUrl,
+    #[error("the log's tiles at {url} for the checkpoint of size {size}")]
+    Tiles {
+        url: String,
+        size: u64,
+        #[source]
+        source: TileSyncFailure,
+    },
     #[error("writing the mirror")]
     Fs(#[from] airlock_fs::FsError),
+}
+
+/// Why the log's tiles were not placed.
+#[derive(Debug, thiserror::Error)]
+pub enum TileSyncFailure {
+    #[error("downloading")]
+    Fetch(#[source] airlock_fetch::FetchError),
+    #[error("they do not make up the checkpoint's tree")]
+    Check(#[source] airlock_core::tlog::TileSetError),
 }
 
 /// The directories of a mirror under `dir`.
@@ -123,6 +161,7 @@ pub fn sync(
     }
     let fetcher = config.fetcher.clone();
     let limits = config.limits;
+    let log_url = config.log_url.clone();
     let base = crate::config::with_trailing_slash(&config.metadata_base_url);
     let mut updater = Updater::new(UpdaterConfig {
         metadata_dir: metadata_state.clone(),
@@ -141,6 +180,8 @@ pub fn sync(
     }
     let listing = updater.list_targets_within(u32::MAX)?;
     let mut captured = updater.take_captured();
+    let policy = updater.transparency().cloned();
+    let now = u64::try_from(updater.reference_time().timestamp()).unwrap_or(0);
 
     let current = generations.current_files()?;
     if current.is_empty() {
@@ -179,18 +220,142 @@ pub fn sync(
         report.bytes_fetched += info.file.length;
     }
 
-    let mut next = NextGeneration::default();
     let written: BTreeMap<String, Vec<u8>> = captured.into_iter().collect();
-    next.keep = current
+    if let Some(policy) = &policy {
+        // The bundles the mirror will serve: those accepted now and those it keeps.
+        let mut bundles: Vec<(String, Vec<u8>)> = written
+            .iter()
+            .filter(|(name, _)| name.ends_with(PROOF_SUFFIX))
+            .map(|(n, b)| (n.clone(), b.clone()))
+            .collect();
+        if let Some(dir) = generations.current()? {
+            for name in current.iter().filter(|n| n.ends_with(PROOF_SUFFIX)) {
+                if !written.contains_key(name) {
+                    let path = dir.join(name);
+                    bundles.push((
+                        name.clone(),
+                        std::fs::read(&path).map_err(fs_err("reading", &path))?,
+                    ));
+                }
+            }
+        }
+        let base = tiles_base(policy, log_url.as_deref()).ok_or(SyncError::NoLogUrl)?;
+        report.tiles_fetched = sync_tiles(
+            &fetcher,
+            &base,
+            policy,
+            &bundles,
+            &dirs.public.join("log"),
+            now,
+        )?;
+    }
+
+    let keep: Vec<String> = current
         .into_iter()
         .filter(|name| !written.contains_key(name))
         .collect();
-    report.metadata_kept = next.keep.len();
+    report.metadata_kept = keep.len();
     report.metadata_written = written.len();
-    next.write = written;
-    generations.commit(next)?;
+    generations.commit(NextGeneration {
+        keep,
+        write: written,
+    })?;
     dirs.replace_state(&metadata_state)?;
     Ok(report)
+}
+
+/// Place under `log_dir` the tiles of every checkpoint in `bundles` that the mirror lacks,
+/// each tree checked against its checkpoint first. Returns how many tiles were fetched.
+fn sync_tiles(
+    fetcher: &Fetcher,
+    base: &str,
+    policy: &TransparencyPolicy,
+    bundles: &[(String, Vec<u8>)],
+    log_dir: &Path,
+    now: u64,
+) -> Result<usize, SyncError> {
+    let mut trees: BTreeSet<(u64, Hash)> = BTreeSet::new();
+    for (name, bytes) in bundles {
+        let refused = |reason: String| SyncError::Bundle {
+            name: name.clone(),
+            reason,
+        };
+        let bundle =
+            ProofBundle::parse(bytes).map_err(|e| refused(airlock_core::error_chain(&e)))?;
+        let accepted = policy
+            .policy()
+            .verify_checkpoint(&bundle.checkpoint, now)
+            .map_err(|e| refused(airlock_core::error_chain(&e)))?;
+        let c = accepted.checkpoint();
+        trees.insert((c.size, c.root_hash));
+    }
+    let mut fetched = 0;
+    for (size, root) in trees {
+        let tiles_err = |source| SyncError::Tiles {
+            url: base.to_string(),
+            size,
+            source,
+        };
+        let mut tiles = MirrorTiles {
+            dir: Some(log_dir),
+            http: HttpTiles::new(fetcher, base),
+            fetched: RefCell::new(BTreeMap::new()),
+        };
+        let mut checked = check_tiles(size, &root, &tiles);
+        if checked.is_err() && tiles.http.take_failure().is_none() {
+            // A tile the mirror holds may have been damaged since it was placed: the whole
+            // tree once more from the log alone (what checks out then replaces it).
+            tracing::info!("the tiles of tree size {size} did not check out; fetching all again");
+            tiles = MirrorTiles { dir: None, ..tiles };
+            tiles.fetched.borrow_mut().clear();
+            checked = check_tiles(size, &root, &tiles);
+        }
+        if let Err(e) = checked {
+            return Err(tiles_err(match tiles.http.take_failure() {
+                Some(f) => TileSyncFailure::Fetch(f),
+                None => TileSyncFailure::Check(e),
+            }));
+        }
+        for (path, bytes) in tiles.fetched.into_inner() {
+            let dest = log_dir.join(&path);
+            if let Some(parent) = dest.parent() {
+                create_public_dir_all(parent)?;
+            }
+            airlock_fs::write_atomic(&dest, &bytes, &airlock_fs::WriteOptions::public())?;
+            fetched += 1;
+        }
+    }
+    Ok(fetched)
+}
+
+/// The tiles a mirror has, else the log's (kept aside until the whole tree checks out).
+struct MirrorTiles<'a> {
+    /// The mirror's tiles; none to read every tile from the log.
+    dir: Option<&'a Path>,
+    http: HttpTiles<'a>,
+    fetched: RefCell<BTreeMap<String, Vec<u8>>>,
+}
+
+impl TileReader for MirrorTiles<'_> {
+    fn read_tile(&self, tile: &TileId) -> Result<Vec<u8>, MerkleError> {
+        let path = tile.path();
+        if let Some(b) = self.fetched.borrow().get(&path) {
+            return Ok(b.clone());
+        }
+        // Placed by an earlier sync, after its tree was checked.
+        if let Some(dir) = self.dir
+            && let Ok(b) = std::fs::read(dir.join(&path))
+            && b.len() == tile.hash_tile_len()
+        {
+            return Ok(b);
+        }
+        // The log may answer for a partial tile with the full one that replaced it: the mirror
+        // keeps the partial tile's own hashes under its own name.
+        let mut bytes = self.http.read_tile(tile)?;
+        bytes.truncate(tile.hash_tile_len());
+        self.fetched.borrow_mut().insert(path, bytes.clone());
+        Ok(bytes)
+    }
 }
 
 fn fs_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> airlock_fs::FsError {

@@ -208,10 +208,25 @@ pub fn tiles_base(policy: &TransparencyPolicy, override_url: Option<&str>) -> Op
 
 /// Tiles over HTTP(S). A partial tile that is gone (the log grew) is read from the full tile
 /// that replaced it: the first hashes are the same.
-struct HttpTiles<'a> {
+pub(crate) struct HttpTiles<'a> {
     fetcher: &'a Fetcher,
     base: &'a str,
     failure: RefCell<Option<FetchError>>,
+}
+
+impl<'a> HttpTiles<'a> {
+    pub(crate) fn new(fetcher: &'a Fetcher, base: &'a str) -> Self {
+        HttpTiles {
+            fetcher,
+            base,
+            failure: RefCell::new(None),
+        }
+    }
+
+    /// The download failure behind the last tile that could not be read.
+    pub(crate) fn take_failure(&self) -> Option<FetchError> {
+        self.failure.borrow_mut().take()
+    }
 }
 
 impl TileReader for HttpTiles<'_> {
@@ -253,11 +268,7 @@ fn proof_from_tiles(
             to_size,
         });
     };
-    let tiles = HttpTiles {
-        fetcher,
-        base,
-        failure: RefCell::new(None),
-    };
+    let tiles = HttpTiles::new(fetcher, base);
     let reader = TileHashReader::new(to_size, &tiles);
     consistency_proof(&reader, from_size, to_size).map_err(|e| LogCheckError::Tiles {
         origin: origin.to_string(),

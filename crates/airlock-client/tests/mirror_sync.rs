@@ -138,3 +138,112 @@ fn a_repository_that_requires_transparency_is_mirrored_with_its_proof_bundles() 
     u.fetch_target("app.bin", &dest, &mut |_, _| {}).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), b"app v1");
 }
+
+/// The mirror serves the log's tiles too, checked against the checkpoints its bundles carry:
+/// a client that points `log_url` at the mirror proves the log grew consistently from the
+/// mirror alone. Tiles that do not make up the checkpoint's tree are refused (nothing is
+/// published), and a tile damaged on the mirror's disk is fetched again.
+#[test]
+fn the_mirror_serves_the_logs_tiles_checked_against_the_checkpoints() {
+    let net = airlock_testbed::LocalTransparency::start(2).expect("testbed");
+    // More than one full tile of entries, so the tree has full and partial tiles.
+    let filler: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| format!("filler {i}").into_bytes())
+        .collect();
+    let filler: Vec<&[u8]> = filler.iter().map(Vec::as_slice).collect();
+    tlog::submit_filler(&net, &filler);
+    let mut repo = TestRepo::new();
+    tlog::set_policy(&mut repo, Some(&tlog::policy_text(&net)));
+    repo.write_root();
+    repo.add_target("targets", "app.bin", b"app v1");
+    repo.publish();
+    let mut logger = tlog::Logger::new();
+    logger.log_new(&repo, &net);
+    // A copy of the log's public tree with one hash changed in the first full tile.
+    let bad_log = tempfile::tempdir().unwrap();
+    let copy = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", net.public_dir().display()))
+        .arg(bad_log.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let tile = bad_log.path().join("tile/0/000");
+    let mut bytes = std::fs::read(&tile).unwrap();
+    assert_eq!(bytes.len(), 256 * 32);
+    bytes[32 * 9] ^= 1;
+    std::fs::remove_file(&tile).unwrap();
+    std::fs::write(&tile, &bytes).unwrap();
+    let source = HttpsRepo::serve_with(
+        repo.path(),
+        axum::Router::new()
+            .nest_service("/log", airlock_serve::static_dir_router(net.public_dir()))
+            .nest_service("/bad-log", airlock_serve::static_dir_router(bad_log.path())),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dirs = MirrorDirs::new(dir.path());
+    let config = |log: &str| {
+        let mut config = source_config(&source, &dirs);
+        config.fetcher = tlog::fetcher(&source, &[&net]);
+        config.log_url = Some(source.server.url(log));
+        config
+    };
+
+    let err = sync(config("/bad-log/"), &dirs, &repo.initial_root()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SyncError::Tiles {
+                source: airlock_client::mirror_sync::TileSyncFailure::Check(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!dirs.public.join("metadata").exists());
+    assert!(!dirs.public.join("log").exists());
+
+    let report = sync(config("/log/"), &dirs, &repo.initial_root()).expect("sync");
+    assert!(report.tiles_fetched >= 3, "{report:?}");
+    assert_eq!(
+        std::fs::read(dirs.public.join("log/tile/0/000")).unwrap(),
+        std::fs::read(net.public_dir().join("tile/0/000")).unwrap()
+    );
+
+    // A client that takes everything from the mirror, tiles included.
+    let mirror = HttpsRepo::serve(&dirs.public);
+    let client = tlog::client(&mirror, &repo.initial_root(), &[&net]);
+    client.updater().refresh().expect("first refresh");
+
+    // A new release, logged after more entries: the client holds the old checkpoint and must
+    // prove the log grew consistently, from the mirror's tiles.
+    tlog::submit_filler(&net, &[b"more filler".as_slice(); 1]);
+    repo.add_target("targets", "app.bin", b"app v2");
+    repo.publish();
+    logger.log_new(&repo, &net);
+    let again = sync(config("/log/"), &dirs, &[]).expect("second sync");
+    assert!(again.tiles_fetched >= 1, "{again:?}");
+    // Without the mirror's tiles the proof cannot be made: they are what the client uses.
+    let log_dir = dirs.public.join("log");
+    let away = dir.path().join("log.away");
+    std::fs::rename(&log_dir, &away).unwrap();
+    let err = client.updater().refresh().unwrap_err();
+    assert!(airlock_core::error_chain(&err).contains("tiles"), "{err}");
+    std::fs::rename(&away, &log_dir).unwrap();
+    let mut u = client.updater();
+    u.refresh()
+        .expect("refresh with a consistency proof from the mirror's tiles");
+    let dest = client.target_dir().join("app.bin");
+    u.fetch_target("app.bin", &dest, &mut |_, _| {}).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), b"app v2");
+
+    // A tile damaged on the mirror's disk is replaced by the next sync.
+    let placed = dirs.public.join("log/tile/0/000");
+    let good = std::fs::read(&placed).unwrap();
+    let mut damaged = good.clone();
+    damaged[100] ^= 1;
+    std::fs::remove_file(&placed).unwrap();
+    std::fs::write(&placed, &damaged).unwrap();
+    sync(config("/log/"), &dirs, &[]).expect("sync after damage");
+    assert_eq!(std::fs::read(&placed).unwrap(), good);
+}

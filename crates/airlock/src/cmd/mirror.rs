@@ -51,6 +51,10 @@ struct SyncArgs {
     /// Every request through this proxy (default: HTTPS_PROXY / ALL_PROXY, minus NO_PROXY).
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
+    /// Where to read the transparency log's tiles (default: the log URL in the root's
+    /// policy); the mirror serves them under public/log/.
+    #[arg(long, value_name = "URL")]
+    log_url: Option<String>,
 }
 
 pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
@@ -74,6 +78,9 @@ fn sync_cmd(a: SyncArgs, json: bool) -> anyhow::Result<()> {
     };
     check_url("--from", &metadata_url, a.allow_http_loopback)?;
     check_url("--from", &targets_url, a.allow_http_loopback)?;
+    if let Some(url) = &a.log_url {
+        check_url("--log-url", url, a.allow_http_loopback)?;
+    }
     let dirs = MirrorDirs::new(&a.to);
     let first = !dirs.metadata_state().join("root.json").exists();
     let root = match (&a.root, first) {
@@ -106,8 +113,9 @@ fn sync_cmd(a: SyncArgs, json: bool) -> anyhow::Result<()> {
         ..FetcherConfig::default()
     })
     .context("setting up HTTPS")?;
-    let config = UpdaterConfig::new(dirs.metadata_state(), metadata_url, Arc::new(fetcher))
+    let mut config = UpdaterConfig::new(dirs.metadata_state(), metadata_url, Arc::new(fetcher))
         .with_targets_base_url(targets_url);
+    config.log_url = a.log_url;
     let report = sync(config, &dirs, &root).map_err(|e| {
         let keeps = match &e {
             SyncError::RootHistory { .. } | SyncError::NotConsistent if first => {
@@ -124,7 +132,8 @@ fn sync_cmd(a: SyncArgs, json: bool) -> anyhow::Result<()> {
     }
     println!(
         "{}: root v{}, timestamp v{}; {} metadata file(s) new, {} kept; {} target(s) fetched \
-         ({} bytes), {} already here. Serve {} with any static web server.",
+         ({} bytes), {} already here; {} log tile(s) fetched. Serve {} with any static web \
+         server.",
         a.to.display(),
         report.root_version,
         report.timestamp_version,
@@ -133,6 +142,7 @@ fn sync_cmd(a: SyncArgs, json: bool) -> anyhow::Result<()> {
         report.targets_fetched,
         report.bytes_fetched,
         report.targets_present,
+        report.tiles_fetched,
         dirs.public.display()
     );
     Ok(())
