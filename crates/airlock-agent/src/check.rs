@@ -160,6 +160,27 @@ pub fn updater(app: &AppConfig) -> Result<Updater, CheckError> {
     Updater::new(cfg).map_err(|e| update("loading the trusted metadata", e))
 }
 
+/// Remove everything in `download_dir` but `keep`. Failures are logged: a file left here is
+/// never trusted (a download is checked as a whole before use), only wasted space.
+fn clear_downloads(download_dir: &Path, keep: Option<&Path>) {
+    let Ok(entries) = std::fs::read_dir(download_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if Some(path.as_path()) == keep {
+            continue;
+        }
+        let removed = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        if let Err(e) = removed {
+            tracing::warn!("removing the old download {}: {e}", path.display());
+        }
+    }
+}
+
 /// Check `app` once and install what the core chooses.
 pub fn check_app(
     app: &AppConfig,
@@ -240,6 +261,7 @@ pub fn check_app(
         tracing::warn!(app = %app.name, "release refused: {refused}");
     }
     let Some(release) = offer.install else {
+        clear_downloads(download_dir, None);
         report.summary = match (&installed, &report.pending) {
             (_, Some(p)) => format!(
                 "up to date; {} is staged to {}% of machines, this machine's bucket is {}",
@@ -268,6 +290,9 @@ pub fn check_app(
         path: dest_dir.clone(),
         source,
     })?;
+    // Bytes of this release that a stop or a cut left go on being used (airlock-client
+    // resumes from them and checks the whole file); those of other releases are not wanted.
+    clear_downloads(download_dir, Some(&dest_dir));
     let dest = dest_dir.join(base_name(&info.path));
     if !updater
         .find_cached_target(info, &dest)
@@ -284,8 +309,7 @@ pub fn check_app(
             source,
         })?;
     // Installed or refused by its health check: the verified copy is not needed again.
-    let _ = std::fs::remove_file(&dest);
-    let _ = std::fs::remove_dir(&dest_dir);
+    clear_downloads(download_dir, None);
     report.summary = match &outcome {
         InstallOutcome::Installed { version } if offer.staging_bypassed => {
             format!("installed {version} (staging bypassed)")

@@ -199,15 +199,9 @@ impl AgentHandle {
         let machine_id = config.machine_id()?;
         let mut apps = BTreeMap::new();
         for app in config.apps.values() {
-            // A download cut by a crash leaves a temporary file: start each check clean (a
-            // complete release is verified and fetched again, never trusted from here).
-            let downloads = app_dir(&config, &app.name).join("downloads");
-            if let Err(e) = std::fs::remove_dir_all(&downloads)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::error!(app = %app.name, "clearing {}: {e}", downloads.display());
-            }
-            // So does a record or a metadata file whose write a crash cut short.
+            // A download cut by a stop or a crash stays (`downloads/`): the next check goes on
+            // from its bytes, which are checked with the rest as a whole before any use. A
+            // record or a metadata file whose write a crash cut short is removed.
             if let Err(e) = airlock_fs::remove_temporaries(&app_dir(&config, &app.name), true) {
                 tracing::error!(app = %app.name, "{}", airlock_core::error_chain(&e));
             }

@@ -145,3 +145,60 @@ fn the_record_survives_a_restart_and_a_second_agent_is_refused() {
     );
     agent.stop();
 }
+
+/// A download cut by a stop of the agent goes on from its bytes when the agent runs again. The
+/// server here serves the release's first half damaged, so only a resume from the good half on
+/// disk gives the listed hashes. Partial downloads of other releases are removed.
+#[test]
+fn a_download_cut_by_a_restart_goes_on_from_the_bytes_on_disk() {
+    let mut f = Fixture::new();
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    f.release_bytes("1.0", None, &bytes);
+    let half = bytes.len() / 2;
+    let mut served = Vec::new();
+    for entry in std::fs::read_dir(f.repo.path().join("targets/myapp/1.0")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with("myapp.tar.gz") {
+            served.push(path);
+        }
+    }
+    assert!(!served.is_empty());
+    for path in &served {
+        let mut damaged = bytes.clone();
+        for b in &mut damaged[..half] {
+            *b ^= 0xff;
+        }
+        std::fs::remove_file(path).unwrap();
+        std::fs::write(path, &damaged).unwrap();
+    }
+    // What a stopped agent left: the first half, under the name the download keeps it in.
+    let file = airlock_core::tuf::TargetFile::from_bytes(&bytes);
+    let tag: String = file
+        .hashes
+        .values()
+        .next()
+        .unwrap()
+        .chars()
+        .take(16)
+        .collect();
+    let downloads = f.path("state/apps/myapp/downloads");
+    let dir = downloads.join("myapp%2F1.0%2Fmyapp.tar.gz");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!(".myapp.tar.gz.{tag}.partial")),
+        &bytes[..half],
+    )
+    .unwrap();
+    let stale = downloads.join("myapp%2F0.9%2Fmyapp.tar.gz/.myapp.tar.gz.0123456789abcdef.partial");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::write(&stale, b"an older release").unwrap();
+
+    let installer = Arc::new(RecordingInstaller::new());
+    let agent = f.start(f.config("", ""), installer.clone());
+    let answer = ask(&f.socket(), "check-now myapp");
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(installs(&installer), [("1.0".into(), bytes)]);
+    assert!(!stale.exists());
+    assert_eq!(std::fs::read_dir(&downloads).unwrap().count(), 0);
+    drop(agent);
+}

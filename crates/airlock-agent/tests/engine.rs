@@ -52,7 +52,7 @@ fn the_engine_installs_rolls_back_an_unhealthy_release_and_refuses_a_hostile_arc
     let window = format!("windows = [\"{away:02}:00-{away:02}:30\"]");
     let config = f.config_with_install("", &window, &format!("keep = 2\n{health}"));
     f.release_bytes("1.0", None, &tar_gz("1.0", &[]));
-    // What a download cut by kill -9 leaves behind is cleared when the agent starts.
+    // Junk beside a download is cleared once the release is installed.
     let leftover = f.path("state/apps/myapp/downloads/myapp%2F1.0%2Fmyapp.tar.gz/.tmp-partial");
     std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
     std::fs::write(&leftover, b"half a download").unwrap();
@@ -60,12 +60,12 @@ fn the_engine_installs_rolls_back_an_unhealthy_release_and_refuses_a_hostile_arc
     let half_written = f.path("state/apps/myapp/.airlock-tmp-record");
     std::fs::write(&half_written, b"{\"chec").unwrap();
     let agent = f.start(config, Arc::new(Engine));
-    assert!(!leftover.exists());
     assert!(!half_written.exists());
     let socket = f.socket();
 
     let answer = ask(&socket, "check-now myapp");
     assert_eq!(answer["ok"], true, "{answer}");
+    assert!(!leftover.exists());
     assert_eq!(current_version(&install), "1.0");
     assert!(install.join("releases/1.0/VERSION").is_file());
 
