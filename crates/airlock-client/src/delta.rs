@@ -56,6 +56,12 @@ pub enum DeltaError {
         patch: String,
         reason: String,
     },
+    #[error("patch {patch} changed on disk after its download ({path}): {reason}")]
+    PatchChanged {
+        path: PathBuf,
+        patch: String,
+        reason: String,
+    },
     #[error("downloading patch {patch}")]
     Download {
         patch: String,
@@ -190,7 +196,16 @@ impl Updater {
                 patch: patch.path.clone(),
                 source: Box::new(source),
             })
-            .and_then(|()| read_verified(&patch_dest, &patch_info.file, &patch.path))
+            .and_then(|()| {
+                // Checked again as read: the bytes applied are the bytes checked.
+                read_verified(&patch_dest, &patch_info.file, |reason| {
+                    DeltaError::PatchChanged {
+                        path: patch_dest.clone(),
+                        patch: patch.path.clone(),
+                        reason,
+                    }
+                })
+            })
             .and_then(|bytes| patch_into(info, dest, patch, base, &bytes));
         let _ = std::fs::remove_file(&patch_dest);
         result
@@ -222,7 +237,11 @@ pub fn patch_targets(info: &TargetInfo) -> Vec<TargetInfo> {
 }
 
 /// Read `path` (at most `file.length` bytes) and check it against `file` in memory.
-fn read_verified(path: &Path, file: &TargetFile, what: &str) -> Result<Vec<u8>, DeltaError> {
+fn read_verified(
+    path: &Path,
+    file: &TargetFile,
+    mismatch: impl Fn(String) -> DeltaError,
+) -> Result<Vec<u8>, DeltaError> {
     let io_err = |source| DeltaError::Io {
         path: path.to_path_buf(),
         source,
@@ -233,11 +252,6 @@ fn read_verified(path: &Path, file: &TargetFile, what: &str) -> Result<Vec<u8>, 
     f.take(file.length.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(io_err)?;
-    let mismatch = |reason: String| DeltaError::BaseMismatch {
-        path: path.to_path_buf(),
-        patch: what.to_string(),
-        reason,
-    };
     if bytes.len() as u64 != file.length {
         return Err(mismatch(format!(
             "{} bytes, {} listed",
@@ -259,7 +273,11 @@ fn read_base(local: &Path, patch: &Patch) -> Result<Vec<u8>, DeltaError> {
         custom: None,
         unrecognized: Default::default(),
     };
-    read_verified(local, &base, &patch.path)
+    read_verified(local, &base, |reason| DeltaError::BaseMismatch {
+        path: local.to_path_buf(),
+        patch: patch.path.clone(),
+        reason,
+    })
 }
 
 /// Apply `patch_bytes` to `base`, streaming the output into the target's partial file (length
