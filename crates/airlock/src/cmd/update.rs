@@ -752,11 +752,11 @@ fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Resu
                     let d = delivery.as_ref();
                     v["bytes_moved"] = json!(d.map_or(0, |d| d.bytes_moved));
                     v["bytes_saved"] = json!(d.map_or(0, |d| d.bytes_saved));
-                    if let Some(d) = d {
-                        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(d) {
-                            for (k, x) in m {
-                                v[k] = x;
-                            }
+                    if let Some(d) = d
+                        && let Ok(serde_json::Value::Object(m)) = serde_json::to_value(d)
+                    {
+                        for (k, x) in m {
+                            v[k] = x;
                         }
                     }
                     v
