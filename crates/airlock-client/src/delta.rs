@@ -320,7 +320,7 @@ fn patch_into(
     let checked = match failed {
         Some(reason) => Err(apply_err(reason)),
         None => partial
-            .check(&format!("patch {}", patch.path))
+            .check(&dest.display().to_string())
             .map_err(result_err),
     };
     match checked {
