@@ -122,8 +122,8 @@ pub enum UpdateError {
     /// Metered: a delta update of the target failed, and the client is configured not to move
     /// the full size on its own. Nothing was changed.
     #[error(
-        "delta update of {target:?} failed and this client is metered: not downloading the full \
-         {length} bytes (run again without --metered to allow it); {}",
+        "delta update of {target:?} failed and this client is metered (--metered or metered = \
+         true in client.toml): not downloading the full {length} bytes; {}",
         reasons.join("; ")
     )]
     DeltaStopped {
