@@ -79,6 +79,12 @@ pub struct UpdaterConfig {
     /// Further mirrors, after the one the base URLs above name (mirror 0). Each is untrusted;
     /// see [`airlock_core::mirrors`] for the order in which they are asked.
     pub mirrors: Vec<Mirror>,
+    /// Delta updates: whether to try patches, the memory cap, and metered mode
+    /// (docs/publishing.md, "Delta updates").
+    pub delta: airlock_core::delta::Policy,
+    /// Local files besides the destination that may be an earlier version of a target (each
+    /// is proven against the signed base hashes before a patch is applied to it).
+    pub delta_bases: Vec<PathBuf>,
 }
 
 impl UpdaterConfig {
@@ -99,6 +105,8 @@ impl UpdaterConfig {
             peers: Vec::new(),
             peers_required: 0,
             mirrors: Vec::new(),
+            delta: airlock_core::delta::Policy::default(),
+            delta_bases: Vec::new(),
         }
     }
 

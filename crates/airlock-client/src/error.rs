@@ -119,6 +119,18 @@ pub enum UpdateError {
     /// The mirror configuration is unusable.
     #[error("mirror configuration")]
     Mirrors(#[source] airlock_core::mirrors::MirrorError),
+    /// Metered: a delta update of the target failed, and the client is configured not to move
+    /// the full size on its own. Nothing was changed.
+    #[error(
+        "delta update of {target:?} failed and this client is metered (--metered or metered = \
+         true in client.toml): not downloading the full {length} bytes; {}",
+        reasons.join("; ")
+    )]
+    DeltaStopped {
+        target: String,
+        length: u64,
+        reasons: Vec<String>,
+    },
     /// Reading or writing the local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -28,6 +28,7 @@
 //! ```
 
 mod config;
+pub mod delta;
 mod error;
 pub mod mirror_sync;
 pub mod store;

@@ -203,7 +203,14 @@ pub fn sync(
         timestamp_version: summary.timestamp_version,
         ..SyncReport::default()
     };
-    for info in &listing.targets {
+    // Each target's patches (its signed custom `delta` field) are carried like targets, so a
+    // client asking this mirror can update by patch.
+    let files = listing
+        .targets
+        .iter()
+        .flat_map(|t| std::iter::once(t.clone()).chain(crate::delta::patch_targets(t)));
+    for info in files {
+        let info = &info;
         let Some(rel) = updater.target_store_path(info) else {
             return Err(SyncError::TargetPath(info.path.clone()));
         };

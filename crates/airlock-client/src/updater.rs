@@ -961,8 +961,13 @@ impl Updater {
         if self.find_cached_target(&info, dest)? {
             return Ok((info, false));
         }
-        self.download_target_with_progress(&info, dest, progress)?;
+        self.deliver_target(&info, dest, progress)?;
         Ok((info, true))
+    }
+
+    /// The configuration this updater was made with.
+    pub fn config(&self) -> &UpdaterConfig {
+        &self.config
     }
 
     /// Versions of the trusted top-level roles, for display.

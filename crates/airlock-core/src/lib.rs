@@ -20,6 +20,7 @@
 
 pub mod cjson;
 pub mod crypto;
+pub mod delta;
 pub mod install;
 pub mod mirrors;
 pub mod peer_check;

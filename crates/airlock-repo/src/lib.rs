@@ -27,6 +27,7 @@
 
 mod config;
 mod delegate;
+pub mod delta;
 mod error;
 mod fsutil;
 mod init;

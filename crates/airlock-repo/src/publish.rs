@@ -514,6 +514,12 @@ impl Repository {
                 if let Some(sha) = tf.hashes.get("sha256") {
                     listed.insert(crate::targets::hashed_target_path(path, sha));
                 }
+                // Its patches (custom `delta`) are published files of the target too.
+                for p in airlock_core::delta::patches(tf.custom.as_ref()).unwrap_or_default() {
+                    if let Some(sha) = p.file.hashes.get("sha256") {
+                        listed.insert(crate::targets::hashed_target_path(&p.path, sha));
+                    }
+                }
             }
         };
         for name in self.published.current_files()? {

@@ -51,6 +51,19 @@ impl TargetCustom {
     }
 }
 
+/// `custom` with a `delta` field listing `patches` (unchanged when there are none).
+fn with_delta(custom: Option<Value>, patches: &[airlock_core::delta::Patch]) -> Option<Value> {
+    if patches.is_empty() {
+        return custom;
+    }
+    let mut m = match custom {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    m.insert("delta".into(), airlock_core::delta::field_value(patches));
+    Some(Value::Object(m))
+}
+
 /// What to add: a file or a directory (walked recursively), under a target path prefix.
 #[derive(Clone, Debug)]
 pub struct AddSource {
@@ -74,6 +87,10 @@ pub struct AddOptions {
     pub custom: TargetCustom,
     /// Put every target in this role instead of the one a client's search would reach first.
     pub role: Option<String>,
+    /// Patches from this many earlier versions of the same target path (crate::delta).
+    pub deltas: usize,
+    /// Patches from the staged version of each of these target paths.
+    pub delta_from: Vec<String>,
 }
 
 /// What [`Repository::add_targets`] did.
@@ -87,6 +104,9 @@ pub struct AddReport {
     pub roles: Vec<String>,
     /// Roles that still need signatures (keys offline).
     pub unsigned: Vec<String>,
+    /// Patches made (or not) from earlier versions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<crate::delta::PatchReport>,
 }
 
 /// Check a target path. It becomes a file path under `published/targets` and, unescaped, part
@@ -343,8 +363,13 @@ impl Repository {
         let published = self.published_state()?;
         let mut changed: BTreeSet<String> = BTreeSet::new();
         let mut bytes = 0u64;
+        let mut patch_reports = Vec::new();
         for ((target, src), (len, sha)) in files.iter().zip(hashed) {
             bytes += len;
+            // Bases come from what is staged before this version replaces it.
+            let bases = self.delta_bases(target, options.deltas, &options.delta_from);
+            let patches = self.make_patches(target, src, &sha, &bases, &mut patch_reports)?;
+            let custom = with_delta(custom.clone(), &patches);
             let role = match &options.role {
                 Some(r) => r.clone(),
                 None => self.role_for_target(target),
@@ -391,6 +416,7 @@ impl Repository {
                 bytes,
                 roles,
                 unsigned,
+                patches: patch_reports,
             })
     }
 
@@ -406,7 +432,10 @@ impl Repository {
                 path: file.to_path_buf(),
                 target: TargetName::Exact(target_path.to_string()),
             }],
-            &AddOptions { custom, role: None },
+            &AddOptions {
+                custom,
+                ..AddOptions::default()
+            },
             &|_, _| {},
         )
     }
@@ -472,7 +501,7 @@ impl Repository {
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<u64, RepoError> {
         let store = self.dir.join("published").join("targets");
-        let mut jobs: Vec<(&String, &PathBuf, &TargetFile)> = Vec::new();
+        let mut jobs: Vec<(&String, &PathBuf, TargetFile)> = Vec::new();
         for (target, src) in &self.pending {
             // The target may have been re-added or removed since: copy what is staged now.
             let role = self.role_for_target(target);
@@ -484,7 +513,9 @@ impl Repository {
                     self.targets
                         .values()
                         .find_map(|m| m.signed.targets.get(target))
-                });
+                })
+                .cloned()
+                .or_else(|| self.staged_patch(target));
             if let Some(tf) = tf {
                 jobs.push((target, src, tf));
             }

@@ -234,6 +234,7 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
                 rollout_percent: None,
             },
             role: None,
+            ..AddOptions::default()
         },
         &|_, _| {},
     )?;

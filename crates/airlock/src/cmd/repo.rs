@@ -230,7 +230,9 @@ struct GcArgs {
   airlock repo add ./dist --prefix app/1.2.0/ --version 1.2.0 --channel stable \\
       --source-ref git+https://example.org/app@v1.2.0      # app/1.2.0/<files in dist>
   airlock repo add ./dist --prefix app/ --dir-name         # app/dist/<files in dist>
-  airlock repo add ./build/app.tar.gz --name app/latest.tar.gz")]
+  airlock repo add ./build/app.tar.gz --name app/latest.tar.gz
+  airlock repo add ./build/app --name app/app --deltas 2         # patches from 2 earlier versions
+  airlock repo add ./build/app --name app/1.3.0/app --delta-from app/1.2.0/app")]
 struct AddArgs {
     /// Files or directories (walked recursively; symbolic links are refused). A directory adds
     /// its contents, not its own name (see --dir-name).
@@ -262,6 +264,15 @@ struct AddArgs {
     /// staged rollout by the update agent; add the file again with a larger share to widen it.
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     rollout_percent: Option<u8>,
+    /// Delta updates: publish patches from this many earlier versions of each target's path
+    /// (the version staged now, then the versions its own patches start from), listed in the
+    /// target's custom.delta. Default 0: none.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    deltas: usize,
+    /// Delta updates: also publish a patch from the version of TARGET staged now (e.g. the
+    /// previous release's path, app/1.1.0/app.bin for app/1.2.0/app.bin). Repeatable.
+    #[arg(long, value_name = "TARGET")]
+    delta_from: Vec<String>,
 }
 
 /// Remove targets by exact path, or all under a prefix ending in `/`.
@@ -724,6 +735,8 @@ fn add(args: &Args, a: &AddArgs) -> anyhow::Result<()> {
             rollout_percent: a.rollout_percent,
         },
         role: a.role.clone(),
+        deltas: a.deltas,
+        delta_from: a.delta_from.clone(),
     };
     let pb = progress_bar(json_out, "hashing");
     let report = repo.add_targets(&sources, &options, &|done, total| {
@@ -747,6 +760,16 @@ fn add(args: &Args, a: &AddArgs) -> anyhow::Result<()> {
             report.bytes,
             report.roles.len()
         );
+        for p in &report.patches {
+            let base: String = p.base.chars().take(16).collect();
+            match (&p.skipped, p.length) {
+                (None, Some(len)) => {
+                    println!("  patch for {} from {base}…: {len} bytes", p.target)
+                }
+                (Some(why), _) => println!("  no patch for {} from {base}…: {why}", p.target),
+                (None, None) => {}
+            }
+        }
         unsigned_note(&report.unsigned);
     });
     Ok(())

@@ -79,6 +79,18 @@ pub struct Args {
     /// mirror may also name the targets it holds (target_paths).
     #[arg(long = "mirror", global = true, value_name = "URLS")]
     mirrors: Vec<String>,
+    /// Metered connection: when a delta update fails, stop and report instead of downloading
+    /// the full target (also `metered = true` in client.toml).
+    #[arg(long, global = true)]
+    metered: bool,
+    /// Never use delta updates (patches); always download full targets.
+    #[arg(long, global = true)]
+    no_delta: bool,
+    /// A local file that may be an earlier version of a target being downloaded, for delta
+    /// updates (besides the file already at the destination); used only when its length and
+    /// hashes are a patch's signed base. Repeatable; replaces client.toml's delta_bases.
+    #[arg(long = "delta-base", global = true, value_name = "FILE")]
+    delta_bases: Vec<PathBuf>,
     /// The top-level `--json`.
     #[arg(skip)]
     json: bool,
@@ -147,6 +159,16 @@ struct ClientConfig {
     proxy: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     mirrors: Vec<Mirror>,
+    /// Delta updates that fail stop instead of falling back to the full download.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    metered: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    no_delta: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    delta_bases: Vec<PathBuf>,
+    /// Most memory (MiB) a patch may need (base + patch); default 512.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delta_max_memory_mib: Option<u64>,
 }
 
 /// `METADATA_URL[,TARGETS_URL]` from `--mirror`.
@@ -217,6 +239,15 @@ impl ClientConfig {
         }
         if args.proxy.is_some() {
             self.proxy.clone_from(&args.proxy);
+        }
+        self.metered |= args.metered;
+        self.no_delta |= args.no_delta;
+        if !args.delta_bases.is_empty() {
+            self.delta_bases = args
+                .delta_bases
+                .iter()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+                .collect();
         }
         Ok(self)
     }
@@ -361,6 +392,16 @@ fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
         cfg = cfg.with_targets_base_url(url.clone());
     }
     cfg.mirrors.clone_from(&config.mirrors);
+    cfg.delta = airlock_core::delta::Policy {
+        enabled: !config.no_delta,
+        metered: config.metered,
+        max_memory: config
+            .delta_max_memory_mib
+            .map_or(airlock_core::delta::DEFAULT_MAX_MEMORY, |m| {
+                m.saturating_mul(1024 * 1024)
+            }),
+    };
+    cfg.delta_bases.clone_from(&config.delta_bases);
     Ok(Updater::new(cfg)?)
 }
 
@@ -616,6 +657,7 @@ fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Resu
     check_peers(&mut updater, args.json)?;
     let show_progress = !args.json && std::io::stderr().is_terminal();
     let mut results = Vec::new();
+    let (mut moved, mut saved) = (0u64, 0u64);
     for name in targets {
         let dest = Updater::local_target_path(&out, name);
         let info = updater
@@ -625,7 +667,7 @@ fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Resu
             if !args.json {
                 println!("{name}: already here and verified ({})", dest.display());
             }
-            results.push((info, dest, false));
+            results.push((info, dest, None));
             continue;
         }
         let bar = if show_progress {
@@ -656,34 +698,67 @@ fn download(args: &Args, targets: &[String], out: Option<&Path>) -> anyhow::Resu
             }
         };
         event(0);
-        let result = updater.download_target_with_progress(&info, &dest, &mut |done, _| {
+        let result = updater.deliver_target(&info, &dest, &mut |done, _| {
             bar.set_position(done);
             event(done);
         });
         bar.finish_and_clear();
-        result.with_context(|| format!("downloading {name:?} failed"))?;
+        let delivery = result.with_context(|| format!("downloading {name:?} failed"))?;
         if !args.json {
             let hashes: Vec<&str> = info.file.hashes.keys().map(String::as_str).collect();
+            let how = match (&delivery.patch, &delivery.base) {
+                (Some(_), Some(base)) => format!(
+                    "by patch from {}: moved {}, saved {}",
+                    base.display(),
+                    human_size(delivery.bytes_moved),
+                    human_size(delivery.bytes_saved)
+                ),
+                _ => format!("moved {}", human_size(delivery.bytes_moved)),
+            };
             println!(
-                "{name}: downloaded {} to {} ({} verified)",
+                "{name}: downloaded {} to {} ({} verified; {how})",
                 human_size(info.file.length),
                 dest.display(),
                 hashes.join(", ")
             );
+            for why in &delivery.delta_skipped {
+                eprintln!("  delta not used: {why}");
+            }
         }
-        results.push((info, dest, true));
+        moved += delivery.bytes_moved;
+        saved += delivery.bytes_saved;
+        results.push((info, dest, Some(delivery)));
     }
     if !args.json {
         print_mirror_failures(&updater);
+        if saved > 0 {
+            println!(
+                "moved {} in all; patches saved {}",
+                human_size(moved),
+                human_size(saved)
+            );
+        }
     }
     if args.json {
         return print_json(&serde_json::Value::Array(
             results
                 .iter()
-                .map(|(info, dest, downloaded)| {
+                .map(|(info, dest, delivery)| {
                     let mut v = target_json(info);
                     v["file"] = json!(dest);
-                    v["downloaded"] = json!(downloaded);
+                    v["downloaded"] = json!(delivery.is_some());
+                    // bytes_moved, bytes_saved, method (delta or full), patch, base,
+                    // delta_skipped; an already verified file moved nothing.
+                    let d = delivery.as_ref();
+                    v["bytes_moved"] = json!(d.map_or(0, |d| d.bytes_moved));
+                    v["bytes_saved"] = json!(d.map_or(0, |d| d.bytes_saved));
+                    if let Some(d) = d
+                        && let Ok(serde_json::Value::Object(m)) = serde_json::to_value(d)
+                    {
+                        for (k, x) in m {
+                            v[k] = x;
+                        }
+                    }
                     v
                 })
                 .collect(),
