@@ -245,8 +245,12 @@ impl Layer {
 }
 
 /// xz decoders allocate their dictionary up front from a header value; a hostile header
-/// could ask for 4 GiB. 256 MiB covers `xz -9` (64 MiB) with room.
-const XZ_MEM_LIMIT_KIB: u32 = 256 * 1024;
+/// could ask for 4 GiB. The limit follows the per-member cap, between 16 MiB (`xz -6`'s 8 MiB
+/// dictionary with room) and 256 MiB (`xz -9`'s 64 MiB with room).
+fn xz_mem_limit_kib(limits: Limits) -> u32 {
+    let bytes = limits.max_member_bytes.clamp(16 << 20, 256 << 20);
+    u32::try_from(bytes / 1024).unwrap_or(u32::MAX)
+}
 
 fn open_compressed(
     data: &[u8],
@@ -282,7 +286,8 @@ fn open_compressed(
             out
         }
         Layer::Xz => {
-            let mut xz = lzma_rust2::XzReader::new_mem_limit(data, true, XZ_MEM_LIMIT_KIB);
+            let mut xz =
+                lzma_rust2::XzReader::new_mem_limit(data, true, xz_mem_limit_kib(budget.limits()));
             budget.read_all(path, &mut xz)?
         }
         Layer::Zstd => {
