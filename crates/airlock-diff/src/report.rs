@@ -152,6 +152,11 @@ impl Report {
         let s = &self.summary;
         match self.verdict {
             Verdict::Identical => "IDENTICAL: the files are byte for byte the same".into(),
+            Verdict::MetadataOnly if s.metadata_only == 0 => {
+                "METADATA ONLY: every member is the same; only the archive's own headers, \
+                 order or encoding differ"
+                    .into()
+            }
             Verdict::MetadataOnly => format!(
                 "METADATA ONLY: every member has the same content; {} differ only in times, \
                  modes, owners, order or headers",

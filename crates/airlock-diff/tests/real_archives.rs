@@ -156,6 +156,12 @@ fn the_same_tar_compressed_with_xz_and_with_zstd_differs_in_format_only() {
     assert_eq!(root.format.b.as_deref(), Some("tar.zst"));
     assert!(root.members.is_empty(), "{root:?}");
     assert_eq!(root.metadata[0].field, "format");
+    assert!(
+        r.headline()
+            .starts_with("METADATA ONLY: every member is the same"),
+        "{}",
+        r.headline()
+    );
 }
 
 fn zip_of(files: &[(&str, &[u8])], second: u8) -> Vec<u8> {
