@@ -19,7 +19,8 @@ SECONDS_PER_TARGET="${FUZZ_SECONDS:-600}"
 RSS_LIMIT_MB=512
 MALLOC_LIMIT_MB=64
 ALL="cjson tuf_root tuf_timestamp tuf_snapshot tuf_targets note checkpoint cosignature tile
-tlog_proof tlog_policy witness_add_checkpoint transparency release peer_checkpoint openpgp"
+tlog_proof tlog_policy witness_add_checkpoint transparency release peer_checkpoint openpgp phar
+archive_diff"
 TARGETS="${*:-$ALL}"
 
 mkdir -p logs

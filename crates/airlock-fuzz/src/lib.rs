@@ -12,12 +12,14 @@
 //! keeps the corpora from regressing without libFuzzer. See docs/fuzzing.md.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod fixture;
 pub mod openpgp;
 pub mod tlog;
 pub mod transparency;
 pub mod tuf;
 
+pub use archive::{archive_diff, phar};
 pub use openpgp::openpgp;
 pub use tlog::{
     checkpoint, cosignature, note, tile, tlog_policy, tlog_proof, witness_add_checkpoint,
@@ -46,6 +48,8 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("release", release),
     ("peer_checkpoint", peer_checkpoint),
     ("openpgp", openpgp),
+    ("phar", phar),
+    ("archive_diff", archive_diff),
 ];
 
 /// Canonical JSON (what TUF signatures cover): canonicalising is idempotent, and the direct

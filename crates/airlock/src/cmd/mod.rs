@@ -2,6 +2,7 @@
 pub mod agent;
 pub mod common;
 pub mod demo;
+pub mod diff;
 pub mod key;
 pub mod log;
 pub mod manual;

@@ -27,7 +27,8 @@ Exit status:
   1    error: I/O, network, configuration, anything else
   2    usage: unknown flag, missing argument, a flag value that cannot work
   3    refused by a security check: signatures or threshold, hash or length mismatch,
-       rollback, freeze or expiry, a log proof or witness quorum that does not verify
+       rollback, freeze or expiry, a log proof or witness quorum that does not verify,
+       an input beyond `airlock diff`'s caps
   141  standard output was closed early (e.g. `| head -1`)
 
 With --json, standard output holds one JSON document: the command's result, or on failure
@@ -154,6 +155,14 @@ fn classify_one(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
         return Some(match f {
             FetchError::TooLarge { .. } => Kind::Refused,
             _ => Kind::Error,
+        });
+    }
+    if let Some(d) = e.downcast_ref::<airlock_diff::DiffError>() {
+        // A cap refusing a hostile or oversized input; a file that cannot be read is an error.
+        return Some(if d.is_limit() {
+            Kind::Refused
+        } else {
+            Kind::Error
         });
     }
     if let Some(m) = e.downcast_ref::<MonitorError>() {
