@@ -79,6 +79,9 @@ pub struct UpdaterConfig {
     /// Further mirrors, after the one the base URLs above name (mirror 0). Each is untrusted;
     /// see [`airlock_core::mirrors`] for the order in which they are asked.
     pub mirrors: Vec<Mirror>,
+    /// Asked, in order, for a target no mirror delivered (e.g. a BitTorrent swarm); their
+    /// bytes are checked exactly as a mirror's. See [`crate::fallback`].
+    pub fallback_sources: Vec<Arc<dyn crate::fallback::TargetSource>>,
 }
 
 impl UpdaterConfig {
@@ -99,6 +102,7 @@ impl UpdaterConfig {
             peers: Vec::new(),
             peers_required: 0,
             mirrors: Vec::new(),
+            fallback_sources: Vec::new(),
         }
     }
 

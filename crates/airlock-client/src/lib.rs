@@ -29,6 +29,7 @@
 
 mod config;
 mod error;
+pub mod fallback;
 pub mod mirror_sync;
 pub mod store;
 mod target;
