@@ -262,6 +262,14 @@ struct AddArgs {
     /// staged rollout by the update agent; add the file again with a larger share to widen it.
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     rollout_percent: Option<u8>,
+    /// Make a .torrent of each file (BitTorrent fallback; `bittorrent` builds only): its v1
+    /// info hash goes into custom.bittorrent.btih, the file beside the target in
+    /// published/targets (seed them with `airlock mirror seed`).
+    #[arg(long)]
+    torrent: bool,
+    /// A tracker the .torrent files announce (repeatable; with --torrent).
+    #[arg(long = "tracker", value_name = "URL", requires = "torrent")]
+    trackers: Vec<String>,
 }
 
 /// Remove targets by exact path, or all under a prefix ending in `/`.
@@ -724,6 +732,10 @@ fn add(args: &Args, a: &AddArgs) -> anyhow::Result<()> {
             rollout_percent: a.rollout_percent,
         },
         role: a.role.clone(),
+        torrent: match a.torrent {
+            true => Some(super::torrent::maker(&a.trackers)?),
+            false => None,
+        },
     };
     let pb = progress_bar(json_out, "hashing");
     let report = repo.add_targets(&sources, &options, &|done, total| {

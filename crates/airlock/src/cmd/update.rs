@@ -79,6 +79,8 @@ pub struct Args {
     /// mirror may also name the targets it holds (target_paths).
     #[arg(long = "mirror", global = true, value_name = "URLS")]
     mirrors: Vec<String>,
+    #[command(flatten)]
+    swarm: super::torrent::SwarmArgs,
     /// The top-level `--json`.
     #[arg(skip)]
     json: bool,
@@ -147,6 +149,12 @@ struct ClientConfig {
     proxy: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     mirrors: Vec<Mirror>,
+    /// The BitTorrent fallback (docs/mirrors.md).
+    #[serde(
+        default,
+        skip_serializing_if = "super::torrent::SwarmSettings::is_default"
+    )]
+    bittorrent: super::torrent::SwarmSettings,
 }
 
 /// `METADATA_URL[,TARGETS_URL]` from `--mirror`.
@@ -218,6 +226,7 @@ impl ClientConfig {
         if args.proxy.is_some() {
             self.proxy.clone_from(&args.proxy);
         }
+        self.bittorrent.merge(&args.swarm);
         Ok(self)
     }
 }
@@ -361,6 +370,7 @@ fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
         cfg = cfg.with_targets_base_url(url.clone());
     }
     cfg.mirrors.clone_from(&config.mirrors);
+    cfg.fallback_sources = config.bittorrent.sources(&args.dir)?;
     Ok(Updater::new(cfg)?)
 }
 
