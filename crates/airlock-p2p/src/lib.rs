@@ -653,3 +653,42 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file whose length is a multiple of the piece size has exactly length / piece pieces
+    /// (librqbit's own create_torrent adds an empty one, which other clients refuse), and the
+    /// info hash is that of the info dictionary the engine reads back.
+    #[test]
+    fn torrent_of_an_exact_multiple_has_no_extra_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [512 * 1024, 512 * 1024 + 1, 1] {
+            let file = dir.path().join("f.bin");
+            std::fs::write(&file, vec![7u8; len]).unwrap();
+            let t =
+                make_torrent(&file, "HASH.f.bin", &["http://127.0.0.1:1/announce".into()]).unwrap();
+            let parsed = librqbit_core::torrent_metainfo::torrent_from_bytes(&t.bytes).unwrap();
+            let info = &parsed.info.data;
+            let pieces = len.div_ceil(256 * 1024);
+            assert_eq!(info.pieces.as_ref().len(), 20 * pieces, "length {len}");
+            assert_eq!(info.length, Some(len as u64));
+            assert_eq!(parsed.info_hash.as_string(), t.btih);
+        }
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(
+            make_torrent(&empty, "e", &[]),
+            Err(P2pError::EmptyFile { .. })
+        ));
+    }
+
+    #[test]
+    fn piece_length_keeps_torrents_small() {
+        assert_eq!(piece_length(1), 256 * 1024);
+        assert_eq!(piece_length(500 << 20), 256 * 1024);
+        assert_eq!(piece_length(1 << 30), 1 << 20);
+        assert_eq!(piece_length(1 << 40), 16 << 20);
+    }
+}
