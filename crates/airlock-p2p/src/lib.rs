@@ -475,9 +475,10 @@ impl SwarmSource {
     fn add(
         &self,
         engine: &Engine,
-        target: &str,
+        info: &TargetInfo,
         btih: &str,
     ) -> Result<Arc<librqbit::ManagedTorrent>, P2pError> {
+        let target = info.path.as_str();
         let magnet = format!("magnet:?xt=urn:btih:{btih}");
         let add_err = |source: BoxError| P2pError::Add {
             what: format!("{btih} (target {target:?})"),
@@ -495,7 +496,7 @@ impl SwarmSource {
                     btih: btih.to_string(),
                     secs: self.config.timeout.as_secs(),
                     got: 0,
-                    length: 0,
+                    length: info.file.length,
                 })?
                 .map_err(|e| add_err(e.into()))?;
             added
@@ -513,7 +514,7 @@ impl SwarmSource {
     ) -> Result<(), P2pError> {
         let engine = self.engine().map_err(P2pError::Session)?;
         let started = Instant::now();
-        let handle = self.add(engine, &info.path, btih)?;
+        let handle = self.add(engine, info, btih)?;
         let swarm_err = |reason: String| P2pError::Swarm {
             target: info.path.clone(),
             btih: btih.to_string(),

@@ -166,12 +166,23 @@ mod enabled {
                 a.dir.display()
             )));
         }
+        if json {
+            let seeded: Vec<_> = seeder
+                .seeded
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "torrent": s.torrent, "btih": s.btih, "have": s.have, "length": s.length,
+                    })
+                })
+                .collect();
+            super::super::common::print_json(&serde_json::json!({
+                "seeding": seeded,
+                "listen": seeder.listen_addr().unwrap_or(a.listen),
+            }))?;
+        }
         for s in &seeder.seeded {
-            if json {
-                super::super::common::print_json(&serde_json::json!({
-                    "torrent": s.torrent, "btih": s.btih, "have": s.have, "length": s.length,
-                }))?;
-            } else {
+            if !json {
                 println!(
                     "seeding {} ({}): {} of {} bytes verified",
                     s.torrent.display(),
