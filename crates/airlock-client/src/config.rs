@@ -85,6 +85,9 @@ pub struct UpdaterConfig {
     /// Local files besides the destination that may be an earlier version of a target (each
     /// is proven against the signed base hashes before a patch is applied to it).
     pub delta_bases: Vec<PathBuf>,
+    /// Asked, in order, for a target no mirror delivered (e.g. a BitTorrent swarm); their
+    /// bytes are checked exactly as a mirror's. See [`crate::fallback`].
+    pub fallback_sources: Vec<Arc<dyn crate::fallback::TargetSource>>,
 }
 
 impl UpdaterConfig {
@@ -107,6 +110,7 @@ impl UpdaterConfig {
             mirrors: Vec::new(),
             delta: airlock_core::delta::Policy::default(),
             delta_bases: Vec::new(),
+            fallback_sources: Vec::new(),
         }
     }
 

@@ -30,6 +30,7 @@
 mod config;
 pub mod delta;
 mod error;
+pub mod fallback;
 pub mod mirror_sync;
 pub mod store;
 mod target;

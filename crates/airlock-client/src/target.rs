@@ -26,6 +26,13 @@ pub enum TargetFileError {
         #[source]
         source: HashError,
     },
+    /// A source other than the HTTPS mirrors (e.g. a BitTorrent swarm) did not deliver it.
+    #[error("{name}")]
+    Source {
+        name: String,
+        #[source]
+        source: crate::fallback::SourceError,
+    },
     #[error("{path}")]
     Io {
         path: String,

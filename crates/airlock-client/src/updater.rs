@@ -859,6 +859,7 @@ impl Updater {
         };
         let mut partial = target::Partial::open(dest, &info.file).map_err(target_err)?;
         let mut failed = Vec::new();
+        crate::fallback::prefetch(&self.config.fallback_sources, info);
         for m in candidates {
             let Some(base) = self.mirror_set().mirror(m).targets_url.clone() else {
                 continue;
@@ -898,6 +899,10 @@ impl Updater {
                     None => return Err(e),
                 },
             }
+        }
+        let sources = &self.config.fallback_sources;
+        if crate::fallback::fetch(sources, info, &mut partial, progress, &mut failed)? {
+            return partial.commit().map_err(target_err);
         }
         // The bytes received stay beside `dest`, so that the next run goes on from them; an
         // empty partial file is not worth keeping.
@@ -1056,7 +1061,7 @@ fn mirror_failure(e: &UpdateError) -> Option<Failure> {
         UpdateError::Target { source, .. } => match source {
             TargetFileError::Fetch(f) => fetch_failure(f),
             TargetFileError::Length { .. } | TargetFileError::Hash { .. } => Some(Failure::Refused),
-            TargetFileError::Io { .. } => None,
+            TargetFileError::Io { .. } | TargetFileError::Source { .. } => None,
         },
         _ => None,
     }

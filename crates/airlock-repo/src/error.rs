@@ -44,6 +44,13 @@ pub enum RepoError {
     },
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The BitTorrent transport could not make a target's .torrent.
+    #[error("making the .torrent of target {target:?}")]
+    Torrent {
+        target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("unknown role {0:?}")]
     UnknownRole(String),
     #[error(

@@ -52,8 +52,8 @@ pub use offline::{ExportedRole, ImportReport, RoleStatus, offline_signer, sign_m
 pub use publish::{GcReport, PublishReport, TargetFiles};
 pub use repo::Repository;
 pub use targets::{
-    AddOptions, AddReport, AddSource, TargetCustom, TargetName, check_target_path,
-    hashed_target_path,
+    AddOptions, AddReport, AddSource, MadeTorrent, TargetCustom, TargetName, TorrentMaker,
+    check_target_path, hashed_target_path, torrent_file_path,
 };
 pub use transparency::{
     RELEASE_RECORD, ReleaseLog, ReleaseLogError, monitored_policy, read_release_record,

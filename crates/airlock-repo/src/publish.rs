@@ -513,6 +513,13 @@ impl Repository {
             for (path, tf) in &targets.targets {
                 if let Some(sha) = tf.hashes.get("sha256") {
                     listed.insert(crate::targets::hashed_target_path(path, sha));
+                    if tf
+                        .custom
+                        .as_ref()
+                        .is_some_and(|c| c.get("bittorrent").is_some())
+                    {
+                        listed.insert(crate::targets::torrent_file_path(path, sha));
+                    }
                 }
                 // Its patches (custom `delta`) are published files of the target too.
                 for p in airlock_core::delta::patches(tf.custom.as_ref()).unwrap_or_default() {

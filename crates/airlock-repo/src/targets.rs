@@ -91,6 +91,52 @@ pub struct AddOptions {
     pub deltas: usize,
     /// Patches from the staged version of each of these target paths.
     pub delta_from: Vec<String>,
+    /// Make a .torrent of each file: its info hash goes into the target's signed custom
+    /// metadata (`bittorrent`), the file beside the target in `published/targets`.
+    pub torrent: Option<std::sync::Arc<dyn TorrentMaker>>,
+}
+
+/// A .torrent made of one target file.
+#[derive(Clone, Debug)]
+pub struct MadeTorrent {
+    /// BitTorrent v1 info hash (SHA-1 of the info dictionary), 40 lowercase hex digits.
+    pub btih: String,
+    /// BitTorrent v2 info hash (SHA-256), 64 hex digits, when the maker supports v2.
+    pub btmh: Option<String>,
+    /// The bencoded .torrent file.
+    pub torrent: Vec<u8>,
+}
+
+/// Makes a .torrent of one file (provided by the BitTorrent transport, which this crate does
+/// not link).
+pub trait TorrentMaker: std::fmt::Debug + Send + Sync {
+    /// The torrent of `file`, whose one file is named `name` in the torrent (the name the
+    /// target has in `published/targets`, so that a seeder finds it there).
+    fn make(
+        &self,
+        file: &Path,
+        name: &str,
+    ) -> Result<MadeTorrent, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// Where the .torrent of a target listed with `sha256` lies under `published/targets`.
+pub fn torrent_file_path(path: &str, sha256: &str) -> String {
+    format!("{}.torrent", hashed_target_path(path, sha256))
+}
+
+/// `custom` with the `bittorrent` entry of `made` (a target's custom metadata is an object).
+fn with_torrent(custom: Option<Value>, made: &MadeTorrent) -> Value {
+    let mut m = match custom {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let mut bt = Map::new();
+    bt.insert("btih".into(), Value::String(made.btih.clone()));
+    if let Some(v2) = &made.btmh {
+        bt.insert("btmh".into(), Value::String(v2.clone()));
+    }
+    m.insert("bittorrent".into(), Value::Object(bt));
+    Value::Object(m)
 }
 
 /// What [`Repository::add_targets`] did.
@@ -107,6 +153,9 @@ pub struct AddReport {
     /// Patches made (or not) from earlier versions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<crate::delta::PatchReport>,
+    /// With a [`TorrentMaker`]: each target's v1 info hash (for a private tracker's list).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub torrents: BTreeMap<String, String>,
 }
 
 /// Check a target path. It becomes a file path under `published/targets` and, unescaped, part
@@ -364,6 +413,7 @@ impl Repository {
         let mut changed: BTreeSet<String> = BTreeSet::new();
         let mut bytes = 0u64;
         let mut patch_reports = Vec::new();
+        let mut torrents = BTreeMap::new();
         for ((target, src), (len, sha)) in files.iter().zip(hashed) {
             bytes += len;
             // Bases come from what is staged before this version replaces it.
@@ -393,6 +443,16 @@ impl Repository {
                     changed.insert(earlier.clone());
                 }
             }
+            let custom = match &options.torrent {
+                // A swarm cannot share an empty file.
+                Some(maker) if len > 0 => {
+                    let (custom, btih) =
+                        self.write_torrent(maker.as_ref(), (target, src, &sha), custom.clone())?;
+                    torrents.insert(target.clone(), btih);
+                    Some(custom)
+                }
+                _ => custom.clone(),
+            };
             let md = self
                 .targets
                 .get_mut(&role)
@@ -402,7 +462,7 @@ impl Repository {
                 TargetFile {
                     length: len,
                     hashes: BTreeMap::from([("sha256".to_string(), sha)]),
-                    custom: custom.clone(),
+                    custom,
                     unrecognized: BTreeMap::new(),
                 },
             );
@@ -417,7 +477,33 @@ impl Repository {
                 roles,
                 unsigned,
                 patches: patch_reports,
+                torrents,
             })
+    }
+
+    /// Make the .torrent of `src` (listed as `target` with `sha256`), write it beside where
+    /// the target is published, and return `custom` with its info hash.
+    fn write_torrent(
+        &self,
+        maker: &dyn TorrentMaker,
+        (target, src, sha256): (&str, &Path, &str),
+        custom: Option<Value>,
+    ) -> Result<(Value, String), RepoError> {
+        let hashed = hashed_target_path(target, sha256);
+        let name = hashed.rsplit('/').next().unwrap_or(&hashed);
+        let made = maker.make(src, name).map_err(|source| RepoError::Torrent {
+            target: target.to_string(),
+            source,
+        })?;
+        let path = self
+            .dir
+            .join("published")
+            .join("targets")
+            .join(torrent_file_path(target, sha256));
+        crate::fsutil::create_public_dir_all(airlock_fs::parent_dir(&path))?;
+        crate::fsutil::write_atomic(&path, &made.torrent)?;
+        let btih = made.btih.clone();
+        Ok((with_torrent(custom, &made), btih))
     }
 
     /// Add one file under an exact target path (a convenience for callers such as the demo).

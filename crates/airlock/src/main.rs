@@ -75,7 +75,8 @@ enum Command {
     Repo(cmd::repo::Args),
     /// Updater client: trust a root, refresh metadata, list and download targets.
     Update(cmd::update::Args),
-    /// Mirrors: make and refresh a verified copy of a repository for a static web server.
+    /// Mirrors: make and refresh a verified copy of a repository for a static web server, or
+    /// seed its targets to BitTorrent swarms (`bittorrent` builds).
     Mirror(cmd::mirror::Args),
     /// Transparency log: init, serve, add entries, proofs, monitor.
     Log(cmd::log::Args),

@@ -4,7 +4,8 @@
 //! for this test first on PATH. "Set up" is what CI itself runs (`./scripts/test`, and the demo,
 //! which has a test of its own in tests/demo.rs): running it here would run the suite inside the
 //! suite. "Install" builds and installs the binary this test already has; its `man` and
-//! `completions` commands are run by tests/key_cli.rs.
+//! `completions` commands are run by tests/key_cli.rs. The "BitTorrent fallback" block runs
+//! only in a build with the `bittorrent` feature.
 //!
 //! Servers the README starts in the background are stopped at the end: the script runs in its
 //! own process group, which is killed as a whole.
@@ -27,6 +28,9 @@ fn readme_command_blocks_run_verbatim_in_order() {
     let runnable: Vec<_> = blocks
         .iter()
         .filter(|b| b.h2 != "Set up" && b.h2 != "Install")
+        // Its commands exist only in a build with the feature (./scripts/test runs this test
+        // once more with it).
+        .filter(|b| cfg!(feature = "bittorrent") || b.h2 != "BitTorrent fallback")
         .collect();
     assert!(
         runnable.len() >= 2,

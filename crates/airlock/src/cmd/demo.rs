@@ -233,7 +233,6 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
                 source_ref: Some("git+https://example.org/app@v1.0.0".into()),
                 rollout_percent: None,
             },
-            role: None,
             ..AddOptions::default()
         },
         &|_, _| {},

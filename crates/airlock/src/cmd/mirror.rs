@@ -29,6 +29,12 @@ enum Command {
       --from https://updates.example.org/metadata/,https://updates.example.org/targets/
   # then serve /srv/mirror/public (nginx: root /srv/mirror/public;) and run it again from cron")]
     Sync(SyncArgs),
+    /// Seed a repository's targets to their BitTorrent swarms: every .torrent under DIR with
+    /// the file beside it (`bittorrent` builds only).
+    #[command(after_help = "Example:
+  airlock mirror seed myrepo/published/targets --listen 0.0.0.0:6881 \\
+      --tracker udp://tracker.example.org:6969/announce")]
+    Seed(super::torrent::SeedArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +66,7 @@ struct SyncArgs {
 pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     match args.command {
         Command::Sync(a) => sync_cmd(a, json),
+        Command::Seed(a) => super::torrent::seed(&a, json),
     }
 }
 

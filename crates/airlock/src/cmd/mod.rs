@@ -10,5 +10,6 @@ pub mod mirror;
 pub mod output;
 pub mod release_watch;
 pub mod repo;
+pub mod torrent;
 pub mod update;
 pub mod witness;

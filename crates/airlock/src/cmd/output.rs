@@ -146,7 +146,7 @@ fn classify_one(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
         return match t {
             TargetFileError::Length { .. } | TargetFileError::Hash { .. } => Some(Kind::Refused),
             TargetFileError::Fetch(_) => None,
-            TargetFileError::Io { .. } => Some(Kind::Error),
+            TargetFileError::Io { .. } | TargetFileError::Source { .. } => Some(Kind::Error),
         };
     }
     if let Some(f) = e.downcast_ref::<FetchError>() {

@@ -273,6 +273,14 @@ struct AddArgs {
     /// previous release's path, app/1.1.0/app.bin for app/1.2.0/app.bin). Repeatable.
     #[arg(long, value_name = "TARGET")]
     delta_from: Vec<String>,
+    /// Make a .torrent of each file (BitTorrent fallback; `bittorrent` builds only): its v1
+    /// info hash goes into custom.bittorrent.btih, the file beside the target in
+    /// published/targets (seed them with `airlock mirror seed`).
+    #[arg(long)]
+    torrent: bool,
+    /// A tracker the .torrent files announce (repeatable; with --torrent).
+    #[arg(long = "tracker", value_name = "URL", requires = "torrent")]
+    trackers: Vec<String>,
 }
 
 /// Remove targets by exact path, or all under a prefix ending in `/`.
@@ -737,6 +745,10 @@ fn add(args: &Args, a: &AddArgs) -> anyhow::Result<()> {
         role: a.role.clone(),
         deltas: a.deltas,
         delta_from: a.delta_from.clone(),
+        torrent: match a.torrent {
+            true => Some(super::torrent::maker(&a.trackers)?),
+            false => None,
+        },
     };
     let pb = progress_bar(json_out, "hashing");
     let report = repo.add_targets(&sources, &options, &|done, total| {

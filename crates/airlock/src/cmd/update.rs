@@ -91,6 +91,8 @@ pub struct Args {
     /// hashes are a patch's signed base. Repeatable; replaces client.toml's delta_bases.
     #[arg(long = "delta-base", global = true, value_name = "FILE")]
     delta_bases: Vec<PathBuf>,
+    #[command(flatten)]
+    swarm: super::torrent::SwarmArgs,
     /// The top-level `--json`.
     #[arg(skip)]
     json: bool,
@@ -169,6 +171,12 @@ struct ClientConfig {
     /// Most memory (MiB) a patch may need (base + patch); default 512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delta_max_memory_mib: Option<u64>,
+    /// The BitTorrent fallback (docs/mirrors.md).
+    #[serde(
+        default,
+        skip_serializing_if = "super::torrent::SwarmSettings::is_default"
+    )]
+    bittorrent: super::torrent::SwarmSettings,
 }
 
 /// `METADATA_URL[,TARGETS_URL]` from `--mirror`.
@@ -249,6 +257,7 @@ impl ClientConfig {
                 .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
                 .collect();
         }
+        self.bittorrent.merge(&args.swarm);
         Ok(self)
     }
 }
@@ -402,6 +411,7 @@ fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
             }),
     };
     cfg.delta_bases.clone_from(&config.delta_bases);
+    cfg.fallback_sources = config.bittorrent.sources(&args.dir)?;
     Ok(Updater::new(cfg)?)
 }
 
