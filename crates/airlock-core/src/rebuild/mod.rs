@@ -1,7 +1,10 @@
-//! Reproducible builds: what a release says about its source and recipe ([`recipe`]), and
-//! later the rebuilders' attestations and the client's decision over them. No I/O.
+//! Reproducible builds: what a release says about its source and recipe ([`recipe`]), the
+//! rebuilders' signed attestations ([`attestation`]), and later the client's decision over them.
+//! No I/O.
 //! The formats are specified in docs/rebuild.md.
 
+pub mod attestation;
 pub mod recipe;
 
+pub use attestation::{AttestationError, Envelope, RebuildStatement, verify_attestation};
 pub use recipe::{Builder, RebuildInfo, Recipe, RecipeError, SourceRef};

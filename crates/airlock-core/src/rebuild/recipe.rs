@@ -125,7 +125,12 @@ impl RebuildInfo {
             }
             _ => return Err(err(".version", "must be a number")),
         }
-        let source = required(obj, "", "source")?;
+        Self::from_parts(required(obj, "", "source")?, required(obj, "", "recipe")?)
+    }
+
+    /// The `source` and `recipe` objects (as [`RebuildInfo::to_value`] writes them; an
+    /// attestation's predicate carries the same two), parsed strictly and checked.
+    pub fn from_parts(source: &Value, recipe: &Value) -> Result<Self, RecipeError> {
         let source = match string(object_any(source, ".source")?, ".source", "type")? {
             "git" => {
                 let s = object(source, ".source", &["type", "url", "commit"])?;
@@ -149,7 +154,7 @@ impl RebuildInfo {
             }
         };
         let recipe = object(
-            required(obj, "", "recipe")?,
+            recipe,
             ".recipe",
             &["command", "builder", "env", "artifact"],
         )?;
@@ -322,6 +327,15 @@ impl RebuildInfo {
 
     /// The member's JSON value, to store in a target's `custom` under [`CUSTOM_FIELD`].
     pub fn to_value(&self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("version".into(), Value::from(RECIPE_VERSION));
+        obj.insert("source".into(), self.source_value());
+        obj.insert("recipe".into(), self.recipe_value());
+        Value::Object(obj)
+    }
+
+    /// The `source` object.
+    pub fn source_value(&self) -> Value {
         let mut source = Map::new();
         match &self.source {
             SourceRef::Git { url, commit } => {
@@ -335,6 +349,11 @@ impl RebuildInfo {
                 source.insert("sha256".into(), sha256.as_str().into());
             }
         }
+        Value::Object(source)
+    }
+
+    /// The `recipe` object.
+    pub fn recipe_value(&self) -> Value {
         let mut builder = Map::new();
         match &self.recipe.builder {
             Builder::Toolchain(name) => {
@@ -357,11 +376,7 @@ impl RebuildInfo {
         recipe.insert("builder".into(), Value::Object(builder));
         recipe.insert("env".into(), Value::Object(env));
         recipe.insert("artifact".into(), self.recipe.artifact.as_str().into());
-        let mut obj = Map::new();
-        obj.insert("version".into(), Value::from(RECIPE_VERSION));
-        obj.insert("source".into(), Value::Object(source));
-        obj.insert("recipe".into(), Value::Object(recipe));
-        Value::Object(obj)
+        Value::Object(recipe)
     }
 }
 
