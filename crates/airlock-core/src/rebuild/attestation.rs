@@ -145,8 +145,8 @@ impl Envelope {
             .map_err(|e| envelope_err(format!("not strict JSON: {e}")))?;
         let v: Value =
             serde_json::from_slice(bytes).map_err(|e| envelope_err(format!("not JSON: {e}")))?;
-        let obj = exact_object(&v, &["payload", "payloadType", "signatures"])
-            .map_err(envelope_err)?;
+        let obj =
+            exact_object(&v, &["payload", "payloadType", "signatures"]).map_err(envelope_err)?;
         let payload_type = obj
             .get("payloadType")
             .and_then(Value::as_str)
