@@ -443,4 +443,4 @@ fn exact_object<'a>(v: &'a Value, members: &[&str]) -> Result<&'a Map<String, Va
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
