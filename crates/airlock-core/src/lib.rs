@@ -16,6 +16,8 @@
 //! - [`peer_check`]: a client's check of its peers' checkpoints against its own (split views).
 //! - [`rollout`]: the update agent's decisions: which release a machine is offered (channels,
 //!   staged rollouts), when it checks next, what a trigger may ask.
+//! - [`rebuild`]: reproducible builds: a target's source and recipe, rebuilder attestations,
+//!   and the client's rebuilder policy.
 #![forbid(unsafe_code)]
 
 pub mod cjson;
@@ -24,6 +26,7 @@ pub mod delta;
 pub mod install;
 pub mod mirrors;
 pub mod peer_check;
+pub mod rebuild;
 pub mod rollout;
 pub mod tlog;
 pub mod transparency;

@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use airlock_core::rebuild::RebuildInfo;
+use airlock_core::rebuild::recipe::CUSTOM_FIELD as REBUILD_FIELD;
 use airlock_core::tuf::roles::TargetFile;
 use rayon::prelude::*;
 use serde_json::{Map, Value};
@@ -30,6 +32,8 @@ pub struct TargetCustom {
     /// Staged rollout: the share of machines (0 to 100) an update agent offers it to
     /// (docs/agent.md); none means every machine.
     pub rollout_percent: Option<u8>,
+    /// Source reference and build recipe for rebuilders (`custom.rebuild`, docs/rebuild.md).
+    pub rebuild: Option<RebuildInfo>,
 }
 
 impl TargetCustom {
@@ -46,6 +50,9 @@ impl TargetCustom {
         }
         if let Some(p) = self.rollout_percent {
             m.insert("rollout_percent".to_string(), Value::from(p));
+        }
+        if let Some(r) = &self.rebuild {
+            m.insert(REBUILD_FIELD.to_string(), r.to_value());
         }
         (!m.is_empty()).then_some(Value::Object(m))
     }
@@ -390,6 +397,11 @@ impl Repository {
             && !self.targets.contains_key(role)
         {
             return Err(RepoError::UnknownRole(role.clone()));
+        }
+        // A recipe no rebuilder could read must not be signed into a release.
+        if let Some(r) = &options.custom.rebuild {
+            r.validate()
+                .map_err(|e| RepoError::invalid(e.to_string()))?;
         }
         let files = collect(sources)?;
         if files.is_empty() {

@@ -1,6 +1,6 @@
 #![forbid(unsafe_code)]
-//! `airlock`: one binary, subcommands repo, update, log, witness, key, diff, demo, man,
-//! completions.
+//! `airlock`: one binary, subcommands repo, update, mirror, log, witness, key, agent, diff,
+//! rebuild, demo, man, completions.
 //!
 //! Output to a reader that went away (`airlock update list | head -1`) ends the process quietly
 //! with exit status 141, the status a shell reports for coreutils killed by SIGPIPE, so that
@@ -90,6 +90,8 @@ enum Command {
     /// Compare two artifacts inside their archives (tar, zip, phar, nested): content
     /// differences apart from metadata-only ones.
     Diff(cmd::diff::Args),
+    /// Rebuilder: rebuild a target from source in a sandbox, attest to a byte-identical result.
+    Rebuild(cmd::rebuild::Args),
     /// Walk through a whole release end to end on 127.0.0.1, showing every check.
     Demo(cmd::demo::Args),
     /// Write manual pages for every command.
@@ -120,6 +122,7 @@ fn main() {
         Command::Key(a) => cmd::key::run(a, json),
         Command::Agent(a) => cmd::agent::run(a, json),
         Command::Diff(a) => cmd::diff::run(a, json),
+        Command::Rebuild(a) => cmd::rebuild::run(a, json),
         Command::Demo(a) => cmd::demo::run(a, json),
         Command::Man(a) => cmd::manual::man(a, Cli::command(), json),
         Command::Completions(a) => cmd::manual::completions(a, Cli::command()),

@@ -232,6 +232,7 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
                 channel: Some("stable".into()),
                 source_ref: Some("git+https://example.org/app@v1.0.0".into()),
                 rollout_percent: None,
+                rebuild: None,
             },
             ..AddOptions::default()
         },

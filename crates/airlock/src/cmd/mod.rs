@@ -8,6 +8,7 @@ pub mod log;
 pub mod manual;
 pub mod mirror;
 pub mod output;
+pub mod rebuild;
 pub mod release_watch;
 pub mod repo;
 pub mod torrent;

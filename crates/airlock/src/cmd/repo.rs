@@ -232,7 +232,11 @@ struct GcArgs {
   airlock repo add ./dist --prefix app/ --dir-name         # app/dist/<files in dist>
   airlock repo add ./build/app.tar.gz --name app/latest.tar.gz
   airlock repo add ./build/app --name app/app --deltas 2         # patches from 2 earlier versions
-  airlock repo add ./build/app --name app/1.3.0/app --delta-from app/1.2.0/app")]
+  airlock repo add ./build/app --name app/1.3.0/app --delta-from app/1.2.0/app
+  airlock repo add ./out/app --name app/1.2.0/app --version 1.2.0 \\
+      --source-git https://example.org/app.git --source-commit 0123456789abcdef0123456789abcdef01234567 \\
+      --build-command 'make app' --builder-toolchain debian-13 \\
+      --build-env SOURCE_DATE_EPOCH=1700000000 --artifact out/app   # see docs/rebuild.md")]
 struct AddArgs {
     /// Files or directories (walked recursively; symbolic links are refused). A directory adds
     /// its contents, not its own name (see --dir-name).
@@ -281,6 +285,142 @@ struct AddArgs {
     /// A tracker the .torrent files announce (repeatable; with --torrent).
     #[arg(long = "tracker", value_name = "URL", requires = "torrent")]
     trackers: Vec<String>,
+    #[command(flatten)]
+    rebuild: RebuildArgs,
+}
+
+/// custom.rebuild: the source and recipe rebuilders use (docs/rebuild.md). All or nothing: a
+/// source, a command, a builder and an artifact path.
+#[derive(clap::Args, Debug, Default)]
+#[group(id = "rebuild_recipe", multiple = true)]
+struct RebuildArgs {
+    /// Source: a git repository URL (https, http, ssh, git or file); needs --source-commit.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "source_commit",
+        conflicts_with = "source_tarball",
+        help_heading = "Rebuild recipe"
+    )]
+    source_git: Option<String>,
+    /// The full commit id to build (40 or 64 lowercase hex digits).
+    #[arg(
+        long,
+        value_name = "HEX",
+        requires = "source_git",
+        help_heading = "Rebuild recipe"
+    )]
+    source_commit: Option<String>,
+    /// Source: a source archive's HTTPS URL; needs --source-sha256.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "source_sha256",
+        help_heading = "Rebuild recipe"
+    )]
+    source_tarball: Option<String>,
+    /// The source archive's SHA-256 (64 lowercase hex digits).
+    #[arg(
+        long,
+        value_name = "HEX",
+        requires = "source_tarball",
+        help_heading = "Rebuild recipe"
+    )]
+    source_sha256: Option<String>,
+    /// The build command, run with /bin/sh -c in the source tree's root.
+    #[arg(long, value_name = "CMD", help_heading = "Rebuild recipe")]
+    build_command: Option<String>,
+    /// Builder environment: a named toolchain the rebuilder provides (e.g. debian-13).
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "builder_image",
+        help_heading = "Rebuild recipe"
+    )]
+    builder_toolchain: Option<String>,
+    /// Builder environment: an OCI image pinned by digest (NAME@sha256:HEX).
+    #[arg(long, value_name = "IMAGE", help_heading = "Rebuild recipe")]
+    builder_image: Option<String>,
+    /// An environment variable for the build, e.g. SOURCE_DATE_EPOCH=1700000000 (repeatable).
+    #[arg(
+        long = "build-env",
+        value_name = "NAME=VALUE",
+        help_heading = "Rebuild recipe"
+    )]
+    build_env: Vec<String>,
+    /// The file the build produces, relative to the source tree's root.
+    #[arg(long, value_name = "PATH", help_heading = "Rebuild recipe")]
+    artifact: Option<String>,
+}
+
+impl RebuildArgs {
+    /// The recipe the flags describe, `None` when none was given; a partial recipe is an error
+    /// that names what is missing.
+    fn to_info(&self) -> anyhow::Result<Option<airlock_core::rebuild::RebuildInfo>> {
+        use airlock_core::rebuild::{Builder, RebuildInfo, Recipe, SourceRef};
+        let any = self.source_git.is_some()
+            || self.source_tarball.is_some()
+            || self.build_command.is_some()
+            || self.builder_toolchain.is_some()
+            || self.builder_image.is_some()
+            || !self.build_env.is_empty()
+            || self.artifact.is_some();
+        if !any {
+            return Ok(None);
+        }
+        let source = match (
+            &self.source_git,
+            &self.source_commit,
+            &self.source_tarball,
+            &self.source_sha256,
+        ) {
+            (Some(url), Some(commit), None, None) => SourceRef::Git {
+                url: url.clone(),
+                commit: commit.clone(),
+            },
+            (None, None, Some(url), Some(sha256)) => SourceRef::Tarball {
+                url: url.clone(),
+                sha256: sha256.clone(),
+            },
+            _ => bail!(
+                "a rebuild recipe needs a source: --source-git with --source-commit, or \
+                 --source-tarball with --source-sha256"
+            ),
+        };
+        let builder = match (&self.builder_toolchain, &self.builder_image) {
+            (Some(t), None) => Builder::Toolchain(t.clone()),
+            (None, Some(i)) => Builder::Oci(i.clone()),
+            _ => bail!("a rebuild recipe needs --builder-toolchain or --builder-image"),
+        };
+        let command = self
+            .build_command
+            .clone()
+            .context("a rebuild recipe needs --build-command")?;
+        let artifact = self
+            .artifact
+            .clone()
+            .context("a rebuild recipe needs --artifact")?;
+        let mut env = std::collections::BTreeMap::new();
+        for kv in &self.build_env {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--build-env {kv:?}: expected NAME=VALUE"))?;
+            if env.insert(k.to_string(), v.to_string()).is_some() {
+                bail!("--build-env {k} given twice");
+            }
+        }
+        let info = RebuildInfo {
+            source,
+            recipe: Recipe {
+                command,
+                builder,
+                env,
+                artifact,
+            },
+        };
+        info.validate()?;
+        Ok(Some(info))
+    }
 }
 
 /// Remove targets by exact path, or all under a prefix ending in `/`.
@@ -741,6 +881,7 @@ fn add(args: &Args, a: &AddArgs) -> anyhow::Result<()> {
             channel: a.channel.clone(),
             source_ref: a.source_ref.clone(),
             rollout_percent: a.rollout_percent,
+            rebuild: a.rebuild.to_info()?,
         },
         role: a.role.clone(),
         deltas: a.deltas,

@@ -1,0 +1,230 @@
+//! `airlock rebuild`: rebuild a target from the source and recipe in its signed metadata, in a
+//! bubblewrap sandbox, compare with the published bytes, and sign an attestation on a match
+//! (docs/rebuild.md).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use airlock_client::store::encode_target_file_name;
+use airlock_client::{Updater, UpdaterConfig};
+use airlock_core::rebuild::RebuildInfo;
+use airlock_fetch::{Fetcher, FetcherConfig, Trust};
+use airlock_keystore::KeyRef;
+use airlock_rebuild::source::SourceFetcher;
+use airlock_rebuild::{Job, Outcome, Sandbox};
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::json;
+
+use super::common::{PassphraseArgs, print_json};
+use super::output::usage;
+use super::update::check_url;
+
+/// Rebuild a target from source in a sandbox and attest to a byte-identical result.
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:
+  airlock rebuild app/1.2.0/app --repo https://updates.example.org/metadata/ \\
+      --targets-url https://updates.example.org/targets/ --root root.json \\
+      --key rebuilder.key --id rebuilder.example.org
+
+The target's metadata is fetched and verified as `airlock update` does (the root given once with
+--root is trusted from then on, in DIR/metadata). The build runs in bubblewrap with no network;
+without bwrap the command refuses unless --unsandboxed is given. Output, log and the published
+file are kept in DIR/builds/. On a match the attestation is written there; on a mismatch a report
+with both digests is, nothing is signed, and the exit status is non-zero.")]
+pub struct Args {
+    /// The target path, as the repository lists it.
+    target: String,
+    /// Rebuilder state: trusted metadata (metadata/) and builds (builds/).
+    #[arg(long, env = "AIRLOCK_REBUILD_DIR", default_value = "airlock-rebuild")]
+    dir: PathBuf,
+    /// Base URL of the repository's metadata.
+    #[arg(long = "repo", value_name = "URL")]
+    metadata_url: String,
+    /// Base URL of the repository's target files (default: the metadata URL's sibling
+    /// `targets/`).
+    #[arg(long, value_name = "URL")]
+    targets_url: Option<String>,
+    /// The root.json to trust on first use of DIR (obtained out of band).
+    #[arg(long, value_name = "FILE")]
+    root: Option<PathBuf>,
+    /// Trust only the CA certificates in this PEM file (metadata, targets and HTTPS sources).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Allow plain http:// to 127.0.0.1, ::1 or localhost (tests only).
+    #[arg(long)]
+    allow_http_loopback: bool,
+    /// The rebuilder's signing key: a key file, gpg:KEYID or a pkcs11: URI.
+    #[arg(long, value_name = "KEY")]
+    key: String,
+    /// The rebuilder's name in attestations (printable ASCII, no spaces).
+    #[arg(long, value_name = "NAME")]
+    id: String,
+    /// The bubblewrap binary.
+    #[arg(long, value_name = "PATH", default_value = "bwrap")]
+    bwrap: PathBuf,
+    /// Build directly on this machine, without a sandbox (network reachable, host files
+    /// visible). Only when bubblewrap cannot be used; the attestation says `sandbox: none`.
+    #[arg(long)]
+    unsandboxed: bool,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+}
+
+pub fn run(a: Args, json_out: bool) -> anyhow::Result<()> {
+    // Everything that can refuse cheaply comes before any download or build.
+    check_url("--repo", &a.metadata_url, a.allow_http_loopback)?;
+    if let Some(u) = &a.targets_url {
+        check_url("--targets-url", u, a.allow_http_loopback)?;
+    }
+    let sandbox = if a.unsandboxed {
+        Sandbox::Unsandboxed
+    } else {
+        Sandbox::bubblewrap(&a.bwrap)?
+    };
+    let key_ref = KeyRef::parse(&a.key).map_err(|e| usage(format!("--key: {e}")))?;
+    let signer = key_ref
+        .open(&a.passphrase.source())
+        .with_context(|| format!("opening the rebuilder key {}", a.key))?;
+    if a.id.is_empty() || a.id.len() > 128 || !a.id.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!(usage(
+            "--id must be 1 to 128 printable ASCII characters without spaces"
+        ));
+    }
+
+    let trust = match &a.ca_file {
+        Some(p) => Trust::ca_bundle_file(p)
+            .with_context(|| format!("--ca-file {} is not usable", p.display()))?,
+        None => Trust::WebPki,
+    };
+    let fetcher = Arc::new(
+        Fetcher::new(FetcherConfig {
+            trust,
+            allow_http_loopback: a.allow_http_loopback,
+            use_env_proxy: true,
+            ..FetcherConfig::default()
+        })
+        .context("setting up HTTPS")?,
+    );
+    let metadata_dir = a.dir.join("metadata");
+    if !metadata_dir.join("root.json").exists() {
+        let root = a.root.as_ref().with_context(|| {
+            format!(
+                "{} trusts no root yet: give the repository's root.json with --root",
+                metadata_dir.display()
+            )
+        })?;
+        let bytes = std::fs::read(root).with_context(|| format!("reading {}", root.display()))?;
+        Updater::init(&metadata_dir, &bytes).context("trusting the root given with --root")?;
+    }
+    let mut cfg = UpdaterConfig::new(&metadata_dir, a.metadata_url.clone(), fetcher.clone());
+    if let Some(u) = &a.targets_url {
+        cfg = cfg.with_targets_base_url(u.clone());
+    }
+    let mut updater = Updater::new(cfg)?;
+    updater
+        .refresh()
+        .context("refreshing the repository's metadata")?;
+    let info = updater
+        .get_target_info(&a.target)?
+        .with_context(|| format!("target {} is not in the repository", a.target))?;
+    let rebuild = RebuildInfo::from_custom(info.file.custom.as_ref())
+        .with_context(|| format!("target {}", a.target))?
+        .with_context(|| {
+            format!(
+                "target {} has no rebuild recipe (custom.rebuild) in its metadata",
+                a.target
+            )
+        })?;
+    let sha256 = info
+        .file
+        .hashes
+        .get("sha256")
+        .cloned()
+        .with_context(|| format!("target {} has no sha256 in its metadata", a.target))?;
+    let job = Job {
+        target: a.target.clone(),
+        sha256: sha256.clone(),
+        length: info.file.length,
+        rebuild,
+    };
+    let work = new_work_dir(&a.dir, &a.target, &sha256)?;
+    let published = work.join(airlock_rebuild::PUBLISHED_FILE);
+    updater
+        .download_target(&info, &published)
+        .context("downloading the published file")?;
+    let outcome = airlock_rebuild::rebuild(
+        &job,
+        &published,
+        &work,
+        &sandbox,
+        &SourceFetcher {
+            fetcher: Some(fetcher),
+        },
+    )?;
+    match outcome {
+        Outcome::Match { rebuilt } => {
+            let (path, _) =
+                airlock_rebuild::attest(&job, &rebuilt, &sandbox, &a.id, signer.as_ref(), &work)?;
+            if json_out {
+                print_json(&json!({
+                    "target": job.target, "result": "match", "sha256": rebuilt.sha256,
+                    "length": rebuilt.length, "attestation": path, "work": work,
+                    "sandbox": sandbox.describe(),
+                }))?;
+            } else {
+                println!(
+                    "{}: rebuilt byte for byte (sha256 {}, {} bytes) in {}",
+                    job.target,
+                    rebuilt.sha256,
+                    rebuilt.length,
+                    sandbox.describe()
+                );
+                println!("attestation: {}", path.display());
+            }
+            Ok(())
+        }
+        Outcome::Mismatch {
+            published,
+            rebuilt,
+            report,
+        } => {
+            if json_out {
+                print_json(&json!({
+                    "target": job.target, "result": "mismatch", "published": published,
+                    "rebuilt": rebuilt, "report": report, "work": work,
+                }))?;
+            }
+            bail!(
+                "{}: the rebuild differs from the published file (published sha256 {}, {} bytes; \
+                 rebuilt sha256 {}, {} bytes); nothing signed; report: {}",
+                job.target,
+                published.sha256,
+                published.length,
+                rebuilt.sha256,
+                rebuilt.length,
+                report.display()
+            )
+        }
+    }
+}
+
+/// A fresh directory for one rebuild: DIR/builds/<target>.<sha256 prefix>.<n>.
+fn new_work_dir(dir: &Path, target: &str, sha256: &str) -> anyhow::Result<PathBuf> {
+    let builds = dir.join("builds");
+    std::fs::create_dir_all(&builds).with_context(|| format!("creating {}", builds.display()))?;
+    let stem = format!(
+        "{}.{}",
+        encode_target_file_name(target),
+        sha256.get(..16).unwrap_or(sha256)
+    );
+    for n in 1..10_000u32 {
+        let p = builds.join(format!("{stem}.{n}"));
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
+        }
+    }
+    bail!("{}: too many builds of {target}", builds.display())
+}

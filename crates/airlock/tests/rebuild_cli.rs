@@ -1,0 +1,521 @@
+//! Reproducible builds through the binary: `airlock repo add` recording a target's source and
+//! recipe in signed metadata (docs/rebuild.md).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use airlock_core::rebuild::{Builder, RebuildInfo, SourceRef};
+
+const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn airlock(args: &[&str]) -> std::process::Output {
+    Command::new(AIRLOCK)
+        .args(args)
+        .env_remove("AIRLOCK_PASSPHRASE")
+        .env_remove("AIRLOCK_REPO")
+        .output()
+        .expect("run airlock")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = airlock(args);
+    assert!(
+        out.status.success(),
+        "airlock {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Run and require failure with a one-line error; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let out = airlock(args);
+    assert!(!out.status.success(), "airlock {args:?} should have failed");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("For more information"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one-line error expected: {err}");
+    err
+}
+
+fn published_targets(repo: &Path) -> serde_json::Value {
+    let meta = repo.join("published/metadata");
+    let mut newest = (0u64, None);
+    for e in fs::read_dir(&meta).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        if let Some(v) = name.strip_suffix(".targets.json")
+            && let Ok(v) = v.parse::<u64>()
+            && v >= newest.0
+        {
+            newest = (v, Some(e.path()));
+        }
+    }
+    serde_json::from_slice(&fs::read(newest.1.expect("a targets.json")).unwrap()).unwrap()
+}
+
+/// The recipe given on the command line is signed into the target's custom metadata, reads back
+/// through the strict parser, and every bad or missing part is refused before anything is
+/// staged.
+#[test]
+fn repo_add_records_source_and_recipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let r = repo.to_str().unwrap();
+    ok(&["repo", "init", r, "--plaintext-keys"]);
+    let file = tmp.path().join("app");
+    fs::write(&file, "binary").unwrap();
+    let f = file.to_str().unwrap();
+    let recipe = [
+        "--source-git",
+        "https://example.org/app.git",
+        "--source-commit",
+        COMMIT,
+        "--build-command",
+        "make app",
+        "--builder-toolchain",
+        "debian-13",
+        "--build-env",
+        "SOURCE_DATE_EPOCH=1700000000",
+        "--artifact",
+        "out/app",
+    ];
+    let mut args = vec!["repo", "-C", r, "add", f, "--name", "app/1.0/app"];
+    args.extend(recipe);
+    ok(&args);
+    ok(&["repo", "-C", r, "publish"]);
+    let targets = published_targets(&repo);
+    let custom = &targets["signed"]["targets"]["app/1.0/app"]["custom"];
+    assert_eq!(custom["rebuild"]["version"], 1, "{custom}");
+    let info = RebuildInfo::from_custom(Some(custom)).unwrap().unwrap();
+    assert_eq!(
+        info.source,
+        SourceRef::Git {
+            url: "https://example.org/app.git".into(),
+            commit: COMMIT.into()
+        }
+    );
+    assert_eq!(info.recipe.builder, Builder::Toolchain("debian-13".into()));
+    assert_eq!(info.recipe.artifact, "out/app");
+    assert_eq!(info.source_date_epoch(), Some(1_700_000_000));
+
+    // A tarball source with an OCI builder.
+    let image = format!("docker.io/library/debian@sha256:{}", "b".repeat(64));
+    let sha = "c".repeat(64);
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "add",
+        f,
+        "--name",
+        "app/1.0/app.tar",
+        "--source-tarball",
+        "https://example.org/app-1.0.tar.gz",
+        "--source-sha256",
+        &sha,
+        "--build-command",
+        "./build.sh",
+        "--builder-image",
+        &image,
+        "--artifact",
+        "app",
+    ]);
+
+    // Refused, each naming what is wrong, and nothing staged.
+    let before = fs::read(repo.join("staged/metadata/targets.json")).ok();
+    let bad = |edit: &[(&str, &str)], expect: &str| {
+        let mut args: Vec<String> = ["repo", "-C", r, "add", f, "--name", "app/2.0/app"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut rec: Vec<String> = recipe.iter().map(|s| s.to_string()).collect();
+        for (flag, value) in edit {
+            let i = rec.iter().position(|a| a == flag).unwrap();
+            if value.is_empty() {
+                rec.drain(i..=i + 1);
+            } else {
+                rec[i + 1] = value.to_string();
+            }
+        }
+        args.extend(rec);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = fails(&args);
+        assert!(err.contains(expect), "{expect:?} not in: {err}");
+    };
+    bad(
+        &[("--source-commit", "v1.0")],
+        "custom.rebuild.source.commit",
+    );
+    bad(
+        &[("--source-git", "ftp://example.org/app")],
+        "custom.rebuild.source.url",
+    );
+    bad(
+        &[("--artifact", "../escape")],
+        "custom.rebuild.recipe.artifact",
+    );
+    bad(
+        &[("--build-env", "HOME=/root")],
+        "custom.rebuild.recipe.env.HOME",
+    );
+    bad(
+        &[("--build-env", "SOURCE_DATE_EPOCH=soon")],
+        "custom.rebuild.recipe.env.SOURCE_DATE_EPOCH",
+    );
+    bad(&[("--artifact", "")], "--artifact");
+    bad(
+        &[("--builder-toolchain", "")],
+        "--builder-toolchain or --builder-image",
+    );
+    assert_eq!(
+        before,
+        fs::read(repo.join("staged/metadata/targets.json")).ok()
+    );
+}
+
+const PASS: &str = "rebuilder test passphrase, long enough";
+
+fn airlock_pass(args: &[&str]) -> std::process::Output {
+    Command::new(AIRLOCK)
+        .args(args)
+        .env("AIRLOCK_PASSPHRASE", PASS)
+        .env_remove("AIRLOCK_REPO")
+        .output()
+        .expect("run airlock")
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Vendor")
+        .env("GIT_AUTHOR_EMAIL", "vendor@example.org")
+        .env("GIT_COMMITTER_NAME", "Vendor")
+        .env("GIT_COMMITTER_EMAIL", "vendor@example.org")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+struct Served {
+    child: std::process::Child,
+    metadata_url: String,
+    targets_url: String,
+    ca: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(repo: &Path, ca_dir: &Path) -> Served {
+    use std::io::BufRead;
+    let mut child = Command::new(AIRLOCK)
+        .args(["repo", "-C"])
+        .arg(repo)
+        .args(["serve", "--json", "--test-ca-dir"])
+        .arg(ca_dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    Served {
+        child,
+        metadata_url: v["metadata_url"].as_str().unwrap().into(),
+        targets_url: v["targets_url"].as_str().unwrap().into(),
+        ca: v["ca_cert"].as_str().unwrap().into(),
+    }
+}
+
+/// A vendor's world: a git repository with a tiny C program, built the way the recipe says,
+/// published with the recipe.
+struct Vendor {
+    tmp: tempfile::TempDir,
+    repo: std::path::PathBuf,
+    commit: String,
+}
+
+const BUILD: &str = "mkdir -p out && gcc -O2 -o out/hello hello.c";
+
+impl Vendor {
+    fn new() -> Vendor {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(
+            src.join("hello.c"),
+            "#include <stdio.h>\nint main(void) { puts(\"hello, rebuilt\"); return 0; }\n",
+        )
+        .unwrap();
+        git(&src, &["init", "--quiet"]);
+        git(&src, &["add", "hello.c"]);
+        git(&src, &["commit", "--quiet", "-m", "hello"]);
+        let commit = git(&src, &["rev-parse", "HEAD"]);
+        // The vendor's own build, in its own directory, outside any sandbox.
+        let out = Command::new("/bin/sh")
+            .args(["-c", BUILD])
+            .current_dir(&src)
+            .status()
+            .unwrap();
+        assert!(out.success());
+        let repo = tmp.path().join("repo");
+        ok(&["repo", "init", repo.to_str().unwrap(), "--plaintext-keys"]);
+        Vendor { tmp, repo, commit }
+    }
+
+    /// Publish `file` as `target` with the recipe that builds hello, `command` as the build.
+    fn publish(&self, file: &Path, target: &str, command: &str) {
+        let url = format!("file://{}", self.tmp.path().join("src").display());
+        ok(&[
+            "repo",
+            "-C",
+            self.repo.to_str().unwrap(),
+            "add",
+            file.to_str().unwrap(),
+            "--name",
+            target,
+            "--source-git",
+            &url,
+            "--source-commit",
+            &self.commit,
+            "--build-command",
+            command,
+            "--builder-toolchain",
+            "debian-13-gcc",
+            "--build-env",
+            "SOURCE_DATE_EPOCH=1700000000",
+            "--artifact",
+            "out/hello",
+        ]);
+        ok(&["repo", "-C", self.repo.to_str().unwrap(), "publish"]);
+    }
+
+    fn hello(&self) -> std::path::PathBuf {
+        self.tmp.path().join("src/out/hello")
+    }
+}
+
+fn rebuild_args<'a>(
+    served: &'a Served,
+    vendor: &'a Vendor,
+    dir: &'a str,
+    key: &'a str,
+    target: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "rebuild",
+        target,
+        "--dir",
+        dir,
+        "--repo",
+        &served.metadata_url,
+        "--targets-url",
+        &served.targets_url,
+        "--ca-file",
+        &served.ca,
+        "--root",
+        vendor.root(),
+        "--key",
+        key,
+        "--id",
+        "rebuilder-a",
+    ]
+}
+
+impl Vendor {
+    fn root(&self) -> &str {
+        // Leaked once per test: the path lives as long as the test.
+        Box::leak(
+            self.repo
+                .join("published/metadata/1.root.json")
+                .to_str()
+                .unwrap()
+                .to_string()
+                .into_boxed_str(),
+        )
+    }
+}
+
+fn have_bwrap() -> bool {
+    let ok = Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "notice: skipping: bubblewrap (bwrap) is not installed (./scripts/setup installs it)"
+        );
+    }
+    ok
+}
+
+/// The published binary rebuilds byte for byte in bubblewrap from the signed recipe, and the
+/// attestation written verifies with the rebuilder's key and names the target and digest.
+/// A copy altered after the build gives a mismatch report with both digests, exit non-zero, and
+/// no attestation.
+#[test]
+fn rebuild_matches_and_mismatches() {
+    if !have_bwrap() {
+        return;
+    }
+    let vendor = Vendor::new();
+    vendor.publish(&vendor.hello(), "hello/1.0/hello", BUILD);
+    let altered = vendor.tmp.path().join("hello-altered");
+    let mut bytes = fs::read(vendor.hello()).unwrap();
+    bytes.extend_from_slice(b"trojan");
+    fs::write(&altered, &bytes).unwrap();
+    vendor.publish(&altered, "hello/1.0/hello-altered", BUILD);
+    let served = serve(&vendor.repo, &vendor.tmp.path().join("tls"));
+
+    let key = vendor.tmp.path().join("rebuilder.key");
+    let k = key.to_str().unwrap();
+    let pubkey = vendor.tmp.path().join("rebuilder.pub.json");
+    let out = airlock_pass(&[
+        "key",
+        "generate",
+        "--out",
+        k,
+        "--public-out",
+        pubkey.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public: airlock_core::crypto::PublicKey =
+        serde_json::from_slice(&fs::read(&pubkey).unwrap()).unwrap();
+
+    let dir = vendor.tmp.path().join("rebuilder");
+    let d = dir.to_str().unwrap();
+    let mut args = rebuild_args(&served, &vendor, d, k, "hello/1.0/hello");
+    args.push("--json");
+    let out = airlock_pass(&args);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["result"], "match", "{v}");
+    assert!(
+        v["sandbox"].as_str().unwrap().starts_with("bubblewrap"),
+        "{v}"
+    );
+    let work = Path::new(v["work"].as_str().unwrap());
+    assert!(work.join("build.log").exists());
+    let env = fs::read(v["attestation"].as_str().unwrap()).unwrap();
+    let st = airlock_core::rebuild::verify_attestation(&env, &public).unwrap();
+    assert_eq!(st.target, "hello/1.0/hello");
+    assert_eq!(st.sha256, v["sha256"].as_str().unwrap());
+    assert_eq!(
+        fs::read(work.join("rebuilt")).unwrap(),
+        fs::read(vendor.hello()).unwrap()
+    );
+    assert_eq!(st.rebuild.source_date_epoch(), Some(1_700_000_000));
+
+    // The altered binary: a mismatch, reported, nothing signed.
+    let mut args = rebuild_args(&served, &vendor, d, k, "hello/1.0/hello-altered");
+    args.push("--json");
+    let out = airlock_pass(&args);
+    assert!(!out.status.success());
+    // --json: the result, then the error, each a JSON line on stdout.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("differs from the published file"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(v["result"], "mismatch", "{v}");
+    let work = Path::new(v["work"].as_str().unwrap());
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(work.join("mismatch.json")).unwrap()).unwrap();
+    assert_eq!(report["published"]["length"], bytes.len());
+    assert_eq!(report["rebuilt"]["length"], bytes.len() - b"trojan".len());
+    assert_ne!(report["published"]["sha256"], report["rebuilt"]["sha256"]);
+    assert!(work.join("published").exists() && work.join("rebuilt").exists());
+    assert!(!work.join("attestation.dsse.json").exists());
+}
+
+/// A build that connects to a listener on 127.0.0.1 fails inside the sandbox (and the listener
+/// sees nothing), while the same recipe built with --unsandboxed does connect: the network
+/// really is cut by the sandbox. Without bwrap, the command refuses before building.
+#[test]
+fn sandbox_has_no_network_and_a_missing_sandbox_is_refused() {
+    if !have_bwrap() {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let vendor = Vendor::new();
+    let command = format!("bash -c 'echo leak > /dev/tcp/127.0.0.1/{port}' && {BUILD}");
+    vendor.publish(&vendor.hello(), "hello/net", &command);
+    let served = serve(&vendor.repo, &vendor.tmp.path().join("tls"));
+    let key = vendor.tmp.path().join("rebuilder.key");
+    let k = key.to_str().unwrap();
+    assert!(
+        airlock_pass(&["key", "generate", "--out", k])
+            .status
+            .success()
+    );
+    let dir = vendor.tmp.path().join("rebuilder");
+    let d = dir.to_str().unwrap();
+
+    let out = airlock_pass(&rebuild_args(&served, &vendor, d, k, "hello/net"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("build command failed"), "{err}");
+    assert!(
+        listener.accept().is_err(),
+        "the sandboxed build reached 127.0.0.1:{port}"
+    );
+
+    let mut args = rebuild_args(&served, &vendor, d, k, "hello/net");
+    args.push("--unsandboxed");
+    let out = airlock_pass(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    listener.set_nonblocking(false).unwrap();
+    assert!(
+        listener.accept().is_ok(),
+        "the unsandboxed build should have connected"
+    );
+
+    let fresh = vendor.tmp.path().join("fresh");
+    let mut args = rebuild_args(&served, &vendor, fresh.to_str().unwrap(), k, "hello/net");
+    args.extend(["--bwrap", "/nonexistent/bwrap"]);
+    let out = airlock_pass(&args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bubblewrap") && err.contains("--unsandboxed"),
+        "{err}"
+    );
+    assert!(
+        !fresh.join("builds").exists(),
+        "nothing may be built without the sandbox"
+    );
+}
