@@ -34,6 +34,8 @@ pub const BUILD_LOG: &str = "build.log";
 pub const REBUILT_FILE: &str = "rebuilt";
 pub const PUBLISHED_FILE: &str = "published";
 pub const MISMATCH_REPORT: &str = "mismatch.json";
+/// What `airlock diff` shows between the published and the rebuilt file, on a mismatch.
+pub const MISMATCH_DIFF: &str = "mismatch.diff.txt";
 pub const ATTESTATION_FILE: &str = "attestation.dsse.json";
 
 /// Why a rebuild could not be carried out (a mismatch is not an error: see [`Outcome`]).
@@ -96,6 +98,8 @@ pub enum Outcome {
         published: FileDigest,
         rebuilt: FileDigest,
         report: PathBuf,
+        /// What `airlock diff` says, in one line (its full account is in the report).
+        headline: String,
     },
 }
 
@@ -150,23 +154,46 @@ pub fn rebuild(
     {
         return Ok(Outcome::Match { rebuilt });
     }
-    let report = report_mismatch(job, &published, &rebuilt, work)?;
+    let (report, headline) = report_mismatch(job, &published, &rebuilt, work)?;
     Ok(Outcome::Mismatch {
         published,
         rebuilt,
         report,
+        headline,
     })
 }
 
-/// Write the mismatch report: the target, both digests and sizes and where both files are.
-/// This is the one place that explains a difference; it will hand both files to `airlock diff`
-/// for a member-by-member account once that exists.
+/// Write the mismatch report: the target, both digests and sizes, where both files are, and
+/// what differs inside them (`airlock diff`, archive-aware: content apart from metadata-only
+/// differences), also as text in [`MISMATCH_DIFF`]. Returns the report's path and the diff's
+/// one-line verdict. A diff that cannot be made (an input over its caps) is named in the
+/// report instead; the mismatch stands either way.
 pub fn report_mismatch(
     job: &Job,
     published: &FileDigest,
     rebuilt: &FileDigest,
     work: &Path,
-) -> Result<PathBuf, RebuildError> {
+) -> Result<(PathBuf, String), RebuildError> {
+    let (diff, headline) = match airlock_diff::diff_paths(
+        &published.path,
+        &rebuilt.path,
+        &airlock_diff::Options::default(),
+    ) {
+        Ok(d) => {
+            let text_path = work.join(MISMATCH_DIFF);
+            write_atomic(
+                &text_path,
+                d.render(usize::MAX).as_bytes(),
+                &WriteOptions::default(),
+            )
+            .map_err(RebuildError::Fs)?;
+            (d.to_json(), d.headline())
+        }
+        Err(e) => {
+            let why = format!("no diff: {}", airlock_core::error_chain(&e));
+            (serde_json::Value::String(why.clone()), why)
+        }
+    };
     let report = serde_json::json!({
         "target": job.target,
         "expected": {"sha256": job.sha256, "length": job.length},
@@ -175,12 +202,13 @@ pub fn report_mismatch(
         "source": job.rebuild.source_value(),
         "recipe": job.rebuild.recipe_value(),
         "build_log": work.join(BUILD_LOG),
+        "diff": diff,
     });
     let path = work.join(MISMATCH_REPORT);
     let mut bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
     bytes.push(b'\n');
     write_atomic(&path, &bytes, &WriteOptions::default()).map_err(RebuildError::Fs)?;
-    Ok(path)
+    Ok((path, headline))
 }
 
 /// Sign the attestation for a matching rebuild and write it into `work`.

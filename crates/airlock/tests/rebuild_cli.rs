@@ -354,17 +354,15 @@ impl Vendor {
     }
 }
 
-fn have_bwrap() -> bool {
+fn require_bwrap() {
     let ok = Command::new("bwrap")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "notice: skipping: bubblewrap (bwrap) is not installed (./scripts/setup installs it)"
-        );
-    }
-    ok
+    assert!(
+        ok,
+        "bubblewrap (bwrap) is not installed: ./scripts/setup installs it"
+    );
 }
 
 /// The published binary rebuilds byte for byte in bubblewrap from the signed recipe, and the
@@ -373,9 +371,7 @@ fn have_bwrap() -> bool {
 /// no attestation.
 #[test]
 fn rebuild_matches_and_mismatches() {
-    if !have_bwrap() {
-        return;
-    }
+    require_bwrap();
     let vendor = Vendor::new();
     vendor.publish(&vendor.hello(), "hello/1.0/hello", BUILD);
     let altered = vendor.tmp.path().join("hello-altered");
@@ -454,6 +450,13 @@ fn rebuild_matches_and_mismatches() {
     assert_ne!(report["published"]["sha256"], report["rebuilt"]["sha256"]);
     assert!(work.join("published").exists() && work.join("rebuilt").exists());
     assert!(!work.join("attestation.dsse.json").exists());
+    // What differs, from airlock diff: the report's account and its one line.
+    assert_eq!(report["diff"]["verdict"], "content", "{report}");
+    assert!(
+        v["diff"].as_str().unwrap().starts_with("CONTENT DIFFERS"),
+        "{v}"
+    );
+    assert!(work.join("mismatch.diff.txt").is_file());
 }
 
 /// A build that connects to a listener on 127.0.0.1 fails inside the sandbox (and the listener
@@ -461,9 +464,7 @@ fn rebuild_matches_and_mismatches() {
 /// really is cut by the sandbox. Without bwrap, the command refuses before building.
 #[test]
 fn sandbox_has_no_network_and_a_missing_sandbox_is_refused() {
-    if !have_bwrap() {
-        return;
-    }
+    require_bwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();

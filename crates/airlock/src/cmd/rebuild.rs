@@ -188,16 +188,21 @@ pub fn run(a: Args, json_out: bool) -> anyhow::Result<()> {
             published,
             rebuilt,
             report,
+            headline,
         } => {
             if json_out {
                 print_json(&json!({
                     "target": job.target, "result": "mismatch", "published": published,
-                    "rebuilt": rebuilt, "report": report, "work": work,
+                    "rebuilt": rebuilt, "report": report, "work": work, "diff": headline,
                 }))?;
+            } else if let Ok(text) =
+                std::fs::read_to_string(work.join(airlock_rebuild::MISMATCH_DIFF))
+            {
+                print!("{text}");
             }
             bail!(
                 "{}: the rebuild differs from the published file (published sha256 {}, {} bytes; \
-                 rebuilt sha256 {}, {} bytes); nothing signed; report: {}",
+                 rebuilt sha256 {}, {} bytes): {headline}; nothing signed; report: {}",
                 job.target,
                 published.sha256,
                 published.length,
