@@ -144,3 +144,157 @@ fn a_delta_update_of_a_100_mib_target_with_a_small_change_moves_under_5_percent(
         .collect();
     assert_eq!(patches.len(), 1, "{patches:?}");
 }
+
+/// `--deltas 2` lists patches from the two versions before (so a machine two releases behind
+/// also moves only a patch), and `--delta-from` makes one from another (versioned) path.
+#[test]
+fn deltas_from_two_versions_back_and_from_another_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let repo = dir.join("repo");
+    let r = path_str(&repo);
+    ok(&["repo", "init", r, "--plaintext-keys"]);
+    let len = 1 << 20;
+    let mut versions = vec![noise(len, 3)];
+    for v in 1..3 {
+        let mut next = versions[v - 1].clone();
+        let at = len / 4 * v;
+        next[at..at + 4096].copy_from_slice(&noise(4096, 100 + v as u64));
+        versions.push(next);
+    }
+    let files: Vec<_> = (0..3)
+        .map(|v| {
+            let f = dir.join(format!("app-{v}.bin"));
+            fs::write(&f, &versions[v]).unwrap();
+            f
+        })
+        .collect();
+    let sha = |b: &[u8]| airlock_core::tuf::TargetFile::from_bytes(b).hashes["sha256"].clone();
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "add",
+        path_str(&files[0]),
+        "--name",
+        "app.bin",
+    ]);
+    ok(&["repo", "-C", r, "publish"]);
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "add",
+        path_str(&files[1]),
+        "--name",
+        "app.bin",
+        "--deltas",
+        "1",
+    ]);
+    ok(&["repo", "-C", r, "publish"]);
+    let added = common::json(&[
+        "--json",
+        "repo",
+        "-C",
+        r,
+        "add",
+        path_str(&files[2]),
+        "--name",
+        "app.bin",
+        "--deltas",
+        "2",
+    ]);
+    assert_eq!(
+        added["patches"].as_array().map(Vec::len),
+        Some(2),
+        "{added}"
+    );
+    // Versioned paths: a patch from the version another path holds.
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "add",
+        path_str(&files[1]),
+        "--name",
+        "app/2/app.bin",
+    ]);
+    let other = common::json(&[
+        "--json",
+        "repo",
+        "-C",
+        r,
+        "add",
+        path_str(&files[2]),
+        "--name",
+        "app/3/app.bin",
+        "--delta-from",
+        "app/2/app.bin",
+    ]);
+    assert_eq!(
+        other["patches"].as_array().map(Vec::len),
+        Some(1),
+        "{other}"
+    );
+    ok(&["repo", "-C", r, "publish"]);
+
+    // The newest targets metadata (consistent snapshots: N.targets.json).
+    let metadata = repo.join("published/metadata");
+    let newest = fs::read_dir(&metadata)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| {
+            let v = n.strip_suffix(".targets.json")?.parse::<u64>().ok()?;
+            Some((v, n))
+        })
+        .max()
+        .unwrap();
+    let targets: serde_json::Value =
+        serde_json::from_slice(&fs::read(metadata.join(newest.1)).unwrap()).unwrap();
+    let bases = |name: &str| -> Vec<String> {
+        let mut b: Vec<String> = targets["signed"]["targets"][name]["custom"]["delta"]["patches"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {targets}"))
+            .iter()
+            .map(|p| p["base"]["hashes"]["sha256"].as_str().unwrap().to_string())
+            .collect();
+        b.sort();
+        b
+    };
+    let mut two_back = vec![sha(&versions[0]), sha(&versions[1])];
+    two_back.sort();
+    assert_eq!(bases("app.bin"), two_back);
+    assert_eq!(bases("app/3/app.bin"), vec![sha(&versions[1])]);
+
+    // A machine two releases behind moves a patch and ends with the newest bytes.
+    let (_server, served) = serve_repo(r, dir);
+    let state = dir.join("client");
+    ok(&[
+        "update",
+        "--dir",
+        path_str(&state),
+        "init",
+        path_str(&repo.join("published/metadata/1.root.json")),
+        "--metadata-url",
+        served["metadata_url"].as_str().unwrap(),
+        "--targets-url",
+        served["targets_url"].as_str().unwrap(),
+        "--ca-file",
+        path_str(&dir.join("tls/ca.pem")),
+    ]);
+    fs::create_dir_all(state.join("targets")).unwrap();
+    fs::copy(&files[0], state.join("targets/app.bin")).unwrap();
+    let report = common::json(&[
+        "--json",
+        "update",
+        "--dir",
+        path_str(&state),
+        "download",
+        "app.bin",
+    ]);
+    assert_eq!(report[0]["method"], "delta", "{report}");
+    assert_eq!(
+        fs::read(state.join("targets/app.bin")).unwrap(),
+        versions[2]
+    );
+}
