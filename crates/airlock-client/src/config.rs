@@ -88,6 +88,12 @@ pub struct UpdaterConfig {
     /// Asked, in order, for a target no mirror delivered (e.g. a BitTorrent swarm); their
     /// bytes are checked exactly as a mirror's. See [`crate::fallback`].
     pub fallback_sources: Vec<Arc<dyn crate::fallback::TargetSource>>,
+    /// A local rebuilder policy on top of the trusted root's (docs/rebuild.md): it only adds a
+    /// requirement, both must be met.
+    pub rebuilders: Option<airlock_core::rebuild::RebuilderPolicy>,
+    /// Check rebuilder attestations before a target is downloaded (the default). Off only for
+    /// a rebuilder or a mirror, which compare or copy the bytes and never install them.
+    pub require_rebuilds: bool,
 }
 
 impl UpdaterConfig {
@@ -111,6 +117,8 @@ impl UpdaterConfig {
             delta: airlock_core::delta::Policy::default(),
             delta_bases: Vec::new(),
             fallback_sources: Vec::new(),
+            rebuilders: None,
+            require_rebuilds: true,
         }
     }
 

@@ -95,6 +95,8 @@ impl Updater {
         dest: &Path,
         progress: Progress<'_>,
     ) -> Result<Delivery, UpdateError> {
+        // Whichever way the bytes come, the target must be attested first.
+        self.check_rebuilds(info)?;
         let policy = &self.config().delta;
         let mut skipped = Vec::new();
         let patches = delta::patches(info.file.custom.as_ref()).unwrap_or_else(|e| {
@@ -156,7 +158,7 @@ impl Updater {
                 reasons: skipped,
             });
         }
-        self.download_target_with_progress(info, dest, progress)?;
+        self.download_unchecked(info, dest, progress)?;
         Ok(Delivery {
             method: DeliveryMethod::Full,
             bytes_moved: info.file.length,
@@ -191,7 +193,7 @@ impl Updater {
             .unwrap_or_default();
         let patch_dest = dest.with_file_name(format!(".{name}.{tag}.patch"));
         let result = self
-            .download_target_with_progress(&patch_info, &patch_dest, progress)
+            .download_unchecked(&patch_info, &patch_dest, progress)
             .map_err(|source| DeltaError::Download {
                 patch: patch.path.clone(),
                 source: Box::new(source),

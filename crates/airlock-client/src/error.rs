@@ -80,6 +80,16 @@ pub enum UpdateError {
     },
     /// The peer check holds the update: a peer showed another tree of the log, or too few
     /// peers agreed.
+    #[error("target {target:?} refused by the rebuilder policy{}",
+        if fetch_failures.is_empty() { String::new() }
+        else { format!(" (attestations not fetched: {})", fetch_failures.join("; ")) })]
+    Rebuilds {
+        target: String,
+        /// Attestations that could not be fetched for another reason than absence.
+        fetch_failures: Vec<String>,
+        #[source]
+        source: Box<airlock_core::rebuild::PolicyError>,
+    },
     #[error("peer check of log {origin:?} holds the update")]
     PeerCheck {
         origin: String,

@@ -32,6 +32,7 @@ pub mod delta;
 mod error;
 pub mod fallback;
 pub mod mirror_sync;
+pub mod rebuilds;
 pub mod store;
 mod target;
 pub mod transparency;

@@ -19,6 +19,12 @@
 //! Root versions older than the trusted root the mirror starts from are fetched on the first
 //! sync and accepted only as a chain of signatures that ends in exactly that root.
 //!
+//! When the root requires rebuilds (`x-airlock-rebuilders`), every attestation of a listed
+//! target by a key of that policy is carried too, under `DIR/public/rebuilds/` (the layout of
+//! docs/rebuild.md), each verified by that key for exactly the target's path, digest and length
+//! before it is placed; one that does not verify is not served. Attestations never change under
+//! their names, so they are placed before the metadata switch, like targets.
+//!
 //! When the root requires transparency, the mirror also serves the log's hash tiles under
 //! `DIR/public/log/` (a client points `log_url` there): for every checkpoint its proof bundles
 //! carry (verified against the root's log policy), the tiles of that tree, fetched from the
@@ -56,6 +62,8 @@ pub struct SyncReport {
     pub bytes_fetched: u64,
     /// Log tiles fetched in this run (transparency only).
     pub tiles_fetched: usize,
+    /// Rebuilder attestations placed in this run (when the root requires rebuilds).
+    pub attestations_fetched: usize,
 }
 
 /// Why a sync stopped; the mirror still serves its previous generation.
@@ -222,10 +230,12 @@ pub fn sync(
         if let Some(parent) = dest.parent() {
             create_public_dir_all(parent)?;
         }
-        updater.download_target(info, &dest)?;
+        // A mirror copies; whether the target is attested is each client's check.
+        updater.download_unchecked(info, &dest, &mut |_, _| {})?;
         report.targets_fetched += 1;
         report.bytes_fetched += info.file.length;
     }
+    report.attestations_fetched = updater.mirror_attestations(&listing.targets, &dirs.public)?;
 
     let written: BTreeMap<String, Vec<u8>> = captured.into_iter().collect();
     if let Some(policy) = &policy {

@@ -286,7 +286,7 @@ impl Updater {
 
     /// The mirror set (a poisoned lock only means a panic elsewhere; the scores are still
     /// usable).
-    fn mirror_set(&self) -> std::sync::MutexGuard<'_, MirrorSet> {
+    pub(crate) fn mirror_set(&self) -> std::sync::MutexGuard<'_, MirrorSet> {
         self.mirrors
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -836,7 +836,23 @@ impl Updater {
     /// that hold the target are asked in turn: one that fails, or serves bytes of another
     /// length or hash (then skipped for the rest of the run), is followed by the next; nothing
     /// but the listed bytes is ever kept.
+    ///
+    /// When a rebuilder policy applies (the trusted root's or the configuration's), the
+    /// target's attestations are fetched and checked first, and a target without enough of
+    /// them is refused before any byte of it is fetched ([`crate::rebuilds`]).
     pub fn download_target_with_progress(
+        &self,
+        info: &TargetInfo,
+        dest: &Path,
+        progress: Progress<'_>,
+    ) -> Result<(), UpdateError> {
+        self.check_rebuilds(info)?;
+        self.download_unchecked(info, dest, progress)
+    }
+
+    /// [`Updater::download_target_with_progress`] without the rebuilder policy: for a delta's
+    /// patch (its target was checked) and a mirror's copy.
+    pub(crate) fn download_unchecked(
         &self,
         info: &TargetInfo,
         dest: &Path,

@@ -22,6 +22,7 @@ use airlock_core::rebuild::{AttestationError, Envelope, RebuildInfo, RebuildStat
 use airlock_fs::{FsError, WriteOptions, write_atomic};
 use sha2::{Digest, Sha256};
 
+pub mod publish;
 pub mod sandbox;
 pub mod source;
 

@@ -79,6 +79,12 @@ pub enum RepoError {
         #[source]
         source: Box<airlock_core::transparency::TransparencyError>,
     },
+    #[error("{what}: rebuilder policy")]
+    Rebuilders {
+        what: String,
+        #[source]
+        source: Box<airlock_core::rebuild::PolicyError>,
+    },
     #[error(
         "the root requires releases to be logged in {origin}, and no transparency log was \
          configured for publishing (`airlock repo log-config --url URL --key FILE`); nothing was \

@@ -34,6 +34,7 @@ mod init;
 mod keys;
 mod offline;
 mod publish;
+mod rebuilders;
 pub mod repo;
 mod targets;
 mod transparency;

@@ -520,3 +520,445 @@ fn sandbox_has_no_network_and_a_missing_sandbox_is_refused() {
         "nothing may be built without the sandbox"
     );
 }
+
+/// A rebuilder key pair made with `airlock key generate`: (private key file, public key).
+fn rebuilder_key(dir: &Path, name: &str) -> (String, airlock_core::crypto::PublicKey) {
+    let key = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub.json"));
+    let out = airlock_pass(&[
+        "key",
+        "generate",
+        "--out",
+        key.to_str().unwrap(),
+        "--public-out",
+        public.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pk = serde_json::from_slice(&fs::read(&public).unwrap()).unwrap();
+    (key.to_str().unwrap().to_string(), pk)
+}
+
+fn newest_root(repo: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(repo.join("published/metadata/root.json")).unwrap()).unwrap()
+}
+
+/// `airlock repo rebuilders` puts the policy into a new root version, which publishing makes
+/// live; a threshold above the keys is refused with nothing staged; `--off` takes it out again.
+#[test]
+fn repo_rebuilders_sets_the_root_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let r = repo.to_str().unwrap();
+    ok(&["repo", "init", r, "--plaintext-keys"]);
+    ok(&["repo", "-C", r, "publish"]);
+    let (_, a) = rebuilder_key(tmp.path(), "a");
+    let (_, b) = rebuilder_key(tmp.path(), "b");
+    let pa = tmp.path().join("a.pub.json");
+    let pb = tmp.path().join("b.pub.json");
+    let (pa, pb) = (pa.to_str().unwrap(), pb.to_str().unwrap());
+    let shown = ok(&["repo", "-C", r, "rebuilders"]);
+    assert!(shown.contains("not required"), "{shown}");
+
+    let err = fails(&[
+        "repo",
+        "-C",
+        r,
+        "rebuilders",
+        "--key",
+        pa,
+        "--key",
+        pb,
+        "--threshold",
+        "3",
+    ]);
+    assert!(err.contains("threshold 3"), "{err}");
+    let err = fails(&[
+        "repo",
+        "-C",
+        r,
+        "rebuilders",
+        "--key",
+        pa,
+        "--key",
+        pa,
+        "--threshold",
+        "2",
+    ]);
+    assert!(err.contains("listed twice"), "{err}");
+
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "rebuilders",
+        "--key",
+        pa,
+        "--key",
+        pb,
+        "--threshold",
+        "2",
+    ]);
+    ok(&["repo", "-C", r, "publish"]);
+    let root = newest_root(&repo);
+    assert_eq!(root["signed"]["version"], 2);
+    let field = &root["signed"]["x-airlock-rebuilders"];
+    assert_eq!(field["version"], 1, "{root}");
+    assert_eq!(field["threshold"], 2, "{root}");
+    let keys = field["keys"].as_object().unwrap();
+    assert!(keys.contains_key(&a.key_id()) && keys.contains_key(&b.key_id()));
+    // What a client reads back.
+    let fields: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_value(root["signed"].clone()).unwrap();
+    let policy = airlock_core::rebuild::RebuilderPolicy::from_root_fields(&fields)
+        .unwrap()
+        .unwrap();
+    assert_eq!(policy.threshold(), 2);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["--json", "repo", "-C", r, "rebuilders"])).unwrap();
+    assert_eq!(v["published"]["threshold"], 2, "{v}");
+
+    ok(&["repo", "-C", r, "rebuilders", "--off"]);
+    ok(&["repo", "-C", r, "publish"]);
+    let root = newest_root(&repo);
+    assert_eq!(root["signed"]["version"], 3);
+    assert!(
+        root["signed"].get("x-airlock-rebuilders").is_none(),
+        "{root}"
+    );
+}
+
+/// `airlock update` in `dir` against `served`; returns the output.
+fn client(dir: &Path, served: &Served, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "update",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--ca-file",
+        &served.ca,
+    ];
+    all.extend(args);
+    airlock(&all)
+}
+
+/// Exit status 3 (a security refusal) with every `expect` in the one-line error.
+fn refused(out: &std::process::Output, expect: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a refusal (exit 3) expected:\nstdout: {}\nstderr: {err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for e in expect {
+        assert!(err.contains(e), "{e:?} not in: {err}");
+    }
+    err
+}
+
+fn succeeded(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Rebuild `target` as rebuilder `id` with `key` in its own directory; the attestation file.
+fn rebuild_as(served: &Served, vendor: &Vendor, id: &str, key: &str, target: &str) -> String {
+    let dir = vendor.tmp.path().join(format!("rebuilder-{id}"));
+    let mut args = rebuild_args(served, vendor, dir.to_str().unwrap(), key, target);
+    let i = args.iter().position(|a| *a == "rebuilder-a").unwrap();
+    args[i] = id;
+    args.push("--json");
+    let out = airlock_pass(&args);
+    let stdout = succeeded(&out);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(v["result"], "match", "{v}");
+    v["attestation"].as_str().unwrap().to_string()
+}
+
+/// The attestation slot of `target` for `keyid` in the vendor's published tree.
+fn slot(vendor: &Vendor, target: &str, sha256: &str, keyid: &str) -> std::path::PathBuf {
+    let rel = airlock_core::rebuild::layout::attestation_path(target, sha256, keyid).unwrap();
+    rel.iter()
+        .fold(vendor.repo.join("published"), |p, s| p.join(s))
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(fs::read(path).unwrap()))
+}
+
+/// The whole loop on real HTTPS: two rebuilder identities rebuild a C program in bubblewrap,
+/// `airlock rebuild publish` places their attestations, and a client whose root requires 2 of
+/// them downloads only once both are there; one is refused naming how many and from whom. An
+/// attestation for another target or digest, or by a key the policy does not name, does not
+/// count; a binary altered after the build has no attestation and is refused; a local policy
+/// adds a requirement and cannot take the root's away. A mirror carries the attestations.
+#[test]
+fn client_requires_k_of_n_rebuilders() {
+    require_bwrap();
+    let vendor = Vendor::new();
+    let t = vendor.tmp.path();
+    vendor.publish(&vendor.hello(), "hello/1.0/hello", BUILD);
+    let altered = t.join("hello-altered");
+    let mut bytes = fs::read(vendor.hello()).unwrap();
+    bytes.extend_from_slice(b"trojan");
+    fs::write(&altered, &bytes).unwrap();
+    vendor.publish(&altered, "hello/1.0/hello-altered", BUILD);
+    let (ka, a) = rebuilder_key(t, "a");
+    let (kb, b) = rebuilder_key(t, "b");
+    let (kc, c) = rebuilder_key(t, "c");
+    let r = vendor.repo.to_str().unwrap();
+    let (pa, pb) = (t.join("a.pub.json"), t.join("b.pub.json"));
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "rebuilders",
+        "--key",
+        pa.to_str().unwrap(),
+        "--key",
+        pb.to_str().unwrap(),
+        "--threshold",
+        "2",
+    ]);
+    ok(&["repo", "-C", r, "publish"]);
+    let served = serve(&vendor.repo, &t.join("tls"));
+    let sha = sha256_of(&vendor.hello());
+    let sha_altered = sha256_of(&altered);
+
+    // A client trusting the first root, told where the repository is.
+    let cdir = t.join("client");
+    succeeded(&client(
+        &cdir,
+        &served,
+        &[
+            "--metadata-url",
+            &served.metadata_url,
+            "--targets-url",
+            &served.targets_url,
+            "init",
+            vendor.root(),
+        ],
+    ));
+    let download = |target: &str| client(&cdir, &served, &["download", target]);
+    let downloaded = cdir.join("targets").join("hello%2F1.0%2Fhello");
+
+    // Nothing attested yet: refused before the file is fetched.
+    refused(
+        &download("hello/1.0/hello"),
+        &["0 of the 2 required rebuilder attestations", "none found"],
+    );
+    assert!(!downloaded.exists());
+
+    let att_a = rebuild_as(&served, &vendor, "rebuilder-a", &ka, "hello/1.0/hello");
+    let att_b = rebuild_as(&served, &vendor, "rebuilder-b", &kb, "hello/1.0/hello");
+    let att_c = rebuild_as(&served, &vendor, "rebuilder-c", &kc, "hello/1.0/hello");
+
+    // `rebuild publish` takes the root's keys, and refuses a key it does not know.
+    let out = airlock(&["rebuild", "publish", "-C", r, &att_c]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not signed by any of the 2 rebuilder key(s)"),
+        "{err}"
+    );
+    assert!(err.contains(&c.key_id()), "{err}");
+    ok(&["rebuild", "publish", "-C", r, &att_a]);
+    assert!(slot(&vendor, "hello/1.0/hello", &sha, &a.key_id()).is_file());
+
+    // k=2 with one rebuilder: refused, naming how many and from whom.
+    refused(
+        &download("hello/1.0/hello"),
+        &[
+            "1 of the 2 required rebuilder attestations",
+            &format!("from rebuilder-a ({})", a.key_id()),
+        ],
+    );
+    let out = client(
+        &cdir,
+        &served,
+        &["verify-rebuilds", "hello/1.0/hello", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(v["policies"][0]["source"], "root", "{v}");
+    assert_eq!(v["policies"][0]["met"], false, "{v}");
+
+    let out = airlock(&["--json", "rebuild", "publish", "-C", r, &att_b]);
+    let v: serde_json::Value = serde_json::from_str(&succeeded(&out)).unwrap();
+    assert_eq!(v["published"][0]["keyid"], b.key_id(), "{v}");
+
+    // Both: downloaded, and reported.
+    succeeded(&download("hello/1.0/hello"));
+    assert_eq!(
+        fs::read(&downloaded).unwrap(),
+        fs::read(vendor.hello()).unwrap()
+    );
+    let report = succeeded(&client(
+        &cdir,
+        &served,
+        &["verify-rebuilds", "hello/1.0/hello"],
+    ));
+    assert!(
+        report.contains("root policy, 2 of 2 rebuilder key(s): met by"),
+        "{report}"
+    );
+    assert!(
+        report.contains("rebuilder-a") && report.contains("rebuilder-b"),
+        "{report}"
+    );
+
+    // The altered binary: no rebuilder attested its digest.
+    refused(
+        &download("hello/1.0/hello-altered"),
+        &[
+            "0 of the 2 required rebuilder attestations",
+            &format!("sha256 {sha_altered}"),
+        ],
+    );
+    // A mirror serving hello's valid attestation in the altered target's slot of key a, and
+    // rebuilder c's (a key the policy does not name) in the slot of key b: neither counts.
+    let slot_a = slot(
+        &vendor,
+        "hello/1.0/hello-altered",
+        &sha_altered,
+        &a.key_id(),
+    );
+    let slot_b = slot(
+        &vendor,
+        "hello/1.0/hello-altered",
+        &sha_altered,
+        &b.key_id(),
+    );
+    fs::create_dir_all(slot_a.parent().unwrap()).unwrap();
+    fs::copy(&att_a, &slot_a).unwrap();
+    fs::copy(&att_c, &slot_b).unwrap();
+    refused(
+        &download("hello/1.0/hello-altered"),
+        &[
+            "0 of the 2 required rebuilder attestations",
+            "for target \"hello/1.0/hello\"",
+            &format!("signed by unknown key(s) {}", c.key_id()),
+        ],
+    );
+    // The same digest under another target's name does not count either: hello's attestation
+    // by a re-signed for hello-altered's path is what a rebuild of it would have to sign.
+    assert!(!cdir.join("targets/hello%2F1.0%2Fhello-altered").exists());
+
+    // A mirror carries the attestations, verified: hello's two, not the planted ones.
+    let mirror = t.join("mirror");
+    let from = format!("{},{}", served.metadata_url, served.targets_url);
+    let out = airlock(&[
+        "--json",
+        "mirror",
+        "sync",
+        "--from",
+        &from,
+        "--to",
+        mirror.to_str().unwrap(),
+        "--root",
+        vendor.root(),
+        "--ca-file",
+        &served.ca,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&succeeded(&out)).unwrap();
+    assert_eq!(v["attestations_fetched"], 2, "{v}");
+    let mirrored = |target: &str, sha: &str, keyid: &str| {
+        airlock_core::rebuild::layout::attestation_path(target, sha, keyid)
+            .unwrap()
+            .iter()
+            .fold(mirror.join("public"), |p, s| p.join(s))
+    };
+    assert!(mirrored("hello/1.0/hello", &sha, &b.key_id()).is_file());
+    assert!(!mirrored("hello/1.0/hello-altered", &sha_altered, &a.key_id()).exists());
+    let mirror_served = Command::new(AIRLOCK)
+        .args(["repo", "serve", "--json", "--published"])
+        .arg(mirror.join("public"))
+        .arg("--test-ca-dir")
+        .arg(t.join("mirror-tls"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mirror_served = {
+        use std::io::BufRead;
+        let mut child = mirror_served;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        Served {
+            child,
+            metadata_url: v["metadata_url"].as_str().unwrap().into(),
+            targets_url: v["targets_url"].as_str().unwrap().into(),
+            ca: v["ca_cert"].as_str().unwrap().into(),
+        }
+    };
+    let mdir = t.join("mirror-client");
+    succeeded(&client(
+        &mdir,
+        &mirror_served,
+        &[
+            "--metadata-url",
+            &mirror_served.metadata_url,
+            "--targets-url",
+            &mirror_served.targets_url,
+            "init",
+            vendor.root(),
+        ],
+    ));
+    succeeded(&client(
+        &mdir,
+        &mirror_served,
+        &["download", "hello/1.0/hello"],
+    ));
+
+    // A local policy only adds: requiring rebuilder c (who published nothing) refuses hello.
+    let config = cdir.join("client.toml");
+    let base_config = fs::read_to_string(&config).unwrap();
+    let local = |threshold: usize, keys: &[&airlock_core::crypto::PublicKey]| {
+        let keys: serde_json::Map<String, serde_json::Value> = keys
+            .iter()
+            .map(|k| (k.key_id(), serde_json::to_value(k).unwrap()))
+            .collect();
+        let v = serde_json::json!({"version": 1, "threshold": threshold, "keys": keys});
+        let table: toml::Value = serde_json::from_value(v).unwrap();
+        let mut doc: toml::Table = toml::from_str(&base_config).unwrap();
+        doc.insert("rebuilders".into(), table);
+        fs::write(&config, toml::to_string(&doc).unwrap()).unwrap();
+    };
+    fs::remove_file(&downloaded).unwrap();
+    local(1, &[&c]);
+    refused(
+        &download("hello/1.0/hello"),
+        &["0 of the 1 required rebuilder attestations"],
+    );
+    let out = client(&cdir, &served, &["verify-rebuilds", "hello/1.0/hello"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("root policy, 2 of 2 rebuilder key(s): met by"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("local policy, 1 of 1 rebuilder key(s): NOT MET"),
+        "{stdout}"
+    );
+    // ... and cannot remove one: with only a's attestation left, a local 1-of-{a} policy does
+    // not make the root's 2 of 2 go away.
+    fs::remove_file(slot(&vendor, "hello/1.0/hello", &sha, &b.key_id())).unwrap();
+    local(1, &[&a]);
+    refused(
+        &download("hello/1.0/hello"),
+        &["1 of the 2 required rebuilder attestations"],
+    );
+    assert!(!downloaded.exists());
+}

@@ -1,10 +1,11 @@
 //! Reproducible builds: what a release says about its source and recipe ([`recipe`]), the
 //! rebuilders' signed attestations ([`attestation`]), and the client's decision over them
-//! ([`policy`]).
+//! ([`policy`]), and where attestations are published ([`layout`]).
 //! No I/O.
 //! The formats are specified in docs/rebuild.md.
 
 pub mod attestation;
+pub mod layout;
 pub mod policy;
 pub mod recipe;
 

@@ -135,6 +135,7 @@ fn classify_one(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
             | UpdateError::ListedLengthTooLarge { .. }
             | UpdateError::Refused { .. }
             | UpdateError::Transparency { .. }
+            | UpdateError::Rebuilds { .. }
             | UpdateError::PeerCheck { .. } => Some(Kind::Refused),
             UpdateError::BadUrl { .. } => Some(Kind::Usage),
             // The transport error or target check below decides.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use airlock_client::store::encode_target_file_name;
 use airlock_client::{Updater, UpdaterConfig};
-use airlock_core::rebuild::RebuildInfo;
+use airlock_core::rebuild::{RebuildInfo, RebuilderPolicy};
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use airlock_keystore::KeyRef;
 use airlock_rebuild::source::SourceFetcher;
@@ -22,7 +22,8 @@ use super::update::check_url;
 
 /// Rebuild a target from source in a sandbox and attest to a byte-identical result.
 #[derive(Parser, Debug)]
-#[command(after_help = "Example:
+#[command(
+    after_help = "Example:
   airlock rebuild app/1.2.0/app --repo https://updates.example.org/metadata/ \\
       --targets-url https://updates.example.org/targets/ --root root.json \\
       --key rebuilder.key --id rebuilder.example.org
@@ -31,16 +32,25 @@ The target's metadata is fetched and verified as `airlock update` does (the root
 --root is trusted from then on, in DIR/metadata). The build runs in bubblewrap with no network;
 without bwrap the command refuses unless --unsandboxed is given. Output, log and the published
 file are kept in DIR/builds/. On a match the attestation is written there; on a mismatch a report
-with both digests is, nothing is signed, and the exit status is non-zero.")]
+with both digests is, nothing is signed, and the exit status is non-zero.
+
+`airlock rebuild publish` places attestations into a repository's published tree; a target
+literally named `publish` is given last, after `--`: `airlock rebuild --repo URL ... -- publish`.",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// The target path, as the repository lists it.
-    target: String,
+    #[arg(required = true)]
+    target: Option<String>,
     /// Rebuilder state: trusted metadata (metadata/) and builds (builds/).
     #[arg(long, env = "AIRLOCK_REBUILD_DIR", default_value = "airlock-rebuild")]
     dir: PathBuf,
     /// Base URL of the repository's metadata.
-    #[arg(long = "repo", value_name = "URL")]
-    metadata_url: String,
+    #[arg(long = "repo", value_name = "URL", required = true)]
+    metadata_url: Option<String>,
     /// Base URL of the repository's target files (default: the metadata URL's sibling
     /// `targets/`).
     #[arg(long, value_name = "URL")]
@@ -55,11 +65,11 @@ pub struct Args {
     #[arg(long)]
     allow_http_loopback: bool,
     /// The rebuilder's signing key: a key file, gpg:KEYID or a pkcs11: URI.
-    #[arg(long, value_name = "KEY")]
-    key: String,
+    #[arg(long, value_name = "KEY", required = true)]
+    key: Option<String>,
     /// The rebuilder's name in attestations (printable ASCII, no spaces).
-    #[arg(long, value_name = "NAME")]
-    id: String,
+    #[arg(long, value_name = "NAME", required = true)]
+    id: Option<String>,
     /// The bubblewrap binary.
     #[arg(long, value_name = "PATH", default_value = "bwrap")]
     bwrap: PathBuf,
@@ -71,9 +81,119 @@ pub struct Args {
     passphrase: PassphraseArgs,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    Publish(PublishArgs),
+}
+
+/// Verify attestations and place them into a repository's published tree, where clients and
+/// mirrors fetch them (docs/rebuild.md, "Where attestations live").
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:
+  airlock rebuild publish -C /srv/repo rebuilder-a/attestation.dsse.json rebuilder-b/attestation.dsse.json
+
+Each file must verify, strictly, with a rebuilder key of the published root's
+x-airlock-rebuilders policy or one given with --key, and is filed under the key id of the key
+that verified it. One bad file publishes nothing.")]
+struct PublishArgs {
+    /// Attestation files (DSSE envelopes as `airlock rebuild` writes them).
+    #[arg(required = true, value_name = "ATTESTATION")]
+    files: Vec<PathBuf>,
+    /// The repository directory (its published tree is REPO/published).
+    #[arg(
+        short = 'C',
+        long = "repo-dir",
+        env = "AIRLOCK_REPO",
+        default_value = "."
+    )]
+    repo: PathBuf,
+    /// The published tree (holding metadata/ and targets/), instead of REPO/published.
+    #[arg(long, value_name = "DIR")]
+    published: Option<PathBuf>,
+    /// Also accept this rebuilder's public key (TUF JSON); repeatable.
+    #[arg(long = "key", value_name = "PUB.json")]
+    keys: Vec<PathBuf>,
+}
+
 pub fn run(a: Args, json_out: bool) -> anyhow::Result<()> {
+    match &a.command {
+        Some(Sub::Publish(p)) => publish(p, json_out),
+        None => rebuild(a, json_out),
+    }
+}
+
+fn publish(a: &PublishArgs, json_out: bool) -> anyhow::Result<()> {
+    let published = a
+        .published
+        .clone()
+        .unwrap_or_else(|| a.repo.join("published"));
+    let mut keys = Vec::new();
+    let root_path = published.join("metadata").join("root.json");
+    match std::fs::read(&root_path) {
+        Ok(bytes) => {
+            let root: airlock_core::tuf::metadata::Metadata<airlock_core::tuf::roles::Root> =
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading {}", root_path.display()))?;
+            if let Some(p) = RebuilderPolicy::from_root_fields(&root.signed.unrecognized)
+                .with_context(|| format!("{}", root_path.display()))?
+            {
+                keys.extend(p.keys().values().cloned());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && a.published.is_none() => {
+            bail!(usage(format!(
+                "{} is not a published repository (no {}): give -C REPO or --published DIR",
+                a.repo.display(),
+                root_path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", root_path.display())),
+    }
+    for p in &a.keys {
+        keys.push(airlock_keystore::read_public_key(p)?);
+    }
+    if keys.is_empty() {
+        bail!(usage(
+            "no rebuilder key to verify with: the published root has no x-airlock-rebuilders \
+             policy; give --key PUB.json"
+        ));
+    }
+    let mut files = Vec::new();
+    for f in &a.files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        files.push((f.clone(), bytes));
+    }
+    let placed = airlock_rebuild::publish::publish_attestations(&published, &files, &keys)?;
+    if json_out {
+        print_json(&json!({ "published": placed }))?;
+    } else {
+        for p in &placed {
+            println!(
+                "{} sha256 {}: attestation by {} ({}) at {}",
+                p.target,
+                p.sha256,
+                p.rebuilder,
+                p.keyid,
+                p.path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
+    // Required by clap whenever no subcommand is given.
+    let (Some(target), Some(metadata_url), Some(key), Some(id)) = (
+        a.target.clone(),
+        a.metadata_url.clone(),
+        a.key.clone(),
+        a.id.clone(),
+    ) else {
+        bail!(usage("TARGET, --repo, --key and --id are required"));
+    };
     // Everything that can refuse cheaply comes before any download or build.
-    check_url("--repo", &a.metadata_url, a.allow_http_loopback)?;
+    check_url("--repo", &metadata_url, a.allow_http_loopback)?;
     if let Some(u) = &a.targets_url {
         check_url("--targets-url", u, a.allow_http_loopback)?;
     }
@@ -82,11 +202,11 @@ pub fn run(a: Args, json_out: bool) -> anyhow::Result<()> {
     } else {
         Sandbox::bubblewrap(&a.bwrap)?
     };
-    let key_ref = KeyRef::parse(&a.key).map_err(|e| usage(format!("--key: {e}")))?;
+    let key_ref = KeyRef::parse(&key).map_err(|e| usage(format!("--key: {e}")))?;
     let signer = key_ref
         .open(&a.passphrase.source())
-        .with_context(|| format!("opening the rebuilder key {}", a.key))?;
-    if a.id.is_empty() || a.id.len() > 128 || !a.id.bytes().all(|b| b.is_ascii_graphic()) {
+        .with_context(|| format!("opening the rebuilder key {}", key))?;
+    if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
         bail!(usage(
             "--id must be 1 to 128 printable ASCII characters without spaces"
         ));
@@ -117,7 +237,10 @@ pub fn run(a: Args, json_out: bool) -> anyhow::Result<()> {
         let bytes = std::fs::read(root).with_context(|| format!("reading {}", root.display()))?;
         Updater::init(&metadata_dir, &bytes).context("trusting the root given with --root")?;
     }
-    let mut cfg = UpdaterConfig::new(&metadata_dir, a.metadata_url.clone(), fetcher.clone());
+    let mut cfg = UpdaterConfig::new(&metadata_dir, metadata_url.clone(), fetcher.clone());
+    // The rebuilder compares the published bytes, it never installs them: they are what it
+    // is to attest (or not), so no attestation can be required before it reads them.
+    cfg.require_rebuilds = false;
     if let Some(u) = &a.targets_url {
         cfg = cfg.with_targets_base_url(u.clone());
     }
@@ -126,14 +249,14 @@ pub fn run(a: Args, json_out: bool) -> anyhow::Result<()> {
         .refresh()
         .context("refreshing the repository's metadata")?;
     let info = updater
-        .get_target_info(&a.target)?
-        .with_context(|| format!("target {} is not in the repository", a.target))?;
+        .get_target_info(&target)?
+        .with_context(|| format!("target {} is not in the repository", target))?;
     let rebuild = RebuildInfo::from_custom(info.file.custom.as_ref())
-        .with_context(|| format!("target {}", a.target))?
+        .with_context(|| format!("target {}", target))?
         .with_context(|| {
             format!(
                 "target {} has no rebuild recipe (custom.rebuild) in its metadata",
-                a.target
+                target
             )
         })?;
     let sha256 = info
@@ -141,14 +264,14 @@ pub fn run(a: Args, json_out: bool) -> anyhow::Result<()> {
         .hashes
         .get("sha256")
         .cloned()
-        .with_context(|| format!("target {} has no sha256 in its metadata", a.target))?;
+        .with_context(|| format!("target {} has no sha256 in its metadata", target))?;
     let job = Job {
-        target: a.target.clone(),
+        target: target.clone(),
         sha256: sha256.clone(),
         length: info.file.length,
         rebuild,
     };
-    let work = new_work_dir(&a.dir, &a.target, &sha256)?;
+    let work = new_work_dir(&a.dir, &target, &sha256)?;
     let published = work.join(airlock_rebuild::PUBLISHED_FILE);
     updater
         .download_target(&info, &published)
@@ -165,7 +288,7 @@ pub fn run(a: Args, json_out: bool) -> anyhow::Result<()> {
     match outcome {
         Outcome::Match { rebuilt } => {
             let (path, _) =
-                airlock_rebuild::attest(&job, &rebuilt, &sandbox, &a.id, signer.as_ref(), &work)?;
+                airlock_rebuild::attest(&job, &rebuilt, &sandbox, &id, signer.as_ref(), &work)?;
             if json_out {
                 print_json(&json!({
                     "target": job.target, "result": "match", "sha256": rebuilt.sha256,

@@ -65,6 +65,7 @@ enum Command {
     Bump(BumpArgs),
     Publish(PublishArgs),
     LogConfig(LogConfigArgs),
+    Rebuilders(RebuildersArgs),
     Refresh(RefreshArgs),
     Verify(VerifyArgs),
     Serve(Box<ServeArgs>),
@@ -200,6 +201,28 @@ struct LogConfigArgs {
     /// Forget the log configuration.
     #[arg(long, conflicts_with = "log_url")]
     remove: bool,
+}
+
+/// Show or set the rebuilder policy root carries (`x-airlock-rebuilders`, docs/rebuild.md):
+/// clients then download a target only when `--threshold` of these rebuilder keys signed
+/// attestations for exactly its digest. A new root version; publishing it needs the root
+/// threshold. Without options it shows the staged policy.
+#[derive(Parser, Debug)]
+#[command(after_help = "Examples:
+  airlock repo rebuilders --key rebuilder-a.pub.json --key rebuilder-b.pub.json --threshold 2
+  airlock repo rebuilders --off
+  airlock repo rebuilders --json")]
+struct RebuildersArgs {
+    /// A trusted rebuilder's public key (TUF JSON, as `airlock key generate --public-out`
+    /// writes it); repeatable. Replaces the keys of the current policy.
+    #[arg(long = "key", value_name = "PUB.json", requires = "threshold")]
+    keys: Vec<PathBuf>,
+    /// How many distinct rebuilders must have attested to a target's digest.
+    #[arg(long, requires = "keys")]
+    threshold: Option<usize>,
+    /// Remove the policy: rebuilds are no longer required.
+    #[arg(long, conflicts_with_all = ["keys", "threshold"])]
+    off: bool,
 }
 
 /// Remove a delegation (a delegated role or a hash-bin prefix) and every role only it
@@ -736,6 +759,7 @@ pub fn run(mut args: Args, json: bool) -> anyhow::Result<()> {
         Command::Bump(a) => bump(&args, a),
         Command::Publish(a) => publish(&args, a),
         Command::LogConfig(a) => log_config(&args, a),
+        Command::Rebuilders(a) => rebuilders(&args, a),
         Command::Refresh(a) => refresh(&args, a),
         Command::Verify(a) => verify(&args, a),
         Command::Serve(a) => serve(&args, a),
@@ -1453,6 +1477,66 @@ fn rotate(args: &Args, a: &RotateArgs) -> anyhow::Result<()> {
         println!("rotated {}; changed {}", a.role, report.roles.join(", "));
         for k in &report.new_keyids {
             println!("  new key {k}");
+        }
+        unsigned_note(&report.unsigned);
+    });
+    Ok(())
+}
+
+fn rebuilders(args: &Args, a: &RebuildersArgs) -> anyhow::Result<()> {
+    use airlock_core::rebuild::RebuilderPolicy;
+    let json_out = args.json;
+    let mut repo = open(args)?;
+    let policy_json = |p: &RebuilderPolicy| {
+        serde_json::json!({
+            "threshold": p.threshold(),
+            "keys": p.keys().keys().collect::<Vec<_>>(),
+        })
+    };
+    if a.keys.is_empty() && !a.off {
+        let staged = repo.rebuilders()?;
+        let published = repo.published_root_rebuilders()?;
+        let value = serde_json::json!({
+            "staged": staged.as_ref().map(policy_json),
+            "published": published.as_ref().map(policy_json),
+        });
+        print(json_out, value, || match &staged {
+            None => println!("rebuilds: not required (root carries no x-airlock-rebuilders)"),
+            Some(p) => {
+                println!(
+                    "rebuilds: {} of {} rebuilder key(s) must attest each target",
+                    p.threshold(),
+                    p.keys().len()
+                );
+                for id in p.keys().keys() {
+                    println!("  key {id}");
+                }
+                if published.as_ref() != Some(p) {
+                    println!("  (staged; `airlock repo publish` makes it live)");
+                }
+            }
+        });
+        return Ok(());
+    }
+    let policy = if a.off {
+        None
+    } else {
+        let keys = read_public_keys(&a.keys)?;
+        Some(RebuilderPolicy::new(a.threshold.unwrap_or(0), keys)?)
+    };
+    let report = repo.set_rebuilders(policy.as_ref())?;
+    print(json_out, serde_json::to_value(&report)?, || {
+        match &policy {
+            Some(p) => println!(
+                "root now requires {} of {} rebuilder attestations; changed {}",
+                p.threshold(),
+                p.keys().len(),
+                report.roles.join(", ")
+            ),
+            None => println!(
+                "root no longer requires rebuilds; changed {}",
+                report.roles.join(", ")
+            ),
         }
         unsigned_note(&report.unsigned);
     });

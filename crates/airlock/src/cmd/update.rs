@@ -143,6 +143,16 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Show whether a target has the rebuilder attestations its policies require (the
+    /// trusted root's x-airlock-rebuilders and client.toml's [rebuilders]); exit status 3
+    /// when one is not met, as a download would be refused.
+    #[command(
+        after_help = "Example:\n  airlock update verify-rebuilds app/1.2/app.tar.gz\n  airlock update verify-rebuilds app/1.2/app.tar.gz --json"
+    )]
+    VerifyRebuilds {
+        /// The target path as the repository lists it.
+        target: String,
+    },
 }
 
 /// What `init` remembers in client.toml.
@@ -171,6 +181,10 @@ struct ClientConfig {
     /// Most memory (MiB) a patch may need (base + patch); default 512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delta_max_memory_mib: Option<u64>,
+    /// A local rebuilder policy (docs/rebuild.md), the form of the root's
+    /// `x-airlock-rebuilders`: it only adds a requirement to the root's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rebuilders: Option<serde_json::Value>,
     /// The BitTorrent fallback (docs/mirrors.md).
     #[serde(
         default,
@@ -411,6 +425,16 @@ fn updater(args: &Args, config: &ClientConfig) -> anyhow::Result<Updater> {
             }),
     };
     cfg.delta_bases.clone_from(&config.delta_bases);
+    if let Some(v) = &config.rebuilders {
+        let policy = airlock_core::rebuild::RebuilderPolicy::from_value(v).map_err(|e| {
+            usage(format!(
+                "{}: [rebuilders]: {}",
+                args.dir.join(CONFIG_FILE).display(),
+                airlock_core::error_chain(&e)
+            ))
+        })?;
+        cfg.rebuilders = Some(policy);
+    }
     cfg.fallback_sources = config.bittorrent.sources(&args.dir)?;
     Ok(Updater::new(cfg)?)
 }
@@ -476,7 +500,89 @@ pub fn run(mut args: Args, json: bool) -> anyhow::Result<()> {
         Command::List { max_roles } => list(&args, *max_roles),
         Command::Checkpoint => checkpoint(&args),
         Command::Download { targets, out } => download(&args, targets, out.as_deref()),
+        Command::VerifyRebuilds { target } => verify_rebuilds(&args, target),
     }
+}
+
+fn verify_rebuilds(args: &Args, target: &str) -> anyhow::Result<()> {
+    use airlock_client::rebuilds::PolicySource;
+    let config = ClientConfig::load(&args.dir)?.merged(args)?;
+    let mut updater = updater(args, &config)?;
+    refresh_updater(&mut updater)?;
+    let info = updater
+        .get_target_info(target)?
+        .with_context(|| format!("target {target:?} is not listed by the repository"))?;
+    let report = updater.rebuild_report(&info);
+    let source_name = |s: PolicySource| match s {
+        PolicySource::Root => "root",
+        PolicySource::Local => "local",
+    };
+    let policies: Vec<serde_json::Value> = report
+        .verdicts
+        .iter()
+        .map(|v| {
+            let (met, from, error) = match &v.result {
+                Ok(cs) => (
+                    true,
+                    cs.iter()
+                        .map(|c| json!({"rebuilder": c.rebuilder, "keyid": c.keyid}))
+                        .collect(),
+                    None,
+                ),
+                Err(e) => (false, Vec::new(), Some(e.to_string())),
+            };
+            json!({
+                "source": source_name(v.source),
+                "threshold": v.policy.as_ref().map(|p| p.threshold()),
+                "keys": v.policy.as_ref().map(|p| p.keys().keys().collect::<Vec<_>>()),
+                "met": met,
+                "confirmed_by": from,
+                "error": error,
+            })
+        })
+        .collect();
+    if args.json {
+        print_json(&json!({
+            "target": info.path,
+            "sha256": report.sha256,
+            "length": info.file.length,
+            "required": !report.verdicts.is_empty(),
+            "policies": policies,
+            "fetch_failures": report.fetch_failures,
+        }))?;
+    } else if report.verdicts.is_empty() {
+        println!(
+            "{target}: no rebuilder policy applies (neither the trusted root nor client.toml requires rebuilds)"
+        );
+    } else {
+        println!(
+            "{target} (sha256 {}, {} bytes):",
+            report.sha256.as_deref().unwrap_or("none listed"),
+            info.file.length
+        );
+        for v in &report.verdicts {
+            let what = match &v.policy {
+                Some(p) => format!("{} of {} rebuilder key(s)", p.threshold(), p.keys().len()),
+                None => "unreadable".to_string(),
+            };
+            match &v.result {
+                Ok(cs) => {
+                    let from: Vec<String> = cs
+                        .iter()
+                        .map(|c| format!("{} ({})", c.rebuilder, c.keyid))
+                        .collect();
+                    println!(
+                        "  {} policy, {what}: met by {}",
+                        source_name(v.source),
+                        from.join(", ")
+                    );
+                }
+                Err(e) => println!("  {} policy, {what}: NOT MET: {e}", source_name(v.source)),
+            }
+        }
+    }
+    report.into_result()?;
+    Ok(())
 }
 
 fn checkpoint(args: &Args) -> anyhow::Result<()> {
