@@ -194,6 +194,10 @@ fn cut_after(response: Response, after: u64) -> Response {
                 return None;
             }
             if left == 0 {
+                // hyper buffers up to ~400 KiB before writing and drops its buffer when the
+                // body fails: pausing first makes it flush, so the client gets every byte
+                // counted before the cut (without this a small cut sends not even the head).
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut");
                 return Some((Err(err), (stream, 0, true)));
             }
