@@ -296,7 +296,7 @@ pub fn check_app(
     let dest = dest_dir.join(base_name(&info.path));
     if !updater
         .find_cached_target(info, &dest)
-        .map_err(|e| update("reading the download cache", e))?
+        .map_err(|e| update("checking the verified download on disk", e))?
     {
         updater
             .download_target(info, &dest)

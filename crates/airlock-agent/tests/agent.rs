@@ -202,3 +202,98 @@ fn a_download_cut_by_a_restart_goes_on_from_the_bytes_on_disk() {
     assert_eq!(std::fs::read_dir(&downloads).unwrap().count(), 0);
     drop(agent);
 }
+
+/// A root requiring one rebuilder: the attested release is installed; the next one, which no
+/// rebuilder attested, is refused with the count in the answer, even when a verified copy of it
+/// is already on disk (what a crash between download and install leaves).
+#[test]
+fn a_release_no_rebuilder_attested_is_not_installed_even_from_disk() {
+    use airlock_core::crypto::{KeyScheme, PrivateKey, Signer};
+    use airlock_core::rebuild::attestation::RebuildStatement;
+    use airlock_core::rebuild::layout::attestation_path;
+    use airlock_core::rebuild::{RebuildInfo, RebuilderPolicy};
+
+    let mut f = Fixture::new();
+    let rebuilder = PrivateKey::generate(KeyScheme::Ed25519).unwrap();
+    let policy = RebuilderPolicy::new(1, vec![rebuilder.public_key().clone()]).unwrap();
+    f.repo.root.signed.unrecognized.insert(
+        airlock_core::rebuild::policy::EXTENSION_FIELD.into(),
+        policy.to_value(),
+    );
+    f.repo.root.signed.version += 1;
+    f.repo.write_root();
+    let recipe = serde_json::json!({
+        "version": 1,
+        "source": {"type": "git", "url": "https://example.org/app.git",
+                   "commit": "0123456789abcdef0123456789abcdef01234567"},
+        "recipe": {"command": "make", "builder": {"type": "toolchain", "name": "debian-13"},
+                   "artifact": "app.tar.gz"}
+    });
+    let rebuild = RebuildInfo::from_value(&recipe).unwrap();
+    let attest = |f: &Fixture, version: &str, bytes: &[u8]| {
+        let target = format!("myapp/{version}/myapp.tar.gz");
+        let file = airlock_core::tuf::TargetFile::from_bytes(bytes);
+        let sha256 = file.hashes["sha256"].clone();
+        let envelope = RebuildStatement {
+            target: target.clone(),
+            sha256: sha256.clone(),
+            length: file.length,
+            rebuild: rebuild.clone(),
+            environment: Default::default(),
+            rebuilder: "rebuilder-a".into(),
+        }
+        .sign(&rebuilder)
+        .unwrap();
+        let keyid = rebuilder.public_key().key_id();
+        let rel = attestation_path(&target, &sha256, &keyid).unwrap();
+        let path = rel
+            .iter()
+            .fold(f.repo.path().to_path_buf(), |p, s| p.join(s));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, envelope.to_json()).unwrap();
+    };
+    f.release("1.0", None);
+    attest(&f, "1.0", b"release 1.0");
+    let installer = Arc::new(RecordingInstaller::new());
+    let agent = f.start(f.config("", ""), installer.clone());
+    let socket = f.socket();
+    let answer = ask(&socket, "check-now myapp");
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(
+        installs(&installer),
+        [("1.0".into(), b"release 1.0".to_vec())]
+    );
+
+    f.release("2.0", None);
+    // Not even requested: refused before a byte of it is fetched.
+    f.https.clear_requests();
+    let answer = ask(&socket, "check-now myapp");
+    assert_eq!(answer["ok"], false, "{answer}");
+    let error = answer["results"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("myapp/2.0/myapp.tar.gz") && error.contains("0 of the 1 required"),
+        "{error}"
+    );
+    assert!(
+        !f.https
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("/targets/myapp/2.0")),
+        "{:?}",
+        f.https.requests()
+    );
+    // A verified copy on disk is not a way around the policy.
+    let dest = f.path("state/apps/myapp/downloads/myapp%2F2.0%2Fmyapp.tar.gz/myapp.tar.gz");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::write(&dest, b"release 2.0").unwrap();
+    let answer = ask(&socket, "check-now myapp");
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(installs(&installer).iter().all(|(v, _)| v != "2.0"));
+
+    // Once attested, it is installed.
+    attest(&f, "2.0", b"release 2.0");
+    let answer = ask(&socket, "check-now myapp");
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(installs(&installer).last().unwrap().0, "2.0");
+    agent.stop();
+}

@@ -761,12 +761,19 @@ impl Updater {
         target_dir.join(encode_target_file_name(target_path))
     }
 
-    /// Is the target already at `dest` with its listed length and hashes?
+    /// Is the target already at `dest` with its listed length and hashes, and may it be used?
+    /// A copy on disk (an earlier run's, or one a crash left between download and install)
+    /// meets the rebuilder policy like a download does: `Err` when it does not.
     pub fn find_cached_target(&self, info: &TargetInfo, dest: &Path) -> Result<bool, UpdateError> {
-        target::matches_on_disk(dest, &info.file).map_err(|source| UpdateError::Target {
-            target: info.path.clone(),
-            source,
-        })
+        let here =
+            target::matches_on_disk(dest, &info.file).map_err(|source| UpdateError::Target {
+                target: info.path.clone(),
+                source,
+            })?;
+        if here {
+            self.check_rebuilds(info)?;
+        }
+        Ok(here)
     }
 
     /// The URL a target is downloaded from: `dir/HASH.name` under the targets base URL when the

@@ -223,6 +223,15 @@ pub fn attest(
 ) -> Result<(PathBuf, Envelope), RebuildError> {
     let mut environment = std::collections::BTreeMap::new();
     environment.insert("sandbox".to_string(), sandbox.describe());
+    if let (Some(dir), airlock_core::rebuild::Builder::Toolchain(name)) = (
+        sandbox.toolchain_for(&job.rebuild),
+        &job.rebuild.recipe.builder,
+    ) {
+        environment.insert(
+            "toolchain".to_string(),
+            format!("{name} from {}", dir.display()),
+        );
+    }
     environment.insert(
         "platform".to_string(),
         format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),

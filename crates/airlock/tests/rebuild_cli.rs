@@ -457,6 +457,48 @@ fn rebuild_matches_and_mismatches() {
         "{v}"
     );
     assert!(work.join("mismatch.diff.txt").is_file());
+
+    // --watch rebuilds every target not rebuilt before (in its own DIR): the good one and the
+    // altered one in the first pass (exit non-zero for the mismatch), nothing in the second,
+    // only the new release in the third.
+    let watch_dir = vendor.tmp.path().join("watcher");
+    let w = watch_dir.to_str().unwrap();
+    let watch = |expect_ok: bool| {
+        let args = rebuild_args(&served, &vendor, w, k, "--watch");
+        let out = airlock_pass(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.success(), expect_ok, "{stdout}{stderr}");
+        (stdout, stderr)
+    };
+    let (stdout, stderr) = watch(false);
+    assert!(
+        stdout.contains("watch pass: 1 rebuilt and attested, 1 mismatched, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("hello/1.0/hello-altered: the rebuild differs"),
+        "{stderr}"
+    );
+    let (stdout, _) = watch(true);
+    assert!(
+        stdout.contains(
+            "0 rebuilt and attested, 0 mismatched, 0 failed (retried next pass), 2 done before"
+        ),
+        "{stdout}"
+    );
+    vendor.publish(&vendor.hello(), "hello/1.1/hello", BUILD);
+    let (stdout, _) = watch(true);
+    assert!(
+        stdout.contains("hello/1.1/hello: rebuilt byte for byte")
+            && stdout.contains(
+                "1 rebuilt and attested, 0 mismatched, 0 failed (retried next pass), 2 done before"
+            ),
+        "{stdout}"
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(watch_dir.join("watch.json")).unwrap()).unwrap();
+    assert_eq!(state.as_object().unwrap().len(), 3, "{state}");
 }
 
 /// A build that connects to a listener on 127.0.0.1 fails inside the sandbox (and the listener
@@ -518,6 +560,51 @@ fn sandbox_has_no_network_and_a_missing_sandbox_is_refused() {
     assert!(
         !fresh.join("builds").exists(),
         "nothing may be built without the sandbox"
+    );
+
+    // A toolchain the recipe names and the rebuilder keeps outside /usr: unknown in the
+    // sandbox until mapped with --toolchain, then first in PATH and named in the attestation.
+    let tools = vendor.tmp.path().join("tools");
+    fs::create_dir_all(tools.join("bin")).unwrap();
+    let prepare = tools.join("bin/prepare");
+    fs::write(&prepare, "#!/bin/sh\necho prepared\n").unwrap();
+    fs::set_permissions(
+        &prepare,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    vendor.publish(
+        &vendor.hello(),
+        "hello/tool",
+        &format!("prepare && {BUILD}"),
+    );
+    let out = airlock_pass(&rebuild_args(&served, &vendor, d, k, "hello/tool"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("build command failed"), "{err}");
+    let mapping = format!("debian-13-gcc={}", tools.display());
+    let mut args = rebuild_args(&served, &vendor, d, k, "hello/tool");
+    args.extend(["--toolchain", &mapping, "--json"]);
+    let out = airlock_pass(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = fs::read_to_string(Path::new(v["work"].as_str().unwrap()).join("build.log")).unwrap();
+    assert!(log.contains("prepared"), "{log}");
+    let envelope = airlock_core::rebuild::Envelope::parse(
+        &fs::read(v["attestation"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let statement: serde_json::Value = serde_json::from_slice(&envelope.payload).unwrap();
+    assert!(
+        statement["predicate"]["environment"]["toolchain"]
+            .as_str()
+            .unwrap()
+            .starts_with("debian-13-gcc from "),
+        "{statement}"
     );
 }
 

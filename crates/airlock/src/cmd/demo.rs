@@ -429,7 +429,7 @@ pub fn run(args: Args, json_out: bool) -> Result<()> {
     ));
     let evil_server = ServerHandle::https(static_dir_router(&attacker), &identity)?;
     let targets_before = std::fs::read(md_dir.join("targets.json"))?;
-    let mut victim = new_updater(fetcher, &evil_server.base_url())?;
+    let mut victim = new_updater(fetcher.clone(), &evil_server.base_url())?;
     match victim.refresh() {
         Ok(_) => bail!("a release missing from the log was accepted: this is a bug"),
         Err(e) => refused(format!(
@@ -560,6 +560,21 @@ timeout = "10s"
     ok("`current` is back on 1.0.0; 1.0.1 is marked bad and never installed again on its own");
     drop(agent);
 
+    // 9. Independent rebuilders confirm the bytes; an unconfirmed release is refused.
+    step(
+        9,
+        "Reproducible: two independent rebuilders rebuild from source; an unconfirmed release is refused",
+    );
+    rebuild_step(RebuildDemo {
+        root_dir: &root_dir,
+        repo: &mut repo,
+        release_log: &release_log,
+        identity: &identity,
+        fetcher: &fetcher,
+        new_updater: &new_updater,
+        mirror: &server.base_url(),
+    })?;
+
     if args.keep.is_some() {
         // The log and witnesses keep their files in a directory of their own, removed when
         // they stop: copied so that `--keep` keeps the whole run.
@@ -574,7 +589,8 @@ timeout = "10s"
     drop(transparency);
     let summary = "one release signed, logged, witnessed, mirrored, downloaded and verified; \
                    all three attacks refused; the agent installed it and rolled back a release \
-                   that failed its health check";
+                   that failed its health check; two rebuilders confirmed a release from source \
+                   and a release built with a backdoor was refused";
     match JSON_STEPS.with_borrow_mut(Option::take) {
         Some(steps) => print_json(&json!({
             "dir": root_dir,
@@ -663,5 +679,299 @@ fn forge_release(
     timestamp["signed"]["meta"]["snapshot.json"] = meta_for(snapshot_version + 1, &snapshot_bytes);
     let timestamp_bytes = sign("timestamp", timestamp, "timestamp.json")?;
     std::fs::write(md.join("timestamp.json"), timestamp_bytes)?;
+    Ok(())
+}
+
+/// What step 9 needs from the run.
+struct RebuildDemo<'a> {
+    root_dir: &'a Path,
+    repo: &'a mut Repository,
+    release_log: &'a ConfiguredLog,
+    identity: &'a airlock_serve::ServerIdentity,
+    fetcher: &'a Arc<Fetcher>,
+    new_updater: &'a dyn Fn(Arc<Fetcher>, &str) -> Result<Updater>,
+    mirror: &'a str,
+}
+
+/// The recipe's build script: a tar of `src/` that is the same wherever and whenever it runs
+/// (names sorted, times from SOURCE_DATE_EPOCH, no owners, normalised modes).
+const BUILD_SCRIPT: &str = "set -eu\nmkdir -p out\ntar --sort=name --mtime=\"@$SOURCE_DATE_EPOCH\" \
+--owner=0 --group=0 --numeric-owner --mode=u=rwX,go=rX -cf out/app.tar src\n";
+
+/// Step 9: the vendor publishes source and recipe with each release and a root requiring two
+/// rebuilders; both rebuild 2.0.0 in bubblewrap, attest, and the client installs it; 2.0.1,
+/// built on a compromised machine, does not rebuild, so nobody attests and the client refuses.
+fn rebuild_step(d: RebuildDemo<'_>) -> Result<()> {
+    use airlock_core::crypto::{PrivateKey, Signer};
+    use airlock_core::rebuild::{Builder, RebuildInfo, RebuilderPolicy, Recipe, SourceRef};
+
+    let dir = d.root_dir.join("rebuild");
+    let sources = dir.join("sources");
+    std::fs::create_dir_all(&sources)?;
+    let source_server = ServerHandle::https(static_dir_router(&sources), d.identity)?;
+    // The vendor's source release and its own build of it; `inject` is what a compromised
+    // build machine slips into the build (the source release stays clean).
+    let vendor_release = |version: &str, inject: &str| -> Result<(PathBuf, RebuildInfo)> {
+        let name = format!("app-{version}");
+        let tree = dir.join("vendor-src").join(&name);
+        std::fs::create_dir_all(tree.join("src"))?;
+        std::fs::write(tree.join("build.sh"), BUILD_SCRIPT)?;
+        std::fs::write(tree.join("src/app.txt"), format!("app {version}\n"))?;
+        let tarball = sources.join(format!("{name}-src.tar"));
+        run_host(
+            std::process::Command::new("tar")
+                .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0"])
+                .args(["--numeric-owner", "-cf"])
+                .arg(&tarball)
+                .arg("-C")
+                .arg(tree.parent().unwrap_or(&dir))
+                .arg(&name),
+            "packing the source release",
+        )?;
+        let sha256 = hex::encode(Sha256::digest(std::fs::read(&tarball)?));
+        let build = dir.join("vendor-build").join(&name);
+        copy_tree(&tree, &build)?;
+        if !inject.is_empty() {
+            let app = build.join("src/app.txt");
+            let mut text = std::fs::read_to_string(&app)?;
+            text.push_str(inject);
+            std::fs::write(&app, text)?;
+        }
+        run_host(
+            std::process::Command::new("/bin/sh")
+                .arg("build.sh")
+                .current_dir(&build)
+                .env("SOURCE_DATE_EPOCH", "1700000000"),
+            "the vendor's build",
+        )?;
+        let info = RebuildInfo {
+            source: SourceRef::Tarball {
+                url: format!("{}/{name}-src.tar", source_server.base_url()),
+                sha256,
+            },
+            recipe: Recipe {
+                command: "sh build.sh".into(),
+                builder: Builder::Toolchain("debian-13".into()),
+                env: [("SOURCE_DATE_EPOCH".to_string(), "1700000000".to_string())].into(),
+                artifact: "out/app.tar".into(),
+            },
+        };
+        Ok((build.join("out/app.tar"), info))
+    };
+    let publish = |repo: &mut Repository, version: &str, file: PathBuf, info: RebuildInfo| {
+        repo.add_targets(
+            &[AddSource {
+                path: file,
+                target: TargetName::Exact(format!("app/app-{version}.tar")),
+            }],
+            &AddOptions {
+                custom: TargetCustom {
+                    version: Some(version.into()),
+                    rebuild: Some(info),
+                    ..TargetCustom::default()
+                },
+                ..AddOptions::default()
+            },
+            &|_, _| {},
+        )
+        .and_then(|_| repo.publish_logged(TargetFiles::Copy, Some(d.release_log), &|_, _| {}))
+    };
+
+    // Two rebuilders, each with its own key (one of them post-quantum hybrid).
+    let rebuilders = [
+        (
+            "rebuilder-a.example",
+            PrivateKey::generate(KeyScheme::Ed25519)?,
+        ),
+        (
+            "rebuilder-b.example",
+            PrivateKey::generate(KeyScheme::HybridEd25519SlhDsa)?,
+        ),
+    ];
+    let keys: Vec<_> = rebuilders
+        .iter()
+        .map(|(_, k)| k.public_key().clone())
+        .collect();
+    let policy = RebuilderPolicy::new(2, keys.clone())?;
+    d.repo.set_rebuilders(Some(&policy))?;
+    let (file, info) = vendor_release("2.0.0", "")?;
+    publish(&mut *d.repo, "2.0.0", file, info)?;
+    ok(format!(
+        "root now requires 2 of 2 rebuilders ({}): a new root version, signed by 2 of the 3 root \
+         keys and logged; each release carries its source (tarball + SHA-256) and recipe \
+         (`sh build.sh`, SOURCE_DATE_EPOCH) in its signed metadata",
+        airlock_core::rebuild::policy::EXTENSION_FIELD
+    ));
+    ok("vendor publishes 2.0.0, built on its own build machine");
+
+    let sandbox = match airlock_rebuild::Sandbox::bubblewrap(Path::new("bwrap")) {
+        Ok(s) => s,
+        Err(e) => {
+            ok(format!(
+                "bubblewrap is not usable here ({}): the rebuilds below run without a sandbox, \
+                 and their attestations say so (`airlock rebuild` itself refuses unless asked)",
+                airlock_core::error_chain(&e)
+            ));
+            airlock_rebuild::Sandbox::unsandboxed()
+        }
+    };
+    let root_v1 = std::fs::read(d.repo.published_path().join("metadata").join("1.root.json"))?;
+    // One rebuild by one rebuilder, through its own verified client of the mirror.
+    let rebuild = |n: usize, version: &str| -> Result<airlock_rebuild::Outcome> {
+        let (id, key) = &rebuilders[n];
+        let home = dir.join(id);
+        let md = home.join("metadata");
+        if !md.join("root.json").exists() {
+            Updater::init(&md, &root_v1)?;
+        }
+        let mut cfg = UpdaterConfig::new(&md, format!("{}/metadata/", d.mirror), d.fetcher.clone())
+            .with_targets_base_url(format!("{}/targets/", d.mirror));
+        cfg.require_rebuilds = false;
+        let mut updater = Updater::new(cfg)?;
+        updater.refresh()?;
+        let target = format!("app/app-{version}.tar");
+        let info = updater
+            .get_target_info(&target)?
+            .with_context(|| format!("{target} is not listed"))?;
+        let job = airlock_rebuild::Job {
+            target: target.clone(),
+            sha256: info.file.hashes.get("sha256").cloned().unwrap_or_default(),
+            length: info.file.length,
+            rebuild: RebuildInfo::from_custom(info.file.custom.as_ref())?
+                .with_context(|| format!("{target} has no recipe"))?,
+        };
+        let work = home.join(format!("build-{version}"));
+        std::fs::create_dir_all(&work)?;
+        let published = work.join(airlock_rebuild::PUBLISHED_FILE);
+        updater.download_target(&info, &published)?;
+        let outcome = airlock_rebuild::rebuild(
+            &job,
+            &published,
+            &work,
+            &sandbox,
+            &airlock_rebuild::source::SourceFetcher {
+                fetcher: Some(d.fetcher.clone()),
+            },
+        )?;
+        if let airlock_rebuild::Outcome::Match { rebuilt } = &outcome {
+            airlock_rebuild::attest(&job, rebuilt, &sandbox, id, key, &work)?;
+        }
+        Ok(outcome)
+    };
+    let mut attestations = Vec::new();
+    for (n, (id, key)) in rebuilders.iter().enumerate() {
+        match rebuild(n, "2.0.0")? {
+            airlock_rebuild::Outcome::Match { rebuilt } => {
+                let path = dir
+                    .join(id)
+                    .join("build-2.0.0")
+                    .join(airlock_rebuild::ATTESTATION_FILE);
+                ok(format!(
+                    "{id}: fetched the source, checked its SHA-256, built it in {} (no network, \
+                     fresh root and home, fixed time), got sha256 {}…, the published bytes: \
+                     signed an in-toto attestation (DSSE, {} key)",
+                    sandbox.describe(),
+                    &rebuilt.sha256[..16],
+                    key.scheme()
+                ));
+                attestations.push((path.clone(), std::fs::read(&path)?));
+            }
+            airlock_rebuild::Outcome::Mismatch { headline, .. } => {
+                bail!("{id}: 2.0.0 did not rebuild to the published bytes ({headline}): a bug");
+            }
+        }
+    }
+    let placed = airlock_rebuild::publish::publish_attestations(
+        &d.repo.published_path(),
+        &attestations,
+        &keys,
+    )?;
+    ok(format!(
+        "attestations published beside the repository (static files, served by any mirror): {}",
+        placed
+            .iter()
+            .map(|p| p
+                .path
+                .strip_prefix(d.repo.published_path())
+                .unwrap_or(&p.path)
+                .display()
+                .to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    let mut updater = (d.new_updater)(d.fetcher.clone(), d.mirror)?;
+    updater.refresh()?;
+    let client_dir = d.root_dir.join("client").join("downloads");
+    let dest = Updater::local_target_path(&client_dir, "app/app-2.0.0.tar");
+    let (info, _) = updater.fetch_target("app/app-2.0.0.tar", &dest, &mut |_, _| {})?;
+    let confirmed = updater.rebuild_report(&info).into_result()?;
+    ok(format!(
+        "client: app/app-2.0.0.tar confirmed by {} of the 2 required rebuilders ({}), each \
+         signature checked against the root's rebuilder keys, for exactly its SHA-256 and length; \
+         downloaded and verified",
+        confirmed.len(),
+        confirmed
+            .iter()
+            .map(|c| c.rebuilder.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    // 2.0.1: the vendor's build machine is compromised; the source release is clean.
+    let (file, info) = vendor_release("2.0.1", "backdoor: send secrets to the attacker\n")?;
+    publish(&mut *d.repo, "2.0.1", file, info)?;
+    ok(
+        "vendor publishes 2.0.1, built on a compromised build machine that added a backdoor (the \
+        source release is clean); signed and logged as usual",
+    );
+    match rebuild(0, "2.0.1")? {
+        airlock_rebuild::Outcome::Mismatch {
+            headline, report, ..
+        } => refused(format!(
+            "{}: rebuilt from source, the bytes differ: {headline}; nothing signed; report with \
+             the archive diff: {}",
+            rebuilders[0].0,
+            report.display()
+        )),
+        airlock_rebuild::Outcome::Match { .. } => {
+            bail!("a release built with a backdoor rebuilt from clean source: a bug")
+        }
+    }
+    updater.refresh()?;
+    let info = updater
+        .get_target_info("app/app-2.0.1.tar")?
+        .context("app/app-2.0.1.tar is not listed")?;
+    let dest = Updater::local_target_path(&client_dir, "app/app-2.0.1.tar");
+    match updater.download_target(&info, &dest) {
+        Ok(()) => bail!("a release no rebuilder confirmed was downloaded: this is a bug"),
+        Err(e) => refused(format!(
+            "client: app/app-2.0.1.tar: {}",
+            airlock_core::error_chain(&e)
+        )),
+    }
+    if dest.exists() {
+        bail!("a refused release left a file behind: this is a bug");
+    }
+    ok(
+        "refused before a byte of it was fetched; it is in the log for everyone to see, and no \
+        independent rebuilder will vouch for it",
+    );
+    drop(source_server);
+    Ok(())
+}
+
+/// Run a host command of the vendor's, failing with its output.
+fn run_host(cmd: &mut std::process::Command, what: &str) -> Result<()> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("{what}: running {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     Ok(())
 }

@@ -28,6 +28,9 @@ use super::update::check_url;
       --targets-url https://updates.example.org/targets/ --root root.json \\
       --key rebuilder.key --id rebuilder.example.org
 
+  airlock rebuild --watch --repo https://updates.example.org/metadata/ \
+      --key rebuilder.key --id rebuilder.example.org --every 10m
+
 The target's metadata is fetched and verified as `airlock update` does (the root given once with
 --root is trusted from then on, in DIR/metadata). The build runs in bubblewrap with no network;
 without bwrap the command refuses unless --unsandboxed is given. Output, log and the published
@@ -43,8 +46,16 @@ pub struct Args {
     #[command(subcommand)]
     command: Option<Sub>,
     /// The target path, as the repository lists it.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "watch")]
     target: Option<String>,
+    /// Rebuild every target with a recipe that this DIR has not rebuilt yet (once, for cron;
+    /// with --every, again and again). DIR/watch.json records each target's result: a match or
+    /// a mismatch is not rebuilt again, a failure to fetch or build is retried next pass.
+    #[arg(long, conflicts_with = "target")]
+    watch: bool,
+    /// With --watch: wait this long (e.g. 10m) after each pass and go on until stopped.
+    #[arg(long, value_name = "PERIOD", requires = "watch")]
+    every: Option<airlock_repo::Period>,
     /// Rebuilder state: trusted metadata (metadata/) and builds (builds/).
     #[arg(long, env = "AIRLOCK_REBUILD_DIR", default_value = "airlock-rebuild")]
     dir: PathBuf,
@@ -77,6 +88,12 @@ pub struct Args {
     /// visible). Only when bubblewrap cannot be used; the attestation says `sandbox: none`.
     #[arg(long)]
     unsandboxed: bool,
+    /// Provide the toolchain a recipe names (`"builder": {"type": "toolchain", "name":
+    /// NAME}`) from DIR, which holds bin/ (e.g. a rustup toolchain): bound read-only at
+    /// /toolchain, its bin/ first in PATH. Repeatable. Without it the host's /usr is the
+    /// toolchain.
+    #[arg(long = "toolchain", value_name = "NAME=DIR")]
+    toolchains: Vec<String>,
     #[command(flatten)]
     passphrase: PassphraseArgs,
 }
@@ -182,26 +199,55 @@ fn publish(a: &PublishArgs, json_out: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a rebuild of any target needs, set up once (a watch reuses it every pass).
+struct Rebuilder {
+    sandbox: Sandbox,
+    signer: Box<dyn airlock_core::crypto::Signer>,
+    id: String,
+    fetcher: Arc<Fetcher>,
+    metadata_url: String,
+}
+
+/// The result of one target's rebuild (a failure to fetch or build is an `Err`).
+enum Verdict {
+    Match {
+        attestation: PathBuf,
+    },
+    /// What differs, in one line, and the report's path.
+    Mismatch {
+        message: String,
+        report: PathBuf,
+    },
+}
+
 fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
     // Required by clap whenever no subcommand is given.
-    let (Some(target), Some(metadata_url), Some(key), Some(id)) = (
-        a.target.clone(),
-        a.metadata_url.clone(),
-        a.key.clone(),
-        a.id.clone(),
-    ) else {
-        bail!(usage("TARGET, --repo, --key and --id are required"));
+    let (Some(metadata_url), Some(key), Some(id)) =
+        (a.metadata_url.clone(), a.key.clone(), a.id.clone())
+    else {
+        bail!(usage("--repo, --key and --id are required"));
     };
     // Everything that can refuse cheaply comes before any download or build.
     check_url("--repo", &metadata_url, a.allow_http_loopback)?;
     if let Some(u) = &a.targets_url {
         check_url("--targets-url", u, a.allow_http_loopback)?;
     }
-    let sandbox = if a.unsandboxed {
-        Sandbox::Unsandboxed
+    let mut sandbox = if a.unsandboxed {
+        Sandbox::unsandboxed()
     } else {
         Sandbox::bubblewrap(&a.bwrap)?
     };
+    for t in &a.toolchains {
+        let Some((name, dir)) = t
+            .split_once('=')
+            .filter(|(n, d)| !n.is_empty() && !d.is_empty())
+        else {
+            bail!(usage(format!("--toolchain {t:?}: expected NAME=DIR")));
+        };
+        sandbox = sandbox
+            .with_toolchain(name, Path::new(dir))
+            .with_context(|| format!("--toolchain {t}"))?;
+    }
     let key_ref = KeyRef::parse(&key).map_err(|e| usage(format!("--key: {e}")))?;
     let signer = key_ref
         .open(&a.passphrase.source())
@@ -237,19 +283,58 @@ fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
         let bytes = std::fs::read(root).with_context(|| format!("reading {}", root.display()))?;
         Updater::init(&metadata_dir, &bytes).context("trusting the root given with --root")?;
     }
-    let mut cfg = UpdaterConfig::new(&metadata_dir, metadata_url.clone(), fetcher.clone());
-    // The rebuilder compares the published bytes, it never installs them: they are what it
-    // is to attest (or not), so no attestation can be required before it reads them.
-    cfg.require_rebuilds = false;
-    if let Some(u) = &a.targets_url {
-        cfg = cfg.with_targets_base_url(u.clone());
+    let r = Rebuilder {
+        sandbox,
+        signer,
+        id,
+        fetcher,
+        metadata_url,
+    };
+    if a.watch {
+        return watch(&a, &r, json_out);
     }
-    let mut updater = Updater::new(cfg)?;
-    updater
-        .refresh()
-        .context("refreshing the repository's metadata")?;
+    let Some(target) = a.target.clone() else {
+        bail!(usage("give a TARGET or --watch"));
+    };
+    let mut updater = r.updater(&a)?;
+    match rebuild_target(&a, &r, &mut updater, &target, json_out)? {
+        Verdict::Match { .. } => Ok(()),
+        Verdict::Mismatch { message, .. } => bail!(message),
+    }
+}
+
+impl Rebuilder {
+    /// A refreshed client of the repository. The rebuilder compares the published bytes, it
+    /// never installs them: they are what it is to attest (or not), so no attestation can be
+    /// required before it reads them.
+    fn updater(&self, a: &Args) -> anyhow::Result<Updater> {
+        let mut cfg = UpdaterConfig::new(
+            a.dir.join("metadata"),
+            self.metadata_url.clone(),
+            self.fetcher.clone(),
+        );
+        cfg.require_rebuilds = false;
+        if let Some(u) = &a.targets_url {
+            cfg = cfg.with_targets_base_url(u.clone());
+        }
+        let mut updater = Updater::new(cfg)?;
+        updater
+            .refresh()
+            .context("refreshing the repository's metadata")?;
+        Ok(updater)
+    }
+}
+
+/// Rebuild one target and compare; sign on a match. Prints the outcome.
+fn rebuild_target(
+    a: &Args,
+    r: &Rebuilder,
+    updater: &mut Updater,
+    target: &str,
+    json_out: bool,
+) -> anyhow::Result<Verdict> {
     let info = updater
-        .get_target_info(&target)?
+        .get_target_info(target)?
         .with_context(|| format!("target {} is not in the repository", target))?;
     let rebuild = RebuildInfo::from_custom(info.file.custom.as_ref())
         .with_context(|| format!("target {}", target))?
@@ -266,29 +351,30 @@ fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
         .cloned()
         .with_context(|| format!("target {} has no sha256 in its metadata", target))?;
     let job = Job {
-        target: target.clone(),
+        target: target.to_string(),
         sha256: sha256.clone(),
         length: info.file.length,
         rebuild,
     };
-    let work = new_work_dir(&a.dir, &target, &sha256)?;
+    let work = new_work_dir(&a.dir, target, &sha256)?;
     let published = work.join(airlock_rebuild::PUBLISHED_FILE);
     updater
         .download_target(&info, &published)
         .context("downloading the published file")?;
+    let sandbox = &r.sandbox;
     let outcome = airlock_rebuild::rebuild(
         &job,
         &published,
         &work,
-        &sandbox,
+        sandbox,
         &SourceFetcher {
-            fetcher: Some(fetcher),
+            fetcher: Some(r.fetcher.clone()),
         },
     )?;
     match outcome {
         Outcome::Match { rebuilt } => {
             let (path, _) =
-                airlock_rebuild::attest(&job, &rebuilt, &sandbox, &id, signer.as_ref(), &work)?;
+                airlock_rebuild::attest(&job, &rebuilt, sandbox, &r.id, r.signer.as_ref(), &work)?;
             if json_out {
                 print_json(&json!({
                     "target": job.target, "result": "match", "sha256": rebuilt.sha256,
@@ -305,7 +391,7 @@ fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
                 );
                 println!("attestation: {}", path.display());
             }
-            Ok(())
+            Ok(Verdict::Match { attestation: path })
         }
         Outcome::Mismatch {
             published,
@@ -323,7 +409,7 @@ fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
             {
                 print!("{text}");
             }
-            bail!(
+            let message = format!(
                 "{}: the rebuild differs from the published file (published sha256 {}, {} bytes; \
                  rebuilt sha256 {}, {} bytes): {headline}; nothing signed; report: {}",
                 job.target,
@@ -332,9 +418,115 @@ fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
                 rebuilt.sha256,
                 rebuilt.length,
                 report.display()
-            )
+            );
+            Ok(Verdict::Mismatch { message, report })
         }
     }
+}
+
+/// The file where `--watch` keeps what it did, per target path and sha256.
+const WATCH_STATE: &str = "watch.json";
+
+/// What one `--watch` pass did.
+#[derive(Default)]
+struct Pass {
+    matched: usize,
+    mismatched: usize,
+    failed: usize,
+    done_before: usize,
+}
+
+/// `--watch`: rebuild every target with a recipe not rebuilt yet; once, or every PERIOD (a
+/// pass that fails, e.g. the repository is unreachable, is then reported and retried).
+fn watch(a: &Args, r: &Rebuilder, json_out: bool) -> anyhow::Result<()> {
+    loop {
+        let pass = watch_pass(a, r, json_out);
+        if let Ok(p) = &pass
+            && !json_out
+        {
+            println!(
+                "watch pass: {} rebuilt and attested, {} mismatched, {} failed (retried next \
+                 pass), {} done before",
+                p.matched, p.mismatched, p.failed, p.done_before
+            );
+        }
+        let Some(every) = a.every else {
+            let p = pass?;
+            if p.mismatched > 0 {
+                bail!(
+                    "{} target(s) did not rebuild to the published bytes",
+                    p.mismatched
+                );
+            }
+            if p.failed > 0 {
+                bail!("{} target(s) could not be rebuilt this pass", p.failed);
+            }
+            return Ok(());
+        };
+        if let Err(e) = pass {
+            eprintln!("watch pass failed (retried in {every}): {e:#}");
+        }
+        std::thread::sleep(std::time::Duration::from_secs(
+            u64::try_from(every.as_secs()).unwrap_or(1).max(1),
+        ));
+    }
+}
+
+fn watch_pass(a: &Args, r: &Rebuilder, json_out: bool) -> anyhow::Result<Pass> {
+    let state_path = a.dir.join(WATCH_STATE);
+    let mut state: serde_json::Map<String, serde_json::Value> = match std::fs::read(&state_path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .with_context(|| format!("{} is not a watch state", state_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", state_path.display())),
+    };
+    let mut updater = r.updater(a)?;
+    let targets = updater
+        .list_targets()
+        .context("listing the repository's targets")?;
+    let mut pass = Pass::default();
+    for info in targets {
+        let Some(sha256) = info.file.hashes.get("sha256") else {
+            continue;
+        };
+        if !matches!(
+            RebuildInfo::from_custom(info.file.custom.as_ref()),
+            Ok(Some(_))
+        ) {
+            continue;
+        }
+        let key = format!("{} {sha256}", info.path);
+        if matches!(
+            state.get(&key).and_then(|v| v["result"].as_str()),
+            Some("match" | "mismatch")
+        ) {
+            pass.done_before += 1;
+            continue;
+        }
+        let entry = match rebuild_target(a, r, &mut updater, &info.path, json_out) {
+            Ok(Verdict::Match { attestation }) => {
+                pass.matched += 1;
+                json!({"result": "match", "attestation": attestation})
+            }
+            Ok(Verdict::Mismatch { message, report }) => {
+                pass.mismatched += 1;
+                eprintln!("{message}");
+                json!({"result": "mismatch", "report": report})
+            }
+            Err(e) => {
+                pass.failed += 1;
+                let why = format!("{e:#}");
+                eprintln!("{}: not rebuilt: {why}", info.path);
+                json!({"result": "error", "error": why})
+            }
+        };
+        state.insert(key, entry);
+        // Saved after each target, so a stop keeps what was done.
+        let bytes = serde_json::to_vec_pretty(&state)?;
+        airlock_fs::write_atomic(&state_path, &bytes, &airlock_fs::WriteOptions::private())
+            .with_context(|| format!("writing {}", state_path.display()))?;
+    }
+    Ok(pass)
 }
 
 /// A fresh directory for one rebuild: DIR/builds/<target>.<sha256 prefix>.<n>.
