@@ -200,19 +200,41 @@ fn demo_json_and_keep() {
     let v = json_ok(&["--json", "demo", "--witnesses", "1", "--keep", s(&keep)]);
     let steps = v["steps"].as_array().expect("steps");
     // The attacks are checks that passed, not failures.
-    assert_eq!(steps.len(), 8, "{v}");
-    for attack_step in [5, 6, 7] {
+    assert_eq!(steps.len(), 9, "{v}");
+    for attack_step in [5, 6, 7, 8] {
         let attacks = steps[attack_step]["checks"].as_array().expect("checks");
         assert!(attacks.iter().any(|c| c["outcome"] == "refused"), "{v}");
     }
     // --keep keeps the log's and the witness's files, and the proof bundles it says it published.
     assert!(keep.join("transparency/log").is_dir());
     assert!(keep.join("transparency/witness1").is_dir());
+    // (Older releases' metadata went the way of `keep_releases`; the newest has its proofs.)
+    let metadata = keep.join("vendor-repo/published/metadata");
     assert!(
-        keep.join("vendor-repo/published/metadata/1.targets.json.tlog-proof")
-            .is_file()
+        std::fs::read_dir(&metadata).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".targets.json.tlog-proof")),
+        "{}",
+        metadata.display()
     );
     assert!(keep.join("client/downloads").is_dir());
+    // The rebuild step: two attestations published, the mismatch report with its diff kept.
+    let rebuilds = keep.join("vendor-repo/published/rebuilds/app%2Fapp-2.0.0.tar");
+    let digest = std::fs::read_dir(&rebuilds)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(std::fs::read_dir(digest).unwrap().count(), 2);
+    let diff = std::fs::read_to_string(
+        keep.join("rebuild/rebuilder-a.example/build-2.0.1/mismatch.diff.txt"),
+    )
+    .unwrap();
+    assert!(diff.contains("-backdoor"), "{diff}");
+    assert!(!keep.join("client/downloads/app%2Fapp-2.0.1.tar").exists());
 }
 
 fn init_client(https: &HttpsRepo, repo: &TestRepo, work: &Path) -> std::path::PathBuf {

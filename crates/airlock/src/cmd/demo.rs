@@ -6,6 +6,9 @@
 //! `airlock update` run: publishing logs the release, updating requires its log proof. The demo
 //! then plays three attacks against the same client and shows them refused: a modified release,
 //! a forged timestamp, and a release signed with stolen keys but kept out of the public log.
+//! The agent installs a release and rolls back one that fails its health check. Last, the root
+//! requires two rebuilders: both rebuild a release from its source in bubblewrap and attest,
+//! and a release built on a compromised machine does not rebuild, so the client refuses it.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -928,16 +931,35 @@ fn rebuild_step(d: RebuildDemo<'_>) -> Result<()> {
     match rebuild(0, "2.0.1")? {
         airlock_rebuild::Outcome::Mismatch {
             headline, report, ..
-        } => refused(format!(
-            "{}: rebuilt from source, the bytes differ: {headline}; nothing signed; report with \
-             the archive diff: {}",
-            rebuilders[0].0,
-            report.display()
-        )),
+        } => {
+            refused(format!(
+                "{}: rebuilt from source, the bytes differ: {headline}; nothing signed; report: {}",
+                rebuilders[0].0,
+                report.display()
+            ));
+            // What a person reads: airlock diff's account, the backdoor in plain sight.
+            let diff = std::fs::read_to_string(
+                dir.join(rebuilders[0].0)
+                    .join("build-2.0.1")
+                    .join(airlock_rebuild::MISMATCH_DIFF),
+            )?;
+            if let Some(at) = diff.find("Content differences:") {
+                let lines: Vec<String> = diff[at..]
+                    .trim_end()
+                    .lines()
+                    .map(|l| format!("       {l}"))
+                    .collect();
+                ok(format!(
+                    "what differs (`airlock diff`; a = published, b = rebuilt from source):\n{}",
+                    lines.join("\n")
+                ));
+            }
+        }
         airlock_rebuild::Outcome::Match { .. } => {
             bail!("a release built with a backdoor rebuilt from clean source: a bug")
         }
     }
+    let mut updater = (d.new_updater)(d.fetcher.clone(), d.mirror)?;
     updater.refresh()?;
     let info = updater
         .get_target_info("app/app-2.0.1.tar")?
