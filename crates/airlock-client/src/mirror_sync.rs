@@ -155,7 +155,9 @@ pub fn sync(
     remove_dir_if_there(&metadata_state)?;
     let first = !trusted_state.join("root.json").exists();
     let generations = dirs.generations();
-    let served_nothing = generations.current_files()?.is_empty();
+    // What the mirror serves now (nothing below changes it until the new generation).
+    let current = generations.current_files()?;
+    let served_nothing = current.is_empty();
     if first {
         Updater::init(&metadata_state, trusted_root)?;
     } else if served_nothing {
@@ -191,7 +193,6 @@ pub fn sync(
     let policy = updater.transparency().cloned();
     let now = u64::try_from(updater.reference_time().timestamp()).unwrap_or(0);
 
-    let current = generations.current_files()?;
     if current.is_empty() {
         // A new mirror: the roots before the one it starts from, for clients that are behind.
         captured.extend(root_history(

@@ -314,15 +314,30 @@ impl Rebuilder {
             self.fetcher.clone(),
         );
         cfg.require_rebuilds = false;
-        if let Some(u) = &a.targets_url {
-            cfg = cfg.with_targets_base_url(u.clone());
-        }
+        let targets_url = match &a.targets_url {
+            Some(u) => u.clone(),
+            None => sibling_targets_url(&self.metadata_url).with_context(|| {
+                format!(
+                    "--repo {}: no parent URL to find targets/ beside it; give --targets-url",
+                    self.metadata_url
+                )
+            })?,
+        };
+        cfg = cfg.with_targets_base_url(targets_url);
         let mut updater = Updater::new(cfg)?;
         updater
             .refresh()
             .context("refreshing the repository's metadata")?;
         Ok(updater)
     }
+}
+
+/// `targets/` beside the metadata directory: `https://h/repo/metadata/` -> `https://h/repo/targets/`.
+fn sibling_targets_url(metadata_url: &str) -> Option<String> {
+    let trimmed = metadata_url.trim_end_matches('/');
+    let (parent, _) = trimmed.rsplit_once('/')?;
+    let (_, host_and_path) = parent.split_once("://")?;
+    (!host_and_path.is_empty()).then(|| format!("{parent}/targets/"))
 }
 
 /// Rebuild one target and compare; sign on a match. Prints the outcome.
@@ -547,4 +562,23 @@ fn new_work_dir(dir: &Path, target: &str, sha256: &str) -> anyhow::Result<PathBu
         }
     }
     bail!("{}: too many builds of {target}", builds.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sibling_targets_url;
+
+    #[test]
+    fn targets_sit_beside_metadata() {
+        assert_eq!(
+            sibling_targets_url("https://h/repo/metadata/").as_deref(),
+            Some("https://h/repo/targets/")
+        );
+        assert_eq!(
+            sibling_targets_url("https://h/metadata").as_deref(),
+            Some("https://h/targets/")
+        );
+        assert_eq!(sibling_targets_url("https://metadata/"), None);
+        assert_eq!(sibling_targets_url("metadata"), None);
+    }
 }
