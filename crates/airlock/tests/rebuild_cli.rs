@@ -440,6 +440,25 @@ fn rebuild_matches_and_mismatches() {
 
     let dir = vendor.tmp.path().join("rebuilder");
     let d = dir.to_str().unwrap();
+
+    // A log key for a root without a transparency policy: refused, there is no log.
+    let note_key = vendor.tmp.path().join("note.key");
+    succeeded(&airlock_pass(&[
+        "log",
+        "keygen",
+        "--name",
+        "pub.test",
+        "--out",
+        note_key.to_str().unwrap(),
+    ]));
+    let mut args = rebuild_args(&served, &vendor, d, k, "hello/1.0/hello");
+    args.extend(["--log-key", note_key.to_str().unwrap()]);
+    let out = airlock_pass(&args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no transparency policy"), "{err}");
+    assert!(!dir.join("builds").exists());
+
     let mut args = rebuild_args(&served, &vendor, d, k, "hello/1.0/hello");
     args.push("--json");
     let out = airlock_pass(&args);
@@ -1221,4 +1240,20 @@ fn logged_attestations_count_only_with_a_verifying_proof() {
         v["releases"]["not_statements"].as_u64().unwrap() >= 2,
         "{v}"
     );
+
+    // The log is down: rebuilder a (whose metadata is current) finds out before building.
+    drop(tl.log);
+    let dir = t.join("rebuilder-rebuilder-a");
+    let builds = || fs::read_dir(dir.join("builds")).unwrap().count();
+    let before = builds();
+    let mut args = rebuild_args(&served, &vendor, dir.to_str().unwrap(), &ka, target);
+    args.extend(log_args);
+    let out = airlock_pass(&args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot be logged") && err.contains(&tl.log_url),
+        "{err}"
+    );
+    assert_eq!(builds(), before, "built without a log");
 }

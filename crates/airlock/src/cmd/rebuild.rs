@@ -459,10 +459,15 @@ fn attestation_log(
     );
     let timeout = std::time::Duration::from_secs(a.log_timeout.as_secs().max(1) as u64);
     let client = airlock_log::client::LogClient::new(&url, fetcher, signer, timeout);
-    Ok(Some(AttestationLog {
-        policy,
-        log: ConfiguredLog::new(vec![client]),
-    }))
+    let log = ConfiguredLog::new(vec![client]);
+    // A log that is down or is another log is found out now, not after the build and signing.
+    if let Err(e) = log.pick(&policy) {
+        bail!(
+            "attestations cannot be logged: {}; nothing was built",
+            airlock_core::error_chain(&*e)
+        );
+    }
+    Ok(Some(AttestationLog { policy, log }))
 }
 
 /// Submit the attestation at `path` (its exact bytes) to the log, wait for a cosigned

@@ -1218,7 +1218,9 @@ impl ConfiguredLog {
         ConfiguredLog { clients }
     }
 
-    fn pick(
+    /// The client whose URL serves the log `policy` names (its checkpoint is signed by that
+    /// log's key), or why none does.
+    pub(crate) fn pick(
         &self,
         policy: &TransparencyPolicy,
     ) -> Result<&airlock_log::client::LogClient, airlock_repo::ReleaseLogError> {
