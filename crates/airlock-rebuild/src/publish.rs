@@ -44,7 +44,7 @@ pub enum PublishError {
         #[source]
         source: Box<AttestationError>,
     },
-    #[error("{}: its proof bundle does not show it in the log {log} of the published root's transparency policy", file.display())]
+    #[error("{}: refused under the published root's transparency policy (log {log})", file.display())]
     NotLogged {
         file: PathBuf,
         log: String,

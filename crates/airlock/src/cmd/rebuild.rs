@@ -425,12 +425,15 @@ fn attestation_log(
     let (policy, signer) = match (policy, signer) {
         (None, None) => return Ok(None),
         (Some(p), None) => bail!(
-            "the trusted root requires every attestation to be in the transparency log {}              (repository {}): give --log-key FILE, a publisher key that log accepts (`airlock              log keygen`); nothing was built",
+            "the trusted root requires every attestation to be in the transparency log {} \
+             (repository {}): give --log-key FILE, a publisher key that log accepts \
+             (`airlock log keygen`); nothing was built",
             p.log_origin(),
             p.repository()
         ),
         (None, Some(_)) => bail!(usage(
-            "--log-key: the trusted root has no transparency policy, so there is no log to              submit attestations to"
+            "--log-key: the trusted root has no transparency policy, so there is no log \
+             to submit attestations to"
         )),
         (Some(p), Some(s)) => (p.clone(), s),
     };
