@@ -8,14 +8,22 @@
 //! that serve the target, where the repository base is the parent of the mirror's targets URL.
 //! A mirror can withhold an attestation (then the download is refused) but not make one count:
 //! the decision is airlock-core's `decide`, over the bytes fetched.
+//!
+//! When the trusted root carries a transparency policy, an attestation counts only when its
+//! proof bundle, `<attestation URL>.tlog-proof` from the same mirror, shows its
+//! `airlock-attestation/v1` statement in the policy's log (the same check and the same
+//! `tlog-state` as for releases); one that does not is left out of the decision and the refusal
+//! says why.
 
 use airlock_core::mirrors::Use;
 use airlock_core::rebuild::attestation::MAX_ENVELOPE_LEN;
 use airlock_core::rebuild::layout::attestation_url_path;
 use airlock_core::rebuild::{Confirmation, PolicyError, RebuilderPolicy, decide};
+use airlock_core::transparency::{PROOF_SUFFIX, ReleaseCheck, TransparencyPolicy};
 
 use crate::config::with_trailing_slash;
 use crate::error::UpdateError;
+use crate::transparency::LogChecker;
 use crate::updater::{TargetInfo, Updater};
 
 /// Where a policy comes from.
@@ -46,6 +54,9 @@ pub struct RebuildReport {
     pub verdicts: Vec<PolicyVerdict>,
     /// Attestations that could not be fetched for another reason than absence.
     pub fetch_failures: Vec<String>,
+    /// Attestations left out because the trusted root's transparency policy requires each to
+    /// be logged and its proof bundle did not show it (`attestation by key K ...: why`).
+    pub not_logged: Vec<String>,
 }
 
 impl RebuildReport {
@@ -111,6 +122,7 @@ impl Updater {
             sha256: info.file.hashes.get("sha256").cloned(),
             verdicts: Vec::new(),
             fetch_failures: Vec::new(),
+            not_logged: Vec::new(),
         };
         let policies = match self.rebuild_policies() {
             Ok(p) => p,
@@ -149,16 +161,27 @@ impl Updater {
         keyids.sort();
         keyids.dedup();
         let mut fetched: Vec<Vec<u8>> = Vec::new();
+        let transparency = self.transparency().cloned();
         for keyid in keyids {
             match self.fetch_attestation(info, &sha256, keyid) {
-                Ok(Some(bytes)) => fetched.push(bytes),
+                Ok(Some((url, bytes))) => match &transparency {
+                    None => fetched.push(bytes),
+                    Some(t) => match self.check_attestation_logged(t, keyid, &sha256, &url, &bytes)
+                    {
+                        Ok(_) => fetched.push(bytes),
+                        Err(why) => report.not_logged.push(why),
+                    },
+                },
                 Ok(None) => {}
                 Err(why) => report.fetch_failures.push(why),
             }
         }
         let refs: Vec<&[u8]> = fetched.iter().map(Vec::as_slice).collect();
         for (source, policy) in policies {
-            let result = decide(&policy, &info.path, &sha256, info.file.length, &refs);
+            let mut result = decide(&policy, &info.path, &sha256, info.file.length, &refs);
+            if let Err(PolicyError::NotEnough { refused, .. }) = &mut result {
+                refused.extend(report.not_logged.iter().cloned());
+            }
             report.verdicts.push(PolicyVerdict {
                 source,
                 policy: Some(policy),
@@ -168,15 +191,53 @@ impl Updater {
         report
     }
 
-    /// One key's attestation from the first mirror serving the target that has it: `None`
-    /// when every mirror answers 404 (not attested by this key), `Err` naming the failures
-    /// when none answered either way.
+    /// Show that the attestation `envelope`, fetched from `url` for `keyid`, is in the log of
+    /// the trusted root's `policy`, with the bundle beside it; returns the bundle, or why not
+    /// (naming the key and the check).
+    fn check_attestation_logged(
+        &self,
+        policy: &TransparencyPolicy,
+        keyid: &str,
+        sha256: &str,
+        url: &str,
+        envelope: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let not_logged = |why: String| format!("{why} (bundle {url}{PROOF_SUFFIX})");
+        let check = ReleaseCheck::attestation(policy, keyid, sha256, envelope).map_err(|e| {
+            not_logged(format!(
+                "attestation by key {keyid}: {}",
+                airlock_core::error_chain(&e)
+            ))
+        })?;
+        let mut state = self.log_state();
+        let mut checker = LogChecker {
+            fetcher: &self.config().fetcher,
+            state: &mut state,
+            log_url: self.config().log_url.as_deref(),
+            now: u64::try_from(self.reference_time().timestamp()).unwrap_or(0),
+        };
+        checker
+            .check_statement(policy, &check, &format!("{url}{PROOF_SUFFIX}"))
+            .map_err(|e| {
+                // The core's refusals name the attestation; a download failure does not.
+                let why = airlock_core::error_chain(&e);
+                if why.starts_with(check.subject()) {
+                    not_logged(why)
+                } else {
+                    not_logged(format!("{}: {why}", check.subject()))
+                }
+            })
+    }
+
+    /// One key's attestation from the first mirror serving the target that has it, with the
+    /// URL it was read from: `None` when every mirror answers 404 (not attested by this key),
+    /// `Err` naming the failures when none answered either way.
     pub(crate) fn fetch_attestation(
         &self,
         info: &TargetInfo,
         sha256: &str,
         keyid: &str,
-    ) -> Result<Option<Vec<u8>>, String> {
+    ) -> Result<Option<(String, Vec<u8>)>, String> {
         let Some(path) = attestation_url_path(&info.path, sha256, keyid) else {
             return Ok(None);
         };
@@ -194,7 +255,7 @@ impl Updater {
             let url = format!("{base}{path}");
             let cap = u64::try_from(MAX_ENVELOPE_LEN).unwrap_or(u64::MAX);
             match self.config().fetcher.fetch_capped(&url, cap) {
-                Ok(bytes) => return Ok(Some(bytes)),
+                Ok(bytes) => return Ok(Some((url, bytes))),
                 Err(e) if e.is_not_found() => absent = true,
                 Err(e) => failures.push(format!("{url}: {}", airlock_core::error_chain(&e))),
             }
@@ -240,6 +301,9 @@ impl Updater {
         else {
             return Ok(0);
         };
+        // With a transparency policy an attestation is served only with a bundle that shows it
+        // logged: without one no client counts it.
+        let transparency = self.transparency().cloned();
         let mut placed = 0;
         for info in targets {
             let Some(sha256) = info.file.hashes.get("sha256") else {
@@ -252,10 +316,13 @@ impl Updater {
                     continue;
                 };
                 let dest = rel.iter().fold(public.to_path_buf(), |p, s| p.join(s));
-                if dest.is_file() {
+                let mut proof_dest = dest.clone().into_os_string();
+                proof_dest.push(PROOF_SUFFIX);
+                let proof_dest = std::path::PathBuf::from(proof_dest);
+                if dest.is_file() && (transparency.is_none() || proof_dest.is_file()) {
                     continue;
                 }
-                let Ok(Some(bytes)) = self.fetch_attestation(info, sha256, keyid) else {
+                let Ok(Some((url, bytes))) = self.fetch_attestation(info, sha256, keyid) else {
                     continue;
                 };
                 let Ok(one) = RebuilderPolicy::new(1, vec![key.clone()]) else {
@@ -269,7 +336,26 @@ impl Updater {
                     );
                     continue;
                 }
+                let proof = match &transparency {
+                    None => None,
+                    Some(t) => {
+                        match self.check_attestation_logged(t, keyid, sha256, &url, &bytes) {
+                            Ok(p) => Some(p),
+                            Err(why) => {
+                                tracing::warn!(
+                                    "not mirroring an attestation of {}: {why}",
+                                    info.path
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                };
                 airlock_fs::generations::create_public_dir_all(airlock_fs::parent_dir(&dest))?;
+                // The bundle first: a client that finds the attestation finds its bundle.
+                if let Some(p) = proof {
+                    airlock_fs::write_atomic(&proof_dest, &p, &airlock_fs::WriteOptions::public())?;
+                }
                 airlock_fs::write_atomic(&dest, &bytes, &airlock_fs::WriteOptions::public())?;
                 placed += 1;
             }

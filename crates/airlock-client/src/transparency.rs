@@ -303,13 +303,25 @@ impl LogChecker<'_> {
         bytes: &[u8],
         bundle_url: &str,
     ) -> Result<Vec<u8>, LogCheckError> {
+        let check = ReleaseCheck::new(policy, role, version, bytes);
+        self.check_statement(policy, &check, bundle_url)
+    }
+
+    /// Show that the statement of `check` (a release's or a rebuilder attestation's) is in
+    /// `policy`'s log, with the bundle at `bundle_url`; persist the advanced checkpoint.
+    /// Returns the bundle.
+    pub fn check_statement(
+        &mut self,
+        policy: &TransparencyPolicy,
+        check: &ReleaseCheck<'_>,
+        bundle_url: &str,
+    ) -> Result<Vec<u8>, LogCheckError> {
         let bundle = match self.fetcher.fetch_capped(bundle_url, MAX_BUNDLE_LEN) {
             Ok(b) => Some(b),
             // A bundle that is not there is a refusal (by the core), never a skip.
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(LogCheckError::Bundle(e)),
         };
-        let check = ReleaseCheck::new(policy, role, version, bytes);
         let state = self.state.for_policy(policy);
         let base = tiles_base(policy, self.log_url);
         let mut consistency = None;

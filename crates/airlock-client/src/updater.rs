@@ -85,8 +85,10 @@ pub struct Updater {
     store: MetadataStore,
     trusted: TrustedSet,
     reference_time: DateTime<Utc>,
-    /// The largest checkpoint accepted per log (the client is its own witness).
-    log_state: LogState,
+    /// The largest checkpoint accepted per log (the client is its own witness). Behind a lock
+    /// because a download (`&self`) checks attestations' bundles too, and the state must
+    /// never move backwards whichever check advanced it last.
+    log_state: Mutex<LogState>,
     /// Metadata files (and proof bundles) accepted in this run, by their name on the server,
     /// when [`Updater::capture_metadata`] asked for them (a mirror publishes exactly these).
     captured: Option<Vec<(String, Vec<u8>)>>,
@@ -189,7 +191,7 @@ impl Updater {
             store,
             trusted,
             reference_time,
-            log_state,
+            log_state: Mutex::new(log_state),
             captured: None,
         })
     }
@@ -286,6 +288,13 @@ impl Updater {
 
     /// The mirror set (a poisoned lock only means a panic elsewhere; the scores are still
     /// usable).
+    /// The client's memory of the logs (see the field).
+    pub(crate) fn log_state(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.log_state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub(crate) fn mirror_set(&self) -> std::sync::MutexGuard<'_, MirrorSet> {
         self.mirrors
             .lock()
@@ -388,7 +397,10 @@ impl Updater {
             let bundle_url = format!("{url}{PROOF_SUFFIX}");
             let mut checker = LogChecker {
                 fetcher: &self.config.fetcher,
-                state: &mut self.log_state,
+                state: self
+                    .log_state
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
                 log_url: self.config.log_url.as_deref(),
                 now: unix_seconds(self.reference_time),
             };
@@ -567,7 +579,10 @@ impl Updater {
         let bundle_url = format!("{}{PROOF_SUFFIX}", self.metadata_url(role, Some(version)));
         let mut checker = LogChecker {
             fetcher: &self.config.fetcher,
-            state: &mut self.log_state,
+            state: self
+                .log_state
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
             log_url: self.config.log_url.as_deref(),
             now: unix_seconds(self.reference_time),
         };
@@ -598,7 +613,7 @@ impl Updater {
     pub fn trusted_checkpoint(&self) -> Option<String> {
         self.trusted
             .transparency()
-            .and_then(|p| self.log_state.checkpoint_note(p))
+            .and_then(|p| self.log_state().checkpoint_note(p))
     }
 
     /// The peer check: ask every configured peer for its newest checkpoint of the log and
@@ -619,7 +634,10 @@ impl Updater {
         };
         let mut checker = LogChecker {
             fetcher: &self.config.fetcher,
-            state: &mut self.log_state,
+            state: self
+                .log_state
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
             log_url: self.config.log_url.as_deref(),
             now: unix_seconds(self.reference_time),
         };
@@ -646,7 +664,7 @@ impl Updater {
             required,
             peers,
             checkpoint_size: self
-                .log_state
+                .log_state()
                 .for_policy(&policy)
                 .checkpoint(policy.log_origin())
                 .map(|c| c.size),

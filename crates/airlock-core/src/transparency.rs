@@ -85,8 +85,11 @@ use crate::tuf::Root;
 pub const EXTENSION_FIELD: &str = "x-airlock-transparency";
 /// The version of the extension field this code reads and writes.
 pub const EXTENSION_VERSION: u64 = 1;
-/// First line of every statement.
+/// First line of every release statement.
 pub const STATEMENT_HEADER: &str = "airlock-release/v1";
+/// First line of every rebuilder attestation statement (docs/rebuild.md): another header, so
+/// that no reader of release statements (client, monitor) ever takes one for a release.
+pub const ATTESTATION_HEADER: &str = "airlock-attestation/v1";
 /// Appended to a metadata file name to name its proof bundle.
 pub const PROOF_SUFFIX: &str = ".tlog-proof";
 /// Longest repository identity accepted.
@@ -105,22 +108,21 @@ pub enum TransparencyError {
     RecordLine { line: usize, reason: String },
 }
 
-/// Why a root or targets file was refused by the transparency check.
+/// Why a root or targets file, or a rebuilder attestation, was refused by the transparency
+/// check. `subject` names what was checked: `targets v7`, or `attestation by key K for sha256 S`.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
-    #[error("{role} v{version}: no log proof bundle was published for it")]
-    MissingProof { role: String, version: u64 },
-    #[error("{role} v{version}: log proof bundle")]
+    #[error("{subject}: no log proof bundle was published for it")]
+    MissingProof { subject: String },
+    #[error("{subject}: log proof bundle")]
     Bundle {
-        role: String,
-        version: u64,
+        subject: String,
         #[source]
         source: ProofError,
     },
-    #[error("{role} v{version}: not shown to be in the transparency log")]
+    #[error("{subject}: not shown to be in the transparency log")]
     Log {
-        role: String,
-        version: u64,
+        subject: String,
         #[source]
         source: VerifyError,
     },
@@ -358,6 +360,132 @@ impl ReleaseStatement {
     }
 }
 
+/// Parse 64 lower-case hex digits.
+fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+/// Longest key id accepted in an attestation statement (the layout's limit).
+pub const MAX_KEYID_LEN: usize = 128;
+
+/// What a rebuilder logs for one attestation it signed (docs/rebuild.md):
+///
+/// ```text
+/// airlock-attestation/v1
+/// repository example.com/app
+/// keyid 4be1...
+/// subject-sha256 9f86...
+/// envelope-sha256 5d41...
+/// ```
+///
+/// It binds the repository of the trusted root's policy, the key id the attestation is
+/// published under, the digest of the target it attests, and the SHA-256 of the exact DSSE
+/// envelope bytes a client fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationStatement {
+    pub repository: String,
+    /// A TUF key id: 1 to 128 lower-case hex digits.
+    pub keyid: String,
+    pub subject_sha256: [u8; 32],
+    pub envelope_sha256: [u8; 32],
+}
+
+fn check_keyid(keyid: &str) -> Result<(), TransparencyError> {
+    if keyid.is_empty()
+        || keyid.len() > MAX_KEYID_LEN
+        || !keyid
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(TransparencyError::Statement(format!(
+            "key id {keyid:?} is not 1 to {MAX_KEYID_LEN} lower-case hex digits"
+        )));
+    }
+    Ok(())
+}
+
+impl AttestationStatement {
+    /// The statement for the envelope `envelope` published under `keyid`, attesting the target
+    /// whose SHA-256 is `subject_sha256` (hex, as in targets metadata).
+    pub fn for_envelope(
+        repository: &str,
+        keyid: &str,
+        subject_sha256: &str,
+        envelope: &[u8],
+    ) -> Result<Self, TransparencyError> {
+        check_repository(repository)?;
+        check_keyid(keyid)?;
+        let subject_sha256 = parse_sha256(subject_sha256).ok_or_else(|| {
+            TransparencyError::Statement(format!(
+                "subject sha256 {subject_sha256:?} is not 64 lower-case hex digits"
+            ))
+        })?;
+        Ok(AttestationStatement {
+            repository: repository.to_string(),
+            keyid: keyid.to_string(),
+            subject_sha256,
+            envelope_sha256: Sha256::digest(envelope).into(),
+        })
+    }
+
+    /// The exact bytes logged.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format!(
+            "{ATTESTATION_HEADER}\nrepository {}\nkeyid {}\nsubject-sha256 {}\n\
+             envelope-sha256 {}\n",
+            self.repository,
+            self.keyid,
+            hex::encode(self.subject_sha256),
+            hex::encode(self.envelope_sha256)
+        )
+        .into_bytes()
+    }
+
+    /// Parse a logged entry; only the exact form [`AttestationStatement::to_bytes`] writes.
+    pub fn parse(bytes: &[u8]) -> Result<Self, TransparencyError> {
+        let bad = |why: &str| TransparencyError::Statement(why.to_string());
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+        let body = text
+            .strip_suffix('\n')
+            .ok_or_else(|| bad("does not end in a newline"))?;
+        let mut lines = body.split('\n');
+        if lines.next() != Some(ATTESTATION_HEADER) {
+            return Err(bad("not an airlock-attestation/v1 statement"));
+        }
+        let mut value = |key: &str| {
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix(key))
+                .and_then(|l| l.strip_prefix(' '))
+                .ok_or_else(|| TransparencyError::Statement(format!("line {key:?} missing")))
+        };
+        let repository = value("repository")?.to_string();
+        let keyid = value("keyid")?.to_string();
+        let subject = value("subject-sha256")?;
+        let envelope = value("envelope-sha256")?;
+        if lines.next().is_some() {
+            return Err(bad("extra lines"));
+        }
+        check_repository(&repository).map_err(|_| bad("bad repository"))?;
+        check_keyid(&keyid)?;
+        let subject_sha256 = parse_sha256(subject)
+            .ok_or_else(|| bad("subject-sha256 is not 64 lower-case hex digits"))?;
+        let envelope_sha256 = parse_sha256(envelope)
+            .ok_or_else(|| bad("envelope-sha256 is not 64 lower-case hex digits"))?;
+        Ok(AttestationStatement {
+            repository,
+            keyid,
+            subject_sha256,
+            envelope_sha256,
+        })
+    }
+}
+
 /// The comment a publishing record starts with, naming its format.
 pub const RECORD_HEADER: &str = "# airlock-release/v1 record: repository version sha256 role";
 
@@ -516,27 +644,55 @@ pub enum ReleaseStep {
     },
 }
 
-/// Checks that one root or targets-role file is in the log.
+/// Checks that one logged statement (a root or targets-role file's, or a rebuilder
+/// attestation's) is in the log.
 #[derive(Debug)]
 pub struct ReleaseCheck<'a> {
     policy: &'a TransparencyPolicy,
-    role: &'a str,
-    version: u64,
+    /// What errors name: `targets v7`, `attestation by key K for sha256 S`.
+    subject: String,
     statement: Vec<u8>,
 }
 
 impl<'a> ReleaseCheck<'a> {
     /// Check `bytes`, the exact metadata of `role` at `version`, against `policy` (the policy of
     /// the root trusted before this file: for a new root, the previous root's).
-    pub fn new(policy: &'a TransparencyPolicy, role: &'a str, version: u64, bytes: &[u8]) -> Self {
+    pub fn new(policy: &'a TransparencyPolicy, role: &str, version: u64, bytes: &[u8]) -> Self {
         let statement =
             ReleaseStatement::for_metadata(&policy.repository, role, version, bytes).to_bytes();
         ReleaseCheck {
             policy,
-            role,
-            version,
+            subject: format!("{role} v{version}"),
             statement,
         }
+    }
+
+    /// Check that the rebuilder attestation `envelope` (the exact DSSE bytes), published under
+    /// `keyid` for the target with SHA-256 `subject_sha256`, was logged under the trusted
+    /// root's `policy`. Refused when the key id or digest cannot be in a statement.
+    pub fn attestation(
+        policy: &'a TransparencyPolicy,
+        keyid: &str,
+        subject_sha256: &str,
+        envelope: &[u8],
+    ) -> Result<Self, TransparencyError> {
+        let statement = AttestationStatement::for_envelope(
+            &policy.repository,
+            keyid,
+            subject_sha256,
+            envelope,
+        )?
+        .to_bytes();
+        Ok(ReleaseCheck {
+            policy,
+            subject: format!("attestation by key {keyid} for sha256 {subject_sha256}"),
+            statement,
+        })
+    }
+
+    /// What errors name.
+    pub fn subject(&self) -> &str {
+        &self.subject
     }
 
     /// The statement the log must hold.
@@ -554,14 +710,10 @@ impl<'a> ReleaseCheck<'a> {
         consistency: Option<&[Hash]>,
         now: u64,
     ) -> Result<ReleaseStep, ReleaseError> {
-        let role = || self.role.to_string();
-        let bundle = bundle.ok_or_else(|| ReleaseError::MissingProof {
-            role: role(),
-            version: self.version,
-        })?;
+        let subject = || self.subject.clone();
+        let bundle = bundle.ok_or_else(|| ReleaseError::MissingProof { subject: subject() })?;
         let bundle = ProofBundle::parse(bundle).map_err(|source| ReleaseError::Bundle {
-            role: role(),
-            version: self.version,
+            subject: subject(),
             source,
         })?;
         let verifier = LogVerifier::new(self.policy.policy.clone());
@@ -577,8 +729,7 @@ impl<'a> ReleaseCheck<'a> {
                 to_size: trusted_size.max(new_size),
             }),
             Err(source) => Err(ReleaseError::Log {
-                role: role(),
-                version: self.version,
+                subject: subject(),
                 source,
             }),
         }
@@ -649,6 +800,109 @@ mod tests {
                 other_repositories: 1,
                 not_statements: 1,
             }
+        );
+    }
+
+    const KEYID: &str = "4be1";
+
+    #[test]
+    fn attestation_statement_round_trip_and_strictness() {
+        let sha = "9f".repeat(32);
+        let s = AttestationStatement::for_envelope("example.com/app", KEYID, &sha, b"{}").unwrap();
+        let bytes = s.to_bytes();
+        assert_eq!(AttestationStatement::parse(&bytes).unwrap(), s);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.starts_with("airlock-attestation/v1\nrepository example.com/app\nkeyid 4be1\n")
+        );
+        for bad in [
+            text.replace("airlock-attestation/v1", "airlock-attestation/v2"),
+            text.trim_end().to_string(),
+            format!("{text}extra\n"),
+            text.replace("keyid ", "keyid  "),
+            text.replace("keyid 4be1", "keyid 4BE1"),
+            text.replace("keyid 4be1", "keyid "),
+            text.replace(&sha, &sha[2..]),
+            text.replace("subject-sha256", "sha256"),
+            text.replace("repository example.com/app", "repository a b"),
+        ] {
+            assert!(
+                AttestationStatement::parse(bad.as_bytes()).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(AttestationStatement::for_envelope("example.com/app", "../x", &sha, b"").is_err());
+        assert!(AttestationStatement::for_envelope("example.com/app", KEYID, "9F", b"").is_err());
+        // Never a release: the monitor counts it among the entries that are not statements.
+        let scan = scan_entries(
+            "example.com/app",
+            &ReleaseRecord::default(),
+            [(0, text.as_bytes())],
+        );
+        assert_eq!(scan.not_statements, 1);
+        assert!(scan.unexpected.is_empty());
+    }
+
+    /// A log holding the attestation statement of `logged`; its bundle proves exactly that
+    /// envelope, not another one, and not the same envelope under another key id.
+    #[test]
+    fn an_attestation_bundle_proves_only_its_own_envelope() {
+        use crate::tlog::{Checkpoint, KeyAlgorithm, MemoryTree, NoteSigner, inclusion_proof};
+        let log = NoteSigner::generate("example.com/log", KeyAlgorithm::Ed25519).unwrap();
+        let policy = TransparencyPolicy::new(
+            "example.com/app",
+            &format!("log {}\nquorum none\n", log.verifier().to_vkey()),
+        )
+        .unwrap();
+        let sha = "9f".repeat(32);
+        let (logged, other) = (b"envelope one".as_slice(), b"envelope two".as_slice());
+        let statement =
+            AttestationStatement::for_envelope("example.com/app", KEYID, &sha, logged).unwrap();
+        let mut tree = MemoryTree::new();
+        tree.push(b"an earlier entry");
+        tree.push(&statement.to_bytes());
+        let note = Checkpoint::new("example.com/log", tree.size(), tree.root())
+            .unwrap()
+            .sign(&log)
+            .unwrap()
+            .to_bytes();
+        let bundle = ProofBundle {
+            extra: None,
+            index: 1,
+            inclusion_proof: inclusion_proof(&tree, 1, tree.size()).unwrap(),
+            checkpoint: note,
+        }
+        .to_bytes();
+        let verify = |keyid: &str, envelope: &[u8], bundle: Option<&[u8]>| {
+            ReleaseCheck::attestation(&policy, keyid, &sha, envelope)
+                .unwrap()
+                .verify(&VerifierState::new(), bundle, None, 1)
+        };
+        assert!(matches!(
+            verify(KEYID, logged, Some(&bundle)),
+            Ok(ReleaseStep::Accepted(_))
+        ));
+        let err = verify(KEYID, other, Some(&bundle)).unwrap_err();
+        assert!(matches!(err, ReleaseError::Log { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "attestation by key {KEYID} for sha256 {sha}: not shown to be in the transparency log"
+            )
+        );
+        assert!(verify("77aa", logged, Some(&bundle)).is_err());
+        let err = verify(KEYID, logged, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("no log proof bundle was published for it")
+        );
+        // A release check reads as before.
+        let err = ReleaseCheck::new(&policy, "targets", 7, b"{}")
+            .verify(&VerifierState::new(), Some(&bundle), None, 1)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "targets v7: not shown to be in the transparency log"
         );
     }
 

@@ -5,12 +5,21 @@
 //! a client will, by a key the caller trusts, and it is filed under the key id of the key whose
 //! signature verified, never under a key id the envelope merely names. Each file is written
 //! whole through airlock-fs (a temporary, fsync, rename), 0644 in 0755 directories.
+//!
+//! An attestation's proof bundle (`<file>.tlog-proof`, written by `airlock rebuild` when it
+//! logged it) is published beside it. When the published root has a transparency policy, every
+//! attestation must come with a bundle that shows it in that policy's log, checked offline as a
+//! client that knows nothing of the log would: without one no client counts it.
 
 use std::path::{Path, PathBuf};
 
 use airlock_core::crypto::PublicKey;
 use airlock_core::rebuild::layout::attestation_path;
 use airlock_core::rebuild::{AttestationError, Envelope, verify_attestation};
+use airlock_core::tlog::VerifierState;
+use airlock_core::transparency::{
+    PROOF_SUFFIX, ReleaseCheck, ReleaseError, ReleaseStep, TransparencyError, TransparencyPolicy,
+};
 use airlock_fs::{FsError, WriteOptions, write_atomic};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +44,19 @@ pub enum PublishError {
         #[source]
         source: Box<AttestationError>,
     },
+    #[error("{}: refused under the published root's transparency policy (log {log})", file.display())]
+    NotLogged {
+        file: PathBuf,
+        log: String,
+        #[source]
+        source: Box<ReleaseError>,
+    },
+    #[error("{}: no log statement can be made for it", file.display())]
+    Statement {
+        file: PathBuf,
+        #[source]
+        source: Box<TransparencyError>,
+    },
     #[error("{}: digest or key id is not a safe file name", file.display())]
     Name { file: PathBuf },
     #[error("publishing attestations")]
@@ -50,18 +72,43 @@ pub struct PlacedAttestation {
     pub rebuilder: String,
     /// Where it was written.
     pub path: PathBuf,
+    /// Where its proof bundle was written, if it came with one.
+    pub proof: Option<PathBuf>,
 }
 
-/// Verify every `(file name, bytes)` against `keys` and write them under `published` (the
-/// directory holding `metadata/` and `targets/`).
+/// One attestation to publish: its file name (for messages), its bytes and its proof bundle.
+#[derive(Debug, Clone)]
+pub struct AttestationFile {
+    pub file: PathBuf,
+    pub envelope: Vec<u8>,
+    pub proof: Option<Vec<u8>>,
+}
+
+/// `path` with [`PROOF_SUFFIX`] appended.
+pub fn proof_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(PROOF_SUFFIX);
+    PathBuf::from(p)
+}
+
+/// Verify every file against `keys` (and, with the published root's `transparency` policy, its
+/// proof bundle at POSIX time `now`) and write them under `published` (the directory holding
+/// `metadata/` and `targets/`).
 pub fn publish_attestations(
     published: &Path,
-    files: &[(PathBuf, Vec<u8>)],
+    files: &[AttestationFile],
     keys: &[PublicKey],
+    transparency: Option<&TransparencyPolicy>,
+    now: u64,
 ) -> Result<Vec<PlacedAttestation>, PublishError> {
     let mut placed = Vec::new();
     let mut writes: Vec<(PathBuf, &[u8])> = Vec::new();
-    for (file, bytes) in files {
+    for AttestationFile {
+        file,
+        envelope: bytes,
+        proof,
+    } in files
+    {
         let env = Envelope::parse(bytes).map_err(|source| PublishError::Envelope {
             file: file.clone(),
             source: Box::new(source),
@@ -80,6 +127,22 @@ pub fn publish_attestations(
             let rel = attestation_path(&st.target, &st.sha256, &sig.keyid)
                 .ok_or_else(|| PublishError::Name { file: file.clone() })?;
             let path: PathBuf = rel.iter().fold(published.to_path_buf(), |p, s| p.join(s));
+            if let Some(policy) = transparency {
+                check_logged(
+                    policy,
+                    file,
+                    &sig.keyid,
+                    &st.sha256,
+                    bytes,
+                    proof.as_deref(),
+                    now,
+                )?;
+            }
+            // The bundle first: a client that finds the attestation finds its bundle.
+            let proof_at = proof.as_ref().map(|p| {
+                writes.push((proof_path(&path), p.as_slice()));
+                proof_path(&path)
+            });
             writes.push((path.clone(), bytes));
             placed.push(PlacedAttestation {
                 target: st.target,
@@ -87,6 +150,7 @@ pub fn publish_attestations(
                 keyid: sig.keyid.clone(),
                 rebuilder: st.rebuilder,
                 path,
+                proof: proof_at,
             });
         }
         if !signed_by_known {
@@ -103,4 +167,35 @@ pub fn publish_attestations(
         write_atomic(&path, bytes, &WriteOptions::public()).map_err(PublishError::Fs)?;
     }
     Ok(placed)
+}
+
+/// The client's check of an attestation's bundle, against an empty log state.
+fn check_logged(
+    policy: &TransparencyPolicy,
+    file: &Path,
+    keyid: &str,
+    sha256: &str,
+    envelope: &[u8],
+    proof: Option<&[u8]>,
+    now: u64,
+) -> Result<(), PublishError> {
+    let check = ReleaseCheck::attestation(policy, keyid, sha256, envelope).map_err(|source| {
+        PublishError::Statement {
+            file: file.to_path_buf(),
+            source: Box::new(source),
+        }
+    })?;
+    let refused = |source: ReleaseError| PublishError::NotLogged {
+        file: file.to_path_buf(),
+        log: policy.log_origin().to_string(),
+        source: Box::new(source),
+    };
+    match check.verify(&VerifierState::new(), proof, None, now) {
+        Ok(ReleaseStep::Accepted(_)) => Ok(()),
+        // An empty state never asks for a consistency proof.
+        Ok(ReleaseStep::NeedConsistency { .. }) => Err(refused(ReleaseError::MissingProof {
+            subject: check.subject().to_string(),
+        })),
+        Err(e) => Err(refused(e)),
+    }
 }

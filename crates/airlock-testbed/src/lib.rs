@@ -66,6 +66,8 @@ pub struct LocalTransparency {
     pub witnesses: Vec<LocalWitness>,
     /// A publisher key the log accepts.
     pub publisher: NoteSigner,
+    /// Two more keys the log accepts, for submitters other than the publisher (rebuilders).
+    pub other_submitters: Vec<NoteSigner>,
     pub client: Arc<Fetcher>,
 }
 
@@ -93,6 +95,12 @@ impl LocalTransparency {
         let ca_pem = ca.cert_pem().as_bytes().to_vec();
         let publisher =
             NoteSigner::generate("airlock.test/publisher", KeyAlgorithm::Ed25519).map_err(setup)?;
+        let other_submitters = (1..=2)
+            .map(|i| {
+                NoteSigner::generate(&format!("airlock.test/submitter{i}"), KeyAlgorithm::Ed25519)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(setup)?;
         let mut witnesses = Vec::new();
         let mut endpoints = Vec::new();
         for (i, key) in witness_keys.into_iter().enumerate() {
@@ -131,7 +139,10 @@ impl LocalTransparency {
         let log = Log::start(LogOptions {
             signer: log_key,
             store: Arc::new(store),
-            publishers: vec![publisher.verifier()],
+            publishers: std::iter::once(&publisher)
+                .chain(&other_submitters)
+                .map(NoteSigner::verifier)
+                .collect(),
             witnesses: endpoints,
             witness_client: Some(client.clone()),
             max_batch: 65_536,
@@ -146,6 +157,7 @@ impl LocalTransparency {
             log_server,
             witnesses,
             publisher,
+            other_submitters,
             client,
         })
     }

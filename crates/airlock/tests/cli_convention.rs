@@ -220,7 +220,8 @@ fn demo_json_and_keep() {
         metadata.display()
     );
     assert!(keep.join("client/downloads").is_dir());
-    // The rebuild step: two attestations published, the mismatch report with its diff kept.
+    // The rebuild step: two attestations and their log proofs published, the mismatch report
+    // with its diff kept.
     let rebuilds = keep.join("vendor-repo/published/rebuilds/app%2Fapp-2.0.0.tar");
     let digest = std::fs::read_dir(&rebuilds)
         .unwrap()
@@ -228,7 +229,21 @@ fn demo_json_and_keep() {
         .unwrap()
         .unwrap()
         .path();
-    assert_eq!(std::fs::read_dir(digest).unwrap().count(), 2);
+    let mut names: Vec<String> = std::fs::read_dir(digest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names.len() == 4
+            && names.iter().filter(|n| n.ends_with(".dsse.json")).count() == 2
+            && names
+                .iter()
+                .filter(|n| n.ends_with(".dsse.json.tlog-proof"))
+                .count()
+                == 2,
+        "{names:?}"
+    );
     let diff = std::fs::read_to_string(
         keep.join("rebuild/rebuilder-a.example/build-2.0.1/mismatch.diff.txt"),
     )

@@ -7,6 +7,10 @@ use std::process::Command;
 
 use airlock_core::rebuild::{Builder, RebuildInfo, SourceRef};
 
+mod common;
+// One passphrase for the rebuilder keys made here and the log publisher key `common` makes.
+use common::{PASS, Transparency, start_transparency};
+
 const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -178,8 +182,6 @@ fn repo_add_records_source_and_recipe() {
     );
 }
 
-const PASS: &str = "rebuilder test passphrase, long enough";
-
 fn airlock_pass(args: &[&str]) -> std::process::Output {
     Command::new(AIRLOCK)
         .args(args)
@@ -223,12 +225,32 @@ impl Drop for Served {
 }
 
 fn serve(repo: &Path, ca_dir: &Path) -> Served {
+    serve_with(repo, &["--test-ca-dir", ca_dir.to_str().unwrap()], None)
+}
+
+/// `repo serve` with the log's certificate, so one CA file serves for the repository and the
+/// log (its tiles, read for consistency proofs).
+fn serve_beside_log(repo: &Path, t: &Transparency) -> Served {
+    let tls = t.ca.parent().unwrap();
+    serve_with(
+        repo,
+        &[
+            "--tls-cert",
+            tls.join("cert.pem").to_str().unwrap(),
+            "--tls-key",
+            tls.join("key.pem").to_str().unwrap(),
+        ],
+        Some(&t.ca),
+    )
+}
+
+fn serve_with(repo: &Path, tls: &[&str], ca: Option<&Path>) -> Served {
     use std::io::BufRead;
     let mut child = Command::new(AIRLOCK)
         .args(["repo", "-C"])
         .arg(repo)
-        .args(["serve", "--json", "--test-ca-dir"])
-        .arg(ca_dir)
+        .args(["serve", "--json", "--listen", "127.0.0.1:0"])
+        .args(tls)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -241,7 +263,10 @@ fn serve(repo: &Path, ca_dir: &Path) -> Served {
         child,
         metadata_url: v["metadata_url"].as_str().unwrap().into(),
         targets_url: v["targets_url"].as_str().unwrap().into(),
-        ca: v["ca_cert"].as_str().unwrap().into(),
+        ca: match ca {
+            Some(p) => p.to_str().unwrap().into(),
+            None => v["ca_cert"].as_str().unwrap().into(),
+        },
     }
 }
 
@@ -257,6 +282,11 @@ const BUILD: &str = "mkdir -p out && gcc -O2 -o out/hello hello.c";
 
 impl Vendor {
     fn new() -> Vendor {
+        Vendor::with_init(&[])
+    }
+
+    /// The vendor's world with `init_args` given to `repo init` (e.g. a transparency policy).
+    fn with_init(init_args: &[&str]) -> Vendor {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
         fs::create_dir_all(&src).unwrap();
@@ -277,7 +307,9 @@ impl Vendor {
             .unwrap();
         assert!(out.success());
         let repo = tmp.path().join("repo");
-        ok(&["repo", "init", repo.to_str().unwrap(), "--plaintext-keys"]);
+        let mut init = vec!["repo", "init", repo.to_str().unwrap(), "--plaintext-keys"];
+        init.extend(init_args);
+        ok(&init);
         Vendor { tmp, repo, commit }
     }
 
@@ -305,7 +337,13 @@ impl Vendor {
             "--artifact",
             "out/hello",
         ]);
-        ok(&["repo", "-C", self.repo.to_str().unwrap(), "publish"]);
+        // With the passphrase: a configured release log's publisher key is encrypted.
+        succeeded(&airlock_pass(&[
+            "repo",
+            "-C",
+            self.repo.to_str().unwrap(),
+            "publish",
+        ]));
     }
 
     fn hello(&self) -> std::path::PathBuf {
@@ -402,6 +440,25 @@ fn rebuild_matches_and_mismatches() {
 
     let dir = vendor.tmp.path().join("rebuilder");
     let d = dir.to_str().unwrap();
+
+    // A log key for a root without a transparency policy: refused, there is no log.
+    let note_key = vendor.tmp.path().join("note.key");
+    succeeded(&airlock_pass(&[
+        "log",
+        "keygen",
+        "--name",
+        "pub.test",
+        "--out",
+        note_key.to_str().unwrap(),
+    ]));
+    let mut args = rebuild_args(&served, &vendor, d, k, "hello/1.0/hello");
+    args.extend(["--log-key", note_key.to_str().unwrap()]);
+    let out = airlock_pass(&args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no transparency policy"), "{err}");
+    assert!(!dir.join("builds").exists());
+
     let mut args = rebuild_args(&served, &vendor, d, k, "hello/1.0/hello");
     args.push("--json");
     let out = airlock_pass(&args);
@@ -758,10 +815,23 @@ fn succeeded(out: &std::process::Output) -> String {
 
 /// Rebuild `target` as rebuilder `id` with `key` in its own directory; the attestation file.
 fn rebuild_as(served: &Served, vendor: &Vendor, id: &str, key: &str, target: &str) -> String {
+    rebuild_as_with(served, vendor, id, key, target, &[])
+}
+
+/// [`rebuild_as`] with `extra` arguments (e.g. the log to submit to).
+fn rebuild_as_with(
+    served: &Served,
+    vendor: &Vendor,
+    id: &str,
+    key: &str,
+    target: &str,
+    extra: &[&str],
+) -> String {
     let dir = vendor.tmp.path().join(format!("rebuilder-{id}"));
     let mut args = rebuild_args(served, vendor, dir.to_str().unwrap(), key, target);
     let i = args.iter().position(|a| *a == "rebuilder-a").unwrap();
     args[i] = id;
+    args.extend(extra);
     args.push("--json");
     let out = airlock_pass(&args);
     let stdout = succeeded(&out);
@@ -1048,4 +1118,229 @@ fn client_requires_k_of_n_rebuilders() {
         &["1 of the 2 required rebuilder attestations"],
     );
     assert!(!downloaded.exists());
+}
+
+/// With a transparency policy in the root, every attestation must be in the log. The rebuilder
+/// refuses to build without a log key; with one it logs the attestation and writes the verified
+/// proof bundle beside it; `rebuild publish` refuses an attestation without its bundle. A client
+/// requiring 2 of 2 counts only attestations whose bundle shows them logged: one with no bundle,
+/// or with the bundle of another attestation, is not counted and the refusal names its key and
+/// the check. With both logged it downloads; a mirror carries the bundles; the vendor's monitor
+/// does not take the attestation entries for releases.
+#[test]
+fn logged_attestations_count_only_with_a_verifying_proof() {
+    require_bwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let tl = start_transparency(&logs.path().join("t"), "log.test/rebuild");
+    let vendor = Vendor::with_init(&[
+        "--tlog-policy",
+        tl.policy_file.to_str().unwrap(),
+        "--tlog-repository",
+        "example.com/hello",
+        "--log-url",
+        &tl.log_url,
+        "--log-key",
+        tl.publisher_key.to_str().unwrap(),
+        "--log-ca-file",
+        tl.ca.to_str().unwrap(),
+        "--log-timeout",
+        "20s",
+    ]);
+    let t = vendor.tmp.path();
+    let r = vendor.repo.to_str().unwrap();
+    vendor.publish(&vendor.hello(), "hello/1.0/hello", BUILD);
+    let (ka, a) = rebuilder_key(t, "a");
+    let (kb, b) = rebuilder_key(t, "b");
+    let (pa, pb) = (t.join("a.pub.json"), t.join("b.pub.json"));
+    ok(&[
+        "repo",
+        "-C",
+        r,
+        "rebuilders",
+        "--key",
+        pa.to_str().unwrap(),
+        "--key",
+        pb.to_str().unwrap(),
+        "--threshold",
+        "2",
+    ]);
+    succeeded(&airlock_pass(&["repo", "-C", r, "publish"]));
+    let served = serve_beside_log(&vendor.repo, &tl);
+    let sha = sha256_of(&vendor.hello());
+    let target = "hello/1.0/hello";
+
+    // No log key: refused before anything is fetched for the build or built.
+    let dir = t.join("unlogged");
+    let out = airlock_pass(&rebuild_args(
+        &served,
+        &vendor,
+        dir.to_str().unwrap(),
+        &ka,
+        target,
+    ));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--log-key") && err.contains("log.test/rebuild"),
+        "{err}"
+    );
+    assert!(!dir.join("builds").exists(), "built without a log");
+
+    let log_args = [
+        "--log-key",
+        tl.publisher_key.to_str().unwrap(),
+        "--log-ca",
+        tl.ca.to_str().unwrap(),
+    ];
+    let att_a = rebuild_as_with(&served, &vendor, "rebuilder-a", &ka, target, &log_args);
+    let att_b = rebuild_as_with(&served, &vendor, "rebuilder-b", &kb, target, &log_args);
+    let proof = |att: &str| format!("{att}.tlog-proof");
+    assert!(Path::new(&proof(&att_a)).is_file() && Path::new(&proof(&att_b)).is_file());
+
+    // `rebuild publish` refuses an attestation without its bundle, and one with another's.
+    let lonely = t.join("lonely.dsse.json");
+    fs::copy(&att_b, &lonely).unwrap();
+    let out = airlock(&["rebuild", "publish", "-C", r, lonely.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no log proof bundle was published"), "{err}");
+    fs::copy(proof(&att_a), proof(lonely.to_str().unwrap())).unwrap();
+    let out = airlock(&["rebuild", "publish", "-C", r, lonely.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not shown to be in the transparency log"),
+        "{err}"
+    );
+    assert!(!slot(&vendor, target, &sha, &b.key_id()).exists());
+
+    let out = airlock(&["--json", "rebuild", "publish", "-C", r, &att_a]);
+    let v: serde_json::Value = serde_json::from_str(&succeeded(&out)).unwrap();
+    assert!(v["published"][0]["proof"].is_string(), "{v}");
+    let slot_a = slot(&vendor, target, &sha, &a.key_id());
+    let slot_b = slot(&vendor, target, &sha, &b.key_id());
+    assert!(Path::new(&proof(slot_a.to_str().unwrap())).is_file());
+
+    let cdir = t.join("client");
+    succeeded(&client(
+        &cdir,
+        &served,
+        &[
+            "--metadata-url",
+            &served.metadata_url,
+            "--targets-url",
+            &served.targets_url,
+            "init",
+            vendor.root(),
+        ],
+    ));
+    let download = || client(&cdir, &served, &["download", target]);
+    let downloaded = cdir.join("targets").join("hello%2F1.0%2Fhello");
+
+    // b's genuine attestation served without its bundle: not counted, and said why.
+    fs::copy(&att_b, &slot_b).unwrap();
+    refused(
+        &download(),
+        &[
+            "1 of the 2 required rebuilder attestations",
+            &format!("from rebuilder-a ({})", a.key_id()),
+            &format!(
+                "not counted: attestation by key {} for sha256 {sha}: no log proof bundle",
+                b.key_id()
+            ),
+        ],
+    );
+    // ... and with a's bundle (a proof for another envelope): not counted either.
+    fs::copy(proof(&att_a), proof(slot_b.to_str().unwrap())).unwrap();
+    let err = refused(&download(), &["1 of the 2 required rebuilder attestations"]);
+    assert!(
+        err.contains(&format!(
+            "attestation by key {} for sha256 {sha}: not shown to be in the transparency log",
+            b.key_id()
+        )),
+        "{err}"
+    );
+    assert!(!downloaded.exists());
+    let out = client(&cdir, &served, &["verify-rebuilds", target, "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(v["policies"][0]["met"], false, "{v}");
+    let not_logged = v["not_logged"][0].as_str().unwrap_or_default();
+    assert!(not_logged.contains(&b.key_id()), "{v}");
+
+    // Both logged and published: downloaded.
+    succeeded(&airlock(&["rebuild", "publish", "-C", r, &att_b]));
+    succeeded(&download());
+    assert_eq!(
+        fs::read(&downloaded).unwrap(),
+        fs::read(vendor.hello()).unwrap()
+    );
+    let report = succeeded(&client(&cdir, &served, &["verify-rebuilds", target]));
+    assert!(report.contains("met by"), "{report}");
+
+    // A mirror carries each attestation with its bundle.
+    let mirror = t.join("mirror");
+    let from = format!("{},{}", served.metadata_url, served.targets_url);
+    let out = airlock(&[
+        "--json",
+        "mirror",
+        "sync",
+        "--from",
+        &from,
+        "--to",
+        mirror.to_str().unwrap(),
+        "--root",
+        vendor.root(),
+        "--ca-file",
+        &served.ca,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&succeeded(&out)).unwrap();
+    assert_eq!(v["attestations_fetched"], 2, "{v}");
+    for key in [&a, &b] {
+        let rel =
+            airlock_core::rebuild::layout::attestation_path(target, &sha, &key.key_id()).unwrap();
+        let at = rel.iter().fold(mirror.join("public"), |p, s| p.join(s));
+        assert!(
+            Path::new(&proof(at.to_str().unwrap())).is_file(),
+            "{}",
+            at.display()
+        );
+    }
+
+    // The vendor's monitor reads the two attestation entries and reports no release.
+    let out = airlock_pass(&[
+        "--json",
+        "log",
+        "monitor",
+        "--url",
+        &tl.log_url,
+        "--ca-file",
+        tl.ca.to_str().unwrap(),
+        "--repo",
+        r,
+    ]);
+    let stdout = succeeded(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["releases"]["unexpected"], serde_json::json!([]), "{v}");
+    assert!(
+        v["releases"]["not_statements"].as_u64().unwrap() >= 2,
+        "{v}"
+    );
+
+    // The log is down: rebuilder a (whose metadata is current) finds out before building.
+    drop(tl.log);
+    let dir = t.join("rebuilder-rebuilder-a");
+    let builds = || fs::read_dir(dir.join("builds")).unwrap().count();
+    let before = builds();
+    let mut args = rebuild_args(&served, &vendor, dir.to_str().unwrap(), &ka, target);
+    args.extend(log_args);
+    let out = airlock_pass(&args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot be logged") && err.contains(&tl.log_url),
+        "{err}"
+    );
+    assert_eq!(builds(), before, "built without a log");
 }

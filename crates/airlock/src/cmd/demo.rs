@@ -576,6 +576,8 @@ timeout = "10s"
         fetcher: &fetcher,
         new_updater: &new_updater,
         mirror: &server.base_url(),
+        transparency: &transparency,
+        policy: &policy,
     })?;
 
     if args.keep.is_some() {
@@ -694,6 +696,8 @@ struct RebuildDemo<'a> {
     fetcher: &'a Arc<Fetcher>,
     new_updater: &'a dyn Fn(Arc<Fetcher>, &str) -> Result<Updater>,
     mirror: &'a str,
+    transparency: &'a LocalTransparency,
+    policy: &'a TransparencyPolicy,
 }
 
 /// The recipe's build script: a tar of `src/` that is the same wherever and whenever it runs
@@ -872,25 +876,50 @@ fn rebuild_step(d: RebuildDemo<'_>) -> Result<()> {
                 ok(format!(
                     "{id}: fetched the source, checked its SHA-256, built it in {} (no network, \
                      fresh root and home, fixed time), got sha256 {}…, the published bytes: \
-                     signed an in-toto attestation (DSSE, {} key)",
+                     signed an in-toto attestation (DSSE, {} key) and logged it (witnessed, \
+                     proof verified)",
                     sandbox.describe(),
                     &rebuilt.sha256[..16],
                     key.scheme()
                 ));
-                attestations.push((path.clone(), std::fs::read(&path)?));
+                // Logged with the rebuilder's own submitter key: a client counts an
+                // attestation only with its proof, as it does a release.
+                let log = super::rebuild::AttestationLog {
+                    policy: d.policy.clone(),
+                    log: ConfiguredLog::new(vec![LogClient::new(
+                        &d.transparency.log_url(),
+                        d.transparency.client.clone(),
+                        NoteSigner::from_skey(&d.transparency.other_submitters[n].to_skey())?,
+                        Duration::from_secs(60),
+                    )]),
+                };
+                let envelope = std::fs::read(&path)?;
+                let parsed = airlock_core::rebuild::Envelope::parse(&envelope)?;
+                let proof = super::rebuild::log_attestation(&log, &path, &parsed, &rebuilt.sha256)?;
+                attestations.push(airlock_rebuild::publish::AttestationFile {
+                    file: path.clone(),
+                    envelope,
+                    proof: Some(std::fs::read(&proof)?),
+                });
             }
             airlock_rebuild::Outcome::Mismatch { headline, .. } => {
                 bail!("{id}: 2.0.0 did not rebuild to the published bytes ({headline}): a bug");
             }
         }
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |x| x.as_secs());
     let placed = airlock_rebuild::publish::publish_attestations(
         &d.repo.published_path(),
         &attestations,
         &keys,
+        Some(d.policy),
+        now,
     )?;
     ok(format!(
-        "attestations published beside the repository (static files, served by any mirror): {}",
+        "attestations and their log proofs published beside the repository (static files, \
+         served by any mirror): {}",
         placed
             .iter()
             .map(|p| p
@@ -911,8 +940,8 @@ fn rebuild_step(d: RebuildDemo<'_>) -> Result<()> {
     let confirmed = updater.rebuild_report(&info).into_result()?;
     ok(format!(
         "client: app/app-2.0.0.tar confirmed by {} of the 2 required rebuilders ({}), each \
-         signature checked against the root's rebuilder keys, for exactly its SHA-256 and length; \
-         downloaded and verified",
+         signature checked against the root's rebuilder keys, for exactly its SHA-256 and \
+         length, each attestation's log proof verified offline; downloaded and verified",
         confirmed.len(),
         confirmed
             .iter()

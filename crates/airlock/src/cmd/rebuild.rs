@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use airlock_client::store::encode_target_file_name;
 use airlock_client::{Updater, UpdaterConfig};
-use airlock_core::rebuild::{RebuildInfo, RebuilderPolicy};
+use airlock_core::rebuild::{Envelope, RebuildInfo, RebuilderPolicy};
+use airlock_core::tlog::VerifierState;
+use airlock_core::transparency::{PROOF_SUFFIX, ReleaseCheck, ReleaseStep, TransparencyPolicy};
 use airlock_fetch::{Fetcher, FetcherConfig, Trust};
 use airlock_keystore::KeyRef;
 use airlock_rebuild::source::SourceFetcher;
@@ -18,6 +20,7 @@ use serde_json::json;
 
 use super::common::{PassphraseArgs, print_json};
 use super::output::usage;
+use super::repo::ConfiguredLog;
 use super::update::check_url;
 
 /// Rebuild a target from source in a sandbox and attest to a byte-identical result.
@@ -36,6 +39,11 @@ The target's metadata is fetched and verified as `airlock update` does (the root
 without bwrap the command refuses unless --unsandboxed is given. Output, log and the published
 file are kept in DIR/builds/. On a match the attestation is written there; on a mismatch a report
 with both digests is, nothing is signed, and the exit status is non-zero.
+
+When the trusted root carries a transparency policy, clients count an attestation only when it is
+in that policy's log: --log-key (a publisher key from `airlock log keygen` that the log accepts)
+is then required, checked before anything is built, and on a match the attestation is submitted,
+its proof bundle verified and written beside it (ATTESTATION.tlog-proof).
 
 `airlock rebuild publish` places attestations into a repository's published tree; a target
 literally named `publish` is given last, after `--`: `airlock rebuild --repo URL ... -- publish`.",
@@ -94,6 +102,25 @@ pub struct Args {
     /// toolchain.
     #[arg(long = "toolchain", value_name = "NAME=DIR")]
     toolchains: Vec<String>,
+    /// Publisher note key (from `airlock log keygen`, its name read from FILE.pub) that the
+    /// transparency log of the trusted root's policy accepts: each attestation is logged.
+    /// Required when the trusted root has a transparency policy.
+    #[arg(long, value_name = "FILE")]
+    log_key: Option<PathBuf>,
+    /// The log's base URL (default: the URL on the policy's log line).
+    #[arg(long, value_name = "URL", requires = "log_key")]
+    log_url: Option<String>,
+    /// CA certificates (PEM) trusted for the log's TLS (default: the webpki roots).
+    #[arg(long, value_name = "PEM", requires = "log_key")]
+    log_ca: Option<PathBuf>,
+    /// Longest wait for a cosigned checkpoint covering the attestation (s, m, h).
+    #[arg(
+        long,
+        value_name = "PERIOD",
+        default_value = "60s",
+        requires = "log_key"
+    )]
+    log_timeout: airlock_repo::Period,
     #[command(flatten)]
     passphrase: PassphraseArgs,
 }
@@ -111,7 +138,9 @@ enum Sub {
 
 Each file must verify, strictly, with a rebuilder key of the published root's
 x-airlock-rebuilders policy or one given with --key, and is filed under the key id of the key
-that verified it. One bad file publishes nothing.")]
+that verified it. One bad file publishes nothing. A file's proof bundle (FILE.tlog-proof) is
+published beside it; when the published root has a transparency policy it is required and must
+show the attestation in that policy's log.")]
 struct PublishArgs {
     /// Attestation files (DSSE envelopes as `airlock rebuild` writes them).
     #[arg(required = true, value_name = "ATTESTATION")]
@@ -145,6 +174,7 @@ fn publish(a: &PublishArgs, json_out: bool) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| a.repo.join("published"));
     let mut keys = Vec::new();
+    let mut transparency = None;
     let root_path = published.join("metadata").join("root.json");
     match std::fs::read(&root_path) {
         Ok(bytes) => {
@@ -156,6 +186,8 @@ fn publish(a: &PublishArgs, json_out: bool) -> anyhow::Result<()> {
             {
                 keys.extend(p.keys().values().cloned());
             }
+            transparency = TransparencyPolicy::from_root(&root.signed)
+                .with_context(|| format!("{}", root_path.display()))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && a.published.is_none() => {
             bail!(usage(format!(
@@ -178,10 +210,29 @@ fn publish(a: &PublishArgs, json_out: bool) -> anyhow::Result<()> {
     }
     let mut files = Vec::new();
     for f in &a.files {
-        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        files.push((f.clone(), bytes));
+        let envelope = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let proof_file = airlock_rebuild::publish::proof_path(f);
+        let proof = match std::fs::read(&proof_file) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", proof_file.display())),
+        };
+        files.push(airlock_rebuild::publish::AttestationFile {
+            file: f.clone(),
+            envelope,
+            proof,
+        });
     }
-    let placed = airlock_rebuild::publish::publish_attestations(&published, &files, &keys)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let placed = airlock_rebuild::publish::publish_attestations(
+        &published,
+        &files,
+        &keys,
+        transparency.as_ref(),
+        now,
+    )?;
     if json_out {
         print_json(&json!({ "published": placed }))?;
     } else {
@@ -206,6 +257,8 @@ struct Rebuilder {
     id: String,
     fetcher: Arc<Fetcher>,
     metadata_url: String,
+    /// The publisher note key attestations are logged with (`--log-key`).
+    log_signer: Option<airlock_core::tlog::NoteSigner>,
 }
 
 /// The result of one target's rebuild (a failure to fetch or build is an `Err`).
@@ -257,6 +310,17 @@ fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
             "--id must be 1 to 128 printable ASCII characters without spaces"
         ));
     }
+    if let Some(u) = &a.log_url {
+        check_url("--log-url", u, false)?;
+    }
+    let log_signer = match &a.log_key {
+        Some(k) => Some(super::repo::read_publisher_key(
+            k,
+            None,
+            &a.passphrase.source(),
+        )?),
+        None => None,
+    };
 
     let trust = match &a.ca_file {
         Some(p) => Trust::ca_bundle_file(p)
@@ -289,6 +353,7 @@ fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
         id,
         fetcher,
         metadata_url,
+        log_signer,
     };
     if a.watch {
         return watch(&a, &r, json_out);
@@ -297,7 +362,8 @@ fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
         bail!(usage("give a TARGET or --watch"));
     };
     let mut updater = r.updater(&a)?;
-    match rebuild_target(&a, &r, &mut updater, &target, json_out)? {
+    let log = r.attestation_log(&a, &updater)?;
+    match rebuild_target(&a, &r, &mut updater, log.as_ref(), &target, json_out)? {
         Verdict::Match { .. } => Ok(()),
         Verdict::Mismatch { message, .. } => bail!(message),
     }
@@ -330,6 +396,21 @@ impl Rebuilder {
             .context("refreshing the repository's metadata")?;
         Ok(updater)
     }
+
+    /// Where this rebuilder's attestations go under `updater`'s trusted root (see
+    /// [`attestation_log`]).
+    fn attestation_log(
+        &self,
+        a: &Args,
+        updater: &Updater,
+    ) -> anyhow::Result<Option<AttestationLog>> {
+        // One key, a log client per use (a watch decides again each pass: the root may rotate).
+        let signer = match &self.log_signer {
+            Some(s) => Some(airlock_core::tlog::NoteSigner::from_skey(&s.to_skey())?),
+            None => None,
+        };
+        attestation_log(a, updater.transparency(), signer)
+    }
 }
 
 /// `targets/` beside the metadata directory: `https://h/repo/metadata/` -> `https://h/repo/targets/`.
@@ -345,6 +426,7 @@ fn rebuild_target(
     a: &Args,
     r: &Rebuilder,
     updater: &mut Updater,
+    log: Option<&AttestationLog>,
     target: &str,
     json_out: bool,
 ) -> anyhow::Result<Verdict> {
@@ -388,13 +470,17 @@ fn rebuild_target(
     )?;
     match outcome {
         Outcome::Match { rebuilt } => {
-            let (path, _) =
+            let (path, envelope) =
                 airlock_rebuild::attest(&job, &rebuilt, sandbox, &r.id, r.signer.as_ref(), &work)?;
+            let proof = match log {
+                Some(log) => Some(log_attestation(log, &path, &envelope, &rebuilt.sha256)?),
+                None => None,
+            };
             if json_out {
                 print_json(&json!({
                     "target": job.target, "result": "match", "sha256": rebuilt.sha256,
                     "length": rebuilt.length, "attestation": path, "work": work,
-                    "sandbox": sandbox.describe(),
+                    "sandbox": sandbox.describe(), "tlog_proof": proof,
                 }))?;
             } else {
                 println!(
@@ -405,6 +491,10 @@ fn rebuild_target(
                     sandbox.describe()
                 );
                 println!("attestation: {}", path.display());
+                match &proof {
+                    Some(p) => println!("logged, proof bundle: {}", p.display()),
+                    None => println!("not logged (the trusted root has no transparency policy)"),
+                }
             }
             Ok(Verdict::Match { attestation: path })
         }
@@ -496,6 +586,7 @@ fn watch_pass(a: &Args, r: &Rebuilder, json_out: bool) -> anyhow::Result<Pass> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", state_path.display())),
     };
     let mut updater = r.updater(a)?;
+    let log = r.attestation_log(a, &updater)?;
     let targets = updater
         .list_targets()
         .context("listing the repository's targets")?;
@@ -518,7 +609,7 @@ fn watch_pass(a: &Args, r: &Rebuilder, json_out: bool) -> anyhow::Result<Pass> {
             pass.done_before += 1;
             continue;
         }
-        let entry = match rebuild_target(a, r, &mut updater, &info.path, json_out) {
+        let entry = match rebuild_target(a, r, &mut updater, log.as_ref(), &info.path, json_out) {
             Ok(Verdict::Match { attestation }) => {
                 pass.matched += 1;
                 json!({"result": "match", "attestation": attestation})
@@ -542,6 +633,135 @@ fn watch_pass(a: &Args, r: &Rebuilder, json_out: bool) -> anyhow::Result<Pass> {
             .with_context(|| format!("writing {}", state_path.display()))?;
     }
     Ok(pass)
+}
+
+/// Where attestations are logged: the trusted root's policy and a client for its log.
+pub(crate) struct AttestationLog {
+    pub(crate) policy: TransparencyPolicy,
+    pub(crate) log: ConfiguredLog,
+}
+
+/// The log for attestations, decided before anything is built: with a transparency policy in
+/// the trusted root a client counts only logged attestations, so an unlogged one is refused
+/// here rather than signed to no use; without one there is no log to submit to.
+fn attestation_log(
+    a: &Args,
+    policy: Option<&TransparencyPolicy>,
+    signer: Option<airlock_core::tlog::NoteSigner>,
+) -> anyhow::Result<Option<AttestationLog>> {
+    let (policy, signer) = match (policy, signer) {
+        (None, None) => return Ok(None),
+        (Some(p), None) => bail!(
+            "the trusted root requires every attestation to be in the transparency log {} \
+             (repository {}): give --log-key FILE, a publisher key that log accepts \
+             (`airlock log keygen`); nothing was built",
+            p.log_origin(),
+            p.repository()
+        ),
+        (None, Some(_)) => bail!(usage(
+            "--log-key: the trusted root has no transparency policy, so there is no log \
+             to submit attestations to"
+        )),
+        (Some(p), Some(s)) => (p.clone(), s),
+    };
+    let url = a
+        .log_url
+        .clone()
+        .or_else(|| policy.log_url().map(str::to_string))
+        .with_context(|| {
+            format!(
+                "the policy's log line for {} gives no URL: give --log-url",
+                policy.log_origin()
+            )
+        })?;
+    let trust = match &a.log_ca {
+        Some(p) => Trust::ca_bundle_file(p)
+            .with_context(|| format!("--log-ca {} is not usable", p.display()))?,
+        None => Trust::WebPki,
+    };
+    let fetcher = Arc::new(
+        Fetcher::new(FetcherConfig {
+            trust,
+            use_env_proxy: true,
+            ..FetcherConfig::default()
+        })
+        .context("setting up HTTPS for the log")?,
+    );
+    let timeout = std::time::Duration::from_secs(a.log_timeout.as_secs().max(1) as u64);
+    let client = airlock_log::client::LogClient::new(&url, fetcher, signer, timeout);
+    let log = ConfiguredLog::new(vec![client]);
+    // A log that is down or is another log is found out now, not after the build and signing.
+    if let Err(e) = log.pick(&policy) {
+        bail!(
+            "attestations cannot be logged: {}; nothing was built",
+            airlock_core::error_chain(&*e)
+        );
+    }
+    Ok(Some(AttestationLog { policy, log }))
+}
+
+/// Submit the attestation at `path` (its exact bytes) to the log, wait for a cosigned
+/// checkpoint, verify the bundle as a client that knows nothing of the log would, and write it
+/// beside the attestation. Returns the bundle's path.
+pub(crate) fn log_attestation(
+    log: &AttestationLog,
+    path: &Path,
+    envelope: &Envelope,
+    sha256: &str,
+) -> anyhow::Result<PathBuf> {
+    use airlock_repo::ReleaseLog;
+    let unlogged = || {
+        format!(
+            "{} is signed but not logged (clients will not count it)",
+            path.display()
+        )
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let keyid = envelope
+        .signatures
+        .first()
+        .map(|s| s.keyid.clone())
+        .with_context(unlogged)?;
+    let policy = &log.policy;
+    let check = ReleaseCheck::attestation(policy, &keyid, sha256, &bytes).with_context(unlogged)?;
+    let bundles = log
+        .log
+        .log(policy, &[check.statement().to_vec()])
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {}",
+                log.log.describe(policy),
+                airlock_core::error_chain(&*e)
+            )
+        })
+        .with_context(unlogged)?;
+    let bundle = bundles
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: no proof bundle returned", log.log.describe(policy)))
+        .with_context(unlogged)?;
+    // Read the clock after the log answered: a cosignature dated after `now` would not count.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match check
+        .verify(&VerifierState::new(), Some(&bundle), None, now)
+        .with_context(unlogged)?
+    {
+        ReleaseStep::Accepted(_) => {}
+        ReleaseStep::NeedConsistency { .. } => {
+            bail!(
+                "{}: the proof bundle asked for a consistency proof against an empty state",
+                unlogged()
+            )
+        }
+    }
+    let mut proof = path.as_os_str().to_owned();
+    proof.push(PROOF_SUFFIX);
+    let proof = PathBuf::from(proof);
+    airlock_fs::write_atomic(&proof, &bundle, &airlock_fs::WriteOptions::default())
+        .with_context(unlogged)?;
+    Ok(proof)
 }
 
 /// A fresh directory for one rebuild: DIR/builds/<target>.<sha256 prefix>.<n>.

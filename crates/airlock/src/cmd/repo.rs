@@ -1218,7 +1218,9 @@ impl ConfiguredLog {
         ConfiguredLog { clients }
     }
 
-    fn pick(
+    /// The client whose URL serves the log `policy` names (its checkpoint is signed by that
+    /// log's key), or why none does.
+    pub(crate) fn pick(
         &self,
         policy: &TransparencyPolicy,
     ) -> Result<&airlock_log::client::LogClient, airlock_repo::ReleaseLogError> {
@@ -1267,22 +1269,15 @@ impl airlock_repo::ReleaseLog for ConfiguredLog {
     }
 }
 
-/// The release log from the config, `None` when none is configured (publishing a root that
-/// requires one then fails, naming the log).
-fn configured_log(args: &Args, repo: &Repository) -> anyhow::Result<Option<ConfiguredLog>> {
-    let Some(c) = &repo.config().release_log else {
-        return Ok(None);
-    };
-    let key = {
-        let p = Path::new(&c.key);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            repo.path().join(p)
-        }
-    };
-    let name = match &c.key_name {
-        Some(n) => Some(n.clone()),
+/// A publisher note key from `airlock log keygen` (the key a log accepts submissions signed
+/// by): its name is `name`, else the one in `KEY.pub` beside it.
+pub(crate) fn read_publisher_key(
+    key: &Path,
+    name: Option<&str>,
+    passphrase: &PassphraseSource,
+) -> anyhow::Result<airlock_core::tlog::NoteSigner> {
+    let name = match name {
+        Some(n) => Some(n.to_string()),
         None => {
             let mut pub_path = key.as_os_str().to_owned();
             pub_path.push(".pub");
@@ -1297,6 +1292,29 @@ fn configured_log(args: &Args, repo: &Repository) -> anyhow::Result<Option<Confi
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(e).with_context(|| format!("reading {}", pub_path.display())),
             }
+        }
+    };
+    airlock_keystore::read_note_key(
+        key,
+        name.as_deref(),
+        airlock_core::tlog::KeyAlgorithm::Ed25519,
+        passphrase,
+    )
+    .with_context(|| format!("the publisher key for the log, {}", key.display()))
+}
+
+/// The release log from the config, `None` when none is configured (publishing a root that
+/// requires one then fails, naming the log).
+fn configured_log(args: &Args, repo: &Repository) -> anyhow::Result<Option<ConfiguredLog>> {
+    let Some(c) = &repo.config().release_log else {
+        return Ok(None);
+    };
+    let key = {
+        let p = Path::new(&c.key);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            repo.path().join(p)
         }
     };
     let trust = match &c.ca_file {
@@ -1319,13 +1337,7 @@ fn configured_log(args: &Args, repo: &Repository) -> anyhow::Result<Option<Confi
             urls.push(u.to_string());
         }
     }
-    let signer = airlock_keystore::read_note_key(
-        &key,
-        name.as_deref(),
-        airlock_core::tlog::KeyAlgorithm::Ed25519,
-        &passphrase(args),
-    )
-    .with_context(|| format!("the publisher key for the release log, {}", key.display()))?;
+    let signer = read_publisher_key(&key, c.key_name.as_deref(), &passphrase(args))?;
     let mut clients = Vec::new();
     for url in urls {
         // One decryption; each client holds its own copy of the key.

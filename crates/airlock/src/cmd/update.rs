@@ -549,6 +549,7 @@ fn verify_rebuilds(args: &Args, target: &str) -> anyhow::Result<()> {
             "required": !report.verdicts.is_empty(),
             "policies": policies,
             "fetch_failures": report.fetch_failures,
+            "not_logged": report.not_logged,
         }))?;
     } else if report.verdicts.is_empty() {
         println!(
@@ -579,6 +580,9 @@ fn verify_rebuilds(args: &Args, target: &str) -> anyhow::Result<()> {
                 }
                 Err(e) => println!("  {} policy, {what}: NOT MET: {e}", source_name(v.source)),
             }
+        }
+        for why in &report.not_logged {
+            println!("  not counted, not shown logged: {why}");
         }
     }
     report.into_result()?;
