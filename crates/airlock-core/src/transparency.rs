@@ -267,6 +267,36 @@ impl TransparencyPolicy {
     }
 }
 
+/// The values of a logged statement in exactly the form its writer makes: `header`, then one
+/// `key value` line per key in this order, each ending in a newline, nothing else.
+fn statement_values<'a, const N: usize>(
+    bytes: &'a [u8],
+    header: &str,
+    keys: [&str; N],
+) -> Result<[&'a str; N], TransparencyError> {
+    let bad = |why: String| TransparencyError::Statement(why);
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
+    let body = text
+        .strip_suffix('\n')
+        .ok_or_else(|| bad("does not end in a newline".into()))?;
+    let mut lines = body.split('\n');
+    if lines.next() != Some(header) {
+        return Err(bad(format!("not an {header} statement")));
+    }
+    let mut values = [""; N];
+    for (slot, key) in values.iter_mut().zip(keys) {
+        *slot = lines
+            .next()
+            .and_then(|l| l.strip_prefix(key))
+            .and_then(|l| l.strip_prefix(' '))
+            .ok_or_else(|| bad(format!("line {key:?} missing")))?;
+    }
+    if lines.next().is_some() {
+        return Err(bad("extra lines".into()));
+    }
+    Ok(values)
+}
+
 /// What is logged for one metadata file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseStatement {
@@ -313,28 +343,12 @@ impl ReleaseStatement {
     /// accepted, so an entry reads one way.
     pub fn parse(bytes: &[u8]) -> Result<Self, TransparencyError> {
         let bad = |why: &str| TransparencyError::Statement(why.to_string());
-        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-        let body = text
-            .strip_suffix('\n')
-            .ok_or_else(|| bad("does not end in a newline"))?;
-        let mut lines = body.split('\n');
-        if lines.next() != Some(STATEMENT_HEADER) {
-            return Err(bad("not an airlock-release/v1 statement"));
-        }
-        let mut value = |key: &str| {
-            lines
-                .next()
-                .and_then(|l| l.strip_prefix(key))
-                .and_then(|l| l.strip_prefix(' '))
-                .ok_or_else(|| TransparencyError::Statement(format!("line {key:?} missing")))
-        };
-        let repository = value("repository")?.to_string();
-        let role = value("role")?.to_string();
-        let version_text = value("version")?;
-        let sha_text = value("sha256")?;
-        if lines.next().is_some() {
-            return Err(bad("extra lines"));
-        }
+        let [repository, role, version_text, sha_text] = statement_values(
+            bytes,
+            STATEMENT_HEADER,
+            ["repository", "role", "version", "sha256"],
+        )?;
+        let (repository, role) = (repository.to_string(), role.to_string());
         check_repository(&repository).map_err(|_| bad("bad repository"))?;
         check_role(&role)?;
         let canonical = !version_text.is_empty()
@@ -449,28 +463,12 @@ impl AttestationStatement {
     /// Parse a logged entry; only the exact form [`AttestationStatement::to_bytes`] writes.
     pub fn parse(bytes: &[u8]) -> Result<Self, TransparencyError> {
         let bad = |why: &str| TransparencyError::Statement(why.to_string());
-        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-        let body = text
-            .strip_suffix('\n')
-            .ok_or_else(|| bad("does not end in a newline"))?;
-        let mut lines = body.split('\n');
-        if lines.next() != Some(ATTESTATION_HEADER) {
-            return Err(bad("not an airlock-attestation/v1 statement"));
-        }
-        let mut value = |key: &str| {
-            lines
-                .next()
-                .and_then(|l| l.strip_prefix(key))
-                .and_then(|l| l.strip_prefix(' '))
-                .ok_or_else(|| TransparencyError::Statement(format!("line {key:?} missing")))
-        };
-        let repository = value("repository")?.to_string();
-        let keyid = value("keyid")?.to_string();
-        let subject = value("subject-sha256")?;
-        let envelope = value("envelope-sha256")?;
-        if lines.next().is_some() {
-            return Err(bad("extra lines"));
-        }
+        let [repository, keyid, subject, envelope] = statement_values(
+            bytes,
+            ATTESTATION_HEADER,
+            ["repository", "keyid", "subject-sha256", "envelope-sha256"],
+        )?;
+        let (repository, keyid) = (repository.to_string(), keyid.to_string());
         check_repository(&repository).map_err(|_| bad("bad repository"))?;
         check_keyid(&keyid)?;
         let subject_sha256 = parse_sha256(subject)

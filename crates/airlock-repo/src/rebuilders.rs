@@ -46,24 +46,6 @@ impl Repository {
                 None => "the staged root carries no rebuilder policy",
             }));
         }
-        let fields = &mut self.root.signed.unrecognized;
-        match policy {
-            Some(p) => {
-                fields.insert(EXTENSION_FIELD.to_string(), p.to_value());
-            }
-            None => {
-                fields.remove(EXTENSION_FIELD);
-            }
-        }
-        let published = self.published_state()?;
-        let (roles, unsigned) = self.finish_change(
-            &std::collections::BTreeSet::from(["root".to_string()]),
-            &published,
-        )?;
-        Ok(ChangeReport {
-            roles,
-            unsigned,
-            new_keyids: Vec::new(),
-        })
+        self.set_root_field(EXTENSION_FIELD, policy.map(RebuilderPolicy::to_value))
     }
 }

@@ -184,13 +184,23 @@ impl Repository {
                 None => "the staged root carries no transparency policy",
             }));
         }
+        self.set_root_field(EXTENSION_FIELD, policy.map(TransparencyPolicy::to_value))
+    }
+
+    /// Set (`Some`) or remove (`None`) an extension field of the staged root's `signed`: a
+    /// new root version, signed with every root key on this machine.
+    pub(crate) fn set_root_field(
+        &mut self,
+        field: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<ChangeReport, RepoError> {
         let fields = &mut self.root.signed.unrecognized;
-        match policy {
-            Some(p) => {
-                fields.insert(EXTENSION_FIELD.to_string(), p.to_value());
+        match value {
+            Some(v) => {
+                fields.insert(field.to_string(), v);
             }
             None => {
-                fields.remove(EXTENSION_FIELD);
+                fields.remove(field);
             }
         }
         let published = self.published_state()?;

@@ -847,6 +847,25 @@ fn slot(vendor: &Vendor, target: &str, sha256: &str, keyid: &str) -> std::path::
         .fold(vendor.repo.join("published"), |p, s| p.join(s))
 }
 
+/// `airlock mirror sync` of the served repository into `mirror`; its JSON report.
+fn mirror_sync(mirror: &Path, served: &Served, vendor: &Vendor) -> serde_json::Value {
+    let from = format!("{},{}", served.metadata_url, served.targets_url);
+    let out = airlock(&[
+        "--json",
+        "mirror",
+        "sync",
+        "--from",
+        &from,
+        "--to",
+        mirror.to_str().unwrap(),
+        "--root",
+        vendor.root(),
+        "--ca-file",
+        &served.ca,
+    ]);
+    serde_json::from_str(&succeeded(&out)).unwrap()
+}
+
 fn sha256_of(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(fs::read(path).unwrap()))
@@ -1013,21 +1032,7 @@ fn client_requires_k_of_n_rebuilders() {
 
     // A mirror carries the attestations, verified: hello's two, not the planted ones.
     let mirror = t.join("mirror");
-    let from = format!("{},{}", served.metadata_url, served.targets_url);
-    let out = airlock(&[
-        "--json",
-        "mirror",
-        "sync",
-        "--from",
-        &from,
-        "--to",
-        mirror.to_str().unwrap(),
-        "--root",
-        vendor.root(),
-        "--ca-file",
-        &served.ca,
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&succeeded(&out)).unwrap();
+    let v = mirror_sync(&mirror, &served, &vendor);
     assert_eq!(v["attestations_fetched"], 2, "{v}");
     let mirrored = |target: &str, sha: &str, keyid: &str| {
         airlock_core::rebuild::layout::attestation_path(target, sha, keyid)
@@ -1281,21 +1286,7 @@ fn logged_attestations_count_only_with_a_verifying_proof() {
 
     // A mirror carries each attestation with its bundle.
     let mirror = t.join("mirror");
-    let from = format!("{},{}", served.metadata_url, served.targets_url);
-    let out = airlock(&[
-        "--json",
-        "mirror",
-        "sync",
-        "--from",
-        &from,
-        "--to",
-        mirror.to_str().unwrap(),
-        "--root",
-        vendor.root(),
-        "--ca-file",
-        &served.ca,
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&succeeded(&out)).unwrap();
+    let v = mirror_sync(&mirror, &served, &vendor);
     assert_eq!(v["attestations_fetched"], 2, "{v}");
     for key in [&a, &b] {
         let rel =
