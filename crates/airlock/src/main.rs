@@ -91,7 +91,7 @@ enum Command {
     /// differences apart from metadata-only ones.
     Diff(cmd::diff::Args),
     /// Rebuilder: rebuild a target from source in a sandbox, attest to a byte-identical result.
-    Rebuild(cmd::rebuild::Args),
+    Rebuild(Box<cmd::rebuild::Args>),
     /// Walk through a whole release end to end on 127.0.0.1, showing every check.
     Demo(cmd::demo::Args),
     /// Write manual pages for every command.
@@ -122,7 +122,7 @@ fn main() {
         Command::Key(a) => cmd::key::run(a, json),
         Command::Agent(a) => cmd::agent::run(a, json),
         Command::Diff(a) => cmd::diff::run(a, json),
-        Command::Rebuild(a) => cmd::rebuild::run(a, json),
+        Command::Rebuild(a) => cmd::rebuild::run(*a, json),
         Command::Demo(a) => cmd::demo::run(a, json),
         Command::Man(a) => cmd::manual::man(a, Cli::command(), json),
         Command::Completions(a) => cmd::manual::completions(a, Cli::command()),

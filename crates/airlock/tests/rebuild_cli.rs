@@ -515,13 +515,13 @@ fn rebuild_matches_and_mismatches() {
     );
     assert!(work.join("mismatch.diff.txt").is_file());
 
-    // --watch rebuilds every target not rebuilt before (in its own DIR): the good one and the
+    // `rebuild watch` rebuilds every target not rebuilt before (in its own DIR): the good one and the
     // altered one in the first pass (exit non-zero for the mismatch), nothing in the second,
     // only the new release in the third.
     let watch_dir = vendor.tmp.path().join("watcher");
     let w = watch_dir.to_str().unwrap();
     let watch = |expect_ok: bool| {
-        let args = rebuild_args(&served, &vendor, w, k, "--watch");
+        let args = rebuild_args(&served, &vendor, w, k, "watch");
         let out = airlock_pass(&args);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();

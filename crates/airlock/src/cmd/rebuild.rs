@@ -31,7 +31,7 @@ use super::update::check_url;
       --targets-url https://updates.example.org/targets/ --root root.json \\
       --key rebuilder.key --id rebuilder.example.org
 
-  airlock rebuild --watch --repo https://updates.example.org/metadata/ \
+  airlock rebuild watch --repo https://updates.example.org/metadata/ \
       --key rebuilder.key --id rebuilder.example.org --every 10m
 
 The target's metadata is fetched and verified as `airlock update` does (the root given once with
@@ -45,8 +45,9 @@ in that policy's log: --log-key (a publisher key from `airlock log keygen` that 
 is then required, checked before anything is built, and on a match the attestation is submitted,
 its proof bundle verified and written beside it (ATTESTATION.tlog-proof).
 
-`airlock rebuild publish` places attestations into a repository's published tree; a target
-literally named `publish` is given last, after `--`: `airlock rebuild --repo URL ... -- publish`.",
+`airlock rebuild publish` places attestations into a repository's published tree, `airlock
+rebuild watch` rebuilds every new target; a target literally named `publish` or `watch` is given
+last, after `--`: `airlock rebuild --repo URL ... -- publish`.",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -54,16 +55,15 @@ pub struct Args {
     #[command(subcommand)]
     command: Option<Sub>,
     /// The target path, as the repository lists it.
-    #[arg(required_unless_present = "watch")]
+    #[arg(required = true)]
     target: Option<String>,
-    /// Rebuild every target with a recipe that this DIR has not rebuilt yet (once, for cron;
-    /// with --every, again and again). DIR/watch.json records each target's result: a match or
-    /// a mismatch is not rebuilt again, a failure to fetch or build is retried next pass.
-    #[arg(long, conflicts_with = "target")]
-    watch: bool,
-    /// With --watch: wait this long (e.g. 10m) after each pass and go on until stopped.
-    #[arg(long, value_name = "PERIOD", requires = "watch")]
-    every: Option<airlock_repo::Period>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+/// What every rebuild needs: the repository, the rebuilder's identity, the sandbox, the log.
+#[derive(clap::Args, Debug)]
+struct Opts {
     /// Rebuilder state: trusted metadata (metadata/) and builds (builds/).
     #[arg(long, env = "AIRLOCK_REBUILD_DIR", default_value = "airlock-rebuild")]
     dir: PathBuf,
@@ -128,6 +128,26 @@ pub struct Args {
 #[derive(clap::Subcommand, Debug)]
 enum Sub {
     Publish(PublishArgs),
+    Watch(Box<WatchArgs>),
+}
+
+/// Rebuild every target with a recipe that this DIR has not rebuilt yet (docs/rebuild.md,
+/// "Every new target, from cron").
+#[derive(Parser, Debug)]
+#[command(after_help = "Example:
+  airlock rebuild watch --repo https://updates.example.org/metadata/ --root root.json \\
+      --key rebuilder.key --id rebuilder.example.org            # one pass, from cron
+  airlock rebuild watch ... --every 10m                           # until stopped
+
+DIR/watch.json records each target's result (per path and SHA-256): a match or a mismatch is not
+rebuilt again, a failure to fetch or build is tried again by the next pass. Without --every the
+exit status is non-zero when a target of this pass mismatched or failed.")]
+struct WatchArgs {
+    #[command(flatten)]
+    opts: Opts,
+    /// Wait this long (e.g. 10m) after each pass and go on until stopped.
+    #[arg(long, value_name = "PERIOD")]
+    every: Option<airlock_repo::Period>,
 }
 
 /// Verify attestations and place them into a repository's published tree, where clients and
@@ -164,7 +184,11 @@ struct PublishArgs {
 pub fn run(a: Args, json_out: bool) -> anyhow::Result<()> {
     match &a.command {
         Some(Sub::Publish(p)) => publish(p, json_out),
-        None => rebuild(a, json_out),
+        Some(Sub::Watch(w)) => watch(&w.opts, w.every, json_out),
+        None => match &a.target {
+            Some(t) => rebuild(t, &a.opts, json_out),
+            None => bail!(usage("give a TARGET")),
+        },
     }
 }
 
@@ -273,8 +297,9 @@ enum Verdict {
     },
 }
 
-fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
-    // Required by clap whenever no subcommand is given.
+/// Check the options and set up what every rebuild needs, before any download or build.
+fn open(a: &Opts) -> anyhow::Result<Rebuilder> {
+    // Required by clap (`rebuild TARGET` and `rebuild watch`).
     let (Some(metadata_url), Some(key), Some(id)) =
         (a.metadata_url.clone(), a.key.clone(), a.id.clone())
     else {
@@ -355,15 +380,14 @@ fn rebuild(a: Args, json_out: bool) -> anyhow::Result<()> {
         metadata_url,
         log_signer,
     };
-    if a.watch {
-        return watch(&a, &r, json_out);
-    }
-    let Some(target) = a.target.clone() else {
-        bail!(usage("give a TARGET or --watch"));
-    };
-    let mut updater = r.updater(&a)?;
-    let log = r.attestation_log(&a, &updater)?;
-    match rebuild_target(&a, &r, &mut updater, log.as_ref(), &target, json_out)? {
+    Ok(r)
+}
+
+fn rebuild(target: &str, a: &Opts, json_out: bool) -> anyhow::Result<()> {
+    let r = open(a)?;
+    let mut updater = r.updater(a)?;
+    let log = r.attestation_log(a, &updater)?;
+    match rebuild_target(a, &r, &mut updater, log.as_ref(), target, json_out)? {
         Verdict::Match { .. } => Ok(()),
         Verdict::Mismatch { message, .. } => bail!(message),
     }
@@ -373,7 +397,7 @@ impl Rebuilder {
     /// A refreshed client of the repository. The rebuilder compares the published bytes, it
     /// never installs them: they are what it is to attest (or not), so no attestation can be
     /// required before it reads them.
-    fn updater(&self, a: &Args) -> anyhow::Result<Updater> {
+    fn updater(&self, a: &Opts) -> anyhow::Result<Updater> {
         let mut cfg = UpdaterConfig::new(
             a.dir.join("metadata"),
             self.metadata_url.clone(),
@@ -401,7 +425,7 @@ impl Rebuilder {
     /// [`attestation_log`]).
     fn attestation_log(
         &self,
-        a: &Args,
+        a: &Opts,
         updater: &Updater,
     ) -> anyhow::Result<Option<AttestationLog>> {
         // One key, a log client per use (a watch decides again each pass: the root may rotate).
@@ -423,7 +447,7 @@ fn sibling_targets_url(metadata_url: &str) -> Option<String> {
 
 /// Rebuild one target and compare; sign on a match. Prints the outcome.
 fn rebuild_target(
-    a: &Args,
+    a: &Opts,
     r: &Rebuilder,
     updater: &mut Updater,
     log: Option<&AttestationLog>,
@@ -543,7 +567,8 @@ struct Pass {
 
 /// `--watch`: rebuild every target with a recipe not rebuilt yet; once, or every PERIOD (a
 /// pass that fails, e.g. the repository is unreachable, is then reported and retried).
-fn watch(a: &Args, r: &Rebuilder, json_out: bool) -> anyhow::Result<()> {
+fn watch(a: &Opts, every: Option<airlock_repo::Period>, json_out: bool) -> anyhow::Result<()> {
+    let r = &open(a)?;
     loop {
         let pass = watch_pass(a, r, json_out);
         if let Ok(p) = &pass
@@ -555,7 +580,7 @@ fn watch(a: &Args, r: &Rebuilder, json_out: bool) -> anyhow::Result<()> {
                 p.matched, p.mismatched, p.failed, p.done_before
             );
         }
-        let Some(every) = a.every else {
+        let Some(every) = every else {
             let p = pass?;
             if p.mismatched > 0 {
                 bail!(
@@ -577,7 +602,7 @@ fn watch(a: &Args, r: &Rebuilder, json_out: bool) -> anyhow::Result<()> {
     }
 }
 
-fn watch_pass(a: &Args, r: &Rebuilder, json_out: bool) -> anyhow::Result<Pass> {
+fn watch_pass(a: &Opts, r: &Rebuilder, json_out: bool) -> anyhow::Result<Pass> {
     let state_path = a.dir.join(WATCH_STATE);
     let mut state: serde_json::Map<String, serde_json::Value> = match std::fs::read(&state_path) {
         Ok(b) => serde_json::from_slice(&b)
@@ -645,7 +670,7 @@ pub(crate) struct AttestationLog {
 /// the trusted root a client counts only logged attestations, so an unlogged one is refused
 /// here rather than signed to no use; without one there is no log to submit to.
 fn attestation_log(
-    a: &Args,
+    a: &Opts,
     policy: Option<&TransparencyPolicy>,
     signer: Option<airlock_core::tlog::NoteSigner>,
 ) -> anyhow::Result<Option<AttestationLog>> {
