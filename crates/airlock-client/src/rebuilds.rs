@@ -18,7 +18,7 @@
 use airlock_core::mirrors::Use;
 use airlock_core::rebuild::attestation::MAX_ENVELOPE_LEN;
 use airlock_core::rebuild::layout::attestation_url_path;
-use airlock_core::rebuild::{Confirmation, PolicyError, RebuilderPolicy, decide};
+use airlock_core::rebuild::{Confirmation, PolicyError, RebuilderPolicy, decide, decide_logged};
 use airlock_core::transparency::{PROOF_SUFFIX, ReleaseCheck, TransparencyPolicy};
 
 use crate::config::with_trailing_slash;
@@ -160,15 +160,17 @@ impl Updater {
         let mut keyids: Vec<&String> = policies.iter().flat_map(|(_, p)| p.keys().keys()).collect();
         keyids.sort();
         keyids.dedup();
-        let mut fetched: Vec<Vec<u8>> = Vec::new();
+        // Each attestation with the key id of the slot it was fetched from (and, under a
+        // transparency policy, shown logged for).
+        let mut fetched: Vec<(String, Vec<u8>)> = Vec::new();
         let transparency = self.transparency().cloned();
         for keyid in keyids {
             match self.fetch_attestation(info, &sha256, keyid) {
                 Ok(Some((url, bytes))) => match &transparency {
-                    None => fetched.push(bytes),
+                    None => fetched.push((keyid.clone(), bytes)),
                     Some(t) => match self.check_attestation_logged(t, keyid, &sha256, &url, &bytes)
                     {
-                        Ok(_) => fetched.push(bytes),
+                        Ok(_) => fetched.push((keyid.clone(), bytes)),
                         Err(why) => report.not_logged.push(why),
                     },
                 },
@@ -176,9 +178,18 @@ impl Updater {
                 Err(why) => report.fetch_failures.push(why),
             }
         }
-        let refs: Vec<&[u8]> = fetched.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[u8]> = fetched.iter().map(|(_, b)| b.as_slice()).collect();
+        let slots: Vec<(&str, &[u8])> = fetched
+            .iter()
+            .map(|(k, b)| (k.as_str(), b.as_slice()))
+            .collect();
         for (source, policy) in policies {
-            let mut result = decide(&policy, &info.path, &sha256, info.file.length, &refs);
+            let (path, len) = (&info.path, info.file.length);
+            let mut result = match transparency {
+                // A logged envelope counts only for the key it was logged for.
+                Some(_) => decide_logged(&policy, path, &sha256, len, &slots),
+                None => decide(&policy, path, &sha256, len, &refs),
+            };
             if let Err(PolicyError::NotEnough { refused, .. }) = &mut result {
                 refused.extend(report.not_logged.iter().cloned());
             }

@@ -10,5 +10,5 @@ pub mod policy;
 pub mod recipe;
 
 pub use attestation::{AttestationError, Envelope, RebuildStatement, verify_attestation};
-pub use policy::{Confirmation, PolicyError, RebuilderPolicy, decide, decide_all};
+pub use policy::{Confirmation, PolicyError, RebuilderPolicy, decide, decide_all, decide_logged};
 pub use recipe::{Builder, RebuildInfo, Recipe, RecipeError, SourceRef};

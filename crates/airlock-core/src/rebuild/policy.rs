@@ -189,9 +189,35 @@ pub fn decide(
     length: u64,
     attestations: &[&[u8]],
 ) -> Result<Vec<Confirmation>, PolicyError> {
+    let any: Vec<(Option<&str>, &[u8])> = attestations.iter().map(|a| (None, *a)).collect();
+    decide_inner(policy, target, sha256, length, &any)
+}
+
+/// [`decide`] for attestations each shown to be logged for one key id (the key id of the
+/// transparency statement it was checked against): an envelope counts only for that key,
+/// never for another trusted key that also signed it, whose use the log does not show.
+pub fn decide_logged(
+    policy: &RebuilderPolicy,
+    target: &str,
+    sha256: &str,
+    length: u64,
+    attestations: &[(&str, &[u8])],
+) -> Result<Vec<Confirmation>, PolicyError> {
+    let only: Vec<(Option<&str>, &[u8])> =
+        attestations.iter().map(|(k, a)| (Some(*k), *a)).collect();
+    decide_inner(policy, target, sha256, length, &only)
+}
+
+fn decide_inner(
+    policy: &RebuilderPolicy,
+    target: &str,
+    sha256: &str,
+    length: u64,
+    attestations: &[(Option<&str>, &[u8])],
+) -> Result<Vec<Confirmation>, PolicyError> {
     let mut counted: BTreeMap<KeyMaterial, Confirmation> = BTreeMap::new();
     let mut refused = Vec::new();
-    for (i, bytes) in attestations.iter().enumerate() {
+    for (i, (only, bytes)) in attestations.iter().enumerate() {
         let env = match Envelope::parse(bytes) {
             Ok(e) if e.payload_type == PAYLOAD_TYPE => e,
             Ok(e) => {
@@ -205,6 +231,9 @@ pub fn decide(
         };
         let mut trusted_signer = false;
         for sig in &env.signatures {
+            if only.is_some_and(|k| k != sig.keyid) {
+                continue;
+            }
             let Some(key) = policy.keys.get(&sig.keyid) else {
                 continue;
             };
@@ -313,6 +342,24 @@ mod tests {
 
     /// One rebuilder twice, another digest, another target, an unknown key, a forged
     /// signature: none of them adds a second confirmation, and the message says who was found.
+    /// One envelope signed by both rebuilders but logged for the first only: under
+    /// transparency it counts once (the second key's use is not in the log), without it twice.
+    #[test]
+    fn a_logged_envelope_counts_only_for_the_key_it_was_logged_for() {
+        let ks = keys(2);
+        let p = policy(2, &ks);
+        let st = statement();
+        let mut both = Envelope::parse(&attest(&ks[0], "a", |_| {})).unwrap();
+        let second = Envelope::sign(PAYLOAD_TYPE, both.payload.clone(), &ks[1]).unwrap();
+        both.signatures.extend(second.signatures);
+        let both = both.to_json();
+        let got = decide(&p, &st.target, &st.sha256, st.length, &[&both]).unwrap();
+        assert_eq!(got.len(), 2);
+        let a = ks[0].public_key().key_id();
+        let e = decide_logged(&p, &st.target, &st.sha256, st.length, &[(&a, &both)]).unwrap_err();
+        assert!(e.to_string().contains("1 of the 2 required"), "{e}");
+    }
+
     #[test]
     fn no_double_counting_and_no_wrong_attestations() {
         let ks = keys(2);
