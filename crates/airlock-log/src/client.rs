@@ -21,8 +21,18 @@ const MAX_RESPONSE: u64 = 1 << 20;
 const SUBMIT_ATTEMPTS: u32 = 3;
 /// First pause between attempts by default; each later one is twice as long.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
-/// Pause between polls of the checkpoint and the proof endpoint.
+/// Longest pause between polls of the checkpoint and the proof endpoint.
 const POLL: Duration = Duration::from_millis(100);
+/// The first poll comes this soon: the log and its witnesses usually publish a covering
+/// checkpoint within tens of milliseconds, so polls start short and double up to [`POLL`].
+const FIRST_POLL: Duration = Duration::from_millis(5);
+
+/// The pause before poll `n` (0-based): 5, 10, 20, 40, 80, then 100 ms.
+fn poll_pause(n: u32) -> Duration {
+    FIRST_POLL
+        .saturating_mul(1u32.checked_shl(n.min(16)).unwrap_or(u32::MAX))
+        .min(POLL)
+}
 
 /// The log's answer to a submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +221,7 @@ impl LogClient {
     /// Wait until the published checkpoint covers entry `index`; returns its size.
     pub fn wait_published(&self, index: u64) -> Result<u64, ClientError> {
         let deadline = Instant::now() + self.timeout;
+        let mut polls = 0;
         loop {
             let size = self.published_checkpoint()?.size;
             if size > index {
@@ -223,7 +234,8 @@ impl LogClient {
                     secs: self.timeout.as_secs(),
                 });
             }
-            std::thread::sleep(POLL);
+            std::thread::sleep(poll_pause(polls));
+            polls += 1;
         }
     }
 
@@ -232,10 +244,14 @@ impl LogClient {
     pub fn proof(&self, index: u64) -> Result<Vec<u8>, ClientError> {
         let url = self.endpoint(&format!("proof/{index}"));
         let deadline = Instant::now() + self.timeout;
+        let mut polls = 0;
         loop {
             match self.fetcher.fetch_capped(&url, MAX_RESPONSE) {
                 Ok(b) => return Ok(b),
-                Err(e) if e.is_not_found() && Instant::now() < deadline => std::thread::sleep(POLL),
+                Err(e) if e.is_not_found() && Instant::now() < deadline => {
+                    std::thread::sleep(poll_pause(polls));
+                    polls += 1;
+                }
                 Err(e) if e.is_not_found() => {
                     return Err(ClientError::NotPublished {
                         url,
@@ -283,5 +299,17 @@ fn retry_reason(result: &Result<airlock_fetch::Response, FetchError>) -> Option<
             Some(e.to_string())
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod poll_tests {
+    use super::*;
+
+    #[test]
+    fn polls_start_short_and_settle_at_the_longest_pause() {
+        let pauses: Vec<u64> = (0..8).map(|n| poll_pause(n).as_millis() as u64).collect();
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 100, 100, 100]);
+        assert_eq!(poll_pause(u32::MAX), POLL);
     }
 }
