@@ -288,7 +288,7 @@ impl Sequencer {
         &mut self,
         entries: &[E],
     ) -> Result<(Committed, Vec<Placed>), SequencerError> {
-        let mut fresh: Vec<&[u8]> = Vec::new();
+        let mut fresh: Vec<(&[u8], Hash)> = Vec::with_capacity(entries.len());
         let mut in_batch: HashMap<Hash, u64> = HashMap::new();
         let mut placed = Vec::with_capacity(entries.len());
         for e in entries {
@@ -302,7 +302,7 @@ impl Sequencer {
                 None => {
                     let index = self.size + fresh.len() as u64;
                     in_batch.insert(h, index);
-                    fresh.push(e.as_ref());
+                    fresh.push((e.as_ref(), h));
                     Placed {
                         index,
                         already_logged: false,
@@ -310,7 +310,8 @@ impl Sequencer {
                 }
             });
         }
-        let committed = self.append(&fresh)?;
+        // The leaf hashes computed here are the ones appended: each entry is hashed once.
+        let committed = self.append_hashed(&fresh)?;
         Ok((committed, placed))
     }
 
@@ -329,8 +330,18 @@ impl Sequencer {
     /// Appends `entries` durably and advances the guard. On error nothing is acknowledged and
     /// the in-memory state is reloaded from storage by the caller (reopen).
     pub fn append<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Committed, SequencerError> {
-        for (index, e) in entries.iter().enumerate() {
-            let len = e.as_ref().len();
+        let hashed: Vec<(&[u8], Hash)> = entries
+            .iter()
+            .map(|e| (e.as_ref(), leaf_hash(e.as_ref())))
+            .collect();
+        self.append_hashed(&hashed)
+    }
+
+    /// [`Sequencer::append`] of entries whose leaf hashes the caller computed with
+    /// [`leaf_hash`] over the same bytes.
+    fn append_hashed(&mut self, entries: &[(&[u8], Hash)]) -> Result<Committed, SequencerError> {
+        for (index, (e, _)) in entries.iter().enumerate() {
+            let len = e.len();
             if len > MAX_BUNDLE_ENTRY {
                 return Err(SequencerError::EntryTooLarge {
                     index,
@@ -358,9 +369,7 @@ impl Sequencer {
         if self.edge.is_empty() {
             self.edge.push(Vec::new());
         }
-        for e in entries {
-            let e = e.as_ref();
-            let h = leaf_hash(e);
+        for &(e, h) in entries {
             self.leaves.entry(h).or_insert(self.size);
             self.edge[0].push(h);
             self.bundle.push(e.to_vec());
