@@ -9,6 +9,7 @@
 //! child (see [`measure`]). `update-bench transparency …` is issue 11's benchmark (see
 //! [`tlog`]).
 
+mod callgrind;
 mod measure;
 mod mirrors;
 mod repo;
@@ -52,6 +53,11 @@ enum Cmd {
     ///
     /// Example: update-bench mirrors --mib 64 --repeat 5
     Mirrors(mirrors::MirrorArgs),
+    /// Instruction counts (valgrind's callgrind) of airlock-client's cold and warm runs on the
+    /// flat repository, which stay put on a loaded machine.
+    ///
+    /// Example: update-bench callgrind --targets 100000
+    Callgrind(callgrind::CallgrindArgs),
     /// Internal: run one program and print its wall time, CPU time and peak RSS as JSON.
     Measure {
         /// File that receives the program's stdout and stderr.
@@ -100,6 +106,10 @@ struct RunArgs {
     /// profiling; the document is not meant to be written from such a run.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Also count airlock-client's instructions on the flat repository (one cold and one warm
+    /// run under valgrind's callgrind, when valgrind is installed).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    callgrind: bool,
 }
 
 fn main() -> Result<()> {
@@ -111,6 +121,7 @@ fn main() -> Result<()> {
         Cmd::Run(args) => run(args),
         Cmd::Transparency(args) => tlog::run(args),
         Cmd::Mirrors(args) => mirrors::run(args),
+        Cmd::Callgrind(args) => callgrind::run(args),
     }
 }
 
@@ -281,6 +292,7 @@ fn run(args: RunArgs) -> Result<()> {
     let root = args.repo_root.canonicalize().context("repository root")?;
     let self_exe = std::env::current_exe().context("locating update-bench")?;
     let airlock_client = self_exe.with_file_name("airlock-bench-client");
+    let airlock_client_path = airlock_client.clone();
     if !airlock_client.is_file() {
         bail!(
             "{} is missing: build update-bench's binaries",
@@ -586,6 +598,23 @@ fn run(args: RunArgs) -> Result<()> {
             drop(dir);
         }
     }
+    let instructions = if !args.callgrind {
+        None
+    } else if callgrind::available() {
+        let url = |part: &str| bench.url(&flat, part);
+        let counts = callgrind::measure(
+            &airlock_client_path,
+            &flat,
+            &url,
+            &bench.ca_file,
+            bench.work.path(),
+        )?;
+        eprintln!("callgrind: {counts:?}");
+        Some(counts)
+    } else {
+        eprintln!("valgrind is not installed: no instruction counts");
+        None
+    };
     machine.load_end = Machine::loadavg();
 
     let body = report::section(&report::Context {
@@ -601,6 +630,7 @@ fn run(args: RunArgs) -> Result<()> {
         prefix: prefix.clone(),
         notes: std::fs::read_to_string(root.join("bench/update-bench/NOTES.md")).ok(),
         rows,
+        instructions,
     });
     println!("{body}");
     if args.doc != "-" {

@@ -205,6 +205,8 @@ pub struct Context {
     pub prefix: Repo,
     pub notes: Option<String>,
     pub rows: Vec<Row>,
+    /// Callgrind instruction counts of airlock-client's flat cold and warm runs.
+    pub instructions: Option<crate::callgrind::Counts>,
 }
 
 fn mib(bytes: u64) -> String {
@@ -422,6 +424,14 @@ pub fn section(cx: &Context) -> String {
     );
     for work in [A_COLD, A_WARM, B_SUCCINCT, B_PREFIX, C_BIG] {
         cx.table(&mut out, work);
+    }
+    if let Some(c) = &cx.instructions {
+        let _ = writeln!(
+            out,
+            "Instructions executed by airlock-client on the flat repository (`valgrind --tool=callgrind`, `Ir` of every thread, one run each, after the timed runs; steady under load, unlike the times above; `./bench/run-callgrind` prints them alone): cold {}, warm {}.\n",
+            crate::callgrind::group(c.cold),
+            crate::callgrind::group(c.warm)
+        );
     }
     cx.aims(&mut out);
     if let Some(notes) = &cx.notes {

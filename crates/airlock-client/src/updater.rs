@@ -12,7 +12,7 @@ use airlock_core::peer_check::{PeerTally, PeerVerdict};
 use airlock_core::transparency::{PROOF_SUFFIX, TransparencyPolicy};
 use airlock_core::tuf::{
     CachedSnapshot, Gated, MAX_ROOT_ROTATIONS, Metadata, Root, SearchStep, TargetFile,
-    TargetSearch, Targets, TimestampUpdate, TrustError, TrustedSet,
+    TargetSearch, Targets, TargetsLoad, TimestampUpdate, TrustError, TrustedSet,
 };
 use airlock_fetch::{FetchError, Fetcher, Progress};
 use chrono::{DateTime, Utc};
@@ -54,6 +54,9 @@ pub struct RefreshSummary {
     pub roots_rotated: u32,
     pub timestamp_version: u64,
     pub snapshot_version: u64,
+    /// The top-level targets version the trusted snapshot lists. A refresh that found nothing
+    /// changed since the last update leaves the stored `targets.json` to the first lookup,
+    /// which verifies it (and refuses it if it is not this version).
     pub targets_version: u64,
     /// The final root's expiry, RFC 3339.
     pub expires: String,
@@ -92,6 +95,8 @@ pub struct Updater {
     /// Metadata files (and proof bundles) accepted in this run, by their name on the server,
     /// when [`Updater::capture_metadata`] asked for them (a mirror publishes exactly these).
     captured: Option<Vec<(String, Vec<u8>)>>,
+    /// A refresh succeeded: lookups need not refresh first.
+    refreshed: bool,
 }
 
 impl std::fmt::Debug for Updater {
@@ -125,7 +130,7 @@ impl Updater {
                 source: Box::new(source),
             }
         })?;
-        let store = MetadataStore::open(metadata_dir)?;
+        let mut store = MetadataStore::open(metadata_dir)?;
         // A new trust anchor makes every other stored role meaningless.
         for entry in
             std::fs::read_dir(store.dir()).map_err(|source| crate::store::StoreError::Read {
@@ -193,6 +198,7 @@ impl Updater {
             reference_time,
             log_state: Mutex::new(log_state),
             captured: None,
+            refreshed: false,
         })
     }
 
@@ -257,8 +263,10 @@ impl Updater {
             self.current = m;
             let started = Instant::now();
             let result = self.refresh_here();
+            let result = self.commit_staged(result);
             match result {
                 Ok(summary) => {
+                    self.refreshed = true;
                     let elapsed = started.elapsed();
                     self.mirror_set()
                         .record_success(m, "metadata", Transfer { bytes: 0, elapsed });
@@ -282,8 +290,34 @@ impl Updater {
         self.check_final_root_expiry()?;
         self.load_timestamp()?;
         self.load_snapshot()?;
-        self.load_targets_here("targets", "root")?;
+        // The core decides: when nothing changed since the last update, the stored
+        // targets.json (15 MB in a large flat repository) waits for the first lookup, which
+        // runs every check on it (`load_targets_here` through the search).
+        let stored_len = self.store.stored_len("targets");
+        if self.trusted.top_level_targets_load(stored_len) == TargetsLoad::Now {
+            self.load_targets_here("targets", "root")?;
+        }
         self.summary()
+    }
+
+    /// Write what `result`'s call accepted (staged in the store) and make it durable, whether
+    /// the call succeeded or not: what the core accepted stays accepted (a newer timestamp is
+    /// the rollback baseline of the next run even when this one failed later). A failed write
+    /// wins over the call's own error, which is logged: it is this machine's failure, the same
+    /// whichever mirror is asked.
+    fn commit_staged<T>(&mut self, result: Result<T, UpdateError>) -> Result<T, UpdateError> {
+        match self.store.commit_staged() {
+            Ok(()) => result,
+            Err(e) => {
+                if let Err(first) = &result {
+                    tracing::info!(
+                        "storing the accepted metadata failed; before that: {}",
+                        airlock_core::error_chain(first)
+                    );
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// The mirror set (a poisoned lock only means a panic elsewhere; the scores are still
@@ -330,7 +364,14 @@ impl Updater {
             roots_rotated: self.trusted.root_rotations(),
             timestamp_version: version(self.trusted.timestamp().map(|t| t.signed.version)),
             snapshot_version: version(self.trusted.snapshot().map(|s| s.signed.version)),
-            targets_version: version(self.trusted.targets().map(|t| t.signed.version)),
+            targets_version: version(self.trusted.targets().map(|t| t.signed.version).or_else(
+                || {
+                    self.trusted
+                        .snapshot_entry("targets")
+                        .ok()
+                        .map(|m| m.version)
+                },
+            )),
             expires: root.expires.to_rfc3339(),
         })
     }
@@ -468,7 +509,7 @@ impl Updater {
             .map_err(Self::refused("timestamp", &url))?;
         self.capture(&url, &bytes);
         if update == TimestampUpdate::Updated {
-            self.store.store("timestamp", &bytes)?;
+            self.store.stage("timestamp", bytes);
         }
         Ok(())
     }
@@ -506,7 +547,7 @@ impl Updater {
             .update_snapshot(&bytes)
             .map_err(Self::refused("snapshot", &url))?;
         self.capture(&url, &bytes);
-        self.store.store("snapshot", &bytes)?;
+        self.store.stage("snapshot", bytes);
         Ok(())
     }
 
@@ -599,7 +640,7 @@ impl Updater {
         if let Some(b) = bundle {
             self.capture(&bundle_url, &b);
         }
-        self.store.store(role, &bytes)?;
+        self.store.stage(role, bytes);
         Ok(())
     }
 
@@ -679,12 +720,12 @@ impl Updater {
 
     /// Find `target_path` by the pre-order depth-first search of TUF 5.6.7: roles in delegation
     /// order, a terminating delegation ends the search, at most `max_delegations` roles visited.
-    /// Refreshes first if no targets role is trusted yet. `Ok(None)` when no role lists it.
+    /// Refreshes first if this updater has not refreshed yet. `Ok(None)` when no role lists it.
     pub fn get_target_info(
         &mut self,
         target_path: &str,
     ) -> Result<Option<TargetInfo>, UpdateError> {
-        if self.trusted.targets().is_none() {
+        if !self.refreshed {
             self.refresh()?;
         }
         let mut search = TargetSearch::with_max_delegations(
@@ -710,8 +751,17 @@ impl Updater {
     }
 
     /// Drive a core search to its end, loading each role it asks for. Returns the final step
-    /// (never `NeedRole`).
+    /// (never `NeedRole`). The roles it fetched are stored together at the end.
     fn run_search(
+        &mut self,
+        search: &mut TargetSearch,
+        what: &str,
+    ) -> Result<SearchStep, UpdateError> {
+        let result = self.search_roles(search, what);
+        self.commit_staged(result)
+    }
+
+    fn search_roles(
         &mut self,
         search: &mut TargetSearch,
         what: &str,
@@ -744,7 +794,7 @@ impl Updater {
     /// not authorised for it is left out, and each is reported with the role a download would
     /// use. May fetch delegated roles; a role that fails its checks fails the listing.
     pub fn list_targets_within(&mut self, max_roles: u32) -> Result<TargetListing, UpdateError> {
-        if self.trusted.targets().is_none() {
+        if !self.refreshed {
             self.refresh()?;
         }
         let max_delegations = max_roles.saturating_sub(1) as usize;

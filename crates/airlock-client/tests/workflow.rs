@@ -324,3 +324,162 @@ fn target_published_under_only_its_second_hash_is_found() {
     assert!(tail[0].contains(&file.hashes["sha256"]), "{tail:?}");
     assert!(tail[1].contains(&sha512), "{tail:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Warm refreshes: a refresh that finds nothing changed leaves the stored targets.json unread
+// until a lookup needs it; the lookup verifies it exactly as a refresh did.
+
+/// The attacker's edit of the client's stored targets.json, keeping its length: `app.bin`'s
+/// hash swapped for that of `evil` (bytes of the same length, served beside the real file),
+/// the old signatures kept.
+fn tamper_stored_targets(client: &Client, repo: &TestRepo, evil: &[u8]) {
+    let path = client.metadata_dir().join("targets.json");
+    let stored = std::fs::read_to_string(&path).expect("stored targets");
+    let genuine = airlock_core::tuf::TargetFile::from_bytes(b"genuine");
+    let attacker = airlock_core::tuf::TargetFile::from_bytes(evil);
+    assert_eq!(genuine.length, attacker.length);
+    let tampered = stored.replace(&genuine.hashes["sha256"], &attacker.hashes["sha256"]);
+    assert_ne!(tampered, stored);
+    assert_eq!(tampered.len(), stored.len());
+    std::fs::write(&path, tampered).expect("tamper");
+    repo.write_raw(
+        &format!("targets/{}.app.bin", attacker.hashes["sha256"]),
+        evil,
+    );
+}
+
+/// Publish `targets.json` in the snapshot by version alone (no length or hashes), so that only
+/// the signatures can tell the stored copy from another.
+fn list_targets_by_version_only(repo: &mut TestRepo) {
+    let version = repo.targets.signed.version;
+    repo.snapshot.signed.meta.insert(
+        "targets.json".into(),
+        airlock_core::tuf::MetaFile::new(version),
+    );
+    repo.snapshot.signed.version += 1;
+    repo.timestamp.signed.version += 1;
+    repo.write_snapshot_and_timestamp();
+}
+
+#[test]
+fn a_warm_refresh_that_finds_nothing_changed_reads_targets_at_the_first_lookup() {
+    let mut repo = TestRepo::new();
+    repo.add_target("targets", "app.bin", b"genuine");
+    repo.publish();
+    let https = HttpsRepo::serve(repo.path());
+    let client = Client::new(&https, &repo.initial_root());
+    client.updater().refresh().expect("cold refresh");
+
+    https.clear_requests();
+    let mut updater = client.updater();
+    let summary = updater.refresh().expect("warm refresh");
+    assert_eq!(summary.targets_version, 2, "the version the snapshot lists");
+    assert_eq!(
+        https.requests(),
+        vec!["/metadata/2.root.json", "/metadata/timestamp.json"]
+    );
+    assert!(
+        updater.trusted().targets().is_none(),
+        "targets.json is not read by a refresh that found nothing changed"
+    );
+    let info = updater
+        .get_target_info("app.bin")
+        .expect("lookup")
+        .expect("listed");
+    assert_eq!(info.file.length, 7);
+    assert_eq!(
+        updater.trusted().targets().map(|t| t.signed.version),
+        Some(2)
+    );
+    // Read from the store, not downloaded again, and the lookup did not refresh again.
+    assert_eq!(https.requests().len(), 2, "{:?}", https.requests());
+}
+
+#[test]
+fn a_tampered_stored_targets_is_refused_at_the_lookup_after_a_warm_refresh() {
+    // With the snapshot listing hashes (checked first) and listing only the version (then the
+    // signatures refuse the edited file).
+    for hashes_listed in [true, false] {
+        let mut repo = TestRepo::new();
+        repo.add_target("targets", "app.bin", b"genuine");
+        repo.publish();
+        if !hashes_listed {
+            list_targets_by_version_only(&mut repo);
+        }
+        let https = HttpsRepo::serve(repo.path());
+        let client = Client::new(&https, &repo.initial_root());
+        let dest = Updater::local_target_path(&client.target_dir(), "app.bin");
+        client
+            .updater()
+            .fetch_target("app.bin", &dest, &mut |_, _| {})
+            .expect("cold run");
+        std::fs::remove_file(&dest).expect("remove the installed copy");
+        let genuine = client.stored()["targets.json"].clone();
+        tamper_stored_targets(&client, &repo, b"EVIL!!!");
+
+        // The repository cannot serve targets.json now: only the stored copy is at hand.
+        let remote = repo.metadata_dir().join("2.targets.json");
+        let kept = std::fs::read(&remote).expect("remote targets");
+        std::fs::remove_file(&remote).expect("remove remote targets");
+        https.clear_requests();
+        let mut updater = client.updater();
+        updater
+            .refresh()
+            .expect("the warm refresh leaves targets.json to the lookup");
+        let found = updater.get_target_info("app.bin");
+        assert!(found.is_err(), "{hashes_listed}: {found:?}");
+        let mut updater = client.updater();
+        let fetched = updater.fetch_target("app.bin", &dest, &mut |_, _| {});
+        assert!(fetched.is_err(), "{hashes_listed}: {fetched:?}");
+        assert!(!dest.exists(), "{hashes_listed}");
+        assert!(
+            https.requests().iter().all(|r| !r.starts_with("/targets/")),
+            "{hashes_listed}: nothing downloaded: {:?}",
+            https.requests()
+        );
+
+        // With the repository back, the lookup fetches the genuine targets.json instead.
+        std::fs::write(&remote, &kept).expect("restore");
+        let mut updater = client.updater();
+        updater.refresh().expect("warm refresh");
+        updater
+            .fetch_target("app.bin", &dest, &mut |_, _| {})
+            .expect("genuine download");
+        assert_eq!(std::fs::read(&dest).expect("read"), b"genuine");
+        assert_eq!(client.stored()["targets.json"], genuine, "{hashes_listed}");
+    }
+}
+
+#[test]
+fn a_warm_refresh_after_a_new_timestamp_verifies_targets_as_before() {
+    let mut repo = TestRepo::new();
+    repo.add_target("targets", "app.bin", b"genuine");
+    repo.publish();
+    let https = HttpsRepo::serve(repo.path());
+    let client = Client::new(&https, &repo.initial_root());
+    client.updater().refresh().expect("cold refresh");
+    let genuine = client.stored()["targets.json"].clone();
+
+    // A new timestamp and snapshot, targets unchanged; the stored copy tampered with.
+    repo.publish();
+    tamper_stored_targets(&client, &repo, b"EVIL!!!");
+    let remote = repo.metadata_dir().join("2.targets.json");
+    let kept = std::fs::read(&remote).expect("remote targets");
+    std::fs::remove_file(&remote).expect("remove remote targets");
+    let err = client.updater().refresh().expect_err("nothing verifies");
+    assert!(airlock_core::error_chain(&err).contains("targets"), "{err}");
+
+    // That refresh stored the new timestamp and snapshot. The next release comes with the
+    // repository's targets.json back: the refresh verifies targets itself again.
+    std::fs::write(&remote, &kept).expect("restore");
+    repo.publish();
+    let mut updater = client.updater();
+    let summary = updater.refresh().expect("refresh");
+    assert_eq!(summary.snapshot_version, 4);
+    assert_eq!(
+        updater.trusted().targets().map(|t| t.signed.version),
+        Some(2),
+        "verified during the refresh"
+    );
+    assert_eq!(client.stored()["targets.json"], genuine);
+}

@@ -573,3 +573,139 @@ fn cached_snapshot_current_needs_no_download() {
     );
     t.update_targets(&p.targets).unwrap();
 }
+
+/// A client whose stored timestamp and snapshot are what the repository serves, at `reference`.
+fn warm(p: &Published, reference: DateTime<Utc>) -> TrustedSet {
+    let mut t = TrustedSet::new(&p.root, reference).unwrap();
+    t.load_cached_timestamp(&p.timestamp).unwrap();
+    assert_eq!(
+        t.update_timestamp(&p.timestamp).unwrap(),
+        TimestampUpdate::Unchanged
+    );
+    assert_eq!(
+        t.load_cached_snapshot(&p.snapshot).unwrap(),
+        CachedSnapshot::Current
+    );
+    t
+}
+
+/// Drive a search for `path`, handing it `targets` when it asks for the top-level role.
+fn lookup(t: &mut TrustedSet, targets: &[u8], path: &str) -> Result<SearchStep, TrustError> {
+    let mut s = TargetSearch::new(path);
+    loop {
+        match s.step(t).unwrap() {
+            SearchStep::NeedRole { role, parent } => {
+                assert_eq!((role.as_str(), parent.as_str()), ("targets", "root"));
+                t.update_targets(targets)?;
+            }
+            done => return Ok(done),
+        }
+    }
+}
+
+#[test]
+fn targets_wait_for_a_lookup_only_when_nothing_changed_and_are_then_checked_in_full() {
+    for snapshot_hashes in [true, false] {
+        let mut repo = Repo::new();
+        repo.snapshot_hashes = snapshot_hashes;
+        repo.add_target("targets", "top.txt");
+        repo.targets.signed.expires = now() + Duration::hours(1);
+        let p = repo.publish();
+
+        let stored = Some(p.targets.len() as u64);
+        let mut t = warm(&p, now());
+        assert_eq!(t.top_level_targets_load(stored), TargetsLoad::OnLookup);
+        // No stored copy, or one of another length than the snapshot lists: the last update
+        // did not get as far as storing this targets role.
+        assert_eq!(t.top_level_targets_load(None), TargetsLoad::Now);
+        let other_len = Some(p.targets.len() as u64 + 1);
+        let expected = if snapshot_hashes {
+            TargetsLoad::Now
+        } else {
+            TargetsLoad::OnLookup
+        };
+        assert_eq!(t.top_level_targets_load(other_len), expected);
+        assert!(t.targets().is_none());
+        // The stored copy tampered with (one listed path renamed) is refused at the lookup:
+        // by the snapshot's hashes when listed, else by the signatures.
+        let tampered = String::from_utf8(p.targets.clone())
+            .unwrap()
+            .replace("top.txt", "evl.txt")
+            .into_bytes();
+        let err = lookup(&mut t, &tampered, "evl.txt").unwrap_err();
+        if snapshot_hashes {
+            assert!(matches!(err, TrustError::Content { .. }), "{err}");
+        } else {
+            assert!(matches!(err, TrustError::Signatures { .. }), "{err}");
+        }
+        assert!(t.targets().is_none());
+        // The genuine copy is accepted and found.
+        assert!(matches!(
+            lookup(&mut t, &p.targets, "top.txt").unwrap(),
+            SearchStep::Found { role, .. } if role == "targets"
+        ));
+
+        // Expiry against the update's reference time: timestamp and snapshot still valid,
+        // targets expired.
+        let mut t = warm(&p, now() + Duration::hours(2));
+        assert_eq!(t.top_level_targets_load(stored), TargetsLoad::OnLookup);
+        let err = lookup(&mut t, &p.targets, "top.txt").unwrap_err();
+        assert!(
+            matches!(&err, TrustError::Expired { role, .. } if role == "targets"),
+            "{err}"
+        );
+
+        // Version against the snapshot: a stored targets of another version is refused.
+        repo.targets.signed.version += 1;
+        let other = repo.publish();
+        repo.targets.signed.version -= 1;
+        let p = repo.publish();
+        let mut t = warm(&p, now());
+        assert!(lookup(&mut t, &other.targets, "top.txt").is_err());
+    }
+
+    // Anything changed: loaded by the refresh, as the workflow lists it.
+    let mut repo = Repo::new();
+    let old = repo.publish();
+    repo.timestamp.signed.version += 1;
+    let p = repo.publish();
+    let stored = Some(p.targets.len() as u64);
+    // A new timestamp listing the same snapshot.
+    let mut t = TrustedSet::new(&p.root, now()).unwrap();
+    t.load_cached_timestamp(&old.timestamp).unwrap();
+    assert_eq!(
+        t.update_timestamp(&p.timestamp).unwrap(),
+        TimestampUpdate::Updated
+    );
+    assert_eq!(
+        t.load_cached_snapshot(&p.snapshot).unwrap(),
+        CachedSnapshot::Current
+    );
+    assert_eq!(t.top_level_targets_load(stored), TargetsLoad::Now);
+    // No stored timestamp (a first update), or a snapshot fetched in this update.
+    assert_eq!(
+        refreshed(&p).top_level_targets_load(stored),
+        TargetsLoad::Now
+    );
+    let mut t = TrustedSet::new(&p.root, now()).unwrap();
+    t.update_timestamp(&p.timestamp).unwrap();
+    t.load_cached_snapshot(&p.snapshot).unwrap();
+    assert_eq!(t.top_level_targets_load(stored), TargetsLoad::Now);
+    // A root rotation in this update.
+    let v1 = repo.root_bytes();
+    repo.root.signed.version = 2;
+    let v2 = repo.root_bytes();
+    let mut t = TrustedSet::new(&v1, now()).unwrap();
+    t.update_root(&v2).unwrap();
+    t.load_cached_timestamp(&p.timestamp).unwrap();
+    t.update_timestamp(&p.timestamp).unwrap();
+    t.load_cached_snapshot(&p.snapshot).unwrap();
+    assert_eq!(t.top_level_targets_load(stored), TargetsLoad::Now);
+    // Before anything is loaded.
+    assert_eq!(
+        TrustedSet::new(&v1, now())
+            .unwrap()
+            .top_level_targets_load(stored),
+        TargetsLoad::Now
+    );
+}

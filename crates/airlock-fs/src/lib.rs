@@ -4,7 +4,8 @@
 //! Every write that matters goes: exclusive random temp file in the destination directory,
 //! explicit mode, data, `fsync`, `rename` (or no-clobber link), `fsync` of the directory.
 //! Callers that write many files into a few directories may skip the directory sync per file
-//! ([`WriteOptions::sync_dir`]) and call [`sync_dir`] once per directory afterwards.
+//! ([`WriteOptions::sync_dir`]) and call [`sync_dir`] once per directory afterwards, or hand
+//! the whole set to [`write_atomic_batch`].
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -134,6 +135,53 @@ pub fn write_atomic(path: &Path, bytes: &[u8], options: &WriteOptions) -> Result
     file.write_all(bytes)
         .map_err(|e| FsError::new("writing", path, e))?;
     file.commit()
+}
+
+/// Write several files atomically and make them durable together: every temporary file is
+/// created and written first (a failure there renames nothing and leaves no temporary file),
+/// then each is `fsync`ed, then each is renamed over its destination in the order given, then
+/// each destination directory is `fsync`ed once (per `options.sync_dir`).
+///
+/// The guarantee per file is [`write_atomic`]'s: a name only ever points at complete, synced
+/// bytes, because no rename happens before every file's data is on disk. What is saved is the
+/// directory sync per file (one per directory instead), and the interleaving of writes and
+/// waits. A crash during the renames leaves some files new and the others old, each whole: a
+/// batch is not a transaction, so callers order it so that any prefix is a state they accept.
+pub fn write_atomic_batch(files: &[(&Path, &[u8])], options: &WriteOptions) -> Result<(), FsError> {
+    let each = options.sync_dir(false);
+    let mut pending = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        let mut file = AtomicFile::create(path, &each)?;
+        file.write_all(bytes)
+            .map_err(|e| FsError::new("writing", *path, e))?;
+        pending.push(file);
+    }
+    for file in &pending {
+        file.as_file()
+            .sync_all()
+            .map_err(|e| FsError::new("syncing", file.path(), e))?;
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for file in pending {
+        let dir = parent_dir(file.path()).to_path_buf();
+        let created: Vec<PathBuf> = file
+            .created_dirs()
+            .iter()
+            .map(|d| parent_dir(d).to_path_buf())
+            .collect();
+        file.commit_unsynced()?;
+        for d in std::iter::once(dir).chain(created.into_iter().rev()) {
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    if options.sync_dir {
+        for dir in &dirs {
+            sync_dir(dir)?;
+        }
+    }
+    Ok(())
 }
 
 /// Set the permission bits of an open file (Unix; a no-op elsewhere).
@@ -422,6 +470,29 @@ mod tests {
         #[cfg(unix)]
         assert_eq!(mode_of(&p), 0o644);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_batch_renames_nothing_until_every_file_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        fs::write(&a, b"old a").unwrap();
+        // The second file cannot be written: the first is not replaced either.
+        let missing = dir.path().join("missing/c");
+        let err = write_atomic_batch(&[(&a, b"new a"), (&missing, b"c")], &WriteOptions::public())
+            .unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+        assert_eq!(fs::read(&a).unwrap(), b"old a");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        write_atomic_batch(&[(&a, b"new a"), (&b, b"b")], &WriteOptions::public()).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"new a");
+        assert_eq!(fs::read(&b).unwrap(), b"b");
+        #[cfg(unix)]
+        assert_eq!(mode_of(&b), 0o644);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        write_atomic_batch(&[], &WriteOptions::public()).unwrap();
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub use roles::{
 pub use search::{MAX_DELEGATIONS, SearchError, SearchStep, TargetSearch};
 pub use trusted::{
     CachedSnapshot, DEFAULT_MAX_ROOT_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES, DEFAULT_MAX_TARGETS_BYTES,
-    DEFAULT_MAX_TIMESTAMP_BYTES, Gated, MAX_ROOT_ROTATIONS, TimestampUpdate, TrustError,
-    TrustedSet,
+    DEFAULT_MAX_TIMESTAMP_BYTES, Gated, MAX_ROOT_ROTATIONS, TargetsLoad, TimestampUpdate,
+    TrustError, TrustedSet,
 };
 pub use verify::{Authority, ThresholdError};

@@ -18,7 +18,10 @@
 //!    [`TrustedSet::update_snapshot`] with the remote one.
 //! 4. [`TrustedSet::update_targets`], then delegated roles as a
 //!    [`TargetSearch`](super::search::TargetSearch) asks for them through
-//!    [`TrustedSet::update_delegated_targets`].
+//!    [`TrustedSet::update_delegated_targets`]. When [`TrustedSet::top_level_targets_load`]
+//!    says [`TargetsLoad::OnLookup`] (nothing changed since the client's last update), the
+//!    top-level targets role too is left until a search asks for it; it is then checked exactly
+//!    like this.
 //!
 //! Two things differ from python-tuf's `TrustedMetadataSet`, on purpose:
 //! - Cached and remote files go through different methods. A cached timestamp or snapshot is
@@ -158,6 +161,20 @@ pub enum CachedSnapshot {
     Outdated,
 }
 
+/// When a client loads the top-level targets role ([`TrustedSet::top_level_targets_load`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetsLoad {
+    /// As part of the refresh (TUF 5.6), as the workflow lists it.
+    Now,
+    /// When a target search first needs it: the refresh found nothing changed since the
+    /// client's last update (no new root, the remote timestamp the one stored, the stored
+    /// snapshot the one it lists, a stored targets role of the listed length), so the targets
+    /// role is the one already stored and checked then. Deferring it changes when the checks run, not which: the search asks for
+    /// `("targets", "root")` and the role goes through [`TrustedSet::update_targets`] with the
+    /// same reference time, snapshot entry (version, length, hashes), signatures and expiry.
+    OnLookup,
+}
+
 /// Keys-and-threshold fingerprint of a top-level role, to notice rotations.
 fn role_keys_fingerprint(root: &Root, role: &str) -> Option<(u64, Vec<(String, String)>)> {
     let r = root.roles.get(role)?;
@@ -208,6 +225,13 @@ pub struct TrustedSet {
     timestamp: Option<Metadata<Timestamp>>,
     snapshot: Option<Metadata<Snapshot>>,
     targets: Option<Metadata<Targets>>,
+    /// A remote timestamp was the version already trusted.
+    timestamp_unchanged: bool,
+    /// A remote timestamp replaced the trusted one in this update (then the trusted one is not
+    /// the client's stored copy any more, whatever a later call finds).
+    timestamp_replaced: bool,
+    /// The final snapshot is the client's stored one ([`CachedSnapshot::Current`]).
+    snapshot_from_store: bool,
     /// Delegated roles by (role, delegator).
     delegated: BTreeMap<(String, String), Metadata<Targets>>,
     /// SHA-256 of the signed bytes of each trusted delegated role, by role name.
@@ -280,6 +304,9 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             targets: None,
+            timestamp_unchanged: false,
+            timestamp_replaced: false,
+            snapshot_from_store: false,
             delegated: BTreeMap::new(),
             delegated_digest: BTreeMap::new(),
             delegated_folded: BTreeMap::new(),
@@ -489,6 +516,7 @@ impl TrustedSet {
             }
             if new.signed.version == trusted.signed.version {
                 self.expired("timestamp", &trusted.signed)?;
+                self.timestamp_unchanged = true;
                 return Ok(TimestampUpdate::Unchanged);
             }
             let old_snap = trusted.signed.snapshot_meta().map_or(0, |m| m.version);
@@ -502,6 +530,7 @@ impl TrustedSet {
         }
         self.expired("timestamp", &new.signed)?;
         self.timestamp = Some(new);
+        self.timestamp_replaced = true;
         Ok(TimestampUpdate::Updated)
     }
 
@@ -594,6 +623,7 @@ impl TrustedSet {
         let new = self.parse_snapshot(bytes)?;
         let current = new.signed.version == listed && !new.signed.is_expired(self.reference_time);
         self.snapshot = Some(new);
+        self.snapshot_from_store = current;
         Ok(if current {
             CachedSnapshot::Current
         } else {
@@ -634,6 +664,7 @@ impl TrustedSet {
             });
         }
         self.expired("snapshot", &new.signed)?;
+        self.snapshot_from_store = false;
         Ok(self.snapshot.insert(new))
     }
 
@@ -654,6 +685,44 @@ impl TrustedSet {
         }
         self.expired("snapshot", &snap.signed)?;
         Ok(&snap.signed)
+    }
+
+    /// Whether the refresh loads the top-level targets role now or leaves it to the first
+    /// target search. `stored_len` is the length of the client's stored `targets.json`, `None`
+    /// when it has none.
+    ///
+    /// [`TargetsLoad::OnLookup`] only when this update rotated no root, the remote timestamp
+    /// was the trusted (stored) version ([`TimestampUpdate::Unchanged`]), the final snapshot is
+    /// the stored one, current and unexpired ([`CachedSnapshot::Current`]), and a stored
+    /// targets role is there with the length that snapshot lists (if it lists one): then the
+    /// repository has published nothing since the client's last update, and that update got as
+    /// far as storing targets (one that stopped after the snapshot, e.g. because targets were
+    /// refused, left no copy or another version, nearly always of another length). Anything
+    /// else, a new timestamp included, is [`TargetsLoad::Now`], the workflow as written. The
+    /// length is only a hint for when to load: the checks run in full either way.
+    pub fn top_level_targets_load(&self, stored_len: Option<u64>) -> TargetsLoad {
+        let listed_len = self
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.signed.role_meta("targets"))
+            .map(|m| m.length);
+        let stored_matches = match (stored_len, listed_len) {
+            (Some(stored), Some(Some(listed))) => stored == listed,
+            (Some(_), Some(None)) => true,
+            _ => false,
+        };
+        let nothing_changed = self.rotations == 0
+            && self.timestamp_unchanged
+            && !self.timestamp_replaced
+            && self.snapshot_from_store
+            && stored_matches
+            && self.targets.is_none()
+            && self.final_snapshot("deferring targets").is_ok();
+        if nothing_changed {
+            TargetsLoad::OnLookup
+        } else {
+            TargetsLoad::Now
+        }
     }
 
     /// Check top-level `targets.json` (spec 5.6); the same checks as delegated roles, with root

@@ -10,7 +10,7 @@ pub use airlock_core::crypto::{KeyScheme, PrivateKey, Signer};
 pub use airlock_core::tuf::{
     CachedSnapshot, DelegatedRole, Delegations, MAX_ROOT_ROTATIONS, MetaFile, Metadata, Role, Root,
     SearchError, SearchStep, SignMode, Snapshot, SuccinctRoles, TargetFile, TargetSearch, Targets,
-    Timestamp, TimestampUpdate, TrustError, TrustedSet,
+    TargetsLoad, Timestamp, TimestampUpdate, TrustError, TrustedSet,
 };
 pub use chrono::{DateTime, Duration, TimeZone, Utc};
 
