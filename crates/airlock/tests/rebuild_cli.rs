@@ -666,6 +666,27 @@ fn sandbox_has_no_network_and_a_missing_sandbox_is_refused() {
 }
 
 /// A rebuilder key pair made with `airlock key generate`: (private key file, public key).
+/// `repo rebuilders`: the root of `repo` requires 2 of the rebuilders `a` and `b`, whose public
+/// keys `rebuilder_key` wrote into `dir`.
+fn require_two_of(repo: &str, dir: &Path, a: &str, b: &str) {
+    let (pa, pb) = (
+        dir.join(format!("{a}.pub.json")),
+        dir.join(format!("{b}.pub.json")),
+    );
+    ok(&[
+        "repo",
+        "-C",
+        repo,
+        "rebuilders",
+        "--key",
+        pa.to_str().unwrap(),
+        "--key",
+        pb.to_str().unwrap(),
+        "--threshold",
+        "2",
+    ]);
+}
+
 fn rebuilder_key(dir: &Path, name: &str) -> (String, airlock_core::crypto::PublicKey) {
     let key = dir.join(format!("{name}.key"));
     let public = dir.join(format!("{name}.pub.json"));
@@ -892,19 +913,7 @@ fn client_requires_k_of_n_rebuilders() {
     let (kb, b) = rebuilder_key(t, "b");
     let (kc, c) = rebuilder_key(t, "c");
     let r = vendor.repo.to_str().unwrap();
-    let (pa, pb) = (t.join("a.pub.json"), t.join("b.pub.json"));
-    ok(&[
-        "repo",
-        "-C",
-        r,
-        "rebuilders",
-        "--key",
-        pa.to_str().unwrap(),
-        "--key",
-        pb.to_str().unwrap(),
-        "--threshold",
-        "2",
-    ]);
+    require_two_of(r, t, "a", "b");
     ok(&["repo", "-C", r, "publish"]);
     let served = serve(&vendor.repo, &t.join("tls"));
     let sha = sha256_of(&vendor.hello());
@@ -1156,19 +1165,7 @@ fn logged_attestations_count_only_with_a_verifying_proof() {
     vendor.publish(&vendor.hello(), "hello/1.0/hello", BUILD);
     let (ka, a) = rebuilder_key(t, "a");
     let (kb, b) = rebuilder_key(t, "b");
-    let (pa, pb) = (t.join("a.pub.json"), t.join("b.pub.json"));
-    ok(&[
-        "repo",
-        "-C",
-        r,
-        "rebuilders",
-        "--key",
-        pa.to_str().unwrap(),
-        "--key",
-        pb.to_str().unwrap(),
-        "--threshold",
-        "2",
-    ]);
+    require_two_of(r, t, "a", "b");
     succeeded(&airlock_pass(&["repo", "-C", r, "publish"]));
     let served = serve_beside_log(&vendor.repo, &tl);
     let sha = sha256_of(&vendor.hello());
