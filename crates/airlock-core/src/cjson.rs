@@ -14,6 +14,8 @@
 //!
 //! TUF signatures are made and checked over these bytes.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// Why a value has no canonical form.
@@ -172,23 +174,7 @@ mod ser {
     }
 
     fn raw_key<'o>(out: &'o [u8], e: &Entry) -> Cow<'o, [u8]> {
-        let written = out.get(e.key.0..e.key.1).unwrap_or_default();
-        if !e.escaped {
-            return Cow::Borrowed(written);
-        }
-        // Undo our own escaping: `\x` stands for `x`.
-        let mut raw = Vec::with_capacity(written.len());
-        let mut bytes = written.iter();
-        while let Some(&b) = bytes.next() {
-            if b == b'\\' {
-                if let Some(&next) = bytes.next() {
-                    raw.push(next);
-                }
-            } else {
-                raw.push(b);
-            }
-        }
-        Cow::Owned(raw)
+        super::unescaped(out.get(e.key.0..e.key.1).unwrap_or_default(), e.escaped)
     }
 
     /// Code-point order of the raw keys (UTF-8 byte order is code-point order).
@@ -744,6 +730,200 @@ mod ser {
     }
 }
 
+/// Whether `bytes` are a JSON text exactly as [`to_vec`] would write the value it spells, and
+/// one that JSON readers accept, so that `canonicalize(bytes) == bytes`.
+///
+/// A single forward scan with no tree built: metadata written by a TUF implementation is
+/// usually canonical already, and then the received bytes are the signed message itself.
+/// Anything this cannot vouch for is `false` (the caller canonicalises instead): whitespace,
+/// keys out of order or repeated, any escape but `\\` and `\"`, raw control characters (the
+/// canonical form has them, but JSON readers refuse them), numbers that are not integers within
+/// 64 bits, `-0`, leading zeros, invalid UTF-8, nesting deeper than serde_json reads.
+pub fn is_canonical(bytes: &[u8]) -> bool {
+    if std::str::from_utf8(bytes).is_err() {
+        return false;
+    }
+    let mut scan = Scan { b: bytes, i: 0 };
+    scan.value(0) && scan.i == bytes.len()
+}
+
+/// serde_json's own nesting limit: deeper input is not JSON it reads.
+const MAX_DEPTH: usize = 128;
+
+/// A string's content as written: `b[start..end]`, and whether it holds an escape.
+#[derive(Clone, Copy)]
+struct Written {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Scan<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        match self.peek() {
+            Some(b'{') => depth < MAX_DEPTH && self.object(depth + 1),
+            Some(b'[') => depth < MAX_DEPTH && self.array(depth + 1),
+            Some(b'"') => self.string().is_some(),
+            Some(b'n') => self.word(b"null"),
+            Some(b't') => self.word(b"true"),
+            Some(b'f') => self.word(b"false"),
+            Some(b'-' | b'0'..=b'9') => self.integer(),
+            _ => false,
+        }
+    }
+
+    fn word(&mut self, w: &[u8]) -> bool {
+        let found = self.b.get(self.i..).is_some_and(|rest| rest.starts_with(w));
+        if found {
+            self.i += w.len();
+        }
+        found
+    }
+
+    /// An integer as `to_vec` writes one; a fraction or exponent after it fails in the caller,
+    /// which finds no `,`, `]`, `}` or end there.
+    fn integer(&mut self) -> bool {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let digits = self.i;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+        let Some(text) = self
+            .b
+            .get(start..self.i)
+            .and_then(|t| std::str::from_utf8(t).ok())
+        else {
+            return false;
+        };
+        match self.b.get(digits..self.i) {
+            None | Some([]) => false,
+            // `0` alone; never `-0` (serde_json reads it as a float) nor a leading zero.
+            Some([b'0', ..]) => text == "0",
+            Some(_) => text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok(),
+        }
+    }
+
+    /// At an opening quote: the string's content, when written canonically.
+    fn string(&mut self) -> Option<Written> {
+        let start = self.i + 1;
+        let mut j = start;
+        let mut escaped = false;
+        loop {
+            let rest = self.b.get(j..)?;
+            j += rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            match self.b.get(j)? {
+                b'"' => {
+                    self.i = j + 1;
+                    return Some(Written {
+                        start,
+                        end: j,
+                        escaped,
+                    });
+                }
+                b'\\' if matches!(self.b.get(j + 1), Some(b'"' | b'\\')) => {
+                    escaped = true;
+                    j += 2;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> bool {
+        self.i += 1;
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return true;
+        }
+        loop {
+            if !self.value(depth) {
+                return false;
+            }
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return true;
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> bool {
+        self.i += 1;
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return true;
+        }
+        let mut previous: Option<Written> = None;
+        loop {
+            if self.peek() != Some(b'"') {
+                return false;
+            }
+            let Some(key) = self.string() else {
+                return false;
+            };
+            // Strictly increasing: in order, and no key twice.
+            if previous.is_some_and(|p| self.key(p) >= self.key(key)) {
+                return false;
+            }
+            previous = Some(key);
+            if self.peek() != Some(b':') {
+                return false;
+            }
+            self.i += 1;
+            if !self.value(depth) {
+                return false;
+            }
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return true;
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    /// A key's raw bytes: the order `to_vec` sorts by.
+    fn key(&self, w: Written) -> Cow<'_, [u8]> {
+        unescaped(self.b.get(w.start..w.end).unwrap_or_default(), w.escaped)
+    }
+}
+
+/// A string's raw bytes from its canonical written form (`\x` stands for `x`).
+fn unescaped(written: &[u8], escaped: bool) -> Cow<'_, [u8]> {
+    if !escaped {
+        return Cow::Borrowed(written);
+    }
+    let mut raw = Vec::with_capacity(written.len());
+    let mut bytes = written.iter();
+    while let Some(&b) = bytes.next() {
+        if b == b'\\' {
+            raw.extend(bytes.next());
+        } else {
+            raw.push(b);
+        }
+    }
+    Cow::Owned(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -871,6 +1051,96 @@ mod tests {
         };
         let via_value = to_vec(&serde_json::to_value(&s).unwrap()).unwrap();
         assert_eq!(to_vec_of(&s).unwrap(), via_value);
+    }
+
+    /// The promise callers rely on: whatever `is_canonical` accepts re-encodes to itself.
+    fn holds(text: &[u8]) {
+        if is_canonical(text) {
+            assert_eq!(
+                canonicalize(text).as_deref().ok(),
+                Some(text),
+                "{:?} passed as canonical but re-encodes differently",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_output_is_recognised_and_everything_else_is_not() {
+        let written = [
+            r#"{"A":{},"a":"q\"\\é","b":[1,-2,true,null]}"#,
+            r#"{"":6,"Z":4,"z":3,"é":5,"😀":1}"#,
+            "[18446744073709551615,-9223372036854775808,0,-1]",
+            r##"{"\"":1,"#":2,"\\":3,"]":4}"##,
+            r#"[[],{},"",null,false]"#,
+            "0",
+            "\"\"",
+        ];
+        for text in written {
+            assert!(is_canonical(text.as_bytes()), "{text}");
+            holds(text.as_bytes());
+        }
+        let not = [
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,"\u0061":2}"#,
+            r#"{"a": 1}"#,
+            " {}",
+            "{}\n",
+            r#"["\u00e9"]"#,
+            r#"["a\/b"]"#,
+            r#"["\n"]"#,
+            "[\"\u{1}\"]",
+            "[1.0]",
+            "[1e3]",
+            "[-0]",
+            "[01]",
+            "[18446744073709551616]",
+            "[-9223372036854775809]",
+            "[1,]",
+            "[,1]",
+            "{\"a\":1,}",
+            "[nul]",
+            "[truex]",
+            "\"unterminated",
+            "{\"a\"}",
+            "",
+        ];
+        for text in not {
+            assert!(!is_canonical(text.as_bytes()), "{text}");
+        }
+        assert!(!is_canonical(b"[\"\xff\"]"), "invalid UTF-8");
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(is_canonical(deep(128).as_bytes()));
+        assert!(!is_canonical(deep(129).as_bytes()));
+    }
+
+    #[test]
+    fn anything_accepted_as_canonical_re_encodes_to_itself() {
+        use rand::{RngExt, SeedableRng};
+        let seeds: [&[u8]; 3] = [
+            br#"{"\"k":[1,-2,"x\\y"],"a":{"b":null,"c":true},"signed":{"_type":"targets","version":18446744073709551615}}"#,
+            br#"[0,-1,"",{},[],{"":{"\\":"\""}}]"#,
+            b"{\"a\":\"\xc3\xa9\xf0\x9f\x98\x80\",\"b\":[false,true,null]}",
+        ];
+        let alphabet = b"{}[]\",:\\-0123456789.eEabnulltruefalse \n\xc3\xa9\x01";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+        for _ in 0..20_000 {
+            let mut text = seeds[rng.random_range(0..seeds.len())].to_vec();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..=text.len());
+                let byte = alphabet[rng.random_range(0..alphabet.len())];
+                match rng.random_range(0..3) {
+                    0 => text.insert(at, byte),
+                    1 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    _ if at < text.len() => text[at] = byte,
+                    _ => {}
+                }
+            }
+            holds(&text);
+        }
     }
 
     #[test]

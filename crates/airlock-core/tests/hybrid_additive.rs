@@ -356,7 +356,8 @@ fn delegations_carry_pairings_for_delegated_roles() {
     let mut targets = Targets::new(1, later());
     targets.delegations = Some(delegations);
     let md = Metadata::new(targets);
-    let parsed = Metadata::<Targets>::parse(&bytes(&md)).unwrap();
+    let written = bytes(&md);
+    let parsed = Metadata::<Targets>::parse(&written).unwrap();
     let auth = parsed
         .metadata
         .signed

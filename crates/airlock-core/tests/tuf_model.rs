@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use airlock_core::crypto::{KeyScheme, PrivateKey, Signer};
 use airlock_core::tuf::{
-    Authority, MetaFile, Metadata, MetadataError, Root, SignMode, Signature, Timestamp,
+    Authority, MetaFile, Metadata, MetadataError, Root, SignMode, Signature, Snapshot, Timestamp,
 };
 use chrono::{TimeZone, Utc};
 
@@ -257,7 +257,7 @@ fn delegation_rules_are_enforced_when_parsing() {
 
 #[test]
 fn typed_parse_edge_cases() {
-    use airlock_core::tuf::{Snapshot, TargetFile, Targets};
+    use airlock_core::tuf::{TargetFile, Targets};
     let targets = |extra: &str| {
         format!(
             r#"{{"signatures":[],"signed":{{"_type":"targets","spec_version":"1.0.34","version":1,
@@ -286,8 +286,8 @@ fn typed_parse_edge_cases() {
     let mut t = TargetFile::from_bytes(b"x");
     t.unrecognized.insert("length".into(), 5.into());
     assert!(airlock_core::cjson::to_vec_of(&t).is_err());
-    // A snapshot's `"length": null` is dropped when re-encoded, so a signature over the
-    // original bytes no longer verifies: refused, never accepted.
+    // A snapshot's `"length": null` could not be written back (the model drops it), so the
+    // signed message and the model would differ: refused when read, canonical or not.
     let key = key();
     let mut snap = Metadata::new(Snapshot::new(
         1,
@@ -302,7 +302,31 @@ fn typed_parse_edge_cases() {
     let sig = key.sign(&msg).unwrap();
     value["signatures"] =
         serde_json::json!([{"keyid": key.public_key().key_id(), "sig": hex::encode(sig)}]);
-    let parsed = Metadata::<Snapshot>::parse(&serde_json::to_vec(&value).unwrap()).unwrap();
+    for bytes in [
+        serde_json::to_vec(&value).unwrap(),
+        airlock_core::cjson::to_vec(&value).unwrap(),
+    ] {
+        let err = Metadata::<Snapshot>::parse(&bytes).unwrap_err();
+        assert!(err.to_string().contains("null"), "{err}");
+    }
+}
+
+/// The message is the canonical form of `signed` however the file is laid out: canonical bytes
+/// are used as they are, other layouts are canonicalised, and both give the same message; a
+/// change to the values fails the signature in either layout.
+#[test]
+fn the_signed_message_is_the_same_for_every_layout_and_covers_every_value() {
+    let key = key();
+    let mut snap = Metadata::new(Snapshot::new(
+        7,
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let mut meta = MetaFile::new(3);
+    meta.length = Some(1234);
+    meta.unrecognized
+        .insert("x-note".into(), "a \"quoted\" é".into());
+    snap.signed.meta.insert("targets.json".into(), meta);
+    snap.sign(&key, SignMode::ReplaceAll).unwrap();
     let (keys, ids) = keys_of(&[&key]);
     let auth = Authority {
         keys: &keys,
@@ -310,8 +334,43 @@ fn typed_parse_edge_cases() {
         keyids: &ids,
         threshold: 1,
     };
-    assert!(
+    let canonical = snap.to_canonical_bytes().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&canonical).unwrap();
+    let layouts = [
+        canonical.clone(),
+        serde_json::to_vec(&snap).unwrap(),
+        serde_json::to_vec_pretty(&value).unwrap(),
+        // Escapes a canonical writer would not use mean the same string.
+        String::from_utf8(canonical.clone())
+            .unwrap()
+            .replace("é", "\\u00e9")
+            .into_bytes(),
+    ];
+    let expected = snap.signed_bytes().unwrap();
+    for bytes in &layouts {
+        let parsed = Metadata::<Snapshot>::parse(bytes).unwrap();
+        assert_eq!(*parsed.signed_bytes, *expected);
+        assert_eq!(parsed.metadata, snap);
         auth.verify(&parsed.metadata.signatures, &parsed.signed_bytes)
-            .is_err()
-    );
+            .unwrap();
+    }
+    // Changed values, in the canonical layout and in an indented one: refused.
+    let changed = String::from_utf8(canonical)
+        .unwrap()
+        .replace("\"length\":1234", "\"length\":1235");
+    let indented: serde_json::Value = serde_json::from_str(&changed).unwrap();
+    for bytes in [
+        changed.clone().into_bytes(),
+        serde_json::to_vec_pretty(&indented).unwrap(),
+    ] {
+        let parsed = Metadata::<Snapshot>::parse(&bytes).unwrap();
+        assert_eq!(
+            parsed.metadata.signed.meta["targets.json"].length,
+            Some(1235)
+        );
+        assert!(
+            auth.verify(&parsed.metadata.signatures, &parsed.signed_bytes)
+                .is_err()
+        );
+    }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::metadata::MetadataError;
+use super::metadata::{MetadataError, non_empty, present};
 use super::roles::TOP_LEVEL_ROLES;
 use super::verify::Authority;
 use crate::crypto::{PqPairings, PublicKey};
@@ -35,14 +35,23 @@ pub fn fold_case(name: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Delegations {
     pub keys: BTreeMap<String, PublicKey>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub roles: Option<Vec<DelegatedRole>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub succinct_roles: Option<SuccinctRoles>,
     /// `x-airlock-pq`: post-quantum keys paired with some of `keys` (docs/keys.md), as in root.
     #[serde(
         rename = "x-airlock-pq",
         default,
+        deserialize_with = "non_empty",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub pq: PqPairings,
@@ -56,11 +65,19 @@ pub struct DelegatedRole {
     pub name: String,
     pub keyids: Vec<String>,
     pub threshold: u64,
-    #[serde(default)]
+    /// Required, as in the specification and python-tuf.
     pub terminating: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub paths: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub path_hash_prefixes: Option<Vec<String>>,
     #[serde(flatten)]
     pub unrecognized: BTreeMap<String, Value>,

@@ -1,17 +1,23 @@
 //! The signed envelope shared by every role: `{"signatures": [...], "signed": {...}}`.
 //!
-//! Parsing reads the bytes straight into the typed model (every unknown field kept), and the
-//! message signatures are checked against is the canonical JSON of that model: what was
-//! verified is exactly what is used. For metadata written by any careful TUF implementation
-//! this equals the canonical form of the `signed` object as received (the python-tuf interop
-//! test checks both agree); a file that only re-encodes differently fails, never passes.
+//! Signatures cover the canonical JSON of the `signed` object as received. Most metadata is
+//! written canonically already (Airlock's, python-tuf's compact output): then the received bytes
+//! are that message, checked by one scan ([`cjson::is_canonical`]) and used as they are, and the
+//! typed model is read from those same bytes. Otherwise (indented files, other key orders) the
+//! bytes are read into the typed model and the message is the model's canonical JSON, as
+//! python-tuf does. The model keeps every field and refuses what it could not write back
+//! (`null` for an optional field, an empty `x-airlock-pq`), so both ways give the same message
+//! for the same document: what was verified is exactly what is used. Debug builds check that
+//! on every canonical document they read (the test suite and the fuzz corpora run them).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::cjson;
 use crate::crypto::{CryptoError, Signer};
@@ -41,12 +47,13 @@ pub struct Metadata<T> {
 
 /// Parsed metadata together with the canonical bytes of the `signed` object as received.
 ///
-/// Produced by [`Metadata::parse`]; signatures are checked against `signed_bytes`.
+/// Produced by [`Metadata::parse`]; signatures are checked against `signed_bytes`, which borrow
+/// the input when it was canonical already.
 #[derive(Clone, Debug)]
-pub struct Parsed<T> {
+pub struct Parsed<'a, T> {
     pub metadata: Metadata<T>,
     /// Canonical JSON of the received `signed` object: the message the signatures cover.
-    pub signed_bytes: Vec<u8>,
+    pub signed_bytes: Cow<'a, [u8]>,
 }
 
 /// What every role's `signed` part offers, whatever the role.
@@ -173,6 +180,32 @@ pub(crate) fn required<V, E: serde::de::Error>(
     slot.ok_or_else(|| E::missing_field(name))
 }
 
+/// For `#[serde(default, deserialize_with = "present")]` on an optional field: absent is
+/// `None`, and `null` is refused rather than read as absent: the model could not write it back,
+/// so a canonical file with it would not be the message the model's canonical form is.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<V>, D::Error> {
+    V::deserialize(d).map(Some)
+}
+
+/// For a map field that is left out when empty: present, it must hold something (the same
+/// reason as [`present`]).
+pub(crate) fn non_empty<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Deserialize<'de> + Ord,
+    V: Deserialize<'de>,
+{
+    let map = BTreeMap::deserialize(d)?;
+    if map.is_empty() {
+        return Err(serde::de::Error::custom(
+            "an empty map where the field is left out when empty",
+        ));
+    }
+    Ok(map)
+}
+
 // Hand-written so that `signed` is read straight into `T`: with `#[serde(flatten)]` serde would
 // first copy the whole envelope into an intermediate tree.
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Metadata<T> {
@@ -204,6 +237,32 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Metadata<T> {
                     signed: required(signed, "signed")?,
                     unrecognized,
                 })
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// An envelope's members as written, values unread: the first step of the canonical way.
+struct Envelope<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Envelope<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a metadata envelope {signatures, signed}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Envelope<'a>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(Envelope(members))
             }
         }
         d.deserialize_map(Visit(std::marker::PhantomData))
@@ -257,13 +316,17 @@ impl<T: Role> Metadata<T> {
     /// signatures must cover. Checks that no JSON object has a key twice (at any depth), `_type`,
     /// spec version, the role's own rules and that no key id signs twice; not signatures.
     ///
-    /// The bytes are read straight into the typed model and `signed_bytes` is the canonical form
-    /// of that model (python-tuf does the same): a signature therefore covers exactly the values
-    /// the caller will use. The model keeps every field, so for well-formed metadata this equals
-    /// the canonical form of the `signed` object as received (tests compare both on python-tuf
-    /// output); a file whose re-encoding differs (say `"length": null`) fails verification,
-    /// never passes it.
-    pub fn parse(bytes: &[u8]) -> Result<Parsed<T>, MetadataError> {
+    /// When `signed` is canonical JSON as received, `signed_bytes` are those bytes and the model
+    /// is read from them; otherwise the bytes are read straight into the typed model and
+    /// `signed_bytes` is the canonical form of that model (python-tuf does the same). Either
+    /// way a signature covers exactly the values the caller will use: the model keeps every
+    /// field and refuses values it could not write back, so the two agree (checked in debug
+    /// builds). A file whose re-encoding differs (say `1.0` for `1`, escaped characters)
+    /// fails verification, never passes it.
+    pub fn parse(bytes: &[u8]) -> Result<Parsed<'_, T>, MetadataError> {
+        if let Some(parsed) = Self::parse_canonical(bytes) {
+            return parsed;
+        }
         let role = T::TYPE;
         // serde keeps the last copy of a duplicated key; refuse them first, at every level.
         let keys = check_unique_keys(bytes);
@@ -287,18 +350,71 @@ impl<T: Role> Metadata<T> {
                 reason: e.to_string(),
             });
         }
-        metadata.signed.validate()?;
-        check_distinct_keyids(role, &metadata.signatures)?;
         let signed_bytes = metadata.signed_bytes()?;
+        Self::checked(metadata, Cow::Owned(signed_bytes))
+    }
+
+    /// The checks after reading, shared by both ways of reading.
+    fn checked(
+        metadata: Metadata<T>,
+        signed_bytes: Cow<'_, [u8]>,
+    ) -> Result<Parsed<'_, T>, MetadataError> {
+        metadata.signed.validate()?;
+        check_distinct_keyids(T::TYPE, &metadata.signatures)?;
         Ok(Parsed {
             metadata,
             signed_bytes,
         })
     }
 
+    /// The way for an envelope whose `signed` object is canonical as received: that object's
+    /// bytes are the message, and its keys are known to be sorted and distinct at every depth
+    /// without a separate scan. `None` when this does not apply or anything is wrong: the
+    /// general way then reads the file again and names the fault.
+    fn parse_canonical(bytes: &[u8]) -> Option<Result<Parsed<'_, T>, MetadataError>> {
+        let Envelope(members) = serde_json::from_slice(bytes).ok()?;
+        let (mut signed, mut signatures) = (None, None);
+        let mut others = BTreeMap::new();
+        for (key, value) in members {
+            let slot = match key.as_str() {
+                "signed" => signed.replace(value),
+                "signatures" => signatures.replace(value),
+                _ => others.insert(key, value),
+            };
+            if slot.is_some() {
+                return None;
+            }
+        }
+        let raw = signed?.get().as_bytes();
+        if !cjson::is_canonical(raw) {
+            return None;
+        }
+        let signatures = signatures?;
+        let outside = std::iter::once(signatures).chain(others.values().copied());
+        for value in outside {
+            check_unique_keys(value.get().as_bytes()).ok()?;
+        }
+        let metadata = Metadata {
+            signatures: serde_json::from_str(signatures.get()).ok()?,
+            signed: serde_json::from_slice::<T>(raw).ok()?,
+            unrecognized: others
+                .into_iter()
+                .map(|(k, v)| serde_json::from_str(v.get()).map(|v| (k, v)))
+                .collect::<Result<_, _>>()
+                .ok()?,
+        };
+        debug_assert_eq!(
+            metadata.signed_bytes().ok().as_deref(),
+            Some(raw),
+            "the {} model does not write back the canonical document it was read from",
+            T::TYPE
+        );
+        Some(Self::checked(metadata, Cow::Borrowed(raw)))
+    }
+
     /// The same checks through a JSON tree: slower, but it can name what is wrong (`_type`
     /// first, so a timestamp fed where a root belongs is reported as such).
-    fn parse_via_value(bytes: &[u8]) -> Result<Parsed<T>, MetadataError> {
+    fn parse_via_value(bytes: &[u8]) -> Result<Parsed<'static, T>, MetadataError> {
         let role = T::TYPE;
         let value: Value = serde_json::from_slice(bytes).map_err(|e| MetadataError::Json {
             role,
@@ -344,7 +460,7 @@ impl<T: Role> Metadata<T> {
                 signed,
                 unrecognized,
             },
-            signed_bytes,
+            signed_bytes: Cow::Owned(signed_bytes),
         })
     }
 

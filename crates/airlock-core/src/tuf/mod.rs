@@ -4,8 +4,9 @@
 //!
 //! Envelope and parsing ([`metadata`]):
 //! - [`Metadata<T>`] `{ signatures, signed: T, unrecognized }`; `Metadata::new(signed)`,
-//!   `Metadata::parse(bytes) -> Parsed<T> { metadata, signed_bytes }` (checks `_type`,
-//!   `spec_version` 1.x, version >= 1 and each role's own rules; not signatures),
+//!   `Metadata::parse(bytes) -> Parsed<'_, T> { metadata, signed_bytes }` (checks `_type`,
+//!   `spec_version` 1.x, version >= 1 and each role's own rules; not signatures;
+//!   `signed_bytes` borrow the input when `signed` is canonical as received),
 //!   `from_bytes`, `signed_bytes()` (canonical JSON of `signed`: the signed message),
 //!   `to_canonical_bytes()`, `to_pretty_bytes()`, `sign(&dyn Signer, SignMode)`,
 //!   `add_signature(Signature)` (offline signing: replaces one by the same key id).

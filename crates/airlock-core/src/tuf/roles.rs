@@ -10,7 +10,7 @@ use super::delegation::Delegations;
 use super::hashes::{self, HashError};
 use super::metadata::{
     MetadataError, Role, RootType, SPEC_VERSION, SnapshotType, TargetsType, TimestampType, expiry,
-    required, take_once, validate_common,
+    non_empty, present, required, take_once, validate_common,
 };
 use super::verify::Authority;
 use crate::crypto::{PqPairings, PublicKey};
@@ -46,7 +46,11 @@ pub struct Root {
     pub version: u64,
     #[serde(with = "expiry")]
     pub expires: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub consistent_snapshot: Option<bool>,
     pub keys: BTreeMap<String, PublicKey>,
     pub roles: BTreeMap<String, RoleKeys>,
@@ -55,6 +59,7 @@ pub struct Root {
     #[serde(
         rename = "x-airlock-pq",
         default,
+        deserialize_with = "non_empty",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub pq: PqPairings,
@@ -538,11 +543,7 @@ impl<'de> Deserialize<'de> for MetaFile {
                 self,
                 mut map: A,
             ) -> Result<MetaFile, A::Error> {
-                let (mut version, mut length, mut hashes) = (
-                    None,
-                    None::<Option<u64>>,
-                    None::<Option<BTreeMap<String, String>>>,
-                );
+                let (mut version, mut length, mut hashes) = (None, None, None);
                 let mut unrecognized = BTreeMap::new();
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
@@ -557,8 +558,8 @@ impl<'de> Deserialize<'de> for MetaFile {
                 }
                 Ok(MetaFile {
                     version: required(version, "version")?,
-                    length: length.flatten(),
-                    hashes: hashes.flatten(),
+                    length,
+                    hashes,
                     unrecognized,
                 })
             }
@@ -625,7 +626,7 @@ impl<'de> Deserialize<'de> for Targets {
             ) -> Result<Targets, A::Error> {
                 let (mut type_tag, mut spec_version, mut version, mut expires, mut targets) =
                     (None, None, None, None::<expiry::Expiry>, None);
-                let mut delegations: Option<Option<Delegations>> = None;
+                let mut delegations: Option<Delegations> = None;
                 let mut unrecognized = BTreeMap::new();
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
@@ -647,7 +648,7 @@ impl<'de> Deserialize<'de> for Targets {
                     version: required(version, "version")?,
                     expires: required(expires, "expires")?.0,
                     targets: required(targets, "targets")?,
-                    delegations: delegations.flatten(),
+                    delegations,
                     unrecognized,
                 })
             }
