@@ -342,7 +342,7 @@ impl Generator {
             .with_context(|| format!("linking {}", served.display()))?;
         let mut file = TargetFile::from_bytes(&[]);
         file.length = len;
-        file.hashes = BTreeMap::from([("sha256".to_string(), sha.clone())]);
+        file.hashes = airlock_core::tuf::Hashes::from([("sha256".to_string(), sha.clone())]);
         let mut top = Targets::new(1, self.expires);
         top.targets.insert("big/blob.bin".to_string(), file);
         self.publish(

@@ -52,7 +52,7 @@ fn fetch(updater: &mut Updater, client: &Client, path: &str) -> Result<bool, Upd
 
 /// The URL path a target is served under in a consistent-snapshot repository.
 fn hashed_target_path(file: &airlock_core::tuf::TargetFile, path: &str) -> String {
-    let hash = &file.hashes["sha256"];
+    let hash = file.hashes.get("sha256").unwrap();
     match path.rsplit_once('/') {
         Some((dir, name)) => format!("/targets/{dir}/{hash}.{name}"),
         None => format!("/targets/{hash}.{path}"),

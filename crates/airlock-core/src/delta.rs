@@ -28,8 +28,6 @@
 //! match delta::after_failure(&policy, planned) { Fallback::Full => …, Fallback::Stop => … }
 //! ```
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 /// The version of the `delta` field this code writes and reads.
@@ -43,7 +41,7 @@ pub const FORMAT_BSDIFF4: &str = "bsdiff4";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRef {
     pub length: u64,
-    pub hashes: BTreeMap<String, String>,
+    pub hashes: crate::tuf::Hashes,
 }
 
 /// One patch listed for a target.
@@ -126,7 +124,7 @@ fn parse_file_ref(v: &Value) -> Result<FileRef, String> {
         .get("length")
         .and_then(Value::as_u64)
         .ok_or_else(|| "length is missing or not a whole number".to_string())?;
-    let hashes: BTreeMap<String, String> = v
+    let hashes: crate::tuf::Hashes = v
         .get("hashes")
         .and_then(Value::as_object)
         .ok_or_else(|| "hashes is missing or not an object".to_string())?
@@ -268,7 +266,7 @@ mod tests {
     fn fref(len: u64, h: &str) -> FileRef {
         FileRef {
             length: len,
-            hashes: BTreeMap::from([("sha256".to_string(), h.to_string())]),
+            hashes: crate::tuf::Hashes::from([("sha256".to_string(), h.to_string())]),
         }
     }
 

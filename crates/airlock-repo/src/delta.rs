@@ -222,7 +222,7 @@ impl Repository {
                 path,
                 file: FileRef {
                     length: patch.len() as u64,
-                    hashes: BTreeMap::from([("sha256".to_string(), sha)]),
+                    hashes: airlock_core::tuf::Hashes::from([("sha256".to_string(), sha)]),
                 },
                 base: base.file.clone(),
             });

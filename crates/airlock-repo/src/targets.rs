@@ -473,7 +473,7 @@ impl Repository {
                 target.clone(),
                 TargetFile {
                     length: len,
-                    hashes: BTreeMap::from([("sha256".to_string(), sha)]),
+                    hashes: airlock_core::tuf::Hashes::from([("sha256".to_string(), sha)]),
                     custom,
                     unrecognized: BTreeMap::new(),
                 },

@@ -369,9 +369,8 @@ fn root_rotation_is_signed_by_old_and_new_thresholds() {
     // The new root verifies with the old root's keys: check independently.
     let r1: Metadata<Root> =
         Metadata::from_bytes(&fs::read(published.join("metadata/1.root.json")).unwrap()).unwrap();
-    let parsed =
-        Metadata::<Root>::parse(&fs::read(published.join("metadata/2.root.json")).unwrap())
-            .unwrap();
+    let r2 = fs::read(published.join("metadata/2.root.json")).unwrap();
+    let parsed = Metadata::<Root>::parse(&r2).unwrap();
     r1.signed
         .authority("root")
         .unwrap()

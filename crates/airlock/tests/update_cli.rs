@@ -272,7 +272,10 @@ fn tampered_target_is_refused_with_a_readable_error() {
     let mut repo = TestRepo::new();
     let file = repo.add_target("targets", "a.txt", b"good");
     repo.publish();
-    repo.write_raw(&format!("targets/{}.a.txt", file.hashes["sha256"]), b"evil");
+    repo.write_raw(
+        &format!("targets/{}.a.txt", file.hashes.get("sha256").unwrap()),
+        b"evil",
+    );
     let https = HttpsRepo::serve(repo.path());
     let work = tempfile::tempdir().expect("tempdir");
     let urls = (https.metadata_url(), https.targets_url());

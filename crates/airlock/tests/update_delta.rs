@@ -169,7 +169,13 @@ fn deltas_from_two_versions_back_and_from_another_path() {
             f
         })
         .collect();
-    let sha = |b: &[u8]| airlock_core::tuf::TargetFile::from_bytes(b).hashes["sha256"].clone();
+    let sha = |b: &[u8]| {
+        airlock_core::tuf::TargetFile::from_bytes(b)
+            .hashes
+            .get("sha256")
+            .unwrap()
+            .clone()
+    };
     ok(&[
         "repo",
         "-C",

@@ -160,6 +160,52 @@ fn check_distinct_keyids(
     }
 }
 
+/// An object key, borrowed from the input when it has no escapes (nearly always): a
+/// 100,000-target `targets.json` has three keys per target, and allocating each cost more
+/// than reading it.
+pub(crate) enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            Key::Borrowed(s) => s.to_owned(),
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
 /// Read one field of a hand-written `Deserialize`, refusing a second occurrence.
 pub(crate) fn take_once<'de, A: serde::de::MapAccess<'de>, V: Deserialize<'de>>(
     slot: &mut Option<V>,
@@ -222,13 +268,13 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Metadata<T> {
             ) -> Result<Metadata<T>, A::Error> {
                 let (mut signatures, mut signed) = (None, None);
                 let mut unrecognized = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
                     match key.as_str() {
                         "signatures" => take_once(&mut signatures, "signatures", &mut map)?,
                         "signed" => take_once(&mut signed, "signed", &mut map)?,
                         _ => {
                             let value: Value = map.next_value()?;
-                            unrecognized.insert(key, value);
+                            unrecognized.insert(key.into_string(), value);
                         }
                     }
                 }
@@ -259,8 +305,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
                 mut map: A,
             ) -> Result<Envelope<'a>, A::Error> {
                 let mut members = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    members.push((key, map.next_value()?));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    members.push((key.into_string(), map.next_value()?));
                 }
                 Ok(Envelope(members))
             }
@@ -385,10 +431,11 @@ impl<T: Role> Metadata<T> {
                 return None;
             }
         }
-        let raw = signed?.get().as_bytes();
-        if !cjson::is_canonical(raw) {
+        let text = signed?.get();
+        if !cjson::is_canonical(text) {
             return None;
         }
+        let raw = text.as_bytes();
         let signatures = signatures?;
         let outside = std::iter::once(signatures).chain(others.values().copied());
         for value in outside {
@@ -396,7 +443,7 @@ impl<T: Role> Metadata<T> {
         }
         let metadata = Metadata {
             signatures: serde_json::from_str(signatures.get()).ok()?,
-            signed: serde_json::from_slice::<T>(raw).ok()?,
+            signed: serde_json::from_str::<T>(text).ok()?,
             unrecognized: others
                 .into_iter()
                 .map(|(k, v)| serde_json::from_str(v.get()).map(|v| (k, v)))

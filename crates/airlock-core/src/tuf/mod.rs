@@ -72,7 +72,7 @@ pub mod verify;
 pub use delegation::{
     ChildRole, DelegatedRole, Delegations, SuccinctRoles, fold_case, path_hash, path_matches,
 };
-pub use hashes::{HashError, MultiHasher, SUPPORTED_HASHES, verify_all};
+pub use hashes::{HashError, Hashes, HashesIter, MultiHasher, SUPPORTED_HASHES, verify_all};
 pub use metadata::{
     Metadata, MetadataError, Parsed, Role, SPEC_VERSION, SignMode, Signature, check_spec_version,
     sign_entries,

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::delegation::Delegations;
-use super::hashes::{self, HashError};
+use super::hashes::{self, HashError, Hashes};
 use super::metadata::{
-    MetadataError, Role, RootType, SPEC_VERSION, SnapshotType, TargetsType, TimestampType, expiry,
-    non_empty, present, required, take_once, validate_common,
+    Key, MetadataError, Role, RootType, SPEC_VERSION, SnapshotType, TargetsType, TimestampType,
+    expiry, non_empty, present, required, take_once, validate_common,
 };
 use super::verify::Authority;
 use crate::crypto::{PqPairings, PublicKey};
@@ -158,7 +158,7 @@ impl Role for Root {
 pub struct MetaFile {
     pub version: u64,
     pub length: Option<u64>,
-    pub hashes: Option<BTreeMap<String, String>>,
+    pub hashes: Option<Hashes>,
     /// Fields this version does not know, kept for a lossless round trip.
     pub unrecognized: BTreeMap<String, Value>,
 }
@@ -331,7 +331,7 @@ impl Role for Snapshot {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetFile {
     pub length: u64,
-    pub hashes: BTreeMap<String, String>,
+    pub hashes: Hashes,
     /// `None` when absent; an explicit `"custom": null` is kept as `Some(Value::Null)`.
     pub custom: Option<Value>,
     /// Fields this version does not know, kept for a lossless round trip.
@@ -422,7 +422,7 @@ impl Role for Targets {
 /// A known field's value, for [`serialize_sorted`].
 enum Field<'a> {
     U64(u64),
-    Hashes(&'a BTreeMap<String, String>),
+    Hashes(&'a Hashes),
     Json(&'a Value),
 }
 
@@ -508,14 +508,14 @@ impl<'de> Deserialize<'de> for TargetFile {
             ) -> Result<TargetFile, A::Error> {
                 let (mut length, mut hashes, mut custom) = (None, None, None);
                 let mut unrecognized = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
                     match key.as_str() {
                         "length" => take_once(&mut length, "length", &mut map)?,
                         "hashes" => take_once(&mut hashes, "hashes", &mut map)?,
                         "custom" => take_once(&mut custom, "custom", &mut map)?,
                         _ => {
                             let value: Value = map.next_value()?;
-                            unrecognized.insert(key, value);
+                            unrecognized.insert(key.into_string(), value);
                         }
                     }
                 }
@@ -545,14 +545,14 @@ impl<'de> Deserialize<'de> for MetaFile {
             ) -> Result<MetaFile, A::Error> {
                 let (mut version, mut length, mut hashes) = (None, None, None);
                 let mut unrecognized = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
                     match key.as_str() {
                         "version" => take_once(&mut version, "version", &mut map)?,
                         "length" => take_once(&mut length, "length", &mut map)?,
                         "hashes" => take_once(&mut hashes, "hashes", &mut map)?,
                         _ => {
                             let value: Value = map.next_value()?;
-                            unrecognized.insert(key, value);
+                            unrecognized.insert(key.into_string(), value);
                         }
                     }
                 }
@@ -585,7 +585,7 @@ impl<'de> Deserialize<'de> for Snapshot {
                 let (mut type_tag, mut spec_version, mut version, mut expires, mut meta) =
                     (None, None, None, None::<expiry::Expiry>, None);
                 let mut unrecognized = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
                     match key.as_str() {
                         "_type" => take_once(&mut type_tag, "_type", &mut map)?,
                         "spec_version" => take_once(&mut spec_version, "spec_version", &mut map)?,
@@ -594,7 +594,7 @@ impl<'de> Deserialize<'de> for Snapshot {
                         "meta" => take_once(&mut meta, "meta", &mut map)?,
                         _ => {
                             let value: Value = map.next_value()?;
-                            unrecognized.insert(key, value);
+                            unrecognized.insert(key.into_string(), value);
                         }
                     }
                 }
@@ -606,6 +606,33 @@ impl<'de> Deserialize<'de> for Snapshot {
                     meta: required(meta, "meta")?,
                     unrecognized,
                 })
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// `targets` read into a list and built as a map in one pass: canonical files list the paths
+/// in order, and a bulk build skips the search and node splits of 100,000 single inserts.
+struct TargetMap(BTreeMap<String, TargetFile>);
+
+impl<'de> Deserialize<'de> for TargetMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = TargetMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of target path to target file")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TargetMap, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((path, file)) = map.next_entry::<Key<'de>, TargetFile>()? {
+                    entries.push((path.into_string(), file));
+                }
+                Ok(TargetMap(entries.into_iter().collect()))
             }
         }
         d.deserialize_map(Visit)
@@ -628,7 +655,7 @@ impl<'de> Deserialize<'de> for Targets {
                     (None, None, None, None::<expiry::Expiry>, None);
                 let mut delegations: Option<Delegations> = None;
                 let mut unrecognized = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
                     match key.as_str() {
                         "_type" => take_once(&mut type_tag, "_type", &mut map)?,
                         "spec_version" => take_once(&mut spec_version, "spec_version", &mut map)?,
@@ -638,7 +665,7 @@ impl<'de> Deserialize<'de> for Targets {
                         "delegations" => take_once(&mut delegations, "delegations", &mut map)?,
                         _ => {
                             let value: Value = map.next_value()?;
-                            unrecognized.insert(key, value);
+                            unrecognized.insert(key.into_string(), value);
                         }
                     }
                 }
@@ -647,7 +674,7 @@ impl<'de> Deserialize<'de> for Targets {
                     spec_version: required(spec_version, "spec_version")?,
                     version: required(version, "version")?,
                     expires: required(expires, "expires")?.0,
-                    targets: required(targets, "targets")?,
+                    targets: required::<TargetMap, _>(targets, "targets")?.0,
                     delegations,
                     unrecognized,
                 })
