@@ -822,10 +822,7 @@ impl Scan<'_> {
         let mut j = start;
         let mut escaped = false;
         loop {
-            let rest = self.b.get(j..)?;
-            j += rest
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            j += next_special(self.b.get(j..)?)?;
             match self.b.get(j)? {
                 b'"' => {
                     self.i = j + 1;
@@ -906,6 +903,34 @@ impl Scan<'_> {
     fn key(&self, w: Written) -> Cow<'_, [u8]> {
         unescaped(self.b.get(w.start..w.end).unwrap_or_default(), w.escaped)
     }
+}
+
+/// Where `s` first has a `"`, a `\` or a control character: eight bytes per step, since
+/// strings (paths and hex digests) are most of a large metadata file.
+fn next_special(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte that is zero in `v`. Only the lowest flagged byte is exact (a
+    // borrow can flag bytes above a true one), and the lowest is all that is used.
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        // Always eight bytes; zeros would only make a false hit, which the caller refuses.
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([0; 8]));
+        let hits = zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|i| at + i)
 }
 
 /// A string's raw bytes from its canonical written form (`\x` stands for `x`).
@@ -1115,6 +1140,30 @@ mod tests {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(is_canonical(&deep(128)));
         assert!(!is_canonical(&deep(129)));
+    }
+
+    #[test]
+    fn the_first_quote_backslash_or_control_character_is_found_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x1f] {
+                    let mut s = vec![b'a'; len];
+                    s[at] = special;
+                    // Later specials and bytes just above the range must not hide the first.
+                    if at + 1 < len {
+                        s[at + 1] = b'"';
+                    }
+                    if at > 0 {
+                        s[at - 1] = 0x20;
+                    }
+                    assert_eq!(next_special(&s), Some(at), "{len} {at} {special}");
+                }
+            }
+            let plain: Vec<u8> = (0..len).map(|i| b' ' + (i % 90) as u8).collect();
+            let expected = plain.iter().position(|&c| c == b'"' || c == b'\\');
+            assert_eq!(next_special(&plain), expected);
+            assert_eq!(next_special(&"é".repeat(len).into_bytes()), None);
+        }
     }
 
     #[test]
