@@ -748,6 +748,29 @@ pub fn is_canonical(text: &str) -> bool {
     scan.value(0) && scan.i == text.len()
 }
 
+/// When `text` is a canonical object (as [`is_canonical`] says): its members in order, each
+/// key (unescaped) with its value as written. One scan checks a whole metadata file and finds
+/// its `signed` part.
+pub fn canonical_members(text: &str) -> Option<Vec<(String, &str)>> {
+    let mut scan = Scan {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    let mut found = Vec::new();
+    let whole =
+        scan.peek() == Some(b'{') && scan.object(1, Some(&mut found)) && scan.i == text.len();
+    if !whole {
+        return None;
+    }
+    found
+        .into_iter()
+        .map(|(key, start, end)| {
+            let key = String::from_utf8(scan.key(key).into_owned()).ok()?;
+            Some((key, text.get(start..end)?))
+        })
+        .collect()
+}
+
 /// serde_json's own nesting limit: deeper input is not JSON it reads.
 const MAX_DEPTH: usize = 128;
 
@@ -771,7 +794,7 @@ impl Scan<'_> {
 
     fn value(&mut self, depth: usize) -> bool {
         match self.peek() {
-            Some(b'{') => depth < MAX_DEPTH && self.object(depth + 1),
+            Some(b'{') => depth < MAX_DEPTH && self.object(depth + 1, None),
             Some(b'[') => depth < MAX_DEPTH && self.array(depth + 1),
             Some(b'"') => self.string().is_some(),
             Some(b'n') => self.word(b"null"),
@@ -862,7 +885,12 @@ impl Scan<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> bool {
+    /// An object; with `members`, each key and where its value lies are recorded there.
+    fn object(
+        &mut self,
+        depth: usize,
+        mut members: Option<&mut Vec<(Written, usize, usize)>>,
+    ) -> bool {
         self.i += 1;
         if self.peek() == Some(b'}') {
             self.i += 1;
@@ -885,8 +913,12 @@ impl Scan<'_> {
                 return false;
             }
             self.i += 1;
+            let start = self.i;
             if !self.value(depth) {
                 return false;
+            }
+            if let Some(members) = members.as_deref_mut() {
+                members.push((key, start, self.i));
             }
             match self.peek() {
                 Some(b',') => self.i += 1,
@@ -1163,6 +1195,23 @@ mod tests {
             let expected = plain.iter().position(|&c| c == b'"' || c == b'\\');
             assert_eq!(next_special(&plain), expected);
             assert_eq!(next_special(&"é".repeat(len).into_bytes()), None);
+        }
+    }
+
+    #[test]
+    fn members_of_a_canonical_object() {
+        let text = r#"{"\"q":[1,{"a":2}],"signatures":[],"signed":{"x":"y\\"}}"#;
+        assert_eq!(
+            canonical_members(text),
+            Some(vec![
+                ("\"q".to_string(), r#"[1,{"a":2}]"#),
+                ("signatures".to_string(), "[]"),
+                ("signed".to_string(), r#"{"x":"y\\"}"#),
+            ])
+        );
+        assert_eq!(canonical_members("{}"), Some(vec![]));
+        for not in [r#"{"b":1,"a":2}"#, r#"{"a":1} "#, "[1]", r#"{"a":1.5}"#, ""] {
+            assert_eq!(canonical_members(not), None, "{not}");
         }
     }
 

@@ -340,6 +340,13 @@ fn the_signed_message_is_the_same_for_every_layout_and_covers_every_value() {
         canonical.clone(),
         serde_json::to_vec(&snap).unwrap(),
         serde_json::to_vec_pretty(&value).unwrap(),
+        // The envelope out of order around a canonical `signed`.
+        format!(
+            r#"{{"signed": {}, "signatures": {}}}"#,
+            serde_json::to_string(&value["signed"]).unwrap(),
+            serde_json::to_string(&value["signatures"]).unwrap()
+        )
+        .into_bytes(),
         // Escapes a canonical writer would not use mean the same string.
         String::from_utf8(canonical.clone())
             .unwrap()
@@ -354,6 +361,17 @@ fn the_signed_message_is_the_same_for_every_layout_and_covers_every_value() {
         auth.verify(&parsed.metadata.signatures, &parsed.signed_bytes)
             .unwrap();
     }
+    // A key twice outside a canonical `signed` is refused as anywhere else.
+    let signed = String::from_utf8(snap.signed_bytes().unwrap()).unwrap();
+    let sig = &snap.signatures[0];
+    let twice = format!(
+        r#"{{"signed":{signed},"signatures":[{{"keyid":"{}","keyid":"x","sig":"{}"}}]}}"#,
+        sig.keyid, sig.sig
+    );
+    assert!(matches!(
+        Metadata::<Snapshot>::parse(twice.as_bytes()),
+        Err(MetadataError::DuplicateKey { .. })
+    ));
     // Changed values, in the canonical layout and in an indented one: refused.
     let changed = String::from_utf8(canonical)
         .unwrap()

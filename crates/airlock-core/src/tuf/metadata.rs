@@ -418,7 +418,18 @@ impl<T: Role> Metadata<T> {
     /// without a separate scan. `None` when this does not apply or anything is wrong: the
     /// general way then reads the file again and names the fault.
     fn parse_canonical(bytes: &[u8]) -> Option<Result<Parsed<'_, T>, MetadataError>> {
-        let Envelope(members) = serde_json::from_slice(bytes).ok()?;
+        let file = std::str::from_utf8(bytes).ok()?;
+        // A file canonical as a whole (Airlock writes them so) is checked by one scan, which
+        // also finds its members; otherwise serde finds them and `signed` is checked alone.
+        let whole = cjson::canonical_members(file);
+        let checked_whole = whole.is_some();
+        let members = match whole {
+            Some(members) => members,
+            None => {
+                let Envelope(members) = serde_json::from_str(file).ok()?;
+                members.into_iter().map(|(k, v)| (k, v.get())).collect()
+            }
+        };
         let (mut signed, mut signatures) = (None, None);
         let mut others = BTreeMap::new();
         for (key, value) in members {
@@ -431,22 +442,23 @@ impl<T: Role> Metadata<T> {
                 return None;
             }
         }
-        let text = signed?.get();
-        if !cjson::is_canonical(text) {
-            return None;
+        let (text, signatures) = (signed?, signatures?);
+        if !checked_whole {
+            if !cjson::is_canonical(text) {
+                return None;
+            }
+            let outside = std::iter::once(signatures).chain(others.values().copied());
+            for value in outside {
+                check_unique_keys(value.as_bytes()).ok()?;
+            }
         }
         let raw = text.as_bytes();
-        let signatures = signatures?;
-        let outside = std::iter::once(signatures).chain(others.values().copied());
-        for value in outside {
-            check_unique_keys(value.get().as_bytes()).ok()?;
-        }
         let metadata = Metadata {
-            signatures: serde_json::from_str(signatures.get()).ok()?,
+            signatures: serde_json::from_str(signatures).ok()?,
             signed: serde_json::from_str::<T>(text).ok()?,
             unrecognized: others
                 .into_iter()
-                .map(|(k, v)| serde_json::from_str(v.get()).map(|v| (k, v)))
+                .map(|(k, v)| serde_json::from_str(v).map(|v| (k, v)))
                 .collect::<Result<_, _>>()
                 .ok()?,
         };
