@@ -392,3 +392,53 @@ fn the_signed_message_is_the_same_for_every_layout_and_covers_every_value() {
         );
     }
 }
+
+/// A large canonical targets file has its signatures checked on a second thread while it is
+/// read; the verdict is the same as a check after reading, for a genuine and a tampered file.
+#[test]
+fn a_large_file_is_checked_while_it_is_read_with_the_same_verdict() {
+    use airlock_core::tuf::{TargetFile, Targets};
+    let key = key();
+    let mut targets = Metadata::new(Targets::new(
+        1,
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    for i in 0..12_000 {
+        targets.signed.targets.insert(
+            format!("files/target-{i:05}.bin"),
+            TargetFile::from_bytes(format!("{i}").as_bytes()),
+        );
+    }
+    targets.sign(&key, SignMode::ReplaceAll).unwrap();
+    let genuine = targets.to_canonical_bytes().unwrap();
+    assert!(genuine.len() > 1 << 20);
+    let (keys, ids) = keys_of(&[&key]);
+    let auth = Authority {
+        keys: &keys,
+        pq: &NO_PQ,
+        keyids: &ids,
+        threshold: 1,
+    };
+    let reader = std::thread::current().id();
+    let check = |signatures: &[Signature], msg: &[u8]| {
+        (
+            std::thread::current().id() != reader,
+            auth.verify(signatures, msg),
+        )
+    };
+    let (parsed, (elsewhere, verdict)) =
+        Metadata::<Targets>::parse_checked(&genuine, &check).unwrap();
+    assert!(elsewhere, "checked on the reading thread");
+    assert_eq!(verdict, Ok(1));
+    assert_eq!(parsed.metadata, targets);
+    // One digest changed, still canonical: read the same way, refused by the check.
+    let text = String::from_utf8(genuine).unwrap();
+    let digest = &targets.signed.targets["files/target-00007.bin"].hashes["sha256"];
+    let tampered = text.replace(digest.as_str(), &"0".repeat(64));
+    let (_, (_, verdict)) =
+        Metadata::<Targets>::parse_checked(tampered.as_bytes(), &check).unwrap();
+    assert!(verdict.is_err());
+    // A file that does not parse gives the parse error, whatever the check says.
+    let broken = text.replace("\"length\":", "\"length\":-");
+    assert!(Metadata::<Targets>::parse_checked(broken.as_bytes(), &check).is_err());
+}

@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 
 use super::delegation::fold_case;
 use super::hashes::HashError;
-use super::metadata::{Metadata, MetadataError, Role};
+use super::metadata::{Metadata, MetadataError, Role, Signature};
 use super::roles::{Root, Snapshot, Targets, Timestamp};
 use super::verify::{Authority, ThresholdError};
 use crate::transparency::TransparencyPolicy;
@@ -248,6 +248,22 @@ fn verify_with<T: Role>(
     role: &str,
     delegator: &str,
 ) -> Result<(), TrustError> {
+    check_signatures(
+        authority,
+        &metadata.signatures,
+        signed_bytes,
+        role,
+        delegator,
+    )
+}
+
+fn check_signatures(
+    authority: Option<Authority<'_>>,
+    signatures: &[Signature],
+    signed_bytes: &[u8],
+    role: &str,
+    delegator: &str,
+) -> Result<(), TrustError> {
     let signatures_error = |source| TrustError::Signatures {
         role: role.to_string(),
         delegator: delegator.to_string(),
@@ -260,7 +276,7 @@ fn verify_with<T: Role>(
         })
     })?;
     authority
-        .verify(&metadata.signatures, signed_bytes)
+        .verify(signatures, signed_bytes)
         .map(|_| ())
         .map_err(signatures_error)
 }
@@ -850,14 +866,12 @@ impl TrustedSet {
                 source,
             })?;
         let expected_version = meta.version;
-        let parsed = Metadata::<Targets>::parse(bytes)?;
-        verify_with(
-            authority,
-            &parsed.metadata,
-            &parsed.signed_bytes,
-            role,
-            parent,
-        )?;
+        // The signatures of a large targets file are checked while it is read.
+        let check = |signatures: &[Signature], msg: &[u8]| {
+            check_signatures(authority, signatures, msg, role, parent)
+        };
+        let (parsed, verdict) = Metadata::<Targets>::parse_checked(bytes, &check)?;
+        verdict?;
         let new = parsed.metadata;
         if new.signed.version != expected_version {
             return Err(TrustError::VersionMismatch {
