@@ -129,6 +129,26 @@ pub fn sync_filesystem(path: &Path) -> Result<(), FsError> {
     rustix::fs::syncfs(&f).map_err(|e| FsError::new("syncing file system of", path, e.into()))
 }
 
+/// Ask the kernel to start writing `len` bytes of `file` from `offset` to disk now, without
+/// waiting for them, so that the `fsync` before a large file's rename has little left to do.
+/// Only a hint: durability still comes from that `fsync`. It also lets the kernel drop the
+/// range's pages from the cache once they are clean (a writer does not read them back).
+/// Elsewhere than on Linux it does nothing.
+pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // Linux's POSIX_FADV_DONTNEED writes back the range's dirty pages (asynchronously,
+        // like `sync_file_range(SYNC_FILE_RANGE_WRITE)`, which rustix does not offer) before
+        // it drops the clean ones.
+        if let Some(len) = std::num::NonZeroU64::new(len) {
+            rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed)?;
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (file, offset, len);
+    Ok(())
+}
+
 /// Write `bytes` to `path` atomically and durably (see the crate docs).
 pub fn write_atomic(path: &Path, bytes: &[u8], options: &WriteOptions) -> Result<(), FsError> {
     let mut file = AtomicFile::create(path, options)?;
