@@ -239,7 +239,7 @@ pub fn check_app(
         listing
             .targets
             .iter()
-            .map(|t| (t.path.as_str(), t.file.custom.as_ref())),
+            .map(|t| (t.path.as_str(), t.file.custom.as_deref())),
         &policy,
         installed.as_ref(),
         &bad,

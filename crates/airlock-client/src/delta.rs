@@ -99,7 +99,7 @@ impl Updater {
         self.check_rebuilds(info)?;
         let policy = &self.config().delta;
         let mut skipped = Vec::new();
-        let patches = delta::patches(info.file.custom.as_ref()).unwrap_or_else(|e| {
+        let patches = delta::patches(info.file.custom.as_deref()).unwrap_or_else(|e| {
             skipped.push(format!("target {:?}: {e}", info.path));
             Vec::new()
         });
@@ -231,7 +231,7 @@ pub(crate) fn patch_target(info: &TargetInfo, patch: &Patch) -> TargetInfo {
 
 /// The patches a target lists, as targets (for mirrors, which carry them like targets).
 pub fn patch_targets(info: &TargetInfo) -> Vec<TargetInfo> {
-    delta::patches(info.file.custom.as_ref())
+    delta::patches(info.file.custom.as_deref())
         .unwrap_or_default()
         .iter()
         .map(|p| patch_target(info, p))

@@ -318,7 +318,7 @@ fn extraneous_dependencies_cannot_be_added() {
         .targets
         .get_mut("app/app.bin")
         .expect("listed")
-        .custom = Some(serde_json::json!({"depends": ["lib/evil.so"]}));
+        .custom = Some(Box::new(serde_json::json!({"depends": ["lib/evil.so"]})));
     let altered = altered.to_canonical_bytes().expect("bytes");
     evil.set("/metadata/1.app.json", Misbehaviour::Bytes(altered));
     let client = Client::new(&https, &repo.initial_root());

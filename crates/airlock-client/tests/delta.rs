@@ -70,9 +70,9 @@ fn setup(len: usize, patch_to: Option<&[u8]>, served: Option<&[u8]>) -> Setup {
     };
     let mut repo = TestRepo::new();
     let mut file = TargetFile::from_bytes(&v2);
-    file.custom = Some(
+    file.custom = Some(Box::new(
         serde_json::json!({ "version": "2", "delta": field_value(std::slice::from_ref(&entry)) }),
-    );
+    ));
     repo.add_target_file("targets", TARGET, file, &v2);
     let (dir, name) = entry.path.rsplit_once('/').expect("dir");
     let patch_sha = sha256(&patch);

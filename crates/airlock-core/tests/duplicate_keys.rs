@@ -32,7 +32,7 @@ fn published() -> (Repo, Published) {
         .targets
         .get_mut("a.txt")
         .unwrap()
-        .custom = Some(serde_json::json!({"x": {"y": 1}}));
+        .custom = Some(Box::new(serde_json::json!({"x": {"y": 1}})));
     // Without hashes in snapshot, a changed targets file reaches the signature check.
     repo.snapshot_hashes = false;
     let p = repo.publish();

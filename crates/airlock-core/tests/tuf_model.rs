@@ -266,7 +266,10 @@ fn typed_parse_edge_cases() {
     };
     // An explicit `custom: null` survives the round trip (it is part of what was signed).
     let md = Metadata::<Targets>::from_bytes(targets(r#","custom":null"#).as_bytes()).unwrap();
-    assert_eq!(md.signed.targets["a"].custom, Some(serde_json::Value::Null));
+    assert_eq!(
+        md.signed.targets["a"].custom.as_deref(),
+        Some(&serde_json::Value::Null)
+    );
     let again: serde_json::Value = serde_json::to_value(&md).unwrap();
     assert!(again["signed"]["targets"]["a"]["custom"].is_null());
     assert!(again["signed"]["targets"]["a"].get("custom").is_some());

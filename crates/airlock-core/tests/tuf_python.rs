@@ -156,7 +156,7 @@ fn python_tuf_metadata_round_trips_and_verifies() {
     assert_eq!(timestamp.signed.snapshot_meta().unwrap().version, 3);
     assert_eq!(snapshot.signed.role_meta("role1").unwrap().version, 1);
     let target = &targets.signed.targets["a/b.txt"];
-    assert_eq!(target.custom.as_ref().unwrap()["channel"], "stable");
+    assert_eq!(target.custom.as_deref().unwrap()["channel"], "stable");
     assert_eq!(target.unrecognized["x-t"], 9);
 
     // TAP 15 bins: same names and same bin for every path.

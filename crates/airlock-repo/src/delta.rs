@@ -110,7 +110,7 @@ impl Repository {
                 path: target.to_string(),
                 file: file_ref(tf),
             }];
-            for p in airlock_core::delta::patches(tf.custom.as_ref()).unwrap_or_default() {
+            for p in airlock_core::delta::patches(tf.custom.as_deref()).unwrap_or_default() {
                 same.push(Base {
                     path: target.to_string(),
                     file: p.base,
@@ -235,7 +235,7 @@ impl Repository {
     pub(crate) fn staged_patch(&self, path: &str) -> Option<TargetFile> {
         self.targets.values().find_map(|m| {
             m.signed.targets.values().find_map(|tf| {
-                airlock_core::delta::patches(tf.custom.as_ref())
+                airlock_core::delta::patches(tf.custom.as_deref())
                     .unwrap_or_default()
                     .into_iter()
                     .find(|p| p.path == path)

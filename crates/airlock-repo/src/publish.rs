@@ -522,7 +522,7 @@ impl Repository {
                     }
                 }
                 // Its patches (custom `delta`) are published files of the target too.
-                for p in airlock_core::delta::patches(tf.custom.as_ref()).unwrap_or_default() {
+                for p in airlock_core::delta::patches(tf.custom.as_deref()).unwrap_or_default() {
                     if let Some(sha) = p.file.hashes.get("sha256") {
                         listed.insert(crate::targets::hashed_target_path(&p.path, sha));
                     }

@@ -474,7 +474,7 @@ impl Repository {
                 TargetFile {
                     length: len,
                     hashes: airlock_core::tuf::Hashes::from([("sha256".to_string(), sha)]),
-                    custom,
+                    custom: custom.map(Box::new),
                     unrecognized: BTreeMap::new(),
                 },
             );

@@ -695,8 +695,8 @@ fn every_key_type_can_hold_a_role_and_keys_are_encrypted_by_default() {
     assert!(v.ok, "{:#?}", v.problems);
     let t = repo.targets_role("targets").unwrap();
     assert_eq!(
-        t.signed.targets["app/app.bin"].custom,
-        Some(serde_json::json!({"version": "2.0", "channel": "beta", "rollout_percent": 10}))
+        t.signed.targets["app/app.bin"].custom.as_deref(),
+        Some(&serde_json::json!({"version": "2.0", "channel": "beta", "rollout_percent": 10}))
     );
 }
 

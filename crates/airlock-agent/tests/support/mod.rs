@@ -55,7 +55,7 @@ impl Fixture {
     /// Publish `myapp/VERSION/myapp.tar.gz` holding exactly `bytes`.
     pub fn release_bytes(&mut self, version: &str, custom: Option<Value>, bytes: &[u8]) {
         let mut file = TargetFile::from_bytes(bytes);
-        file.custom = custom;
+        file.custom = custom.map(Box::new);
         self.repo.add_target_file(
             "targets",
             &format!("myapp/{version}/myapp.tar.gz"),

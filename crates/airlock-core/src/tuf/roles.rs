@@ -332,8 +332,9 @@ impl Role for Snapshot {
 pub struct TargetFile {
     pub length: u64,
     pub hashes: Hashes,
-    /// `None` when absent; an explicit `"custom": null` is kept as `Some(Value::Null)`.
-    pub custom: Option<Value>,
+    /// `None` when absent; an explicit `"custom": null` is kept as `Some(Value::Null)`. Boxed:
+    /// most targets have none, and a 100,000-target file holds one of these per target.
+    pub custom: Option<Box<Value>>,
     /// Fields this version does not know, kept for a lossless round trip.
     pub unrecognized: BTreeMap<String, Value>,
 }
@@ -470,7 +471,7 @@ fn serialize_sorted<S: serde::Serializer>(
 impl Serialize for TargetFile {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let known = [
-            ("custom", self.custom.as_ref().map(Field::Json)),
+            ("custom", self.custom.as_deref().map(Field::Json)),
             ("hashes", Some(Field::Hashes(&self.hashes))),
             ("length", Some(Field::U64(self.length))),
         ];
@@ -506,7 +507,7 @@ impl<'de> Deserialize<'de> for TargetFile {
                 self,
                 mut map: A,
             ) -> Result<TargetFile, A::Error> {
-                let (mut length, mut hashes, mut custom) = (None, None, None);
+                let (mut length, mut hashes, mut custom) = (None, None, None::<Box<Value>>);
                 let mut unrecognized = BTreeMap::new();
                 while let Some(key) = map.next_key::<Key<'de>>()? {
                     match key.as_str() {

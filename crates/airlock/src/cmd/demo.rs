@@ -844,7 +844,7 @@ fn rebuild_step(d: RebuildDemo<'_>) -> Result<()> {
             target: target.clone(),
             sha256: info.file.hashes.get("sha256").cloned().unwrap_or_default(),
             length: info.file.length,
-            rebuild: RebuildInfo::from_custom(info.file.custom.as_ref())?
+            rebuild: RebuildInfo::from_custom(info.file.custom.as_deref())?
                 .with_context(|| format!("{target} has no recipe"))?,
         };
         let work = home.join(format!("build-{version}"));

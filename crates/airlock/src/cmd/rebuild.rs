@@ -457,7 +457,7 @@ fn rebuild_target(
     let info = updater
         .get_target_info(target)?
         .with_context(|| format!("target {} is not in the repository", target))?;
-    let rebuild = RebuildInfo::from_custom(info.file.custom.as_ref())
+    let rebuild = RebuildInfo::from_custom(info.file.custom.as_deref())
         .with_context(|| format!("target {}", target))?
         .with_context(|| {
             format!(
@@ -621,7 +621,7 @@ fn watch_pass(a: &Opts, r: &Rebuilder, json_out: bool) -> anyhow::Result<Pass> {
             continue;
         };
         if !matches!(
-            RebuildInfo::from_custom(info.file.custom.as_ref()),
+            RebuildInfo::from_custom(info.file.custom.as_deref()),
             Ok(Some(_))
         ) {
             continue;
