@@ -7,8 +7,9 @@
 //!    `ReleaseLog` spends on the log (submit → covering cosigned checkpoint → bundles fetched),
 //!    plus the offline verification of the bundle timed apart (the same `ReleaseCheck` the
 //!    publisher runs). Two waits alternate release by release: the CLI's (`LogClient`'s
-//!    `wait_published`, which polls the checkpoint every 100 ms) and a 5 ms poll of the same
-//!    endpoint, which shows what the log and witnesses themselves take.
+//!    `wait_published`, which polls the checkpoint after 5, 10, 20, 40, 80 ms, then every
+//!    100 ms) and a fixed 5 ms poll of the same endpoint, which shows what the log and
+//!    witnesses themselves take.
 //! 2. The client: the updating benchmark's flat and succinct-bins workloads with the policy on
 //!    and off, generated in the same run, served by the same server, runs interleaved.
 //!
@@ -653,9 +654,8 @@ fn section(cx: &SectionContext<'_>) -> String {
         m.date, cx.args.recorded_command
     ));
     s.push_str(&format!(
-        "- Machine: {} CPUs ({}), {} RAM, Linux {}; shared with other builds (other engineers were \
-         compiling during the run; the benchmark itself ran at `nice -n 5`), load average {} at the \
-         start, {} at the end.\n",
+        "- Machine: {} CPUs ({}), {} RAM, Linux {}; shared with other builds, load average {} at \
+         the start, {} at the end.\n",
         m.nproc, short_cpu(&m.cpu), m.mem, m.kernel, m.load_start, m.load_end
     ));
     s.push_str(&format!(
@@ -682,9 +682,10 @@ fn section(cx: &SectionContext<'_>) -> String {
              publish), snapshot and timestamp, with the bundle written beside `N.targets.json`. \
              Keys are plaintext files (`Protection::PlaintextForTests`): no passphrase KDF in the \
              figures. The two waits alternate release by release in one repository and one log: \
-             \"CLI wait\" is `LogClient::wait_published` as `airlock repo publish` uses it (polls \
-             `GET /checkpoint` every 100 ms, a constant in `airlock-log/src/client.rs`); \"{} ms \
-             poll\" polls the same endpoint every {} ms and shows what the log and witnesses take.\n\n",
+             \"CLI wait\" is `LogClient::wait_published` as `airlock repo publish` uses it (reads \
+             `GET /checkpoint` after 5, 10, 20, 40 and 80 ms, then every 100 ms: `poll_pause` in \
+             `airlock-log/src/client.rs`); \"{} ms poll\" polls the same endpoint every {} ms and \
+             shows what the log and witnesses take.\n\n",
             cx.poll.as_millis(),
             cx.poll.as_millis()
         ));
