@@ -656,7 +656,12 @@ fn section(cx: &SectionContext<'_>) -> String {
     s.push_str(&format!(
         "- Machine: {} CPUs ({}), {} RAM, Linux {}; shared with other builds, load average {} at \
          the start, {} at the end.\n",
-        m.nproc, short_cpu(&m.cpu), m.mem, m.kernel, m.load_start, m.load_end
+        m.nproc,
+        short_cpu(&m.cpu),
+        m.mem,
+        m.kernel,
+        m.load_start,
+        m.load_end
     ));
     s.push_str(&format!(
         "- Code: commit {}, release build, {}.\n",
