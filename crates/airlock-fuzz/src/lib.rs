@@ -52,13 +52,49 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("archive_diff", archive_diff),
 ];
 
-/// Canonical JSON (what TUF signatures cover): canonicalising is idempotent, and the direct
-/// serializer writes the same bytes as the one through a JSON tree.
+/// Canonical JSON (what TUF signatures cover): canonicalising is idempotent, the direct
+/// serializer writes the same bytes as the one through a JSON tree, and whatever
+/// `is_canonical` accepts as the signed message as received is its own canonical form (and
+/// what canonicalising readable JSON gives is accepted).
 pub fn cjson(data: &[u8]) {
-    use airlock_core::cjson::{canonicalize, to_vec, to_vec_of};
+    use airlock_core::cjson::{canonical_members, canonicalize, is_canonical, to_vec, to_vec_of};
+    let text = std::str::from_utf8(data).ok();
+    let accepted = text.is_some_and(is_canonical);
+    if accepted {
+        assert_eq!(
+            canonicalize(data).ok().as_deref(),
+            Some(data),
+            "accepted as canonical, but canonicalising changes it"
+        );
+    }
+    if let Some(members) = text.and_then(canonical_members) {
+        assert!(accepted, "split as a canonical object but not canonical");
+        let rebuilt = members
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}:{v}",
+                    String::from_utf8_lossy(&to_vec(&k.as_str().into()).unwrap_or_default())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            format!("{{{rebuilt}}}").as_bytes(),
+            data,
+            "members do not make up the object"
+        );
+    }
     let Ok(canonical) = canonicalize(data) else {
         return;
     };
+    if !canonical.iter().any(|&b| b < 0x20) {
+        let again = std::str::from_utf8(&canonical).is_ok_and(is_canonical);
+        assert!(
+            again,
+            "a canonical form without control characters is not accepted"
+        );
+    }
     // Control characters are written raw (as securesystemslib does), which no JSON parser
     // reads back; every other canonical form is JSON and its own canonical form.
     match canonicalize(&canonical) {
